@@ -1,0 +1,31 @@
+"""The ``csp`` command line: one Typer app, one sub-module per concern."""
+
+from __future__ import annotations
+
+import typer
+
+from gateway.commands import register_all
+
+app = typer.Typer(
+    name="csp",
+    help="Enhanced CSP: verified CSP process networks on Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+register_all(app)
+
+
+@app.command()
+def version() -> None:
+    """Print the platform version."""
+    from importlib.metadata import version as _v
+
+    typer.echo(_v("enhanced-csp"))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""CLI command groups. Each module exposes ``register(app)``.
+
+Modules that are not present yet are skipped, so each concern can land on its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+MODULES = (
+    "gateway.commands.stack",  # csp up / down / status / topics / run
+    "gateway.commands.verify",  # csp typecheck / check / refine / explore
+    "gateway.commands.runtime",  # csp deploy / start / offer / tail / instances / replay / conform
+)
+
+
+def register_all(app: typer.Typer) -> None:
+    for name in MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(app)
