@@ -145,7 +145,7 @@ class Interrupt(Proc):
 
 @dataclass(frozen=True)
 class SeqComp(Proc):
-    """``P ; Q`` (Q evaluated lazily via ``right()`` only when P terminates)."""
+    """``P ; Q`` (the evaluator may wrap Q in a :class:`Call` to keep it lazy)."""
 
     left: Proc
     right: Proc
