@@ -1,0 +1,40 @@
+"""Errors raised by the CSPm front end.
+
+Every error carries a position; ``str(e)`` is ``"file:line:col: message"``.
+"""
+
+from __future__ import annotations
+
+
+class CspmError(Exception):
+    """Base class of CSPm front-end errors."""
+
+    def __init__(self, message: str, file: str = "<string>", line: int = 0, col: int = 0) -> None:
+        self.file = file
+        self.line = line
+        self.col = col
+        self.message = message
+        super().__init__(f"{file}:{line}:{col}: {message}")
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class CspmSyntaxError(CspmError):
+    """Lexical or syntax error ("expected X, found Y")."""
+
+
+class CspmTypeError(CspmError):
+    """Static (type / scope / channel payload) error."""
+
+
+class CspmEvalError(CspmError):
+    """Runtime evaluation error, including runaway recursion."""
+
+
+class CspmUnsupported(CspmError):
+    """A construct outside the supported CSPm subset."""
+
+    def __init__(self, construct: str, file: str = "<string>", line: int = 0, col: int = 0) -> None:
+        self.construct = construct
+        super().__init__(f"unsupported: {construct} at {line}:{col}", file, line, col)

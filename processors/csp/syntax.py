@@ -1,0 +1,370 @@
+"""CSPm abstract syntax (immutable).
+
+Every node has a source position (``line``, ``col``, ``end_line``,
+``end_col``); the file name lives on the enclosing declaration list.
+Patterns are parsed as expressions and converted to the ``P*`` classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    line: int
+    col: int
+    end_line: int = field(default=0, kw_only=True)
+    end_col: int = field(default=0, kw_only=True)
+
+
+# ---------------------------------------------------------------- patterns
+
+
+@dataclass(frozen=True, eq=False)
+class Pat(Node):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class PVar(Pat):
+    name: str  # may name a datatype constructor / channel (resolved at use)
+
+
+@dataclass(frozen=True, eq=False)
+class PWild(Pat):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class PLit(Pat):
+    value: object  # int | bool | Char (str of len 1 tagged via kind)
+    kind: str  # "int" | "bool" | "char" | "string"
+
+
+@dataclass(frozen=True, eq=False)
+class PTuple(Pat):
+    items: tuple[Pat, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class PDot(Pat):
+    items: tuple[Pat, ...]  # flattened a.b.c
+
+
+@dataclass(frozen=True, eq=False)
+class PSeq(Pat):
+    items: tuple[Pat, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class PConcat(Pat):
+    left: Pat
+    right: Pat
+
+
+@dataclass(frozen=True, eq=False)
+class PSet(Pat):
+    items: tuple[Pat, ...]  # empty or singleton
+
+
+@dataclass(frozen=True, eq=False)
+class PDouble(Pat):
+    left: Pat
+    right: Pat
+
+
+# ------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True, eq=False)
+class Expr(Node):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class Lit(Expr):
+    value: object
+    kind: str  # "int" | "bool" | "char" | "string"
+
+
+@dataclass(frozen=True, eq=False)
+class Var(Expr):
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
+class Tuple(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Dot(Expr):
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class App(Expr):
+    func: Expr
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Let(Expr):
+    decls: tuple[Decl, ...]
+    body: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class If(Expr):
+    cond: Expr
+    then: Expr
+    orelse: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class Lambda(Expr):
+    pats: tuple[Pat, ...]
+    body: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class BinOp(Expr):
+    op: str  # + - * / % == != < > <= >= and or ^
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class UnOp(Expr):
+    op: str  # "neg" | "not" | "#"
+    operand: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class Paren(Expr):
+    inner: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class Gen(Node):
+    pat: Pat
+    expr: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class Filter(Node):
+    cond: Expr
+
+
+Stmt = Gen | Filter
+
+
+@dataclass(frozen=True, eq=False)
+class SeqLit(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class SeqRange(Expr):
+    lo: Expr
+    hi: Expr | None
+
+
+@dataclass(frozen=True, eq=False)
+class SeqComp(Expr):
+    items: tuple[Expr, ...]
+    stmts: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class SetLit(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class SetRange(Expr):
+    lo: Expr
+    hi: Expr | None
+
+
+@dataclass(frozen=True, eq=False)
+class SetComp(Expr):
+    items: tuple[Expr, ...]
+    stmts: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class EnumSet(Expr):
+    """``{| c, d.1 |}`` (with optional comprehension statements)."""
+
+    items: tuple[Expr, ...]
+    stmts: tuple[Stmt, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Field(Node):
+    kind: str  # "?" | "!" | "$"
+    expr: Expr | None  # for "!"
+    pat: Pat | None  # for "?" / "$"
+    restrict: Expr | None  # ?x:S
+
+
+@dataclass(frozen=True, eq=False)
+class Prefix(Expr):
+    event: Expr
+    fields: tuple[Field, ...]
+    body: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class Guard(Expr):
+    cond: Expr
+    proc: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class ProcOp(Expr):
+    """Binary process operators: [] |~| ||| /\\ [> ; and hiding (op "\\")."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class GenPar(Expr):
+    left: Expr
+    sync: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class AlphaPar(Expr):
+    left: Expr
+    alpha_left: Expr
+    alpha_right: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class LinkPar(Expr):
+    left: Expr
+    links: tuple[tuple[Expr, Expr], ...]
+    stmts: tuple[Stmt, ...]
+    right: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class RenameE(Expr):
+    proc: Expr
+    pairs: tuple[tuple[Expr, Expr], ...]
+    stmts: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Replicated(Expr):
+    """``[] x:S @ P`` and friends. ``op`` in [] |~| ||| ; || [|A|] [link].
+
+    ``param`` is the sync set for ``[| A |]``, the alphabet for ``||`` (``[A] P``).
+    """
+
+    op: str
+    stmts: tuple[Stmt, ...]
+    body: Expr
+    param: Expr | None = None
+    links: tuple[tuple[Expr, Expr], ...] = ()
+    link_stmts: tuple[Stmt, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Wildcard(Expr):
+    """``_`` in expression position (only valid once converted to a pattern)."""
+
+
+@dataclass(frozen=True, eq=False)
+class DoublePatE(Expr):
+    left: Expr
+    right: Expr
+
+
+# ------------------------------------------------------------ declarations
+
+
+@dataclass(frozen=True, eq=False)
+class Decl(Node):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class Clause(Node):
+    groups: tuple[tuple[Pat, ...], ...]  # f(a,b)(c) -> ((a,b),(c,))
+    body: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class FunDecl(Decl):
+    """A name defined by one or more clauses (a constant has one clause with no groups)."""
+
+    name: str
+    clauses: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class PatDecl(Decl):
+    pat: Pat
+    body: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelDecl(Decl):
+    names: tuple[str, ...]
+    type: Expr | None
+
+
+@dataclass(frozen=True, eq=False)
+class DataClause(Node):
+    name: str
+    type: Expr | None
+
+
+@dataclass(frozen=True, eq=False)
+class DataTypeDecl(Decl):
+    name: str
+    clauses: tuple[DataClause, ...]
+    subtype: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class NameTypeDecl(Decl):
+    name: str
+    expr: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class ExternalDecl(Decl):
+    names: tuple[str, ...]
+    transparent: bool
+
+
+@dataclass(frozen=True, eq=False)
+class IncludeDecl(Decl):
+    path: str
+
+
+@dataclass(frozen=True, eq=False)
+class AssertDecl(Decl):
+    text: str
+    kind: str  # refines | deadlock free | divergence free | deterministic | has trace
+    model: str | None
+    negated: bool
+    left: Expr
+    right: Expr | None
+    trace: Expr | None
+
+
+@dataclass(frozen=True, eq=False)
+class ModuleFile:
+    file: str
+    decls: tuple[Decl, ...]

@@ -1,0 +1,178 @@
+"""CSPm runtime values (immutable, hashable) and their canonical rendering.
+
+* ``Int``: Python ``int`` (never ``bool``).
+* ``Bool``: :class:`VBool` (``TRUE``/``FALSE``), so ``true`` is never ``1``.
+* ``Char``: :class:`VChar`; strings are sequences of chars.
+* Tuples :class:`VTuple`, sequences :class:`VSeq`, finite sets :class:`VSet`.
+* Channels and datatype constructors are :class:`VName`; a dotted value
+  ``c.1.X.2`` is a :class:`VDot` holding the *flattened* atoms
+  ``(c, 1, X, 2)`` (CSPm's dot is associative; the arities of constructors
+  determine how the atoms group into fields).
+* Events are channel names or dotted values headed by a channel; rendered by
+  :func:`render` as canonical CSPm strings, sets sorted canonically.
+* Functions are :class:`VFunc` / :class:`VBuiltin`; processes are
+  :class:`processors.csp.procs.Proc` terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.csp.procs import Proc
+
+
+@dataclass(frozen=True)
+class VBool:
+    b: bool
+
+    def __repr__(self) -> str:
+        return "true" if self.b else "false"
+
+
+TRUE = VBool(True)
+FALSE = VBool(False)
+
+
+def vbool(b: bool) -> VBool:
+    return TRUE if b else FALSE
+
+
+@dataclass(frozen=True)
+class VChar:
+    c: str
+
+
+@dataclass(frozen=True)
+class VName:
+    """A channel or datatype constructor (``kind`` is "channel" or "data")."""
+
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class VTuple:
+    items: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class VDot:
+    atoms: tuple[Value, ...]  # flattened, length >= 2
+
+
+@dataclass(frozen=True)
+class VSeq:
+    items: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class VSet:
+    items: frozenset[Value]
+
+
+@dataclass(frozen=True, eq=False)
+class VFunc:
+    """A closure: ``key`` identifies it (definition id + captured values)."""
+
+    key: Hashable
+    name: str
+    arity: int  # number of arguments of the next application
+    apply: Callable[[tuple[Value, ...]], Value] = field(compare=False)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VFunc) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(("VFunc", self.key))
+
+
+Value = Any  # int | VBool | VChar | VName | VTuple | VDot | VSeq | VSet | VFunc | Proc
+
+
+def dot(a: Value, b: Value) -> Value:
+    """CSPm ``a.b`` on flattened atoms."""
+    left = a.atoms if isinstance(a, VDot) else (a,)
+    right = b.atoms if isinstance(b, VDot) else (b,)
+    return VDot(left + right)
+
+
+def atoms_to_value(atoms: tuple[Value, ...]) -> Value:
+    if len(atoms) == 1:
+        return atoms[0]
+    return VDot(atoms)
+
+
+def type_rank(v: Value) -> int:
+    if isinstance(v, bool):
+        raise TypeError("Python bool is not a CSPm value")
+    if isinstance(v, int):
+        return 1
+    order = (VBool, VChar, VName, VDot, VTuple, VSeq, VSet, VFunc)
+    for i, cls in enumerate(order):
+        if isinstance(v, cls):
+            return 2 + i
+    return 20
+
+
+def sort_key(v: Value) -> tuple[Any, ...]:
+    """A total order on values, used for canonical rendering."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (1, v)
+    if isinstance(v, VBool):
+        return (2, v.b)
+    if isinstance(v, VChar):
+        return (3, v.c)
+    if isinstance(v, VName):
+        return (4, v.name)
+    if isinstance(v, VDot):
+        return (5, tuple(sort_key(a) for a in v.atoms))
+    if isinstance(v, VTuple):
+        return (6, tuple(sort_key(a) for a in v.items))
+    if isinstance(v, VSeq):
+        return (7, tuple(sort_key(a) for a in v.items))
+    if isinstance(v, VSet):
+        return (8, len(v.items), tuple(sorted(sort_key(a) for a in v.items)))
+    return (9, render(v))
+
+
+def sorted_values(vs: frozenset[Value] | set[Value]) -> list[Value]:
+    return sorted(vs, key=sort_key)
+
+
+def render(v: Value) -> str:
+    """Canonical CSPm rendering (events: ``c.1.true``)."""
+    if isinstance(v, bool):
+        raise TypeError("Python bool is not a CSPm value")
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, VBool):
+        return "true" if v.b else "false"
+    if isinstance(v, VChar):
+        return repr(v.c)
+    if isinstance(v, VName):
+        return v.name
+    if isinstance(v, VDot):
+        return ".".join(_render_field(a) for a in v.atoms)
+    if isinstance(v, VTuple):
+        return "(" + ",".join(render(a) for a in v.items) + ")"
+    if isinstance(v, VSeq):
+        if v.items and all(isinstance(c, VChar) for c in v.items):
+            return '"' + "".join(c.c for c in v.items) + '"'
+        return "<" + ",".join(render(a) for a in v.items) + ">"
+    if isinstance(v, VSet):
+        return "{" + ",".join(render(a) for a in sorted_values(v.items)) + "}"
+    if isinstance(v, VFunc):
+        return f"<function {v.name}>"
+    if isinstance(v, Proc):
+        return f"<process {type(v).__name__}>"
+    return str(v)
+
+
+def _render_field(v: Value) -> str:
+    return render(v)
+
+
+def is_true(v: Value) -> bool:
+    return v is TRUE or (isinstance(v, VBool) and v.b)
