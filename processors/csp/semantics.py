@@ -1,0 +1,428 @@
+"""Operational semantics of process terms: Roscoe's firing rules.
+
+Pure functions over :mod:`processors.csp.procs` terms. ``transitions(p)``
+gives the labelled successors of a term; labels are visible CSPm event
+strings, :data:`TAU` (``"τ"``) or :data:`TICK` (``"✓"``).
+
+States are *normalised* terms (:func:`normalise`): every :class:`~procs.Call`
+in an active position (a position whose initial behaviour determines the
+behaviour of the whole term) is unfolded, silently (no τ), as FDR does. Two
+terms for the same state therefore compare equal, which keeps the explored
+state space small (``P = a -> P`` has one state). Unfolding a call that is
+already being unfolded means unguarded recursion (``P = P [] a -> P``), which
+raises :class:`UnguardedRecursion` instead of looping.
+
+Firing rules (Roscoe, *Understanding Concurrent Systems*, ch. 9):
+
+* ``SKIP -✓-> Ω``; after ✓ every operator is Ω.
+* ``P ; Q``: ✓ of ``P`` becomes τ to ``Q``.
+* parallel: a component's ✓ becomes τ to Ω in that position; when every
+  component is Ω the parallel does ✓ (distributed termination).
+* ``P \\ X``: events in ``X`` become τ.
+* ``P [> Q``: ``P``'s visible events and ✓ resolve; its τ keep the operator;
+  a τ goes to ``Q``.
+* ``P /\\ Q``: ``P``'s events keep the operator; ``Q``'s visible events and
+  ✓ resolve; τ of either side keeps the operator.
+* ``CHAOS(A) -τ-> STOP``, ``CHAOS(A) -a-> CHAOS(A)``; ``RUN(A) -a-> RUN(A)``;
+  ``DIV -τ-> DIV``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from processors.csp import procs as P
+from processors.csp.errors import CspmEvalError
+from processors.csp.lts import TAU_NAME, TICK_NAME
+
+TAU = TAU_NAME
+TICK = TICK_NAME
+
+Transition = tuple[str, P.Proc]
+
+_OMEGA = P.Omega()
+_STOP = P.Stop()
+
+
+class UnguardedRecursion(CspmEvalError):
+    """A process name unfolds to itself without an event in between."""
+
+
+# --------------------------------------------------------------------------
+# normalisation (silent unfolding of calls in active positions)
+# --------------------------------------------------------------------------
+
+
+def normalise(p: P.Proc) -> P.Proc:
+    """Unfold every call in an active position; raise on unguarded recursion."""
+    return _norm(p, ())
+
+
+def _norm(p: P.Proc, stack: tuple[P.Call, ...]) -> P.Proc:
+    if isinstance(p, P.Call):
+        if p in stack:
+            chain = " -> ".join(c.name for c in (*stack[stack.index(p) :], p))
+            span = p.span or next((c.span for c in stack if c.span is not None), None)
+            if span is not None:
+                raise UnguardedRecursion(f"unguarded recursion: {chain}", span.file, span.line, span.col)
+            raise UnguardedRecursion(f"unguarded recursion: {chain}")
+        return _norm(p.body(), (*stack, p))
+    if isinstance(p, P.ExtChoice):
+        kids = _dedupe(_norm(q, stack) for q in p.procs)
+        if not kids:
+            return _STOP
+        if len(kids) == 1:
+            return kids[0]
+        return P.ExtChoice(tuple(kids), p.span)
+    if isinstance(p, P.IntChoice):
+        if len(p.procs) == 1:
+            return _norm(p.procs[0], stack)
+        if not p.procs:
+            raise CspmEvalError("internal choice over an empty set")
+        return p
+    if isinstance(p, P.SlidingChoice):
+        return P.SlidingChoice(_norm(p.left, stack), p.right, p.span)
+    if isinstance(p, P.Interrupt):
+        return P.Interrupt(_norm(p.left, stack), _norm(p.right, stack), p.span)
+    if isinstance(p, P.SeqComp):
+        return P.SeqComp(_norm(p.left, stack), p.right, p.span)
+    if isinstance(p, P.GenParallel):
+        if len(p.procs) == 1:
+            return _norm(p.procs[0], stack)
+        if not p.procs:
+            return P.Skip()
+        return P.GenParallel(tuple(_norm(q, stack) for q in p.procs), p.sync, p.span)
+    if isinstance(p, P.AlphaParallel):
+        if not p.procs:
+            return P.Skip()
+        return P.AlphaParallel(tuple((_norm(q, stack), a) for q, a in p.procs), p.span)
+    if isinstance(p, P.LinkedParallel):
+        return P.LinkedParallel(_norm(p.left, stack), _norm(p.right, stack), p.links, p.span)
+    if isinstance(p, P.Hide):
+        inner = _norm(p.proc, stack)
+        if not p.hidden:
+            return inner
+        if isinstance(inner, P.Hide):  # (P \ A) \ B  ==  P \ (A ∪ B)
+            return P.Hide(inner.proc, inner.hidden | p.hidden, p.span)
+        return P.Hide(inner, p.hidden, p.span)
+    if isinstance(p, P.Rename):
+        return P.Rename(_norm(p.proc, stack), p.pairs, p.span)
+    return p
+
+
+def _dedupe(items: Iterable[P.Proc]) -> list[P.Proc]:
+    seen: set[P.Proc] = set()
+    out: list[P.Proc] = []
+    for q in items:
+        if q not in seen:
+            seen.add(q)
+            out.append(q)
+    return out
+
+
+# --------------------------------------------------------------------------
+# firing rules
+# --------------------------------------------------------------------------
+
+
+def transitions(p: P.Proc) -> list[Transition]:
+    """Labelled successors of ``p`` (normalised), without duplicates, in a stable order."""
+    return fire(normalise(p))
+
+
+def fire(p: P.Proc) -> list[Transition]:
+    """Successors of an already normalised term; the targets are normalised."""
+    raw = _fire(p)
+    seen: set[Transition] = set()
+    out: list[Transition] = []
+    for ev, q in raw:
+        t = (ev, q if q is _OMEGA or isinstance(q, P.Omega) else normalise(q))
+        if t not in seen:
+            seen.add(t)
+            out.append(t)
+    return out
+
+
+def _fire(p: P.Proc) -> list[Transition]:
+    if isinstance(p, P.Prefix):
+        return [(e, p.cont(e)) for e in p.events]
+    if isinstance(p, P.Stop | P.Omega):
+        return []
+    if isinstance(p, P.Skip):
+        return [(TICK, _OMEGA)]
+    if isinstance(p, P.Div):
+        return [(TAU, p)]
+    if isinstance(p, P.Run):
+        return [(e, p) for e in sorted(p.events)]
+    if isinstance(p, P.Chaos):
+        return [(TAU, _STOP), *((e, p) for e in sorted(p.events))]
+    if isinstance(p, P.Call):  # only reached through fire() on an unnormalised term
+        return fire(normalise(p))
+    if isinstance(p, P.ExtChoice):
+        return _fire_ext(p)
+    if isinstance(p, P.IntChoice):
+        return [(TAU, q) for q in p.procs]
+    if isinstance(p, P.SlidingChoice):
+        out: list[Transition] = []
+        for ev, q in fire(p.left):
+            out.append((ev, P.SlidingChoice(q, p.right, p.span) if ev == TAU else _after(ev, q)))
+        out.append((TAU, p.right))
+        return out
+    if isinstance(p, P.Interrupt):
+        return _fire_interrupt(p)
+    if isinstance(p, P.SeqComp):
+        out = []
+        for ev, q in fire(p.left):
+            if ev == TICK:
+                out.append((TAU, p.right))
+            else:
+                out.append((ev, P.SeqComp(q, p.right, p.span)))
+        return out
+    if isinstance(p, P.GenParallel):
+        return _fire_genpar(p)
+    if isinstance(p, P.AlphaParallel):
+        return _fire_alphapar(p)
+    if isinstance(p, P.LinkedParallel):
+        return _fire_linked(p)
+    if isinstance(p, P.Hide):
+        out = []
+        for ev, q in fire(p.proc):
+            if ev == TICK:
+                out.append((TICK, _OMEGA))
+            else:
+                out.append((TAU if ev in p.hidden else ev, P.Hide(q, p.hidden, p.span)))
+        return out
+    if isinstance(p, P.Rename):
+        return _fire_rename(p)
+    raise CspmEvalError(f"no firing rule for process term {type(p).__name__}")
+
+
+def _after(ev: str, q: P.Proc) -> P.Proc:
+    return _OMEGA if ev == TICK else q
+
+
+def _fire_ext(p: P.ExtChoice) -> list[Transition]:
+    out: list[Transition] = []
+    for i, kid in enumerate(p.procs):
+        for ev, q in fire(kid):
+            if ev == TAU:
+                out.append((TAU, P.ExtChoice((*p.procs[:i], q, *p.procs[i + 1 :]), p.span)))
+            else:
+                out.append((ev, _after(ev, q)))
+    return out
+
+
+def _fire_interrupt(p: P.Interrupt) -> list[Transition]:
+    out: list[Transition] = []
+    for ev, q in fire(p.left):
+        out.append((ev, _OMEGA if ev == TICK else P.Interrupt(q, p.right, p.span)))
+    for ev, q in fire(p.right):
+        out.append((ev, P.Interrupt(p.left, q, p.span) if ev == TAU else _after(ev, q)))
+    return out
+
+
+def _parallel_moves(
+    comps: Sequence[P.Proc],
+    participants: Callable[[str], tuple[int, ...] | None],
+    make: Callable[[tuple[P.Proc, ...]], P.Proc],
+) -> list[Transition]:
+    """The parallel rule shared by ``[| A |]``, ``|||`` and ``[A || B]``.
+
+    ``participants(e)`` is None when ``e`` is not synchronised (any component
+    may do it alone), else the components that must all perform it together.
+    A component's ✓ becomes τ to Ω in its position; when all are Ω: ✓.
+    """
+    succ = [fire(c) for c in comps]
+
+    def rebuild(changes: dict[int, P.Proc]) -> P.Proc:
+        return make(tuple(changes.get(i, c) for i, c in enumerate(comps)))
+
+    out: list[Transition] = []
+    sync_moves: dict[str, list[list[P.Proc]]] = {}
+    for i, moves in enumerate(succ):
+        for ev, q in moves:
+            if ev == TAU:
+                out.append((TAU, rebuild({i: q})))
+            elif ev == TICK:
+                out.append((TAU, rebuild({i: _OMEGA})))
+            elif participants(ev) is None:
+                out.append((ev, rebuild({i: q})))
+            else:
+                sync_moves.setdefault(ev, [[] for _ in comps])[i].append(q)
+    for ev, targets in sync_moves.items():
+        who = participants(ev) or ()
+        if not who or any(not targets[i] for i in who):
+            continue
+        combos: list[dict[int, P.Proc]] = [{}]
+        for i in who:
+            combos = [{**c, i: q} for c in combos for q in targets[i]]
+        out.extend((ev, rebuild(c)) for c in combos)
+    if comps and all(isinstance(c, P.Omega) for c in comps):
+        out.append((TICK, _OMEGA))
+    return out
+
+
+def _fire_genpar(p: P.GenParallel) -> list[Transition]:
+    everyone = tuple(range(len(p.procs)))
+
+    def participants(ev: str) -> tuple[int, ...] | None:
+        return everyone if ev in p.sync else None
+
+    def make(comps: tuple[P.Proc, ...]) -> P.Proc:
+        return P.GenParallel(comps, p.sync, p.span)
+
+    return _parallel_moves(p.procs, participants, make)
+
+
+def _fire_alphapar(p: P.AlphaParallel) -> list[Transition]:
+    comps = tuple(q for q, _ in p.procs)
+    alphas = tuple(a for _, a in p.procs)
+    who: dict[str, tuple[int, ...]] = {}
+    for i, a in enumerate(alphas):
+        for e in a:
+            who[e] = (*who.get(e, ()), i)
+
+    def participants(ev: str) -> tuple[int, ...] | None:
+        # an event outside every alphabet cannot happen: nobody may do it
+        return who.get(ev, ())
+
+    def make(new: tuple[P.Proc, ...]) -> P.Proc:
+        return P.AlphaParallel(tuple(zip(new, alphas, strict=True)), p.span)
+
+    return _parallel_moves(comps, participants, make)
+
+
+def _fire_linked(p: P.LinkedParallel) -> list[Transition]:
+    left_links = {a for a, _ in p.links}
+    right_links = {b for _, b in p.links}
+    ls, rs = fire(p.left), fire(p.right)
+    out: list[Transition] = []
+
+    def mk(a: P.Proc, b: P.Proc) -> P.Proc:
+        return P.LinkedParallel(a, b, p.links, p.span)
+
+    for ev, q in ls:
+        if ev == TICK:
+            out.append((TAU, mk(_OMEGA, p.right)))
+        elif ev not in left_links:
+            out.append((ev, mk(q, p.right)))
+    for ev, q in rs:
+        if ev == TICK:
+            out.append((TAU, mk(p.left, _OMEGA)))
+        elif ev not in right_links:
+            out.append((ev, mk(p.left, q)))
+    right_by_event: dict[str, list[P.Proc]] = {}
+    for ev, q in rs:
+        right_by_event.setdefault(ev, []).append(q)
+    for a, b in sorted(p.links):
+        for ev, q in ls:
+            if ev == a:
+                out.extend((TAU, mk(q, r)) for r in right_by_event.get(b, []))
+    if isinstance(p.left, P.Omega) and isinstance(p.right, P.Omega):
+        out.append((TICK, _OMEGA))
+    return out
+
+
+def _fire_rename(p: P.Rename) -> list[Transition]:
+    image: dict[str, list[str]] = {}
+    for old, new in sorted(p.pairs):
+        image.setdefault(old, []).append(new)
+    out: list[Transition] = []
+    for ev, q in fire(p.proc):
+        if ev == TICK:
+            out.append((TICK, _OMEGA))
+            continue
+        nxt = P.Rename(q, p.pairs, p.span)
+        if ev == TAU or ev not in image:
+            out.append((ev, nxt))
+        else:
+            out.extend((new, nxt) for new in image[ev])
+    return out
+
+
+# --------------------------------------------------------------------------
+# descriptions and source spans (for counterexamples and ``csp explore``)
+# --------------------------------------------------------------------------
+
+
+def describe(p: P.Proc, depth: int = 3) -> str:
+    """A short, human-readable rendering of a state."""
+    if depth <= 0:
+        return "…"
+    d = depth - 1
+    if isinstance(p, P.Stop):
+        return "STOP"
+    if isinstance(p, P.Skip):
+        return "SKIP"
+    if isinstance(p, P.Omega):
+        return "Ω"
+    if isinstance(p, P.Div):
+        return "DIV"
+    if isinstance(p, P.Chaos):
+        return f"CHAOS({_evset(p.events)})"
+    if isinstance(p, P.Run):
+        return f"RUN({_evset(p.events)})"
+    if isinstance(p, P.Prefix):
+        evs = p.events
+        head = evs[0] if len(evs) == 1 else "{" + ", ".join(evs[:3]) + (", …}" if len(evs) > 3 else "}")
+        where = f"@{p.span.line}:{p.span.col}" if p.span else ""
+        return f"{head} -> …{where}" if evs else f"STOP{where}"
+    if isinstance(p, P.Call):
+        return p.name
+    if isinstance(p, P.ExtChoice):
+        return "(" + " [] ".join(describe(q, d) for q in p.procs) + ")"
+    if isinstance(p, P.IntChoice):
+        return "(" + " |~| ".join(describe(q, d) for q in p.procs) + ")"
+    if isinstance(p, P.SlidingChoice):
+        return f"({describe(p.left, d)} [> {describe(p.right, d)})"
+    if isinstance(p, P.Interrupt):
+        return f"({describe(p.left, d)} /\\ {describe(p.right, d)})"
+    if isinstance(p, P.SeqComp):
+        return f"({describe(p.left, d)} ; {describe(p.right, d)})"
+    if isinstance(p, P.GenParallel):
+        op = " ||| " if not p.sync else f" [|{_evset(p.sync)}|] "
+        return "(" + op.join(describe(q, d) for q in p.procs) + ")"
+    if isinstance(p, P.AlphaParallel):
+        return "(" + " || ".join(describe(q, d) for q, _ in p.procs) + ")"
+    if isinstance(p, P.LinkedParallel):
+        return f"({describe(p.left, d)} [<->] {describe(p.right, d)})"
+    if isinstance(p, P.Hide):
+        return f"({describe(p.proc, d)} \\ {_evset(p.hidden)})"
+    if isinstance(p, P.Rename):
+        return f"{describe(p.proc, d)}[[…]]"
+    return type(p).__name__
+
+
+def _evset(events: frozenset[str]) -> str:
+    items = sorted(events)
+    return "{" + ", ".join(items[:4]) + (", …}" if len(items) > 4 else "}")
+
+
+def spans(p: P.Proc) -> list[P.Span]:
+    """Source spans of the syntax active in state ``p`` (outermost first, no duplicates)."""
+    out: list[P.Span] = []
+    seen: set[P.Span] = set()
+
+    def add(s: P.Span | None) -> None:
+        if s is not None and s not in seen:
+            seen.add(s)
+            out.append(s)
+
+    stack: list[P.Proc] = [p]
+    while stack:
+        q = stack.pop(0)
+        add(getattr(q, "span", None))
+        stack.extend(_children(q))
+    return out
+
+
+def _children(p: P.Proc) -> list[P.Proc]:
+    if isinstance(p, P.ExtChoice | P.IntChoice | P.GenParallel):
+        return list(p.procs)
+    if isinstance(p, P.AlphaParallel):
+        return [q for q, _ in p.procs]
+    if isinstance(p, P.SlidingChoice | P.Interrupt | P.SeqComp | P.LinkedParallel):
+        return [p.left, p.right] if not isinstance(p, P.SeqComp) else [p.left]
+    if isinstance(p, P.Hide | P.Rename):
+        return [p.proc]
+    return []
