@@ -1,0 +1,138 @@
+"""Compilation of process terms to explicit LTSs (the form the checker and the Kafka runtime use).
+
+* :func:`explore_terms` — breadth-first exploration of a term with the firing
+  rules of :mod:`processors.csp.semantics`; state ``i`` is the ``i``-th state
+  discovered (the initial state is 0), and the term of every state is kept
+  (for counterexample source spans and ``csp explore``).
+* :func:`to_network` — FDR's supercombinator view: the top-level parallel /
+  hiding / renaming structure is kept as a :mod:`processors.csp.network` tree
+  whose leaves are the components compiled by :func:`explore_terms`.
+* :func:`compile_process` — the stable entry point: a network explored by
+  ``processors.csp.explore.explore_network`` when that module is present and
+  the term has network structure, the plain breadth-first search otherwise.
+
+Every exploration stops with :class:`StateSpaceLimit` past ``max_states``.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from processors.csp import network as N
+from processors.csp import procs as P
+from processors.csp.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
+from processors.csp.semantics import describe, fire, normalise
+
+DEFAULT_MAX_STATES = 1_000_000
+# A component of a network is compiled on its own; one that is infinite alone
+# (e.g. a counter bounded only by its context) is given up on quickly.
+LEAF_MAX_STATES = 50_000
+
+
+class StateSpaceLimit(Exception):
+    """The state space has more states than the configured limit."""
+
+    def __init__(self, limit: int, what: str = "process") -> None:
+        self.limit = limit
+        super().__init__(
+            f"state space of {what} exceeds the limit of {limit} states "
+            f"(raise it with --max-states, or make the process finite-state)"
+        )
+
+
+@dataclass(frozen=True)
+class Explored:
+    """An explicit LTS together with the term of each state."""
+
+    lts: LTS
+    terms: tuple[P.Proc, ...]
+
+
+def explore_terms(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, names: bool = True) -> Explored:
+    """Breadth-first exploration of ``proc``; raises :class:`StateSpaceLimit`."""
+    if max_states < 1:
+        raise ValueError("max_states must be at least 1")
+    start = normalise(proc)
+    index: dict[P.Proc, int] = {start: 0}
+    terms: list[P.Proc] = [start]
+    events: list[str] = [TAU_NAME, TICK_NAME]
+    event_ids: dict[str, int] = {TAU_NAME: TAU, TICK_NAME: TICK}
+    edges: list[tuple[int, int, int]] = []
+    queue: deque[int] = deque([0])
+    while queue:
+        s = queue.popleft()
+        for ev, q in fire(terms[s]):
+            t = index.get(q)
+            if t is None:
+                if len(terms) >= max_states:
+                    raise StateSpaceLimit(max_states)
+                t = len(terms)
+                index[q] = t
+                terms.append(q)
+                queue.append(t)
+            e = event_ids.get(ev)
+            if e is None:
+                e = event_ids[ev] = len(events)
+                events.append(ev)
+            edges.append((s, e, t))
+    state_names = tuple(describe(t) for t in terms) if names else ()
+    lts = from_edges(tuple(events), 0, len(terms), edges, state_names)
+    return Explored(lts, tuple(terms))
+
+
+def to_network(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES) -> N.Node | None:
+    """The top-level operator structure of ``proc`` over finite-state leaves.
+
+    Returns None when ``proc`` has no parallel / hiding / renaming at the top
+    (a single leaf gains nothing) or when some component is not finite-state
+    on its own (the whole term must then be explored directly).
+    """
+    top = normalise(proc)
+    if not isinstance(top, P.GenParallel | P.AlphaParallel | P.Hide | P.Rename):
+        return None
+    try:
+        return _network(top, min(max_states, LEAF_MAX_STATES))
+    except StateSpaceLimit:
+        return None
+
+
+def _network(p: P.Proc, leaf_limit: int) -> N.Node:
+    if isinstance(p, P.GenParallel):
+        nodes = [_network(q, leaf_limit) for q in p.procs]
+        node = nodes[0]
+        for nxt in nodes[1:]:
+            node = N.Parallel(node, nxt, p.sync)
+        return node
+    if isinstance(p, P.AlphaParallel):
+        return N.AlphaParallel(tuple((_network(q, leaf_limit), a) for q, a in p.procs))
+    if isinstance(p, P.Hide):
+        return N.Hide(_network(p.proc, leaf_limit), p.hidden)
+    if isinstance(p, P.Rename):
+        return N.Rename(_network(p.proc, leaf_limit), p.pairs)
+    return N.Leaf(explore_terms(p, leaf_limit, names=False).lts)
+
+
+def compile_process(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, use_network: bool = True) -> LTS:
+    """Compile a finite-state process to an explicit LTS (initial state 0 for the BFS path).
+
+    Stable entry point for the Kafka runtime: instance state = LTS state id.
+    """
+    if use_network:
+        explore_network = _network_explorer()
+        if explore_network is not None:
+            node = to_network(proc, max_states)
+            if node is not None:
+                return explore_network(node, max_states)
+    return explore_terms(proc, max_states).lts
+
+
+def _network_explorer() -> Callable[[N.Node, int], LTS] | None:
+    try:
+        from processors.csp.explore import explore_network
+    except ImportError:
+        return None
+    fn: Callable[[N.Node, int], LTS] = explore_network
+    return fn
