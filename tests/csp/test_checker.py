@@ -1,0 +1,184 @@
+"""Checks on hand-built LTSs and on hand-built terms compiled by BFS."""
+
+from __future__ import annotations
+
+import pytest
+from hand_terms import SKIP, STOP, Defs, ext, hide, inp, intc, par, pre, seq
+
+from processors.csp import network as N
+from processors.csp import procs as P
+from processors.csp.checker import deadlock_free, deterministic, divergence_free, refines
+from processors.csp.compile import StateSpaceLimit, compile_process, explore_terms, to_network
+from processors.csp.lts import LTS, TAU, TICK_NAME, from_edges
+
+EV = ("τ", "✓", "a", "b")
+A, B = 2, 3
+
+
+def lts(n: int, edges: list[tuple[int, int, int]]) -> LTS:
+    return from_edges(EV, 0, n, edges)
+
+
+def compiled(p: P.Proc) -> LTS:
+    return explore_terms(p).lts
+
+
+# ---------------------------------------------------------------- compile
+
+
+def test_bfs_numbers_states_in_discovery_order_and_counts() -> None:
+    d = Defs()
+    sender = d.define("S", lambda: pre("c.1", d.call("S")))
+    recv = d.define("R", lambda: inp(("c.0", "c.1"), lambda _e: d.call("R"), "r"))
+    system = par({"c.0", "c.1"}, sender, recv)
+    ex = explore_terms(system)
+    assert (ex.lts.num_states, ex.lts.num_transitions) == (1, 1)
+    one_shot = par({"c.0", "c.1"}, pre("c.1", STOP), recv)
+    assert (compiled(one_shot).num_states, compiled(one_shot).num_transitions) == (2, 1)
+
+
+def test_state_space_limit_is_a_clear_error() -> None:
+    d = Defs()
+
+    def count(n: int) -> P.Proc:
+        return P.Prefix(key=("up", n), events=("up",), cont=lambda _e: count(n + 1))
+
+    with pytest.raises(StateSpaceLimit, match="exceeds the limit of 50 states"):
+        explore_terms(count(0), max_states=50)
+    del d
+
+
+def test_to_network_builds_leaves_for_components() -> None:
+    d = Defs()
+    p = d.define("P", lambda: pre("a", d.call("P")))
+    q = d.define("Q", lambda: pre("b", d.call("Q")))
+    node = to_network(hide(par({"a"}, p, q), {"b"}))
+    assert isinstance(node, N.Hide)
+    assert isinstance(node.child, N.Parallel)
+    assert isinstance(node.child.left, N.Leaf) and node.child.left.lts.num_states == 1
+    assert to_network(p) is None  # no structure at the top
+    assert compile_process(p, use_network=False).num_states == 1
+
+
+# ---------------------------------------------------------------- deadlock
+
+
+def test_deadlock_after_one_event_with_shortest_trace() -> None:
+    # 0 -a-> 1 (stuck); 0 -b-> 2 -a-> 0
+    res = deadlock_free(lts(3, [(0, A, 1), (0, B, 2), (2, A, 0)]))
+    assert not res.passed and res.counterexample is not None
+    assert res.counterexample.kind == "deadlock"
+    assert res.counterexample.trace == ("a",)
+    assert res.counterexample.state == 1
+
+
+def test_successful_termination_is_not_deadlock() -> None:
+    assert deadlock_free(compiled(seq(pre("a", SKIP), SKIP))).passed
+    assert not deadlock_free(compiled(seq(pre("a", SKIP), STOP))).passed
+
+
+def test_tau_loop_is_not_a_deadlock_in_F_but_fails_in_FD() -> None:
+    div = lts(1, [(0, TAU, 0)])
+    assert deadlock_free(div, "F").passed
+    res = deadlock_free(div, "FD")
+    assert not res.passed and res.counterexample is not None and res.counterexample.kind == "divergence"
+
+
+# ---------------------------------------------------------------- divergence
+
+
+def test_divergence_after_visible_prefix() -> None:
+    d = Defs()
+    loop = d.define("Loop", lambda: pre("a", d.call("Loop")))
+    p = pre("b", hide(loop, {"a"}))
+    res = divergence_free(compiled(p))
+    assert not res.passed and res.counterexample is not None
+    assert res.counterexample.trace == ("b",)
+    assert res.counterexample.cycle  # the τ-loop is reported
+    assert (res.states, res.transitions) == (2, 2)
+    assert divergence_free(compiled(loop)).passed
+
+
+def test_divergence_needs_a_reachable_cycle_not_just_tau() -> None:
+    assert divergence_free(lts(3, [(0, TAU, 1), (1, TAU, 2), (0, TAU, 2)])).passed
+    assert not divergence_free(lts(3, [(0, A, 1), (1, TAU, 2), (2, TAU, 1)])).passed
+
+
+# ---------------------------------------------------------------- determinism
+
+
+def test_internal_choice_between_same_event_is_nondeterministic_after_a() -> None:
+    p = intc(pre("a", STOP), pre("a", pre("b", STOP)))
+    res = deterministic(compiled(p))
+    assert not res.passed and res.counterexample is not None
+    assert res.counterexample.kind == "nondeterminism"
+    assert res.counterexample.trace == ("a",)
+    assert res.counterexample.refusal == frozenset({"b"})
+    assert (res.states, res.transitions) == (5, 5)
+
+
+def test_deterministic_processes_pass() -> None:
+    d = Defs()
+    p = d.define("P", lambda: ext(pre("a", d.call("P")), pre("b", STOP)))
+    assert deterministic(compiled(p)).passed
+    assert deterministic(compiled(intc(pre("a", STOP), pre("a", STOP)))).passed
+
+
+def test_determinism_divergence_matters_only_in_fd() -> None:
+    div = lts(2, [(0, A, 1), (1, TAU, 1)])
+    assert deterministic(div, "F").passed
+    res = deterministic(div, "FD")
+    assert not res.passed and res.counterexample is not None and res.counterexample.trace == ("a",)
+
+
+# ---------------------------------------------------------------- refinement
+
+
+def test_traces_refinement() -> None:
+    spec = compiled(ext(pre("a", STOP), pre("b", STOP)))
+    assert refines(spec, compiled(pre("a", STOP)), "T").passed
+    res = refines(compiled(pre("a", STOP)), spec, "T")
+    assert not res.passed and res.counterexample is not None
+    assert res.counterexample.kind == "trace" and res.counterexample.trace == ("b",)
+
+
+def test_failures_refinement_detects_refusal() -> None:
+    spec = compiled(ext(pre("a", STOP), pre("b", STOP)))
+    impl = compiled(pre("a", STOP))
+    assert refines(spec, impl, "T").passed
+    res = refines(spec, impl, "F")
+    assert not res.passed and res.counterexample is not None
+    assert res.counterexample.kind == "refusal"
+    assert res.counterexample.trace == ()
+    assert res.counterexample.refusal == frozenset({"b"})
+    # internal choice is refined by either branch
+    nd = compiled(intc(pre("a", STOP), pre("b", STOP)))
+    assert refines(nd, impl, "F").passed
+    assert not refines(impl, nd, "F").passed
+
+
+def test_fd_refinement_and_divergence() -> None:
+    d = Defs()
+    loop = d.define("I", lambda: pre("a", d.call("I")))
+    impl = compiled(hide(loop, {"a"}))
+    assert refines(compiled(STOP), impl, "F").passed  # divergence is invisible in F
+    res = refines(compiled(STOP), impl, "FD")
+    assert not res.passed and res.counterexample is not None
+    assert res.counterexample.kind == "divergence_mismatch" and res.counterexample.trace == ()
+    # a divergent specification allows anything afterwards
+    chaos_spec = compiled(P.Div())
+    assert refines(chaos_spec, impl, "FD").passed
+
+
+def test_refinement_counterexample_is_shortest() -> None:
+    # spec: a -> a -> STOP [] b -> STOP ; impl offers b then c, and a a b.
+    spec = compiled(ext(pre("a", pre("a", STOP)), pre("b", STOP)))
+    impl = compiled(ext(pre("a", pre("a", pre("b", STOP))), pre("b", pre("c", STOP))))
+    res = refines(spec, impl, "T")
+    assert res.counterexample is not None and res.counterexample.trace == ("b", "c")
+
+
+def test_tick_is_checked_like_an_event() -> None:
+    assert refines(compiled(SKIP), compiled(SKIP), "FD").passed
+    res = refines(compiled(STOP), compiled(SKIP), "T")
+    assert res.counterexample is not None and res.counterexample.trace == (TICK_NAME,)
