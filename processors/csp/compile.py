@@ -130,9 +130,17 @@ def compile_process(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, use_netw
 
 
 def _network_explorer() -> Callable[[N.Node, int], LTS] | None:
+    """``explore_network`` with its state-limit error mapped to :class:`StateSpaceLimit`."""
     try:
-        from processors.csp.explore import explore_network
+        from processors.csp import explore
     except ImportError:
         return None
-    fn: Callable[[N.Node, int], LTS] = explore_network
-    return fn
+
+    def run(node: N.Node, max_states: int) -> LTS:
+        try:
+            return explore.explore_network(node, max_states)
+        except explore.StateSpaceLimit as exc:
+            raise StateSpaceLimit(max_states) from exc
+
+    return run
+
