@@ -1,0 +1,221 @@
+"""FDR-style state-space exploration of process networks.
+
+The network is flattened into leaves and supercombinator rules
+(:mod:`processors.csp.explore_rules`), product states are integer coded
+(:mod:`processors.csp.explore_encoding`), successors of a whole BFS level are
+generated with numpy table lookups (:mod:`processors.csp.explore_succ`), and
+each level's candidates are deduplicated with ``np.unique`` and a vectorised
+hash set (:mod:`processors.csp.explore_hash`).
+
+* :func:`explore_network` builds the full product LTS (CSR), states numbered
+  in BFS order (level by level; within a level by code), state 0 initial.
+* :func:`find_deadlock` is the fast path: it keeps only the visited set and
+  the codes of each level (no transitions), and reconstructs a shortest
+  trace to a deadlock by re-firing rules backwards level by level.
+
+Pure functions: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from processors.csp import network
+from processors.csp.explore_encoding import Encoding, Words, make_encoding
+from processors.csp.explore_hash import StateTable
+from processors.csp.explore_rules import flatten
+from processors.csp.explore_succ import Chunk, Compiled, compile_rules, successors, terminated
+from processors.csp.lts import LTS, TAU_NAME, IntArray
+
+
+class StateSpaceLimit(Exception):
+    """The state space has more states than the ``max_states`` limit."""
+
+
+@dataclass(frozen=True)
+class DeadlockResult:
+    states: int
+    transitions: int
+    trace: list[str] | None  # visible events to a deadlock (τ omitted); None if deadlock-free
+    path: list[str] | None  # every event (τ included) along the shortest path
+    levels: int  # BFS depth + 1
+    store_bytes: int  # bytes held by the state store (hash table + per-level codes)
+
+    @property
+    def deadlock(self) -> bool:
+        return self.trace is not None
+
+
+def compile_network(node: network.Node) -> Compiled:
+    """Flatten the network and build its rule tables (part of state-space work)."""
+    flat = flatten(node)
+    enc = make_encoding(tuple(lts.num_states for lts in flat.leaves))
+    return compile_rules(flat, enc)
+
+
+def _limit(max_states: int) -> StateSpaceLimit:
+    return StateSpaceLimit(f"state space exceeds max_states={max_states}")
+
+
+def _unique(enc: Encoding, chunks: list[Chunk]) -> Words:
+    if enc.num_words == 1:
+        return (np.unique(np.concatenate([c.succ[0] for c in chunks])),)
+    rows = np.stack([np.concatenate([c.succ[w] for c in chunks]) for w in range(enc.num_words)], axis=1)
+    u = np.unique(rows, axis=0)
+    return tuple(np.ascontiguousarray(u[:, w]) for w in range(enc.num_words))
+
+
+def _may_duplicate(comp: Compiled) -> bool:
+    labels = [r.label for r in comp.rules]
+    return len(set(labels)) != len(labels)
+
+
+def _count_transitions(comp: Compiled, chunks: list[Chunk], exact: bool) -> int:
+    if not exact or not chunks:
+        return sum(len(c.src) for c in chunks)
+    cols = [np.concatenate([c.src for c in chunks])]
+    cols.append(
+        np.concatenate([np.full(len(c.src), comp.rules[c.rule].label, dtype=np.int64) for c in chunks])
+    )
+    cols.extend(np.concatenate([c.succ[w] for c in chunks]) for w in range(comp.encoding.num_words))
+    return len(np.unique(np.stack(cols, axis=1), axis=0))
+
+
+def find_deadlock(
+    node: network.Node, max_states: int = 10_000_000, stop_at_first: bool = False
+) -> DeadlockResult:
+    """Explore breadth first; report the state/transition counts and a shortest
+    trace to a deadlock (a state with no transitions that has not terminated).
+
+    With ``stop_at_first`` the search stops at the first BFS level containing a
+    deadlock (counts are then partial)."""
+    comp = compile_network(node)
+    return find_deadlock_compiled(comp, max_states, stop_at_first)
+
+
+def find_deadlock_compiled(
+    comp: Compiled, max_states: int = 10_000_000, stop_at_first: bool = False
+) -> DeadlockResult:
+    enc = comp.encoding
+    exact = _may_duplicate(comp)
+    table = StateTable(enc.num_words)
+    frontier = enc.encode(comp.initial)
+    table.insert(frontier)
+    levels: list[Words] = [frontier]
+    states, transitions = 1, 0
+    dead: tuple[int, int] | None = None
+    if states > max_states:
+        raise _limit(max_states)
+    while len(frontier[0]):
+        chunks = successors(comp, frontier)
+        transitions += _count_transitions(comp, chunks, exact)
+        if dead is None:
+            has = np.zeros(len(frontier[0]), dtype=np.bool_)
+            for c in chunks:
+                has[c.src] = True
+            stuck = np.flatnonzero(~has)
+            if stuck.size:
+                stuck = stuck[~terminated(comp, tuple(w[stuck] for w in frontier))]
+                if stuck.size:
+                    dead = (len(levels) - 1, int(stuck[0]))
+                    if stop_at_first:
+                        break
+        if not chunks:
+            break
+        uniq = _unique(enc, chunks)
+        is_new, _ = table.insert(uniq)
+        frontier = tuple(u[is_new] for u in uniq)
+        states += len(frontier[0])
+        if states > max_states:
+            raise _limit(max_states)
+        if len(frontier[0]) and dead is None:
+            levels.append(frontier)
+    store = table.nbytes + sum(w.nbytes for lv in levels for w in lv)
+    depth = len(levels)
+    if dead is None:
+        return DeadlockResult(states, transitions, None, None, depth, store)
+    path = _shortest_path(comp, levels, *dead)
+    trace = [e for e in path if e != TAU_NAME]
+    return DeadlockResult(states, transitions, trace, path, depth, store)
+
+
+def _shortest_path(comp: Compiled, levels: list[Words], level: int, pos: int) -> list[str]:
+    """Events of a path from the initial state to ``levels[level][pos]``."""
+    target = tuple(int(w[pos]) for w in levels[level])
+    labels: list[str] = []
+    for j in range(level, 0, -1):
+        prev = levels[j - 1]
+        for c in successors(comp, prev):
+            hit = np.ones(len(c.src), dtype=np.bool_)
+            for w, t in zip(c.succ, target, strict=True):
+                hit &= w == t
+            found = np.flatnonzero(hit)
+            if found.size:
+                src = int(c.src[found[0]])
+                labels.append(comp.events[comp.rules[c.rule].label])
+                target = tuple(int(w[src]) for w in prev)
+                break
+        else:  # pragma: no cover - BFS levels guarantee a predecessor
+            raise AssertionError("no predecessor in previous BFS level")
+    labels.reverse()
+    return labels
+
+
+def explore_network(node: network.Node, max_states: int = 10_000_000) -> LTS:
+    """The full product LTS of the network (CSR), states in BFS order."""
+    comp = compile_network(node)
+    enc = comp.encoding
+    table = StateTable(enc.num_words, with_values=True)
+    frontier = enc.encode(comp.initial)
+    _, slot = table.insert(frontier)
+    table.values[slot] = 0
+    base, count = 0, 1
+    if count > max_states:
+        raise _limit(max_states)
+    srcs: list[IntArray] = []
+    labs: list[IntArray] = []
+    tgts: list[IntArray] = []
+    while len(frontier[0]):
+        chunks = successors(comp, frontier)
+        if not chunks:
+            break
+        cand = tuple(np.concatenate([c.succ[w] for c in chunks]) for w in range(enc.num_words))
+        if enc.num_words == 1:
+            u, inverse = np.unique(cand[0], return_inverse=True)
+            uniq: Words = (u,)
+        else:
+            rows, inverse = np.unique(np.stack(cand, axis=1), axis=0, return_inverse=True)
+            uniq = tuple(np.ascontiguousarray(rows[:, w]) for w in range(enc.num_words))
+        is_new, slot = table.insert(uniq)
+        fresh = int(np.count_nonzero(is_new))
+        if count + fresh > max_states:
+            raise _limit(max_states)
+        table.values[slot[is_new]] = np.arange(count, count + fresh, dtype=np.int64)
+        tgts.append(table.values[slot][inverse.ravel()])
+        srcs.append(np.concatenate([c.src for c in chunks]) + base)
+        labs.append(
+            np.concatenate([np.full(len(c.src), comp.rules[c.rule].label, dtype=np.int64) for c in chunks])
+        )
+        frontier = tuple(x[is_new] for x in uniq)
+        base, count = count, count + fresh
+    return _csr(comp.events, count, srcs, labs, tgts)
+
+
+def _csr(
+    events: tuple[str, ...], n: int, srcs: list[IntArray], labs: list[IntArray], tgts: list[IntArray]
+) -> LTS:
+    empty = np.zeros(0, dtype=np.int64)
+    src = np.concatenate(srcs) if srcs else empty
+    lab = np.concatenate(labs) if labs else empty
+    tgt = np.concatenate(tgts) if tgts else empty
+    order = np.lexsort((tgt, lab, src))
+    src, lab, tgt = src[order], lab[order], tgt[order]
+    if len(src):
+        keep = np.ones(len(src), dtype=np.bool_)
+        keep[1:] = (src[1:] != src[:-1]) | (lab[1:] != lab[:-1]) | (tgt[1:] != tgt[:-1])
+        src, lab, tgt = src[keep], lab[keep], tgt[keep]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=offsets[1:])
+    return LTS(events, 0, offsets, lab, tgt)

@@ -1,0 +1,113 @@
+"""A vectorised open-addressing hash set of state codes (numpy only).
+
+Keys are K-word non-negative int64 codes (``K == 1`` for most systems); an
+empty slot holds ``-1`` in word 0. Batches are inserted with linear probing,
+all keys of a batch advancing together: gather the slots, resolve hits, claim
+empty slots by scattering and re-reading (the last writer wins, the others
+probe on). Batches must not contain duplicate keys (callers ``np.unique``
+first). The table doubles to stay at most half full. Optionally each slot
+carries an int64 value (the state number, for building the full LTS).
+
+The table is an object owned by one exploration; nothing here is global.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from processors.csp.explore_encoding import Words
+from processors.csp.lts import IntArray
+
+EMPTY = -1
+_MULT = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
+_MAX_LOAD = 0.5
+
+
+class StateTable:
+    def __init__(self, num_words: int, with_values: bool = False, log2_capacity: int = 12) -> None:
+        self.num_words = num_words
+        self.with_values = with_values
+        self.size = 0
+        self._alloc(log2_capacity)
+
+    def _alloc(self, log2_capacity: int) -> None:
+        self.log2 = log2_capacity
+        cap = 1 << log2_capacity
+        self.keys: list[IntArray] = [np.full(cap, EMPTY, dtype=np.int64) for _ in range(self.num_words)]
+        self.values: IntArray = np.zeros(cap if self.with_values else 0, dtype=np.int64)
+
+    @property
+    def capacity(self) -> int:
+        return 1 << self.log2
+
+    @property
+    def nbytes(self) -> int:
+        return sum(k.nbytes for k in self.keys) + self.values.nbytes
+
+    def _hash(self, keys: Words) -> IntArray:
+        h = keys[0].view(np.uint64) * np.uint64(_MULT[0])
+        for w in range(1, len(keys)):
+            h ^= keys[w].view(np.uint64) * np.uint64(_MULT[w % len(_MULT)])
+            h ^= h >> np.uint64(31)
+            h *= np.uint64(_MULT[(w + 1) % len(_MULT)])
+        out: IntArray = (h >> np.uint64(64 - self.log2)).view(np.int64)
+        return out
+
+    def _grow(self, needed: int) -> None:
+        log2 = self.log2
+        while (1 << log2) * _MAX_LOAD < needed:
+            log2 += 1
+        if log2 == self.log2:
+            return
+        occupied = self.keys[0] != EMPTY
+        old_keys = tuple(k[occupied] for k in self.keys)
+        old_values = self.values[occupied] if self.with_values else self.values
+        self._alloc(log2)
+        self.size = 0
+        _, slots = self.insert(old_keys)
+        if self.with_values:
+            self.values[slots] = old_values
+
+    def insert(self, keys: Words) -> tuple[npt.NDArray[np.bool_], IntArray]:
+        """Insert distinct keys; return (newly inserted?, slot of each key)."""
+        n = len(keys[0])
+        self._grow(self.size + n)
+        is_new = np.zeros(n, dtype=np.bool_)
+        slot = np.empty(n, dtype=np.int64)
+        ids = np.arange(n, dtype=np.int64)
+        k = list(keys)
+        pos = self._hash(keys)
+        wrap = self.capacity - 1
+        tables = self.keys
+        while ids.size:
+            t0 = tables[0][pos]
+            hit = t0 == k[0]
+            for w in range(1, len(k)):
+                hit &= tables[w][pos] == k[w]
+            empty = t0 == EMPTY
+            slot[ids[hit]] = pos[hit]
+            done = hit
+            if empty.any():
+                e = np.flatnonzero(empty)
+                pe = pos[e]
+                for w in range(len(k)):
+                    tables[w][pe] = k[w][e]
+                won = tables[0][pe] == k[0][e]
+                for w in range(1, len(k)):
+                    won &= tables[w][pe] == k[w][e]
+                we = e[won]
+                is_new[ids[we]] = True
+                slot[ids[we]] = pos[we]
+                done = hit.copy()
+                done[we] = True
+            rest = np.flatnonzero(~done)
+            if not rest.size:
+                break
+            advance = ~empty[rest]
+            pos = pos[rest]
+            pos[advance] = (pos[advance] + 1) & wrap
+            ids = ids[rest]
+            k = [x[rest] for x in k]
+        self.size += int(np.count_nonzero(is_new))
+        return is_new, slot
