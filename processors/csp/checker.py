@@ -26,7 +26,7 @@ from typing import Generic, Literal, TypeVar
 from processors.csp.lts import LTS, TAU, TICK_NAME
 
 Model = Literal["T", "F", "FD"]
-Kind = Literal["deadlock", "divergence", "nondeterminism", "trace", "refusal", "divergence_mismatch"]
+Kind = Literal["deadlock", "divergence", "nondeterminism", "trace", "refusal", "divergence_mismatch", "missing_trace"]
 
 
 @dataclass(frozen=True)
@@ -404,3 +404,29 @@ def refines(spec: LTS, impl: LTS, model: Model) -> CheckResult:
     if hit is None:
         return CheckResult(True, None, ig.n, impl.num_transitions, seen, spec.num_states)
     return CheckResult(False, _with_trace(hit.finding, hit.trace), ig.n, impl.num_transitions, seen, spec.num_states)
+
+
+# --------------------------------------------------------------------------
+# trace membership
+# --------------------------------------------------------------------------
+
+
+def has_trace(lts: LTS, trace: Iterable[str]) -> CheckResult:
+    """Whether ``trace`` (visible events, ✓ allowed last) is a trace of ``lts``.
+
+    On failure the counterexample trace is the longest possible prefix and
+    ``event`` the event that cannot follow it.
+    """
+    g = _Graph(lts)
+    norm = _Normaliser(g)
+    states = norm.closure([lts.initial])
+    done: list[str] = []
+    for ev in trace:
+        nxt = norm.node(states).initials.get(ev)
+        if nxt is None:
+            some = min(states)
+            cex = Counterexample("missing_trace", tuple(done), some, event=ev, accepted=g.acceptance(some))
+            return CheckResult(False, cex, g.n, lts.num_transitions, len(norm.nodes))
+        done.append(ev)
+        states = nxt
+    return CheckResult(True, None, g.n, lts.num_transitions, len(norm.nodes))

@@ -1,0 +1,477 @@
+"""Run CSPm assertions: evaluate, compile, check, and produce result records.
+
+The records are plain data (:class:`AssertionResult`); :func:`result_json`
+renders one in the stable JSON schema of ``docs/cli-json.md``. No file I/O:
+callers load modules with the front end and pass them in.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from processors.csp import checker
+from processors.csp import procs as P
+from processors.csp.compile import DEFAULT_MAX_STATES, StateSpaceLimit, compile_process
+from processors.csp.errors import CspmError, CspmEvalError, CspmUnsupported
+from processors.csp.frontend import Assertion, Module
+from processors.csp.lts import LTS, TAU_NAME
+from processors.csp.semantics import fire, normalise, spans
+
+Status = Literal["pass", "fail", "error", "unsupported"]
+PROPERTY_KINDS = ("deadlock free", "divergence free", "deterministic")
+# Semantic model FDR uses when an assertion does not name one.
+DEFAULT_PROPERTY_MODEL = "FD"
+
+
+@dataclass(frozen=True)
+class SourceSpan:
+    path: str
+    start_line: int
+    start_col: int
+    end_line: int
+    end_col: int
+
+    @staticmethod
+    def of(span: P.Span) -> SourceSpan:
+        return SourceSpan(span.file, span.line, span.col, span.end_line, span.end_col)
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.start_line}:{self.start_col}"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A counterexample in terms of the CSPm source."""
+
+    kind: checker.Kind
+    trace: tuple[str, ...]
+    refusal: tuple[str, ...] | None
+    divergence: bool
+    event: str | None
+    accepted: tuple[str, ...] | None
+    spec_acceptances: tuple[tuple[str, ...], ...]
+    spans: tuple[SourceSpan, ...]
+    model: str | None
+
+    def tags(self) -> list[str]:
+        """cspx-style classification tags."""
+        tags: list[str] = []
+        if self.kind == "deadlock":
+            tags += ["deadlock", "kind:deadlock"]
+        elif self.kind == "divergence":
+            tags += ["divergence", "kind:divergence"]
+        elif self.kind == "nondeterminism":
+            tags += ["nondeterminism", "kind:nondeterminism"]
+        elif self.kind == "missing_trace":
+            tags += ["missing_trace", "kind:missing_trace"]
+        else:
+            tags += ["refinement"]
+            if self.model:
+                tags.append(f"model:{self.model}")
+            if self.kind == "trace":
+                tags += ["trace_mismatch", "kind:trace"]
+            elif self.kind == "refusal":
+                tags += ["refusal_mismatch", "kind:refusal"]
+            else:
+                tags += ["divergence_mismatch", "divergence", "kind:divergence"]
+        if self.refusal:
+            tags += [f"refuse:{e}" for e in self.refusal]
+        if self.event is not None and self.kind in ("trace", "missing_trace"):
+            tags.append(f"event:{self.event}")
+        if self.spans:
+            tags.append("explained")
+        return tags
+
+
+@dataclass(frozen=True)
+class AssertionResult:
+    text: str  # the assertion, e.g. "System :[deadlock free [F]]"
+    name: Literal["check", "refine"]
+    kind: str  # deadlock free | divergence free | deterministic | refines | has trace
+    model: str | None
+    target: str
+    status: Status
+    failure: Failure | None = None
+    message: str | None = None  # why the status is error / unsupported
+    states: int | None = None
+    transitions: int | None = None
+    seconds: float = 0.0
+    error_at: SourceSpan | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------
+
+
+def run_module(module: Module, max_states: int = DEFAULT_MAX_STATES) -> list[AssertionResult]:
+    """Every assertion of the module, in file order."""
+    return [run_assertion(module, a, max_states) for a in module.assertions]
+
+
+def run_assertion(module: Module, a: Assertion, max_states: int = DEFAULT_MAX_STATES) -> AssertionResult:
+    text = assertion_text(a.text)
+    name: Literal["check", "refine"] = "refine" if a.kind == "refines" else "check"
+    target = text
+
+    def work() -> tuple[checker.CheckResult, Failure | None]:
+        left = _named_proc(module, a.left)
+        if a.kind == "refines":
+            if a.right is None:
+                raise CspmEvalError("refinement assertion without a right-hand side")
+            right = _named_proc(module, a.right)
+            model = a.model or "FD"
+            return _refine(left, right, model, max_states)
+        if a.kind == "has trace":
+            if a.trace is None:
+                raise CspmEvalError("has-trace assertion without a trace")
+            return _has_trace(left, _trace_events(module, a.trace), max_states)
+        return _property(left, a.kind, a.model or DEFAULT_PROPERTY_MODEL, max_states)
+
+    res = _timed(text, name, a.kind, a.model if a.kind == "refines" else a.model, target, work)
+    if a.negated and res.status in ("pass", "fail"):
+        flipped: Status = "fail" if res.status == "pass" else "pass"
+        return AssertionResult(
+            res.text, res.name, res.kind, res.model, res.target, flipped, None,
+            "negated assertion: the property holds" if flipped == "fail" else None,
+            res.states, res.transitions, res.seconds,
+        )  # fmt: skip
+    return res
+
+
+def check_property(
+    module: Module,
+    kind: str,
+    process: str | None = None,
+    model: str | None = None,
+    max_states: int = DEFAULT_MAX_STATES,
+) -> AssertionResult:
+    """``csp check --assert KIND [--process P]``.
+
+    Without ``process`` the target of the last ``KIND`` assertion in the file is
+    checked (in that assertion's model), as cspx does.
+    """
+    if kind not in PROPERTY_KINDS:
+        raise CspmEvalError(f"unknown property {kind!r} (expected one of: {', '.join(PROPERTY_KINDS)})")
+    chosen: Assertion | None = None
+    if process is None:
+        for a in reversed(module.assertions):
+            if a.kind == kind and not a.negated:
+                chosen = a
+                break
+        if chosen is None:
+            raise CspmEvalError(f"no '{kind}' assertion in the file: name the process with --process")
+    m = model or (chosen.model if chosen is not None else None) or DEFAULT_PROPERTY_MODEL
+    label = process if process is not None else assertion_text(chosen.text).split(":[")[0].strip() if chosen else "?"
+    text = f"{label} :[{kind} [{m}]]"
+
+    def work() -> tuple[checker.CheckResult, Failure | None]:
+        if chosen is not None:
+            proc = _named_proc(module, chosen.left)
+        else:
+            assert process is not None
+            proc = _named_proc(module, process)
+        return _property(proc, kind, m, max_states)
+
+    return _timed(text, "check", kind, m, kind, work)
+
+
+def check_refinement(
+    spec_module: Module,
+    impl_module: Module,
+    model: str,
+    spec: str = "SPEC",
+    impl: str = "IMPL",
+    max_states: int = DEFAULT_MAX_STATES,
+) -> AssertionResult:
+    """``csp refine --model M SPEC_FILE IMPL_FILE``: ``SPEC [M= IMPL`` across two modules."""
+    if model not in ("T", "F", "FD"):
+        raise CspmEvalError(f"unknown semantic model {model!r} (expected T, F or FD)")
+    text = f"{spec} [{model}= {impl}"
+
+    def work() -> tuple[checker.CheckResult, Failure | None]:
+        left = _named_proc(spec_module, spec)
+        right = _named_proc(impl_module, impl)
+        return _refine(left, right, model, max_states)
+
+    return _timed(text, "refine", "refines", model, text, work)
+
+
+def error_result(text: str, name: Literal["check", "refine"], kind: str, exc: Exception) -> AssertionResult:
+    """A record for an assertion that could not be checked."""
+    status: Status = "unsupported" if isinstance(exc, CspmUnsupported) else "error"
+    at = None
+    if isinstance(exc, CspmError) and exc.line:
+        at = SourceSpan(exc.file, exc.line, exc.col, exc.line, exc.col)
+    message = exc.message if isinstance(exc, CspmError) else str(exc)
+    if isinstance(exc, CspmError) and exc.line:
+        message = f"{exc.file}:{exc.line}:{exc.col}: {exc.message}"
+    return AssertionResult(text, name, kind, None, text, status, None, message, error_at=at)
+
+
+def assertion_text(text: str) -> str:
+    """The assertion without ``assert`` and with whitespace collapsed."""
+    t = " ".join(text.split())
+    return t[len("assert ") :] if t.startswith("assert ") else t
+
+
+# --------------------------------------------------------------------------
+# the checks
+# --------------------------------------------------------------------------
+
+Work = Callable[[], tuple[checker.CheckResult, "Failure | None"]]
+
+
+def _timed(text: str, name: Literal["check", "refine"], kind: str, model: str | None, target: str, work: Work) -> AssertionResult:
+    t0 = time.perf_counter()
+    try:
+        res, failure = work()
+    except (CspmError, StateSpaceLimit, RecursionError) as exc:
+        if isinstance(exc, RecursionError):
+            exc = CspmEvalError("evaluation recursed too deeply (unguarded or non-terminating recursion?)")
+        r = error_result(text, name, kind, exc)
+        return AssertionResult(
+            r.text, r.name, r.kind, model, target, r.status, None, r.message,
+            seconds=time.perf_counter() - t0, error_at=r.error_at,
+        )  # fmt: skip
+    return AssertionResult(
+        text, name, kind, model, target, "pass" if res.passed else "fail", failure, None,
+        res.states, res.transitions, time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+class _Named:
+    """A process together with the definition span of the name it came from."""
+
+    def __init__(self, proc: P.Proc, name: str | None, span: P.Span | None) -> None:
+        self.proc = proc
+        self.name = name
+        self.span = span
+
+
+def _named_proc(module: Module, expr: Any) -> _Named:
+    name = expr if isinstance(expr, str) else getattr(expr, "name", None)
+    is_var = isinstance(expr, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_']*", expr) is not None
+    if not isinstance(expr, str) and type(expr).__name__ == "Var":
+        is_var = True
+    if is_var and isinstance(name, str):
+        if not module.has_name(name):
+            raise CspmEvalError(f"undefined process {name!r}")
+        proc = module.process(name)
+        return _Named(proc, name, _definition_span(module, name, proc))
+    proc = module.eval_process(expr)
+    return _Named(proc, None, None)
+
+
+def _definition_span(module: Module, name: str, proc: P.Proc) -> P.Span | None:
+    finder = getattr(module, "definition_span", None)
+    if callable(finder):
+        span = finder(name)
+        if isinstance(span, P.Span):
+            return span
+    if isinstance(proc, P.Call) and proc.name == name and proc.span is not None:
+        return proc.span
+    return None
+
+
+def _compile(proc: P.Proc, max_states: int) -> LTS:
+    return compile_process(proc, max_states)
+
+
+def _property(target: _Named, kind: str, model: str, max_states: int) -> tuple[checker.CheckResult, Failure | None]:
+    lts = _compile(target.proc, max_states)
+    if kind == "deadlock free":
+        res = checker.deadlock_free(lts, "FD" if model == "FD" else "F")
+    elif kind == "divergence free":
+        res = checker.divergence_free(lts)
+    elif kind == "deterministic":
+        res = checker.deterministic(lts, "F" if model == "F" else "FD")
+    else:
+        raise CspmEvalError(f"unknown property {kind!r}")
+    return res, _failure(res, target, None, max_states)
+
+
+def _refine(spec: _Named, impl: _Named, model: str, max_states: int) -> tuple[checker.CheckResult, Failure | None]:
+    if model not in ("T", "F", "FD"):
+        raise CspmEvalError(f"unknown semantic model {model!r}")
+    spec_lts = _compile(spec.proc, max_states)
+    impl_lts = _compile(impl.proc, max_states)
+    m: checker.Model = "T" if model == "T" else "F" if model == "F" else "FD"
+    res = checker.refines(spec_lts, impl_lts, m)
+    return res, _failure(res, impl, spec, max_states, model)
+
+
+def _has_trace(target: _Named, trace: tuple[str, ...], max_states: int) -> tuple[checker.CheckResult, Failure | None]:
+    lts = _compile(target.proc, max_states)
+    res = checker.has_trace(lts, trace)
+    return res, _failure(res, target, None, max_states)
+
+
+def _trace_events(module: Module, expr: Any) -> tuple[str, ...]:
+    from processors.csp import values as V
+
+    v = module.eval_value(expr)
+    if not isinstance(v, V.VSeq):
+        raise CspmEvalError("has trace: the trace must be a sequence of events")
+    return tuple(V.render(x) for x in v.items)
+
+
+def _failure(
+    res: checker.CheckResult, impl: _Named, spec: _Named | None, max_states: int, model: str | None = None
+) -> Failure | None:
+    cex = res.counterexample
+    if cex is None:
+        return None
+    found: list[SourceSpan] = []
+    for named in (impl, spec):
+        if named is not None and named.span is not None:
+            found.append(SourceSpan.of(named.span))
+    for s in _spans_after(impl.proc, cex, max_states):
+        ss = SourceSpan.of(s)
+        if ss not in found:
+            found.append(ss)
+    return Failure(
+        kind=cex.kind,
+        trace=cex.trace,
+        refusal=tuple(sorted(cex.refusal)) if cex.refusal is not None else None,
+        divergence=cex.divergence,
+        event=cex.event,
+        accepted=tuple(sorted(cex.accepted)) if cex.accepted is not None else None,
+        spec_acceptances=tuple(tuple(sorted(a)) for a in cex.spec_acceptances),
+        spans=tuple(found[:8]),
+        model=model,
+    )
+
+
+def _spans_after(proc: P.Proc, cex: checker.Counterexample, max_states: int) -> list[P.Span]:
+    """Source spans of the process states reached by the counterexample trace (best effort)."""
+    trace = cex.trace[:-1] if cex.kind == "trace" else cex.trace
+    budget = min(max_states, 20_000)
+    try:
+        current = _tau_closure({normalise(proc)}, budget)
+        for ev in trace:
+            nxt = {q for p in current for e, q in fire(p) if e == ev}
+            current = _tau_closure(nxt, budget)
+    except (CspmError, RecursionError, _Budget):
+        return []
+    interesting = [p for p in current if _is_culprit(p, cex)] or sorted(current, key=str)[:4]
+    out: list[P.Span] = []
+    for p in interesting:
+        for s in spans(p):
+            if s not in out:
+                out.append(s)
+    return out
+
+
+class _Budget(Exception):
+    pass
+
+
+def _tau_closure(states: set[P.Proc], budget: int) -> set[P.Proc]:
+    seen = set(states)
+    stack = list(states)
+    while stack:
+        p = stack.pop()
+        for e, q in fire(p):
+            if e == TAU_NAME and q not in seen:
+                seen.add(q)
+                stack.append(q)
+                if len(seen) > budget:
+                    raise _Budget
+    return seen
+
+
+def _is_culprit(p: P.Proc, cex: checker.Counterexample) -> bool:
+    moves = fire(p)
+    if cex.kind == "deadlock":
+        return not moves and not isinstance(p, P.Omega)
+    if cex.kind in ("refusal", "nondeterminism"):
+        offered = {e for e, _ in moves}
+        return TAU_NAME not in offered and cex.accepted is not None and offered == set(cex.accepted)
+    if cex.kind == "trace":
+        return any(e == cex.event for e, _ in moves)
+    if cex.kind == "missing_trace":
+        return True
+    return any(e == TAU_NAME for e, _ in moves)
+
+
+# --------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------
+
+
+def result_json(r: AssertionResult) -> dict[str, Any]:
+    """One entry of the ``assertions`` list (see docs/cli-json.md)."""
+    return {
+        "text": r.text,
+        "kind": r.kind,
+        "model": r.model,
+        "status": r.status,
+        "message": r.message,
+        "counterexample": _failure_json(r.failure),
+        "stats": {"states": r.states, "transitions": r.transitions, "seconds": round(r.seconds, 6)},
+    }
+
+
+def check_json(r: AssertionResult) -> dict[str, Any]:
+    """The cspx-compatible view of a result (one entry of ``checks``)."""
+    f = r.failure
+    cex: dict[str, Any] | None = None
+    if f is not None:
+        events = [{"label": e} for e in f.trace]
+        if f.divergence:
+            events.append({"label": TAU_NAME})  # the divergence: an unbounded τ sequence
+        cex = {
+            "type": "trace",
+            "events": events,
+            "is_minimized": True,
+            "tags": f.tags(),
+            "source_spans": [_span_json(s) for s in f.spans],
+        }
+    out: dict[str, Any] = {
+        "name": r.name,
+        "model": r.model if r.name == "refine" else None,
+        "target": r.target,
+        "status": r.status,
+        "counterexample": cex,
+        "stats": {"states": r.states, "transitions": r.transitions},
+    }
+    if r.status in ("error", "unsupported"):
+        out["reason"] = {
+            "kind": "unsupported_syntax" if r.status == "unsupported" else "invalid_input",
+            "message": r.message or "",
+        }
+    return out
+
+
+def _failure_json(f: Failure | None) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    out: dict[str, Any] = {"kind": f.kind, "trace": list(f.trace)}
+    if f.divergence:
+        out["divergence"] = True
+    else:
+        out["refusal"] = list(f.refusal) if f.refusal is not None else None
+    if f.event is not None:
+        out["event"] = f.event
+    if f.accepted is not None:
+        out["accepted"] = list(f.accepted)
+    if f.spec_acceptances:
+        out["spec_acceptances"] = [list(a) for a in f.spec_acceptances]
+    out["spans"] = [_span_json(s) for s in f.spans]
+    return out
+
+
+def _span_json(s: SourceSpan) -> dict[str, Any]:
+    return {
+        "path": s.path,
+        "start_line": s.start_line,
+        "start_col": s.start_col,
+        "end_line": s.end_line,
+        "end_col": s.end_col,
+    }
