@@ -71,7 +71,9 @@ def _collect(node: Any, ns: str, out: dict[str, tuple[Mapping[str, Any], str]]) 
 
 
 def deref(node: Any, ns: str, named: Mapping[str, tuple[Mapping[str, Any], str]]) -> tuple[Any, str]:
-    """Follow references and ``{"type": <node>}`` wrappers down to a concrete node."""
+    """Follow references and ``{"type": <node>}`` wrappers down to a concrete node.
+
+    Returns the node and the namespace its contents resolve in (a named type's own one)."""
     for _ in range(64):
         if isinstance(node, str):
             if node in PRIMITIVES:
@@ -90,6 +92,8 @@ def deref(node: Any, ns: str, named: Mapping[str, tuple[Mapping[str, Any], str]]
             ):
                 node = kind
                 continue
+            if kind in NAMED_KINDS and "name" in node:
+                return node, _own_namespace(node, ns)
         return node, ns
     raise KeyError("schema reference chain too deep")
 

@@ -46,6 +46,8 @@ def lint_schema(raw: Mapping[str, Any]) -> list[str]:
                 problem = check_value(ftype, ns, named, field["default"])
                 if problem:
                     problems.append(f"{where}: invalid default: {problem}")
+            if "logicalType" in field:
+                problems.append(f"{where}: logicalType belongs inside the type, not on the field")
             if logical_type(node) == "timestamp-millis" and kind_of(node) != "long":
                 problems.append(f"{where}: timestamp-millis must annotate a long")
     return problems
