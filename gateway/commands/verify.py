@@ -1,0 +1,386 @@
+"""``csp typecheck`` / ``check`` / ``refine`` / ``explore``: the FDR-style verifier at the edge.
+
+Exit codes: 0 all assertions pass, 1 some assertion fails, 2 input error
+(file, syntax, type, evaluation, state-space limit), 3 unsupported construct.
+The JSON output (``--format json``) is documented in ``docs/cli-json.md``.
+Heavy modules are imported inside the commands so that ``csp`` starts fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from processors.csp.frontend import Module
+    from processors.csp.verify import AssertionResult
+
+SCHEMA_VERSION = "1.0"
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_UNSUPPORTED = 0, 1, 2, 3
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class SemModel(StrEnum):
+    T = "T"
+    F = "F"
+    FD = "FD"
+
+
+class _InputError(Exception):
+    """Bad input detected at the edge (file missing, bad option value)."""
+
+
+# --------------------------------------------------------------------------
+# run + report
+# --------------------------------------------------------------------------
+
+
+class _Run:
+    """One CLI invocation: collects results and prints them in the chosen format."""
+
+    def __init__(self, command: str, args: list[str], fmt: Format, inputs: list[Path]) -> None:
+        self.command = command
+        self.args = args
+        self.fmt = fmt
+        self.inputs = inputs
+        self.started = datetime.now(UTC)
+        self.t0 = time.perf_counter()
+
+    def finish(
+        self,
+        results: list[AssertionResult],
+        checks: list[dict[str, Any]] | None = None,
+        error: dict[str, Any] | None = None,
+        status_override: tuple[str, int] | None = None,
+    ) -> None:
+        from processors.csp.verify import check_json, result_json
+
+        status, code = status_override or _overall(results)
+        if self.fmt is Format.json:
+            doc = {
+                "schema_version": SCHEMA_VERSION,
+                "tool": {"name": "csp", "version": _version()},
+                "invocation": {"command": self.command, "args": self.args, "format": "json"},
+                "inputs": [_input_json(p) for p in self.inputs],
+                "status": status,
+                "exit_code": code,
+                "started_at": self.started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "duration_ms": int((time.perf_counter() - self.t0) * 1000),
+                "error": error,
+                "assertions": [result_json(r) for r in results],
+                "checks": checks if checks is not None else [check_json(r) for r in results],
+            }
+            sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+        else:
+            _print_human(results, error, status)
+        raise typer.Exit(code)
+
+    def fail_input(self, exc: BaseException, name: str) -> None:
+        """Report an error that stopped the run before any assertion was checked."""
+        from processors.csp.errors import CspmError, CspmSyntaxError, CspmTypeError, CspmUnsupported
+
+        unsupported = isinstance(exc, CspmUnsupported)
+        status, code = ("unsupported", EXIT_UNSUPPORTED) if unsupported else ("error", EXIT_INPUT)
+        if isinstance(exc, CspmError):
+            kind = (
+                "unsupported"
+                if unsupported
+                else "syntax"
+                if isinstance(exc, CspmSyntaxError)
+                else "type"
+                if isinstance(exc, CspmTypeError)
+                else "evaluation"
+            )
+            err = {"kind": kind, "message": str(exc), "file": exc.file, "line": exc.line, "col": exc.col}
+        elif isinstance(exc, _InputError | OSError | UnicodeDecodeError):
+            err = {"kind": "input", "message": _plain(exc), "file": None, "line": None, "col": None}
+        elif isinstance(exc, RecursionError):
+            err = {"kind": "evaluation", "message": "evaluation recursed too deeply", "file": None, "line": None, "col": None}
+        else:
+            err = {"kind": "internal", "message": f"{type(exc).__name__}: {exc}", "file": None, "line": None, "col": None}
+        check = {
+            "name": name,
+            "model": None,
+            "target": None,
+            "status": status,
+            "reason": {"kind": "unsupported_syntax" if unsupported else "invalid_input", "message": err["message"]},
+            "counterexample": None,
+            "stats": {"states": None, "transitions": None},
+        }
+        self.finish([], [check], err, (status, code))
+
+
+def _overall(results: list[AssertionResult]) -> tuple[str, int]:
+    statuses = {r.status for r in results}
+    if "error" in statuses:
+        return "error", EXIT_INPUT
+    if "unsupported" in statuses:
+        return "unsupported", EXIT_UNSUPPORTED
+    if "fail" in statuses:
+        return "fail", EXIT_FAIL
+    return "pass", EXIT_PASS
+
+
+def _plain(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename}: no such file"
+    if isinstance(exc, IsADirectoryError):
+        return f"{exc.filename}: is a directory"
+    if isinstance(exc, OSError):
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "input is not UTF-8 text"
+    return str(exc)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("enhanced-csp")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _input_json(p: Path) -> dict[str, Any]:
+    try:
+        digest: str | None = hashlib.sha256(p.read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return {"path": str(p), "sha256": digest}
+
+
+def _load(path: Path) -> Module:
+    from processors.csp.frontend import load_file
+
+    if not path.exists():
+        raise _InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise _InputError(f"{path}: is a directory")
+    return load_file(path)
+
+
+# --------------------------------------------------------------------------
+# human output
+# --------------------------------------------------------------------------
+
+
+def _print_human(results: list[AssertionResult], error: dict[str, Any] | None, status: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if error is not None:
+        label = "unsupported" if error["kind"] == "unsupported" else "error"
+        err.print(f"[bold red]{label}:[/] {escape(error['message'])}")
+        return
+    style = {"pass": "green", "fail": "red", "error": "yellow", "unsupported": "magenta"}
+    mark = {"pass": "✔", "fail": "✘", "error": "!", "unsupported": "?"}
+    for r in results:
+        stats = ""
+        if r.states is not None:
+            stats = f" [dim]({r.states} states, {r.transitions} transitions, {r.seconds:.2f}s)[/]"
+        out.print(f"[{style[r.status]}]{mark[r.status]} {r.status:<4}[/] {escape(r.text)}{stats}")
+        if r.message and r.status != "pass":
+            out.print(f"    {escape(r.message)}")
+    for r in results:
+        f = r.failure
+        if f is None:
+            continue
+        out.print()
+        out.print(f"[bold]Counterexample[/] for [bold]{escape(r.text)}[/] ({f.kind.replace('_', ' ')}):")
+        trace = ", ".join(f.trace)
+        out.print(f"  trace:      <{escape(trace)}>")
+        if f.kind == "trace" and f.event is not None:
+            out.print(f"  the implementation can do [bold]{escape(f.event)}[/] where the specification cannot")
+        if f.kind == "missing_trace" and f.event is not None:
+            out.print(f"  [bold]{escape(f.event)}[/] cannot follow this trace")
+        if f.divergence:
+            out.print("  then:       diverges (performs τ forever)")
+        if f.refusal is not None and not f.divergence:
+            out.print(f"  refuses:    {{{escape(', '.join(f.refusal))}}}")
+        if f.accepted is not None and f.kind in ("refusal", "nondeterminism", "deadlock"):
+            out.print(f"  accepts:    {{{escape(', '.join(f.accepted))}}}")
+        if f.spec_acceptances:
+            accs = " or ".join("{" + ", ".join(a) + "}" for a in f.spec_acceptances)
+            out.print(f"  spec must accept one of: {escape(accs)}")
+        for s in f.spans:
+            out.print(f"  at {escape(str(s))}")
+    if status == "pass" and not results:
+        out.print("[green]ok[/]")
+
+
+# --------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------
+
+
+def register(app: typer.Typer) -> None:
+    app.command("typecheck")(typecheck)
+    app.command("check")(check)
+    app.command("refine")(refine)
+    app.command("explore")(explore)
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", help="Output format: text or json (docs/cli-json.md).")]
+MaxStatesOpt = Annotated[
+    int | None, typer.Option("--max-states", help="Stop with an error past this many states.", min=1)
+]
+FileArg = Annotated[Path, typer.Argument(help="CSPm script")]
+
+
+def typecheck(
+    file: FileArg,
+    fmt: FormatOpt = Format.text,
+) -> None:
+    """Parse and type-check a CSPm script."""
+    run = _Run("typecheck", [str(file)], fmt, [file])
+    try:
+        _load(file)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a clear report, never a traceback
+        run.fail_input(exc, "typecheck")
+        return
+    check = {
+        "name": "typecheck",
+        "model": None,
+        "target": None,
+        "status": "pass",
+        "counterexample": None,
+        "stats": {"states": None, "transitions": None},
+    }
+    run.finish([], [check])
+
+
+def check(
+    file: FileArg,
+    assert_: Annotated[
+        str | None,
+        typer.Option(
+            "--assert", help='"deadlock free", "divergence free" or "deterministic" (optionally with " [F]"/" [FD]")'
+        ),
+    ] = None,
+    all_assertions: Annotated[
+        bool, typer.Option("--all-assertions", help="Check every assert in the file (the default).")
+    ] = False,
+    process: Annotated[str | None, typer.Option("--process", help="Process (name or expression) to check.")] = None,
+    model: Annotated[SemModel | None, typer.Option("--model", help="Semantic model for --assert (F or FD).")] = None,
+    fmt: FormatOpt = Format.text,
+    max_states: MaxStatesOpt = None,
+) -> None:
+    """Check assertions: every `assert` in FILE, or one property with --assert."""
+    args = [str(file)] + (["--assert", assert_] if assert_ else []) + (["--process", process] if process else [])
+    run = _Run("check", args, fmt, [file])
+    try:
+        from processors.csp.compile import DEFAULT_MAX_STATES
+        from processors.csp.verify import check_property, run_module
+
+        limit = max_states or DEFAULT_MAX_STATES
+        module = _load(file)
+        if assert_ is not None:
+            kind, m = _parse_property(assert_)
+            results = [check_property(module, kind, process, (model.value if model else None) or m, limit)]
+        elif process is not None:
+            m = model.value if model else None
+            results = [check_property(module, k, process, m, limit) for k in ("deadlock free", "divergence free", "deterministic")]
+        else:
+            del all_assertions  # checking every assertion is the default
+            results = run_module(module, limit)
+            if not module.assertions:
+                raise _InputError(f"{file}: no assertions to check (use --assert with --process)")
+    except Exception as exc:  # noqa: BLE001
+        run.fail_input(exc, "check")
+        return
+    run.finish(results)
+
+
+def _parse_property(text: str) -> tuple[str, str | None]:
+    words = " ".join(text.replace("[", " [").split())
+    model = None
+    for m in ("FD", "F"):
+        if words.endswith(f"[{m}]"):
+            model = m
+            words = words[: -len(m) - 2].strip()
+            break
+    if words not in ("deadlock free", "divergence free", "deterministic"):
+        raise _InputError(f'--assert must be "deadlock free", "divergence free" or "deterministic", not {text!r}')
+    return words, model
+
+
+def refine(
+    spec_file: Annotated[Path, typer.Argument(help="CSPm script defining the specification")],
+    impl_file: Annotated[Path, typer.Argument(help="CSPm script defining the implementation")],
+    model: Annotated[SemModel, typer.Option("--model", help="T, F or FD")],
+    spec: Annotated[str, typer.Option("--spec", help="Specification process in SPEC_FILE.")] = "SPEC",
+    impl: Annotated[str, typer.Option("--impl", help="Implementation process in IMPL_FILE.")] = "IMPL",
+    fmt: FormatOpt = Format.text,
+    max_states: MaxStatesOpt = None,
+) -> None:
+    """Check SPEC [M= IMPL with SPEC from SPEC_FILE and IMPL from IMPL_FILE."""
+    run = _Run("refine", ["--model", model.value, str(spec_file), str(impl_file)], fmt, [spec_file, impl_file])
+    try:
+        from processors.csp.compile import DEFAULT_MAX_STATES
+        from processors.csp.verify import check_refinement
+
+        spec_module = _load(spec_file)
+        impl_module = _load(impl_file)
+        result = check_refinement(spec_module, impl_module, model.value, spec, impl, max_states or DEFAULT_MAX_STATES)
+    except Exception as exc:  # noqa: BLE001
+        run.fail_input(exc, "refine")
+        return
+    run.finish([result])
+
+
+def explore(
+    file: FileArg,
+    proc: Annotated[str, typer.Argument(help="Process name or expression")],
+    dot: Annotated[bool, typer.Option("--dot", help="Print the LTS as Graphviz DOT.")] = False,
+    max_states: MaxStatesOpt = None,
+) -> None:
+    """Print the states and transitions of a process (optionally as DOT)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    err = Console(stderr=True, highlight=False)
+    try:
+        from processors.csp.compile import DEFAULT_MAX_STATES, explore_terms
+        from processors.csp.verify import named_process
+
+        module = _load(file)
+        named = named_process(module, proc)
+        lts = explore_terms(named.proc, max_states or DEFAULT_MAX_STATES).lts
+    except Exception as exc:  # noqa: BLE001
+        from processors.csp.errors import CspmUnsupported
+
+        err.print(f"[bold red]error:[/] {escape(_plain(exc) if isinstance(exc, OSError) else str(exc))}")
+        raise typer.Exit(EXIT_UNSUPPORTED if isinstance(exc, CspmUnsupported) else EXIT_INPUT) from None
+    names = lts.state_names or tuple(str(i) for i in range(lts.num_states))
+    if dot:
+        lines = [f"digraph {json.dumps(proc)} {{", "  rankdir=LR;", '  init [shape=point];', "  init -> s0;"]
+        for s in range(lts.num_states):
+            lines.append(f"  s{s} [label={json.dumps(names[s])}];")
+        for s in range(lts.num_states):
+            for lab, t in lts.successors(s):
+                lines.append(f"  s{s} -> s{t} [label={json.dumps(lts.events[lab])}];")
+        lines.append("}")
+        sys.stdout.write("\n".join(lines) + "\n")
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"[bold]{escape(proc)}[/]: {lts.num_states} states, {lts.num_transitions} transitions")
+    for s in range(lts.num_states):
+        out.print(f"s{s}: {escape(names[s])}")
+        for lab, t in lts.successors(s):
+            out.print(f"    --{escape(lts.events[lab])}--> s{t}")
