@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="structlog level")
     metrics_port: int = Field(default=0, description="Prometheus metrics port for processors (0: off)")
     session_timeout_ms: int = Field(default=6000, description="Kafka consumer session.timeout.ms")
+    kafka_port: int = Field(default=0, description="Local broker port (0: reuse the recorded one or pick a free one)")
+    s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -1,0 +1,108 @@
+"""Child process management: spawn in its own process group, probe, stop.
+
+Each component runs in its own session (``start_new_session``) so that stopping
+it signals the whole group and leaves no orphan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
+          cwd: Path | None = None) -> int:
+    """Start ``argv`` detached in a new session, stdout+stderr to ``log_path``; return its pid."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(  # noqa: S603 - argv built from fixed binaries
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=str(cwd) if cwd is not None else None,
+            start_new_session=True,
+            close_fds=True,
+        )
+    return proc.pid
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is our exited child (no zombie left behind)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def is_alive(pid: int, expect: str | None = None) -> bool:
+    """True if ``pid`` runs (not a zombie) and, if given, its command line contains ``expect``."""
+    if pid <= 0:
+        return False
+    _reap(pid)
+    state = _state(pid)
+    if state is None or state in ("Z", "X"):
+        return False
+    if expect is not None:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        return expect in cmdline
+    return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live pids whose process group is ``pgid``."""
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            if os.getpgid(pid) == pgid and is_alive(pid):
+                out.append(pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def stop(pid: int, timeout_s: float, expect: str | None = None) -> bool:
+    """SIGTERM the process group led by ``pid``, wait, SIGKILL after ``timeout_s``.
+
+    Returns True if it had to be killed. A pid that is not alive (or is a
+    different program, checked with ``expect``) is left alone.
+    """
+    if not is_alive(pid, expect):
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not is_alive(pid) and not group_members(pid):
+            return False
+        time.sleep(0.05)
+    _signal_group(pid, signal.SIGKILL)
+    kill_deadline = time.monotonic() + 5
+    while time.monotonic() < kill_deadline and (is_alive(pid) or group_members(pid)):
+        time.sleep(0.05)
+    return True

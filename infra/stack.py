@@ -1,0 +1,327 @@
+"""The local stack: SeaweedFS (durable S3 store) + Tansu (Kafka) + the catalog topics.
+
+``start_stack`` / ``stop_stack`` / ``stack_status`` back ``csp up`` / ``down`` /
+``status``. With ``CSP_KAFKA_BOOTSTRAP`` set nothing is started: the external
+Kafka only gets the catalog topics, so local and external setups share the same
+code paths afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra import procs, seaweed, tansu
+from infra.ports import free_port, is_free
+from infra.s3 import bucket_exists
+from infra.settings import Settings
+from infra.state import (
+    StackState,
+    locked,
+    log_path,
+    read_pids,
+    read_state,
+    remove_pid,
+    write_pid,
+    write_state,
+)
+from streams.admin import BrokerUnavailable, ensure_topics, list_topics, wait_ready
+from streams.catalog import CATALOG
+
+SEAWEED_READY_S = 120.0
+KAFKA_READY_S = 60.0
+COMPONENTS = ("tansu", "weed")  # stop order: broker first, then its store
+
+
+class StackError(RuntimeError):
+    """The local stack could not be started, or is not running."""
+
+
+@dataclass
+class Endpoints:
+    kafka_bootstrap: str
+    clickhouse_url: str
+    schema_registry_url: str | None
+    local: bool
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    """Requested ports; 0 means: reuse the port recorded in the data dir if free, else a free one."""
+
+    kafka: int = 0
+    seaweed: Mapping[str, int] = field(default_factory=dict)
+
+
+def clickhouse_url(settings: Settings) -> str:
+    if settings.clickhouse_url:
+        return settings.clickhouse_url
+    return f"chdb://{settings.resolved_data_dir() / 'clickhouse'}"
+
+
+def _endpoints(settings: Settings, bootstrap: str, local: bool) -> Endpoints:
+    return Endpoints(
+        kafka_bootstrap=bootstrap,
+        clickhouse_url=clickhouse_url(settings),
+        schema_registry_url=settings.schema_registry_url,
+        local=local,
+    )
+
+
+def _alive(state: StackState, component: str) -> bool:
+    pid = state.pids.get(component)
+    return pid is not None and procs.is_alive(pid, tansu.NAME if component == "tansu" else seaweed.NAME)
+
+
+def _running(data_dir: Path) -> StackState | None:
+    state = read_state(data_dir)
+    if state is None or not state.running:
+        return None
+    needed = ["tansu"] + (["weed"] if state.mode == "durable" else [])
+    return state if all(_alive(state, c) for c in needed) else None
+
+
+def _stop_components(data_dir: Path, pids: Mapping[str, int], timeout_s: float) -> None:
+    for component in COMPONENTS:
+        pid = pids.get(component)
+        if pid is not None:
+            procs.stop(pid, timeout_s, expect=tansu.NAME if component == "tansu" else seaweed.NAME)
+        remove_pid(data_dir, component)
+
+
+def _kafka_port(requested: int, previous: StackState | None) -> int:
+    if requested:
+        return requested
+    if previous is not None and is_free(previous.kafka_port):
+        return previous.kafka_port
+    return free_port()
+
+
+def _start_seaweed(data_dir: Path, ports: seaweed.SeaweedPorts, state: StackState) -> tansu.S3Storage:
+    creds = seaweed.credentials(data_dir)
+    config = seaweed.write_s3_config(data_dir / "seaweed" / "s3.json", creds)
+    argv = seaweed.weed_command(data_dir / "seaweed" / "data", ports, config)
+    pid = procs.spawn(argv, log_path(data_dir, "weed"), cwd=data_dir)
+    state.pids["weed"] = pid
+    write_pid(data_dir, "weed", pid)
+    endpoint = seaweed.s3_endpoint(ports)
+    try:
+        seaweed.wait_s3_ready(endpoint, creds, SEAWEED_READY_S, alive=lambda: procs.is_alive(pid))
+    except (TimeoutError, RuntimeError) as exc:
+        raise StackError(f"{exc} (log: {log_path(data_dir, 'weed')})") from None
+    return tansu.S3Storage(endpoint, seaweed.BUCKET, creds.access_key, creds.secret_key)
+
+
+
+def _start_tansu(data_dir: Path, port: int, storage: tansu.S3Storage | None, state: StackState) -> str:
+    argv = tansu.tansu_command(port, storage)
+    pid = procs.spawn(argv, log_path(data_dir, "tansu"), env=tansu.tansu_env(storage), cwd=data_dir)
+    state.pids["tansu"] = pid
+    write_pid(data_dir, "tansu", pid)
+    bootstrap = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + KAFKA_READY_S
+    while True:
+        if not procs.is_alive(pid):
+            raise StackError(f"Tansu exited during startup on {bootstrap} (log: {log_path(data_dir, 'tansu')})")
+        try:
+            wait_ready(bootstrap, min(2.0, max(0.5, deadline - time.monotonic())))
+            # A second metadata round trip listing topics reads the storage engine too.
+            list_topics(bootstrap, 10)
+            return bootstrap
+        except BrokerUnavailable as exc:
+            if time.monotonic() >= deadline:
+                raise StackError(f"{exc} (log: {log_path(data_dir, 'tansu')})") from None
+
+
+def start_stack(settings: Settings, ephemeral: bool = False, ports: StackPorts | None = None) -> Endpoints:
+    """Start SeaweedFS (unless ephemeral) and Tansu, wait ready, create the catalog topics.
+
+    Idempotent: a running stack is reused. With ``settings.kafka_bootstrap`` set, only
+    the topics are created on that external Kafka.
+    """
+    if settings.kafka_bootstrap:
+        ensure_topics(settings.kafka_bootstrap, CATALOG, timeout_s=30)
+        return _endpoints(settings, settings.kafka_bootstrap, local=False)
+    wanted = ports or StackPorts(kafka=settings.kafka_port)
+    data_dir = settings.resolved_data_dir()
+    with locked(data_dir):
+        running = _running(data_dir)
+        if running is not None:
+            ensure_topics(running.bootstrap, CATALOG, timeout_s=30)
+            return _endpoints(settings, running.bootstrap, local=True)
+        previous = read_state(data_dir)
+        # Leftovers of a crashed or half-started stack: stop them, drop stale pid files.
+        _stop_components(data_dir, {**read_pids(data_dir), **(previous.pids if previous else {})}, 20)
+        t0 = time.monotonic()
+        mode = "ephemeral" if ephemeral else "durable"
+        seaweed_ports = None
+        if not ephemeral:
+            overrides = dict(wanted.seaweed)
+            if settings.s3_port and "s3" not in overrides:
+                overrides["s3"] = settings.s3_port
+            seaweed_ports = seaweed.SeaweedPorts.allocate(
+                previous.seaweed_ports if previous else None, **overrides
+            )
+        state = StackState(
+            mode=mode,
+            kafka_port=_kafka_port(wanted.kafka, previous),
+            seaweed_ports=seaweed_ports.as_dict() if seaweed_ports else None,
+            started_at=time.time(),
+        )
+        write_state(data_dir, state)
+        try:
+            storage = _start_seaweed(data_dir, seaweed_ports, state) if seaweed_ports else None
+            bootstrap = _start_tansu(data_dir, state.kafka_port, storage, state)
+            ensure_topics(bootstrap, CATALOG, timeout_s=60)
+        except BaseException:
+            _stop_components(data_dir, state.pids, 20)
+            state.pids = {}
+            write_state(data_dir, state)
+            raise
+        state.running = True
+        state.startup_s = round(time.monotonic() - t0, 3)
+        write_state(data_dir, state)
+        return _endpoints(settings, bootstrap, local=True)
+
+
+def stop_stack(settings: Settings, timeout_s: float = 20) -> list[str]:
+    """SIGTERM every component (broker first), wait, SIGKILL after ``timeout_s``; remove pid files.
+
+    Returns the components that were stopped. Ports stay recorded for the next ``up``.
+    """
+    if settings.kafka_bootstrap:
+        return []
+    data_dir = settings.resolved_data_dir()
+    if not data_dir.exists():
+        return []
+    with locked(data_dir):
+        state = read_state(data_dir)
+        pids = {**read_pids(data_dir), **(state.pids if state else {})}
+        stopped = [
+            c for c in COMPONENTS
+            if c in pids and procs.is_alive(pids[c], tansu.NAME if c == "tansu" else seaweed.NAME)
+        ]
+        _stop_components(data_dir, pids, timeout_s)
+        if state is not None:
+            state.pids = {}
+            state.running = False
+            write_state(data_dir, state)
+        return stopped
+
+
+def resolve_endpoints(settings: Settings) -> Endpoints:
+    """External Kafka if CSP_KAFKA_BOOTSTRAP is set, else the running local stack's addresses."""
+    if settings.kafka_bootstrap:
+        return _endpoints(settings, settings.kafka_bootstrap, local=False)
+    data_dir = settings.resolved_data_dir()
+    running = _running(data_dir)
+    if running is None:
+        raise StackError(
+            f"no local stack is running in {data_dir}: run `csp up --data-dir {data_dir}` "
+            "or set CSP_KAFKA_BOOTSTRAP to an external Kafka"
+        )
+    return _endpoints(settings, running.bootstrap, local=True)
+
+
+def _clickhouse_health(url: str) -> dict[str, Any]:
+    if url.startswith("chdb://"):
+        path = Path(url[len("chdb://"):])
+        return {
+            "url": url,
+            "kind": "chdb",
+            "path": str(path),
+            # chdb allows one process per path, so status does not open it.
+            "healthy": path.is_absolute() and (path.exists() or path.parent.exists()),
+        }
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=3) as response:  # noqa: S310
+            ok = response.status == 200
+        return {"url": url, "kind": "http", "healthy": ok}
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return {"url": url, "kind": "http", "healthy": False, "error": str(exc)}
+
+
+def _kafka_health(bootstrap: str | None) -> tuple[dict[str, Any], dict[str, int]]:
+    if bootstrap is None:
+        return {"bootstrap": None, "healthy": False, "error": "never started"}, {}
+    try:
+        topics = list_topics(bootstrap, timeout_s=3)
+    except BrokerUnavailable as exc:
+        return {"bootstrap": bootstrap, "healthy": False, "error": str(exc)}, {}
+    return {"bootstrap": bootstrap, "healthy": True}, topics
+
+
+def stack_status(settings: Settings) -> dict[str, Any]:
+    """Health of each component, the topics and the addresses (JSON-able)."""
+    data_dir = settings.resolved_data_dir()
+    ch = _clickhouse_health(clickhouse_url(settings))
+    if settings.kafka_bootstrap:
+        kafka, topics = _kafka_health(settings.kafka_bootstrap)
+        kafka["external"] = True
+        storage: dict[str, Any] = {"engine": "external"}
+        mode, running = "external", bool(kafka["healthy"])
+    else:
+        state = read_state(data_dir)
+        kafka, topics = _kafka_health(state.bootstrap if state else None)
+        kafka["external"] = False
+        mode = state.mode if state else "stopped"
+        storage = {"engine": "memory://" if mode == "ephemeral" else "s3://tansu/ on SeaweedFS"}
+        if state is not None:
+            kafka.update(pid=state.pids.get("tansu"), process_alive=_alive(state, "tansu"))
+            if state.seaweed_ports:
+                storage.update(_storage_health(data_dir, state))
+            kafka["healthy"] = bool(kafka["healthy"] and kafka["process_alive"])
+        running = _running(data_dir) is not None
+        if state is not None:
+            storage["startup_s"] = state.startup_s
+    missing = [s.name for s in CATALOG if s.name not in topics]
+    return {
+        "mode": mode,
+        "running": running,
+        "data_dir": str(data_dir),
+        "kafka": kafka,
+        "storage": storage,
+        "clickhouse": ch,
+        "schema_registry": {"url": settings.schema_registry_url},
+        "topics": topics,
+        "catalog_missing": missing if kafka["healthy"] else [s.name for s in CATALOG],
+    }
+
+
+def _storage_health(data_dir: Path, state: StackState) -> dict[str, Any]:
+    endpoint = state.s3_endpoint
+    out: dict[str, Any] = {
+        "s3_endpoint": endpoint,
+        "ports": state.seaweed_ports,
+        "pid": state.pids.get("weed"),
+        "process_alive": _alive(state, "weed"),
+    }
+    try:
+        ok = endpoint is not None and bucket_exists(endpoint, seaweed.BUCKET, seaweed.credentials(data_dir), 3)
+        out["healthy"] = bool(ok and out["process_alive"])
+    except OSError as exc:
+        out.update(healthy=False, error=str(exc))
+    return out
+
+
+@contextmanager
+def running_stack(
+    settings: Settings, ephemeral: bool = False, ports: StackPorts | None = None, stop_timeout_s: float = 20
+) -> Iterator[Endpoints]:
+    """Start the stack (or use the external Kafka) for the duration of the block.
+
+    A stack that was already running before the block is left running.
+    """
+    already = settings.kafka_bootstrap is not None or _running(settings.resolved_data_dir()) is not None
+    endpoints = start_stack(settings, ephemeral=ephemeral, ports=ports)
+    try:
+        yield endpoints
+    finally:
+        if not already:
+            stop_stack(settings, timeout_s=stop_timeout_s)
