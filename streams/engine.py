@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streams.clients import check_reachable, consumer_config, producer_config
 from streams.metrics import EngineMetrics
@@ -267,6 +267,7 @@ class Engine:
         messages = consumer.consume(self.config.batch_size, self.config.poll_timeout_s)
         if not messages:
             return 0
+        decode = self.codec.decode
         batch: list[InRecord] = []
         for msg in messages:
             err = msg.error()
@@ -277,7 +278,7 @@ class Engine:
                     raise FatalEngineError(f"{self.processor.name}: consumer error: {err}")
                 self.log.warning("engine.consume_error", error=str(err))
                 continue
-            batch.append(self._in_record(msg))
+            batch.append(InRecord(msg, decode))
         if not batch:
             return 0
         started = time.perf_counter()
@@ -287,21 +288,6 @@ class Engine:
         self.metrics.records_in.inc(len(batch))
         self.processed += len(batch)
         return len(batch)
-
-    def _in_record(self, msg: Message) -> InRecord:
-        raw_headers: Any = msg.headers() or ()
-        headers = tuple((str(k), v if isinstance(v, bytes) else (v or "").encode()) for k, v in raw_headers)
-        _ts_type, ts = msg.timestamp()
-        return InRecord(
-            msg.topic() or "",
-            msg.partition() or 0,
-            msg.offset() or 0,
-            msg.key(),
-            msg.value(),
-            ts,
-            headers,
-            self.codec.decode,
-        )
 
     def _process_batch(self, batch: list[InRecord]) -> None:
         ctx = BatchContext(self.processor.name, self.dead_letter_topic)
@@ -321,33 +307,43 @@ class Engine:
     def _screen(self, batch: list[InRecord], ctx: BatchContext) -> list[InRecord]:
         """Drop control records; dead-letter records that are not valid platform records."""
         live: list[InRecord] = []
+        decode_inputs = self.processor.decode_inputs
         for rec in batch:
-            if any(k == MARKER_HEADER for k, _ in rec.headers):
+            msg = rec._msg
+            raw = msg.value()
+            if msg.headers() is None and raw is not None and not decode_inputs and raw[:1] == b"\x00" and len(raw) > 4:
+                live.append(rec)  # the common case, checked first
                 continue
-            if rec.raw is None:
+            if msg.headers() is not None and rec.header(MARKER_HEADER) is not None:
+                continue
+            if raw is None:
                 ctx.dead_letter(rec, "record has no value (null/tombstone); platform topics carry Avro records")
                 continue
-            if self.processor.decode_inputs:
+            if decode_inputs:
                 try:
                     rec.decoded()
                 except Exception as exc:
                     ctx.dead_letter(rec, f"undecodable record: {exc}")
                     continue
-            elif len(rec.raw) < 5 or rec.raw[0] != 0:
+            elif len(raw) < 5 or raw[0] != 0:
                 ctx.dead_letter(rec, "not in Confluent wire format (magic byte 0 + 4-byte schema id)")
                 continue
             live.append(rec)
         return live
 
     def _encode_all(self, outputs: Iterable[OutRecord]) -> list[tuple[OutRecord, bytes | None]]:
+        """Encode every output before anything is produced: a record that does not
+        match its schema fails the batch and nothing is sent."""
+        encode = self.codec.encode
         encoded: list[tuple[OutRecord, bytes | None]] = []
+        append = encoded.append
         for out in outputs:
-            if out.raw is not None or out.value is None:
-                encoded.append((out, out.raw))
+            if out.value is None:
+                append((out, out.raw))
             else:
                 if out.schema is None:
                     raise ValueError(f"output to {out.topic} has a value but no schema name")
-                encoded.append((out, self.codec.encode(out.schema, out.value)))
+                append((out, encode(out.schema, out.value)))
         return encoded
 
     def _dead_letter_records(self, ctx: BatchContext) -> list[tuple[OutRecord, bytes | None]]:
@@ -403,19 +399,31 @@ class Engine:
         self.metrics.transactions.inc()
 
     def _produce(self, producer: Producer, records: list[tuple[OutRecord, bytes | None]]) -> None:
+        produce = producer.produce
         for out, value in records:
-            kwargs: dict[str, Any] = {"key": out.key, "value": value}
-            if out.partition is not None:
-                kwargs["partition"] = out.partition
-            if out.headers:
-                kwargs["headers"] = list(out.headers)
-            while True:
-                try:
-                    producer.produce(out.topic, **kwargs)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            try:
+                if out.partition is None and not out.headers:
+                    produce(out.topic, value, out.key)
+                else:
+                    self._produce_slow(producer, out, value)
+            except BufferError:
+                producer.poll(0.05)
+                self._produce_slow(producer, out, value)
         producer.poll(0)
+
+    @staticmethod
+    def _produce_slow(producer: Producer, out: OutRecord, value: bytes | None) -> None:
+        kwargs: dict[str, Any] = {"key": out.key, "value": value}
+        if out.partition is not None:
+            kwargs["partition"] = out.partition
+        if out.headers:
+            kwargs["headers"] = list(out.headers)
+        while True:
+            try:
+                producer.produce(out.topic, **kwargs)
+                return
+            except BufferError:
+                producer.poll(0.05)
 
     def _transaction_failed(self, producer: Producer, batch: list[InRecord], exc: KafkaException) -> None:
         err = exc.args[0] if exc.args else None
@@ -463,11 +471,9 @@ class Engine:
 
 
 def _next_offsets(batch: Sequence[InRecord]) -> list[TopicPartition]:
-    last: dict[tuple[str, int], int] = {}
-    for rec in batch:
-        key = (rec.topic, rec.partition)
-        if rec.offset >= last.get(key, -1):
-            last[key] = rec.offset
+    """Offsets to commit: one past the last record of each partition (records of
+    one partition arrive in offset order)."""
+    last = {(r._msg.topic(), r._msg.partition()): r._msg.offset() for r in batch}
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
 
 

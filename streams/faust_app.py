@@ -42,7 +42,7 @@ from streams.catalog import CATALOG, spec_for
 CODEC_NAME = "csp-avro"
 
 
-class AvroWireCodec(codecs.Codec):  # type: ignore[misc]
+class AvroWireCodec(codecs.Codec):
     """Faust codec over the platform's Confluent-wire-format Avro codec.
 
     ``loads`` returns the decoded record (a dict); ``dumps`` takes a dict with a
