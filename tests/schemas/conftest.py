@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,11 +24,3 @@ def schema_tree(tmp_path: Path) -> Path:
     if (SCHEMAS_DIR / "ids.json").exists():
         shutil.copy(SCHEMAS_DIR / "ids.json", root / "ids.json")
     return root
-
-
-def write_avsc(root: Path, raw: dict[str, Any]) -> None:
-    (root / "avro" / f"{raw['name']}.avsc").write_text(json.dumps(raw), encoding="utf-8")
-
-
-def record(name: str, fields: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "record", "name": name, "namespace": "io.enhancedcsp", "fields": fields}

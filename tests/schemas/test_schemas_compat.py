@@ -5,12 +5,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from schemas_testkit import record, write_avsc
 
 from schemas.compat import backward_problems, check_backward, is_backward_compatible, main
 from schemas.errors import IncompatibleSchemaError
 from schemas.history import load_current, load_history
-
-from conftest import record, write_avsc
 
 # --- the enforced check: every schema change is BACKWARD compatible with the previous version ---
 
@@ -57,7 +56,9 @@ def test_identical_is_compatible() -> None:
 
 
 def test_field_added_with_default_ok_without_default_not() -> None:
-    assert is_backward_compatible(_rec(_f("a", "int"), _f("s", "string"), _f("n", ["null", "long"], default=None)), BASE)
+    assert is_backward_compatible(
+        _rec(_f("a", "int"), _f("s", "string"), _f("n", ["null", "long"], default=None)), BASE
+    )
     problems = backward_problems(_rec(_f("a", "int"), _f("s", "string"), _f("n", "long")), BASE)
     assert problems == ["n: field added without a default"]
 
@@ -115,7 +116,9 @@ def test_enum_symbols() -> None:
 def test_nested_record_change_names_the_path() -> None:
     def outer(inner_fields: list[dict[str, Any]]) -> dict[str, Any]:
         inner = {"type": "record", "name": "Inner", "fields": inner_fields}
-        return _rec(_f("items", {"type": "array", "items": inner}), _f("m", {"type": "map", "values": "Inner"}))
+        return _rec(
+            _f("items", {"type": "array", "items": inner}), _f("m", {"type": "map", "values": "Inner"})
+        )
 
     old = outer([_f("v", "int")])
     new = outer([_f("v", "int"), _f("w", "string")])
@@ -174,7 +177,9 @@ def _fresh_tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_cli_freeze_then_compatible_change_then_incompatible_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_freeze_then_compatible_change_then_incompatible_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = _fresh_tree(tmp_path)
     assert main(["--root", str(root)]) == 0
     assert "NEW Thing" in capsys.readouterr().out

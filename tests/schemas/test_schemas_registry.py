@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from schemas_testkit import record, write_avsc
 
 from schemas.codec import Codec
 from schemas.errors import SchemaError, UnknownSchemaError
@@ -13,8 +14,6 @@ from schemas.history import SCHEMAS_DIR, freeze, load_ids
 from schemas.lint import lint_schema
 from schemas.registry import LocalRegistry
 from schemas.samples import sample_record
-
-from conftest import record, write_avsc
 
 
 def test_every_version_has_a_persisted_id(registry: LocalRegistry) -> None:
@@ -30,8 +29,10 @@ def test_ids_are_unique_and_cover_every_name(registry: LocalRegistry) -> None:
 def test_ids_are_stable_across_loads_and_processes(registry: LocalRegistry) -> None:
     again = LocalRegistry.load()
     assert {n: again.id_for(n) for n in again.names()} == {n: registry.id_for(n) for n in registry.names()}
-    script = "import json; from schemas.registry import LocalRegistry as R; r = R.load(); " \
-             "print(json.dumps({n: r.id_for(n) for n in r.names()}))"
+    script = (
+        "import json; from schemas.registry import LocalRegistry as R; r = R.load(); "
+        "print(json.dumps({n: r.id_for(n) for n in r.names()}))"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == {n: registry.id_for(n) for n in registry.names()}
 

@@ -12,14 +12,25 @@ from schemas.samples import SAMPLE_TIMESTAMP_MS, sample_record
 NAMES = LocalRegistry.load().names()
 
 EXPECTED = {
-    "CspRegistryRecord", "CspCommand", "CspEvent", "CspRefusal", "CspSnapshot", "ChannelMessage",
-    "DeadLetter", "QuantumRequest", "QuantumResult", "LedgerTransaction", "LedgerAnchor",
-    "AgentRequest", "AgentResponse", "AuditEntry",
+    "CspRegistryRecord",
+    "CspCommand",
+    "CspEvent",
+    "CspRefusal",
+    "CspSnapshot",
+    "ChannelMessage",
+    "DeadLetter",
+    "QuantumRequest",
+    "QuantumResult",
+    "LedgerTransaction",
+    "LedgerAnchor",
+    "AgentRequest",
+    "AgentResponse",
+    "AuditEntry",
 }
 
 
 def test_every_record_type_has_a_schema() -> None:
-    assert EXPECTED <= set(NAMES)
+    assert set(NAMES) >= EXPECTED
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -58,9 +69,19 @@ def test_datetimes_option_decodes_timestamps_as_aware_datetimes(registry: LocalR
 def test_csp_event_example(registry: LocalRegistry) -> None:
     codec = Codec(registry)
     event = {
-        "instance_id": "i-1", "system": "vending", "version": 3, "seq": 12, "event": "coin.5",
-        "kind": "INPUT", "channel": "coin", "payload": ["5"], "offer_id": "o-9", "command_id": "c-4",
-        "state_before": 0, "state_after": 1, "choice": {"seed": 99, "options": 2, "chosen": 1},
+        "instance_id": "i-1",
+        "system": "vending",
+        "version": 3,
+        "seq": 12,
+        "event": "coin.5",
+        "kind": "INPUT",
+        "channel": "coin",
+        "payload": ["5"],
+        "offer_id": "o-9",
+        "command_id": "c-4",
+        "state_before": 0,
+        "state_after": 1,
+        "choice": {"seed": 99, "options": 2, "chosen": 1},
         "timestamp": 1_767_225_600_123,
     }
     name, out = codec.decode(codec.encode("CspEvent", event))

@@ -101,7 +101,9 @@ def test_unknown_record_name(registry: LocalRegistry) -> None:
 
 def test_multi_branch_union_message() -> None:
     schema = {
-        "type": "record", "name": "U", "fields": [{"name": "v", "type": ["null", "int", "string"]}],
+        "type": "record",
+        "name": "U",
+        "fields": [{"name": "v", "type": ["null", "int", "string"]}],
     }
     validate(schema, {"v": 3})
     validate(schema, {"v": "x"})
@@ -111,7 +113,9 @@ def test_multi_branch_union_message() -> None:
 
 def test_recursive_record() -> None:
     schema = {
-        "type": "record", "name": "Node", "fields": [
+        "type": "record",
+        "name": "Node",
+        "fields": [
             {"name": "value", "type": "int"},
             {"name": "next", "type": ["null", "Node"], "default": None},
         ],
