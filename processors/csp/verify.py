@@ -120,11 +120,11 @@ def run_assertion(module: Module, a: Assertion, max_states: int = DEFAULT_MAX_ST
     target = text
 
     def work() -> tuple[checker.CheckResult, Failure | None]:
-        left = _named_proc(module, a.left)
+        left = named_process(module, a.left)
         if a.kind == "refines":
             if a.right is None:
                 raise CspmEvalError("refinement assertion without a right-hand side")
-            right = _named_proc(module, a.right)
+            right = named_process(module, a.right)
             model = a.model or "FD"
             return _refine(left, right, model, max_states)
         if a.kind == "has trace":
@@ -172,10 +172,10 @@ def check_property(
 
     def work() -> tuple[checker.CheckResult, Failure | None]:
         if chosen is not None:
-            proc = _named_proc(module, chosen.left)
+            proc = named_process(module, chosen.left)
         else:
             assert process is not None
-            proc = _named_proc(module, process)
+            proc = named_process(module, process)
         return _property(proc, kind, m, max_states)
 
     return _timed(text, "check", kind, m, kind, work)
@@ -195,8 +195,8 @@ def check_refinement(
     text = f"{spec} [{model}= {impl}"
 
     def work() -> tuple[checker.CheckResult, Failure | None]:
-        left = _named_proc(spec_module, spec)
-        right = _named_proc(impl_module, impl)
+        left = named_process(spec_module, spec)
+        right = named_process(impl_module, impl)
         return _refine(left, right, model, max_states)
 
     return _timed(text, "refine", "refines", model, text, work)
@@ -254,7 +254,7 @@ class _Named:
         self.span = span
 
 
-def _named_proc(module: Module, expr: Any) -> _Named:
+def named_process(module: Module, expr: Any) -> _Named:
     name = expr if isinstance(expr, str) else getattr(expr, "name", None)
     is_var = isinstance(expr, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_']*", expr) is not None
     if not isinstance(expr, str) and type(expr).__name__ == "Var":
