@@ -4,6 +4,8 @@ BACKWARD: a consumer using the *new* (reader) schema can read data written with 
 (writer) schema. Hence: a reader field missing from the writer needs a default; removing a
 field is fine; int->long->float->double and string<->bytes promote; a union may widen; an
 enum may gain symbols but may lose some only when the reader declares an enum ``default``.
+Stricter than plain resolution in one way: a changed ``logicalType`` is refused, since the
+bytes would still read but mean something else.
 
 CLI: ``python -m schemas.compat`` checks every current schema (``schemas/avro``) against its
 latest frozen version (``schemas/history``) and every frozen version against the one before;
@@ -18,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from schemas.avro_names import definition_fullname, deref, describe, kind_of, named_types
+from schemas.avro_names import definition_fullname, deref, describe, kind_of, logical_type, named_types
 from schemas.errors import IncompatibleSchemaError
 
 PROMOTIONS = frozenset(
@@ -105,6 +107,10 @@ def _compare(
     if rk != wk:
         if (wk, rk) not in PROMOTIONS:
             out.append(f"{_at(path)}: type changed from {describe(w)} to {describe(r)}")
+        return
+    if logical_type(r) != logical_type(w):
+        # Readable bytes, different meaning (e.g. timestamp-millis -> timestamp-micros): refuse.
+        out.append(f"{_at(path)}: logical type changed from {describe(w)} to {describe(r)}")
         return
     if rk in ("record", "enum", "fixed") and not _names_match(r, rns, w, wns):
         out.append(f"{_at(path)}: {rk} renamed from {describe(w)} to {describe(r)} (no alias)")

@@ -221,3 +221,14 @@ def test_cli_rejects_schemas_breaking_project_rules(
     assert main(["--root", str(root), "--freeze"]) == 1
     assert "INVALID Thing" in capsys.readouterr().out
     assert not (root / "history").exists()
+
+
+def test_logical_type_change_is_refused() -> None:
+    millis = _rec(_f("t", {"type": "long", "logicalType": "timestamp-millis"}))
+    micros = _rec(_f("t", {"type": "long", "logicalType": "timestamp-micros"}))
+    plain = _rec(_f("t", "long"))
+    assert is_backward_compatible(millis, millis)
+    assert backward_problems(micros, millis) == [
+        "t: logical type changed from long (timestamp-millis) to long (timestamp-micros)"
+    ]
+    assert not is_backward_compatible(plain, millis)
