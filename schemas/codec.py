@@ -93,7 +93,7 @@ class Codec:
         validator(record)
         out = io.BytesIO()
         try:
-            fastavro.schemaless_writer(out, parsed, dict(record))
+            fastavro.schemaless_writer(out, parsed, record if isinstance(record, dict) else dict(record))
         except Exception as err:  # defensive: validation should have caught it
             raise SchemaValidationError(name, "", f"cannot encode: {err}") from err
         return frame(schema_id, out.getvalue())
