@@ -1,21 +1,28 @@
 """CSPm front end: load a script (parse, includes, type check) into a :class:`Module`.
 
 Only :func:`load_file` touches the file system (reading the script and its
-``include`` files); everything else is pure.
+``include`` files, relative to the including file); everything else is pure.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from processors.csp import procs, syntax
-from processors.csp.errors import CspmError, CspmEvalError
-from processors.csp.values import Value
+from processors.csp.errors import CspmError, CspmEvalError, CspmSyntaxError
+from processors.csp.evaluator import Evaluator
+from processors.csp.parser import parse, parse_expression
+from processors.csp.typecheck import check_module
+from processors.csp.values import Value, VDot, VName, render
 
 AssertKind = Literal["refines", "deadlock free", "divergence free", "deterministic", "has trace"]
 Model = Literal["T", "F", "FD"]
+
+_RECURSION_LIMIT = 20000
 
 
 @dataclass(frozen=True)
@@ -30,41 +37,155 @@ class Assertion:
     span: procs.Span
 
 
+def _guard(fn: Callable[[], object], file: str) -> object:
+    """Run ``fn`` turning Python recursion overflow into a CspmEvalError."""
+    if sys.getrecursionlimit() < _RECURSION_LIMIT:
+        sys.setrecursionlimit(_RECURSION_LIMIT)
+    try:
+        return fn()
+    except RecursionError:
+        raise CspmEvalError("recursion too deep evaluating expression", file, 0, 0) from None
+
+
 class Module:
     """A loaded CSPm script.
 
-    ``channels`` maps each channel name to its payload field types, each a
-    ``frozenset`` of values (see :mod:`processors.csp.values`); an untyped
-    channel maps to ``()``.
+    ``channels`` maps each channel name to its payload field types: one
+    ``frozenset`` of values per dotted field (see :mod:`processors.csp.values`;
+    ints are ``int``, booleans ``VBool``, constructors ``VName``...). An
+    untyped channel maps to ``()``. Channels whose field types are infinite
+    (``Int``) are omitted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, file: str, decls: tuple[syntax.Decl, ...]) -> None:
+        self.file = file
+        self.decls = decls
+        self._ev = Evaluator(decls, file)
         self.assertions: list[Assertion] = []
+        for d in decls:
+            if isinstance(d, syntax.AssertDecl):
+                span = procs.Span(file, d.line, d.col, d.end_line or d.line, d.end_col or d.col)
+                self.assertions.append(
+                    Assertion(
+                        d.text,
+                        cast(AssertKind, d.kind),
+                        cast(Model | None, d.model),
+                        d.negated,
+                        d.left,
+                        d.right,
+                        d.trace,
+                        span,
+                    )
+                )
         self.channels: dict[str, tuple[frozenset[Value], ...]] = {}
+        for c in self._ev.channels:
+            try:
+                self.channels[c] = tuple(
+                    self._ev.to_set(self._ev.eval_type(t, {}), t) for t in self._ev.field_types[c]
+                )
+            except CspmError:
+                continue
+        self._event_table: dict[str, tuple[str, tuple[Value, ...]]] | None = None
 
-    def eval_process(self, expr: syntax.Expr | str) -> procs.Proc:
-        raise CspmEvalError("not implemented yet")
+    # ----------------------------------------------------------- evaluation
+    def _expr(self, expr: syntax.Expr | str) -> syntax.Expr:
+        if isinstance(expr, str):
+            return parse_expression(expr, "<expression>")
+        return expr
 
     def eval_value(self, expr: syntax.Expr | str) -> Value:
-        raise CspmEvalError("not implemented yet")
+        e = self._expr(expr)
+        return _guard(lambda: self._ev.ev(e, {}), self.file)
+
+    def eval_process(self, expr: syntax.Expr | str) -> procs.Proc:
+        e = self._expr(expr)
+        v = self.eval_value(e)
+        if not isinstance(v, procs.Proc):
+            raise CspmEvalError(f"expected a process, found {render(v)}", self.file, e.line, e.col)
+        return v
 
     def process(self, name: str) -> procs.Proc:
-        raise CspmEvalError("not implemented yet")
-
-    def all_events(self) -> frozenset[str]:
-        return frozenset()
-
-    def event_values(self, event: str) -> tuple[str, tuple[Value, ...]]:
-        raise CspmEvalError(f"not an event: {event}")
+        if not self.has_name(name):
+            raise CspmEvalError(f"undefined process '{name}'", self.file, 0, 0)
+        return self.eval_process(syntax.Var(0, 0, name))
 
     def has_name(self, name: str) -> bool:
-        return False
+        return name in self._ev.globals
+
+    def all_events(self) -> frozenset[str]:
+        return frozenset(self._events())
+
+    def _events(self) -> dict[str, tuple[str, tuple[Value, ...]]]:
+        if self._event_table is None:
+            table: dict[str, tuple[str, tuple[Value, ...]]] = {}
+            for v in _guard(self._ev.all_events, self.file):  # type: ignore[attr-defined]
+                atoms = v.atoms if isinstance(v, VDot) else (v,)
+                head = atoms[0]
+                assert isinstance(head, VName)
+                fields: list[Value] = []
+                i = 1
+                while i < len(atoms):
+                    j = self._ev.take_value(atoms, i)
+                    fields.append(atoms[i] if j == i + 1 else VDot(atoms[i:j]))
+                    i = j
+                table[render(v)] = (head.name, tuple(fields))
+            self._event_table = table
+        return self._event_table
+
+    def event_values(self, event: str) -> tuple[str, tuple[Value, ...]]:
+        r = self._events().get(event)
+        if r is None:
+            raise CspmEvalError(f"'{event}' is not an event of this script", self.file, 0, 0)
+        return r
+
+
+def _expand_includes(
+    file: str, decls: tuple[syntax.Decl, ...], read: Callable[[str], str] | None, seen: tuple[str, ...]
+) -> tuple[syntax.Decl, ...]:
+    out: list[syntax.Decl] = []
+    for d in decls:
+        if isinstance(d, syntax.IncludeDecl):
+            if read is None:
+                raise CspmSyntaxError("include is only available when loading a file", file, d.line, d.col)
+            target = str(Path(file).parent / d.path)
+            if target in seen:
+                raise CspmSyntaxError(f"include cycle through {d.path}", file, d.line, d.col)
+            try:
+                text = read(target)
+            except OSError as exc:
+                raise CspmSyntaxError(f"cannot include {d.path}: {exc.strerror}", file, d.line, d.col) from None
+            sub = parse(text, target)
+            out.extend(_expand_includes(target, sub.decls, read, seen + (target,)))
+        else:
+            out.append(d)
+    return tuple(out)
+
+
+def _load(text: str, filename: str, read: Callable[[str], str] | None) -> Module:
+    def go() -> Module:
+        mf = parse(text, filename)
+        decls = _expand_includes(filename, mf.decls, read, (filename,))
+        check_module(decls, filename)
+        return Module(filename, decls)
+
+    if sys.getrecursionlimit() < _RECURSION_LIMIT:
+        sys.setrecursionlimit(_RECURSION_LIMIT)
+    try:
+        return go()
+    except RecursionError:
+        raise CspmSyntaxError("script is nested too deeply", filename, 0, 0) from None
 
 
 def load_source(text: str, filename: str = "<string>") -> Module:
-    raise CspmError("not implemented yet", filename, 0, 0)
+    """Parse and type check CSPm source text (``include`` is not available)."""
+    return _load(text, filename, None)
 
 
 def load_file(path: str | Path) -> Module:
+    """Read, parse (with includes) and type check a CSPm script."""
     p = Path(path)
-    return load_source(p.read_text(encoding="utf-8"), str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CspmError(f"cannot read file: {exc.strerror}", str(p), 0, 0) from None
+    return _load(text, str(p), lambda f: Path(f).read_text(encoding="utf-8"))
