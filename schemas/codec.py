@@ -87,6 +87,10 @@ class Codec:
             self._writers[name] = cached
         return cached
 
+    def validate(self, name: str, record: Mapping[str, Any]) -> None:
+        """Raise :class:`SchemaValidationError` (naming the field) unless ``record`` is a valid ``name``."""
+        self._writer(name)[1](record)
+
     def encode(self, name: str, record: Mapping[str, Any]) -> bytes:
         """Validate ``record`` as a ``name`` and return its framed Avro bytes."""
         schema_id, validator, parsed = self._writer(name)

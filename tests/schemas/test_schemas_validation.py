@@ -124,3 +124,15 @@ def test_recursive_record() -> None:
     with pytest.raises(SchemaValidationError) as info:
         validate(schema, {"value": 1, "next": {"value": 2, "next": {"value": "x"}}})
     assert info.value.field == "next.next.value"
+
+
+@pytest.mark.parametrize("name", LocalRegistry.load().names())
+def test_every_field_of_every_schema_is_named_when_wrong(registry: LocalRegistry, name: str) -> None:
+    codec = Codec(registry)
+    good = sample_record(registry.raw_schema(name))
+    codec.validate(name, good)
+    for field in good:
+        with pytest.raises(SchemaValidationError) as info:
+            codec.encode(name, dict(good, **{field: object()}))
+        assert info.value.field == field
+        assert str(info.value).startswith(f"{name}: field '{field}': ")
