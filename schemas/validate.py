@@ -223,7 +223,8 @@ def _compile_enum(node: Mapping[str, Any]) -> Check:
     label = describe(node)
 
     def check_enum(value: Any) -> None:
-        if not isinstance(value, str) or value not in symbols:
+        # the list scan accepts str subclasses whose hash differs (e.g. a StrEnum member)
+        if not isinstance(value, str) or (value not in symbols and value not in listed):
             raise _Invalid(f"expected {label} symbol (one of {listed}), {_got(value)}")
 
     return check_enum

@@ -136,3 +136,14 @@ def test_every_field_of_every_schema_is_named_when_wrong(registry: LocalRegistry
             codec.encode(name, dict(good, **{field: object()}))
         assert info.value.field == field
         assert str(info.value).startswith(f"{name}: field '{field}': ")
+
+
+def test_str_enum_members_are_accepted(registry: LocalRegistry) -> None:
+    import enum
+
+    class Kind(enum.StrEnum):
+        inp = "INPUT"
+
+    codec = Codec(registry)
+    _, out = codec.decode(codec.encode("CspEvent", _event(registry, kind=Kind.inp)))
+    assert out["kind"] == "INPUT"
