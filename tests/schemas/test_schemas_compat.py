@@ -232,3 +232,14 @@ def test_logical_type_change_is_refused() -> None:
         "t: logical type changed from long (timestamp-millis) to long (timestamp-micros)"
     ]
     assert not is_backward_compatible(plain, millis)
+
+
+def test_module_entry_point() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "schemas.compat"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK CspEvent: unchanged since v" in done.stdout

@@ -78,3 +78,21 @@ def test_expect_other_record_type(registry: LocalRegistry) -> None:
 
 def test_decode_errors_are_schema_errors() -> None:
     assert issubclass(DecodeError, SchemaError) and issubclass(SchemaError, ValueError)
+
+
+def test_corrupted_bodies_raise_decode_error_or_decode(registry: LocalRegistry) -> None:
+    import random
+
+    rng = random.Random(7)
+    codec = Codec(registry)
+    for name in registry.names():
+        data = bytearray(codec.encode(name, sample_record(registry.raw_schema(name))))
+        for _ in range(200):
+            bad = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                bad[rng.randrange(5, len(bad))] = rng.randrange(256)
+            try:
+                got_name, _ = codec.decode(bytes(bad))
+            except DecodeError:
+                continue
+            assert got_name == name
