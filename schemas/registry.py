@@ -84,9 +84,10 @@ class LocalRegistry:
         self._by_id: dict[int, SchemaVersion] = {}
         for vs in versions.values():
             for v in vs:
-                if v.id in self._by_id:
-                    raise SchemaError(f"schema id {v.id} used by two versions")
-                self._by_id[v.id] = v
+                other = self._by_id.get(v.id)
+                if other is not None and (other.name, other.fingerprint) != (v.name, v.fingerprint):
+                    raise SchemaError(f"schema id {v.id} used by two different schemas")
+                self._by_id[v.id] = v  # a reverted schema is the same schema: same id
         self._parsed: dict[int, dict[str, Any]] = {sid: parse(v.raw) for sid, v in self._by_id.items()}
 
     @classmethod

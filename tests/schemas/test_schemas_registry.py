@@ -106,3 +106,16 @@ def test_evolution_keeps_old_ids_and_old_records_decode(schema_tree: Path) -> No
     # a consumer still on the old registry cannot know the new id
     with pytest.raises(SchemaError):
         Codec(before).decode(new_bytes)
+
+
+def test_reverting_a_schema_reuses_its_id(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    (root / "avro").mkdir(parents=True)
+    v1 = record("Thing", [{"name": "a", "type": "int"}])
+    v2 = record("Thing", [{"name": "a", "type": "int"}, {"name": "b", "type": "int", "default": 0}])
+    for raw in (v1, v2, v1):
+        write_avsc(root, raw)
+        freeze(root)
+    registry = LocalRegistry.load(root)
+    assert [(v.version, v.id) for v in registry.versions("Thing")] == [(1, 1), (2, 2), (3, 1)]
+    assert registry.id_for("Thing") == 1 and registry.unassigned() == []
