@@ -1,0 +1,173 @@
+"""Fast Avro encoding of the runtime's hot-path records (Confluent wire format).
+
+The runtime builds its own records, so it skips per-record validation. The
+``CspEvent`` and ``ChannelMessage`` encoders are hand-written for the field
+layout of the current schemas: everything that depends only on the
+deployment and the label (system, version, event name, kind, channel,
+payload) is encoded once per label and reused. If the schema's field list
+differs from the layout known here, the encoder falls back to fastavro's
+generic writer, so a schema change never produces wrong bytes. Tests check
+that both paths decode to the same records.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import fastavro
+
+from processors.csp.runtime import records as R
+from processors.csp.runtime.model import Deployment, Instance
+from processors.csp.runtime.step import Command, Refusal, Step
+from schemas.registry import parse
+
+EVENT_FIELDS = (
+    "instance_id", "system", "version", "seq", "event", "kind", "channel", "payload", "offer_id",
+    "command_id", "state_before", "state_after", "choice", "timestamp", "command_partition", "command_offset",
+)  # fmt: skip
+CHANNEL_FIELDS = ("instance_id", "system", "channel", "event", "values", "seq", "timestamp")
+_HEADER = struct.Struct(">bI")
+
+
+def zlong(n: int) -> bytes:
+    """Avro long/int: zig-zag varint."""
+    n = (n << 1) ^ (n >> 63)
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def zstr(s: str) -> bytes:
+    b = s.encode()
+    return zlong(len(b)) + b
+
+
+def zopt_str(s: str | None) -> bytes:
+    return b"\x00" if s is None else b"\x02" + zstr(s)
+
+
+def zopt_long(n: int | None) -> bytes:
+    return b"\x00" if n is None else b"\x02" + zlong(n)
+
+
+def zarray_str(items: tuple[str, ...] | list[str]) -> bytes:
+    if not items:
+        return b"\x00"
+    return zlong(len(items)) + b"".join(zstr(s) for s in items) + b"\x00"
+
+
+class FastEncoder:
+    """Encodes runtime records; ``codec`` is a :class:`schemas.codec.Codec` (for ids and schemas)."""
+
+    def __init__(self, codec: Any) -> None:
+        self._codec = codec
+        self._parsed: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        raw_event = codec.registry.raw_schema("CspEvent")
+        raw_chan = codec.registry.raw_schema("ChannelMessage")
+        self.fast_event = tuple(f["name"] for f in raw_event["fields"]) == EVENT_FIELDS
+        self.fast_channel = tuple(f["name"] for f in raw_chan["fields"]) == CHANNEL_FIELDS
+        kind_field = next(f for f in raw_event["fields"] if f["name"] == "kind")
+        self._kind_index = {s: i for i, s in enumerate(kind_field["type"]["symbols"])}
+        self._event_header = self._header("CspEvent")
+        self._chan_header = self._header("ChannelMessage")
+        self._labels: dict[tuple[str, int], list[bytes | None]] = {}
+        self._chan_labels: dict[tuple[str, int], list[bytes | None]] = {}
+        self._sysver: dict[tuple[str, int], bytes] = {}
+
+    def _header(self, name: str) -> bytes:
+        return _HEADER.pack(0, self._codec.schema_id(name))
+
+    def generic(self, name: str, record: Mapping[str, Any]) -> bytes:
+        """fastavro's writer on a pre-parsed schema, without validation."""
+        got = self._parsed.get(name)
+        if got is None:
+            got = self._parsed[name] = (self._header(name), parse(self._codec.registry.raw_schema(name)))
+        out = io.BytesIO()
+        out.write(got[0])
+        fastavro.schemaless_writer(out, got[1], dict(record))
+        return out.getvalue()
+
+    # -- CspEvent ---------------------------------------------------------------------
+
+    def _label_bytes(self, dep: Deployment, label: int) -> bytes:
+        key = dep.key
+        table = self._labels.get(key)
+        if table is None:
+            table = self._labels[key] = [None] * len(dep.lts.events)
+        got = table[label]
+        if got is None:
+            ch = dep.label_channel[label]
+            got = table[label] = (
+                zstr(dep.lts.events[label])
+                + zlong(self._kind_index[dep.kinds[label]])
+                + zopt_str(ch)
+                + zarray_str(dep.payloads[label])
+            )
+        return got
+
+    def _sys(self, dep: Deployment) -> bytes:
+        got = self._sysver.get(dep.key)
+        if got is None:
+            got = self._sysver[dep.key] = zstr(dep.system) + zlong(dep.version)
+        return got
+
+    def event(
+        self, dep: Deployment, iid: str, step: Step, cmd: Command, partition: int | None, offset: int | None
+    ) -> bytes:
+        if not self.fast_event:
+            return self.generic("CspEvent", R.event_record(dep, iid, step, cmd, partition, offset))
+        ch = step.choice
+        return b"".join(
+            (
+                self._event_header,
+                zstr(iid),
+                self._sys(dep),
+                zlong(step.seq),
+                self._label_bytes(dep, step.label),
+                zopt_str(step.offer_id),
+                zstr(cmd.command_id),
+                zlong(step.state_before),
+                zlong(step.state_after),
+                b"\x00" if ch is None else b"\x02" + zlong(ch[0]) + zlong(ch[1]) + zlong(ch[2]),
+                zlong(cmd.issued_at),
+                zopt_long(partition),
+                zopt_long(offset),
+            )
+        )
+
+    # -- ChannelMessage -------------------------------------------------------------------
+
+    def channel_message(self, dep: Deployment, iid: str, step: Step, ts: int) -> bytes:
+        if not self.fast_channel:
+            return self.generic("ChannelMessage", R.channel_message(dep, iid, step, ts))
+        key = dep.key
+        table = self._chan_labels.get(key)
+        if table is None:
+            table = self._chan_labels[key] = [None] * len(dep.lts.events)
+        mid = table[step.label]
+        if mid is None:
+            mid = table[step.label] = (
+                zstr(dep.system)
+                + zstr(dep.label_channel[step.label] or "")
+                + zstr(step.event)
+                + zarray_str(dep.payloads[step.label])
+            )
+        return b"".join((self._chan_header, zstr(iid), mid, zlong(step.seq), zlong(ts)))
+
+    # -- the rest (rare) ------------------------------------------------------------------
+
+    def refusal(
+        self, iid: str, inst: Instance | None, command_id: str, refusal: Refusal, ts: int, system: str | None
+    ) -> bytes:
+        return self.generic("CspRefusal", R.refusal_record(iid, inst, command_id, refusal, ts, system))
+
+    def snapshot(self, inst: Instance, partition: int | None, offset: int | None) -> bytes:
+        return self.generic("CspSnapshot", R.snapshot_record(inst, partition, offset))
