@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from schemas_fake_sr import SrState, fake_schema_registry
+from schemas_testkit import write_avsc
 
 from infra.settings import Settings
 from schemas.codec import Codec, codec_from_settings
 from schemas.errors import DecodeError, SchemaRegistryError, UnknownSchemaError
+from schemas.history import freeze
 from schemas.records import subject_for
 from schemas.registry import LocalRegistry
 from schemas.samples import sample_record
@@ -131,3 +134,21 @@ class _OneSchema:
 
     def raw_by_id(self, schema_id: int) -> tuple[str, dict[str, object]]:
         return "CspCommand", self._raw
+
+
+def test_history_is_registered_in_order(sr: tuple[str, SrState], schema_tree: Path) -> None:
+    url, state = sr
+    raw = dict(LocalRegistry.load(schema_tree).raw_schema("CspSnapshot"))
+    old_remote = RemoteRegistry.connect(SchemaRegistryClient(url), LocalRegistry.load(schema_tree))
+    old_record = sample_record(raw)
+    old_bytes = Codec(old_remote).encode("CspSnapshot", old_record)
+
+    raw["fields"] = [*raw["fields"], {"name": "note", "type": ["null", "string"], "default": None}]
+    write_avsc(schema_tree, raw)
+    freeze(schema_tree)
+    local = LocalRegistry.load(schema_tree)
+    remote = RemoteRegistry.connect(SchemaRegistryClient(url), local)
+    ids = state.subjects["csp.snapshots-value"]
+    assert len(ids) == len(local.versions("CspSnapshot")) and ids[-1] == remote.id_for("CspSnapshot")
+    assert remote.id_for("CspSnapshot") != old_remote.id_for("CspSnapshot")
+    assert Codec(remote).decode(old_bytes) == ("CspSnapshot", dict(old_record, note=None))
