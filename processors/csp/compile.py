@@ -30,6 +30,8 @@ DEFAULT_MAX_STATES = 1_000_000
 # A component of a network is compiled on its own; one that is infinite alone
 # (e.g. a counter bounded only by its context) is given up on quickly.
 LEAF_MAX_STATES = 50_000
+# Below this many states the term-level BFS is used directly (no network set-up).
+SMALL_STATES = 20_000
 
 
 class StateSpaceLimit(Exception):
@@ -116,16 +118,23 @@ def _network(p: P.Proc, leaf_limit: int) -> N.Node:
 
 
 def compile_process(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, use_network: bool = True) -> LTS:
-    """Compile a finite-state process to an explicit LTS (initial state 0 for the BFS path).
+    """Compile a finite-state process to an explicit LTS (initial state 0, BFS numbering).
 
     Stable entry point for the Kafka runtime: instance state = LTS state id.
+    Small systems are explored term by term (the states keep readable names);
+    a system that outgrows :data:`SMALL_STATES` and has network structure is
+    handed to the vectorised explorer (``processors.csp.explore``) when present.
     """
-    if use_network:
-        explore_network = _network_explorer()
-        if explore_network is not None:
-            node = to_network(proc, max_states)
-            if node is not None:
-                return explore_network(node, max_states)
+    if not use_network or max_states <= SMALL_STATES:
+        return explore_terms(proc, max_states).lts
+    try:
+        return explore_terms(proc, SMALL_STATES).lts
+    except StateSpaceLimit:
+        pass
+    node = to_network(proc, max_states)
+    explore_network = _network_explorer() if node is not None else None
+    if node is not None and explore_network is not None:
+        return explore_network(node, max_states)
     return explore_terms(proc, max_states).lts
 
 
