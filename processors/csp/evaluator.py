@@ -52,6 +52,8 @@ class VInf:
     name: str = "Int"
 
     def contains(self, v: Value) -> bool:
+        if self.name == "Char":
+            return isinstance(v, VChar)
         if self.name != "Int":
             raise CspmUnsupported(f"membership in infinite type {self.name}")
         return isinstance(v, int) and not isinstance(v, bool) and (self.lo is None or v >= self.lo)
@@ -60,10 +62,12 @@ class VInf:
 class Thunk:
     """A lazily evaluated, memoised value (let constants, top-level definitions)."""
 
-    __slots__ = ("fn", "value", "state", "name")
+    __slots__ = ("fn", "value", "state", "name", "key_fn")
 
-    def __init__(self, fn: Callable[[], Value], name: str) -> None:
+    def __init__(self, fn: Callable[[], Value], name: str,
+                 key_fn: Callable[[], Hashable] | None = None) -> None:
         self.fn = fn
+        self.key_fn = key_fn
         self.value: Value = None
         self.state = 0  # 0 new, 1 evaluating, 2 done
         self.name = name
@@ -106,6 +110,8 @@ class Evaluator:
         self._events_cache: dict[str, tuple[Value, ...]] = {}
         self._prefix_cache: dict[Hashable, P.Prefix] = {}
         self._field_sets: dict[str, tuple[Value, ...]] = {}
+        self._uncheckable: set[str] = set()
+        self._width: dict[str, int] = {}
         self.builtins = _make_builtins(self)
         for d in decls:
             self.declare(d)
@@ -123,6 +129,10 @@ class Evaluator:
     def declare(self, d: S.Decl) -> None:
         if isinstance(d, S.FunDecl):
             self.globals[d.name] = self._fun_thunk(d, {})
+        elif isinstance(d, S.PatDecl) and _tuple_split(d):
+            assert isinstance(d.pat, S.PTuple) and isinstance(d.body, S.Tuple)
+            for sp, se in zip(d.pat.items, d.body.items, strict=True):
+                self.declare(S.PatDecl(d.line, d.col, sp, se))
         elif isinstance(d, S.PatDecl):
             whole = Thunk(lambda d=d: self.ev(d.body, {}), "pattern binding")
             for name in _pat_vars(d.pat, self):
@@ -173,7 +183,28 @@ class Evaluator:
     def _datatype_set(self, d: S.DataTypeDecl) -> Value:
         out: set[Value] = set()
         for c in d.clauses:
-            out.update(self.production_values(c.name, d))
+            vals = self.production_values(c.name, d)
+            if d.subtype and c.type is not None:
+                if c.name not in self.arity:
+                    raise self.error(f"subtype {d.name}: {c.name} is not a constructor", c)
+                sets = [self.to_set(self.eval_type(t, {}), t) for t in _split_dots(c.type, self)]
+                keep = []
+                for v in vals:
+                    atoms = v.atoms if isinstance(v, VDot) else (v,)
+                    i, ok = 1, True
+                    for st in sets:
+                        if i >= len(atoms):
+                            ok = False
+                            break
+                        j = self.take_value(atoms, i)
+                        if atoms_to_value(atoms[i:j]) not in st:
+                            ok = False
+                            break
+                        i = j
+                    if ok:
+                        keep.append(v)
+                vals = tuple(keep)
+            out.update(vals)
         return VSet(frozenset(out))
 
     def _fun_thunk(self, d: S.FunDecl, env: Env) -> Thunk:
@@ -262,7 +293,7 @@ class Evaluator:
             if n in env:
                 v = env[n]
                 if isinstance(v, Thunk):
-                    v = v.force()
+                    v = ("let", v.key_fn()) if v.key_fn is not None else v.force()
                 out.append((n, v))
         return tuple(out)
 
@@ -288,9 +319,9 @@ class Evaluator:
         if isinstance(v, Thunk):
             try:
                 return v.force()
-            except CspmEvalError as err:
+            except CspmError as err:
                 if err.line == 0:
-                    raise self.error(err.message, node) from None
+                    raise _relocate(err, self.file, node) from None
                 raise
         return v
 
@@ -313,7 +344,73 @@ class Evaluator:
         return VTuple(tuple(self.ev(i, env) for i in e.items))
 
     def ev_dot(self, e: S.Dot, env: Env) -> Value:
-        return dot(self.ev(e.left, env), self.ev(e.right, env))
+        v = dot(self.ev(e.left, env), self.ev(e.right, env))
+        self.check_dot(v, e)
+        return v
+
+    def check_dot(self, v: VDot, node: S.Node) -> None:
+        """A complete constructor / channel application must lie in its declared type."""
+        head = v.atoms[0]
+        if not isinstance(head, VName) or self.arity.get(head.name, 0) == 0:
+            return
+        if self.take_value(v.atoms, 0) < len(v.atoms):
+            if isinstance(head, VName) and head.kind == "channel":
+                raise self.error(f"{render(v)} has too many fields for channel {head.name}", node)
+            return
+        if not self._complete(v.atoms):
+            return
+        if head.name in self._uncheckable:
+            return
+        try:
+            allowed = self._event_set(head.name)
+        except CspmUnsupported:
+            self._uncheckable.add(head.name)
+            return
+        if v not in allowed:
+            kind = "channel" if head.kind == "channel" else "constructor"
+            raise self.error(f"{render(v)} is not a valid value: its fields are outside the type of "
+                             f"{kind} {head.name}", node)
+
+    def width(self, name: str) -> int:
+        """Number of complete values following constructor/channel ``name``.
+
+        A field whose type holds plain dotted values (``{0.1, 1.2}``) counts
+        as several; computed lazily from the field types, falling back to the
+        syntactic field count when a type cannot be enumerated.
+        """
+        w = self._width.get(name)
+        if w is not None:
+            return w
+        n = self.arity.get(name, 0)
+        if n == 0:
+            return 0
+        self._width[name] = n  # provisional (recursive types)
+        total = 0
+        try:
+            for t in self.field_types[name]:
+                st = self.eval_type(t, {})
+                sample = min(st.items, key=sort_key) if isinstance(st, VSet) and st.items else None
+                if isinstance(sample, VDot):
+                    k, i = 0, 0
+                    while i < len(sample.atoms):
+                        i = self.take_value(sample.atoms, i)
+                        k += 1
+                    total += k
+                else:
+                    total += 1
+        except CspmError:
+            total = n
+        self._width[name] = total
+        return total
+
+    def _complete(self, atoms: tuple[Value, ...]) -> bool:
+        """Whether every constructor in ``atoms`` has all its fields."""
+        need = 0
+        for a in atoms:
+            need -= 1 if need > 0 else 0
+            if isinstance(a, VName):
+                need += self.width(a.name)
+        return need == 0
 
     def ev_app(self, e: S.App, env: Env) -> Value:
         f = self.ev(e.func, env)
@@ -329,9 +426,7 @@ class Evaluator:
             return f.apply(args)
         except CspmError as err:
             if err.line == 0:
-                raise type(err)(err.message, self.file, node.line, node.col) from None if not isinstance(
-                    err, CspmUnsupported
-                ) else CspmUnsupported(err.construct, self.file, node.line, node.col)
+                raise _relocate(err, self.file, node) from None
             raise
 
     def ev_let(self, e: S.Let, env: Env) -> Value:
@@ -345,6 +440,13 @@ class Evaluator:
                     new[d.name] = self._let_const(d, new, env)
                 else:
                     new[d.name] = Thunk(lambda d=d: self.make_function(d, new, env), d.name)
+            elif isinstance(d, S.PatDecl) and _tuple_split(d):
+                assert isinstance(d.pat, S.PTuple) and isinstance(d.body, S.Tuple)
+                for sp, se in zip(d.pat.items, d.body.items, strict=True):
+                    sub = S.PatDecl(d.line, d.col, sp, se)
+                    whole = Thunk(lambda sub=sub: self.ev(sub.body, new), "pattern binding")
+                    for name in _pat_vars(sp, self):
+                        new[name] = Thunk(lambda n=name, sub=sub, w=whole: self._pat_extract(sub, w, n), name)
             elif isinstance(d, S.PatDecl):
                 whole = Thunk(lambda d=d: self.ev(d.body, new), "pattern binding")
                 for name in _pat_vars(d.pat, self):
@@ -367,7 +469,7 @@ class Evaluator:
                 return P.Call(key, d.name, lambda v=v: v, _span(self.file, d))
             return v
 
-        return Thunk(const, d.name)
+        return Thunk(const, d.name, lambda: (d.name, id(d), self.capture(d, outer)))
 
     def ev_if(self, e: S.If, env: Env) -> Value:
         return self.ev(e.then if self.ev_bool(e.cond, env) else e.orelse, env)
@@ -452,6 +554,12 @@ class Evaluator:
                 lo_b = b.lo if b.lo is not None else -(10**30)
                 return lo_a >= lo_b if op == "<=" else lo_a > lo_b
             return False
+        if isinstance(a, VTuple) and isinstance(b, VTuple) and len(a.items) == len(b.items):
+            for x, y in zip(a.items, b.items, strict=True):
+                if _equal(x, y):
+                    continue
+                return self.compare("<", x, y, e)
+            return op == "<="
         if isinstance(a, VSeq) and isinstance(b, VSeq):
             pre = b.items[: len(a.items)] == a.items
             return pre if op == "<=" else pre and len(a.items) < len(b.items)
@@ -543,7 +651,7 @@ class Evaluator:
                 out.update(self.production(self.ev(i, env2), i))
         return VSet(frozenset(out))
 
-    def production(self, v: Value, node: S.Node) -> list[Value]:
+    def production(self, v: Value, node: S.Node | None) -> list[Value]:
         """``{| v |}``: all events / datatype values extending ``v``."""
         atoms = v.atoms if isinstance(v, VDot) else (v,)
         head = atoms[0]
@@ -553,7 +661,10 @@ class Evaluator:
         n = len(atoms)
         if n == 1:
             return list(allv)
-        return [x for x in allv if isinstance(x, VDot) and x.atoms[:n] == atoms]
+        out = [x for x in allv if isinstance(x, VDot) and x.atoms[:n] == atoms]
+        if not out:
+            raise self.error(f"{{| {render(v)} |}}: {render(v)} is not a prefix of any value of {head.name}", node)
+        return out
 
     def production_values(self, name: str, node: S.Node | None) -> tuple[Value, ...]:
         """All complete values ``name.f1....fn`` (events of a channel / values of a constructor)."""
@@ -666,11 +777,25 @@ class Evaluator:
         a = atoms[i]
         i += 1
         if isinstance(a, VName):
-            for _ in range(self.arity.get(a.name, 0)):
+            for _ in range(self.width(a.name)):
                 if i >= len(atoms):
                     return i
                 i = self.take_value(atoms, i)
         return i
+
+    def consume(self, p: S.Pat, atoms: tuple[Value, ...], i: int) -> int:
+        """How many atoms a non-final dotted sub-pattern takes, starting at ``i``."""
+        if i >= len(atoms):
+            return i
+        if isinstance(p, S.PDot):
+            for q in p.items:
+                i = self.consume(q, atoms, i)
+            return i
+        if isinstance(p, S.PDouble):
+            return max(self.consume(p.left, atoms, i), self.consume(p.right, atoms, i))
+        if isinstance(p, S.PVar) and self.is_ctor(p.name):
+            return i + 1
+        return self.take_value(atoms, i)
 
     def match_dot(self, pats: tuple[S.Pat, ...], atoms: tuple[Value, ...], i: int, binds: Env) -> bool:
         for k, p in enumerate(pats):
@@ -684,9 +809,9 @@ class Evaluator:
                     return False
                 i += 1
                 continue
-            if isinstance(p, S.PDot):
-                j = self.take_value(atoms, i)
-                if not self.match_dot(p.items, atoms[i:j], 0, binds):
+            if isinstance(p, S.PDot | S.PDouble):
+                j = min(self.consume(p, atoms, i), len(atoms))
+                if not self.match(p, atoms_to_value(atoms[i:j]), binds):
                     return False
                 i = j
                 continue
@@ -733,7 +858,7 @@ class Evaluator:
             conts[render(ev_v)] = env
         else:
             if any(f.kind == "$" for f in e.fields):
-                raise self.unsupported("nondeterministic input '$'", e)
+                return self._nondet_prefix(e, env, atoms, key)
             for cand in self.production_values(chan.name, e):
                 catoms = cand.atoms if isinstance(cand, VDot) else (cand,)
                 if catoms[: len(atoms)] != atoms:
@@ -753,6 +878,36 @@ class Evaluator:
         pre = P.Prefix(key, events, cont, self.span(e))
         self._prefix_cache[key] = pre
         return pre
+
+    def _nondet_prefix(self, e: S.Prefix, env: Env, atoms: tuple[Value, ...], key: Hashable) -> P.Proc:
+        """``c$x?y -> P`` = internal choice over the ``$`` values of ``c.x?y -> P``."""
+        chan = atoms[0]
+        assert isinstance(chan, VName)
+        dollar_names = [n for f in e.fields if f.kind == "$" and f.pat is not None for n in _pat_vars(f.pat, self)]
+        groups: dict[tuple[Value, ...], dict[str, Env]] = {}
+        for cand in self.production_values(chan.name, e):
+            catoms = cand.atoms if isinstance(cand, VDot) else (cand,)
+            if catoms[: len(atoms)] != atoms:
+                continue
+            binds: Env = {}
+            if self.match_fields(e.fields, catoms, len(atoms), binds, env):
+                g = tuple(binds.get(n) for n in dollar_names)
+                groups.setdefault(g, {})[render(cand)] = {**env, **binds}
+        if not groups:
+            raise self.error("nondeterministic input '$' over an empty set of values", e)
+        body = e.body
+        alts: list[P.Proc] = []
+        for g, conts in sorted(groups.items(), key=lambda kv: tuple(sort_key(x) for x in kv[0])):
+
+            def cont(event: str, conts: dict[str, Env] = conts) -> P.Proc:
+                env2 = conts.get(event)
+                if env2 is None:
+                    raise CspmEvalError(f"event {event} is not offered by this prefix", self.file, e.line, e.col)
+                return self.ev_proc(body, env2)
+
+            alts.append(P.Prefix((key, g), tuple(conts), cont, self.span(e)))
+        res: P.Proc = alts[0] if len(alts) == 1 else P.IntChoice(tuple(alts), self.span(e))
+        return res
 
     def _event_set(self, name: str) -> frozenset[Value]:
         k = "\0set:" + name
@@ -857,8 +1012,16 @@ class Evaluator:
                         raise self.error(f"{render(b)} is not a channel event", b_e)
         return frozenset(out)
 
+    def check_links(self, links: frozenset[tuple[str, str]], e: S.Node) -> None:
+        lefts: dict[str, str] = {}
+        rights: dict[str, str] = {}
+        for a, b in sorted(links):
+            if lefts.setdefault(a, b) != b or rights.setdefault(b, a) != a:
+                raise self.error(f"linked parallel links {a if lefts[a] != b else b} to more than one event", e)
+
     def ev_linkpar(self, e: S.LinkPar, env: Env) -> Value:
         links = self.pairs(e.links, e.stmts, env, e)
+        self.check_links(links, e)
         return P.LinkedParallel(self.ev_proc(e.left, env), self.ev_proc(e.right, env), links, self.span(e))
 
     def ev_rename(self, e: S.RenameE, env: Env) -> Value:
@@ -903,6 +1066,7 @@ class Evaluator:
             acc = self.ev_proc(e.body, envs[0])
             for x in envs[1:]:
                 links = self.pairs(e.links, e.link_stmts, x, e)
+                self.check_links(links, e)
                 acc = P.LinkedParallel(acc, self.ev_proc(e.body, x), links, sp)
             return acc
         raise self.unsupported(f"replicated operator {op}", e)
@@ -918,6 +1082,18 @@ class Evaluator:
         for c in self.channels:
             out.extend(self.production_values(c, None))
         return out
+
+
+def _relocate(err: CspmError, file: str, node: S.Node) -> CspmError:
+    if isinstance(err, CspmUnsupported):
+        return CspmUnsupported(err.construct, file, node.line, node.col)
+    return type(err)(err.message, file, node.line, node.col)
+
+
+def _tuple_split(d: S.PatDecl) -> bool:
+    body = d.body.inner if isinstance(d.body, S.Paren) else d.body
+    return (isinstance(d.pat, S.PTuple) and isinstance(body, S.Tuple)
+            and len(d.pat.items) == len(body.items) and body is d.body)
 
 
 def _label(e: S.Expr) -> str:
@@ -1173,7 +1349,17 @@ def _make_builtins(ev: Evaluator) -> dict[str, Value]:
 
         return f
 
+    def extensions(v: Value) -> Value:
+        n = len(v.atoms) if isinstance(v, VDot) else 1
+        out = set()
+        for x in ev.production(v, None):
+            xat = x.atoms if isinstance(x, VDot) else (x,)
+            out.add(atoms_to_value(xat[n:]) if len(xat) > n else _UNIT)
+        return VSet(frozenset(out))
+
     table: dict[str, tuple[int, Callable[..., Value]]] = {
+        "extensions": (1, extensions),
+        "productions": (1, lambda v: VSet(frozenset(ev.production(v, None)))),
         "union": (2, union),
         "inter": (2, inter),
         "diff": (2, diff),
@@ -1243,6 +1429,9 @@ def _make_builtins(ev: Evaluator) -> dict[str, Value]:
     out["Proc"] = VInf(None, "Proc")
     out["Events"] = _LazyEvents()
     return out
+
+
+_UNIT = VTuple(())
 
 
 class _LazyEvents:
