@@ -14,7 +14,10 @@ Overrides (documented in docs/conformance.md):
 * P906 expects unsupported/error (cspx could not run it); its notes say the
   right verdict is ``fail`` (the implementation diverges), which we require.
 
-Usage: ``python bench/conformance_cspx.py [--only P101] [--timeout-scale X]``.
+Usage: ``python bench/conformance_cspx.py [--only P101] [--timeout-scale X] [--in-process]``.
+By default each problem runs ``.venv/bin/csp`` as a subprocess (the real edge,
+interpreter start-up included); ``--in-process`` invokes the Typer app in this
+interpreter with the file arguments made absolute (what the test suite does).
 """
 
 from __future__ import annotations
@@ -271,7 +274,24 @@ def problem_dirs(root: Path = PROBLEMS) -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / "problem.yaml").exists())
 
 
-def run_problem(pdir: Path, exe: str | None = None, timeout_scale: float = 1.0) -> Outcome:
+def _invoke_in_process(cmd: list[str], cwd: Path, timeout: float) -> tuple[int, bytes]:
+    """Run ``csp ARGS`` inside this interpreter (file arguments made absolute; no chdir).
+
+    A run slower than ``timeout`` counts as killed (exit 124), like the subprocess path.
+    """
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    args = [str(cwd / a) if (cwd / a).is_file() else a for a in cmd[1:]]
+    t0 = time.perf_counter()
+    res = CliRunner().invoke(app, args)
+    if time.perf_counter() - t0 > timeout:
+        return 124, b""
+    return res.exit_code, res.stdout_bytes
+
+
+def run_problem(pdir: Path, exe: str | None = None, timeout_scale: float = 1.0, in_process: bool = False) -> Outcome:
     spec = yaml.safe_load((pdir / "problem.yaml").read_text(encoding="utf-8"))
     expect = yaml.safe_load((pdir / "expect.yaml").read_text(encoding="utf-8"))
     pid = str(spec["id"])
@@ -294,11 +314,14 @@ def run_problem(pdir: Path, exe: str | None = None, timeout_scale: float = 1.0) 
     out = Outcome(pid, suite, False, overridden=overridden)
     t0 = time.perf_counter()
     for i in range(1, repeat + 1):
-        try:
-            proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False)
-            code, stdout = proc.returncode, proc.stdout
-        except subprocess.TimeoutExpired:
-            code, stdout = 124, b""
+        if in_process:
+            code, stdout = _invoke_in_process(cmd, cwd, timeout)
+        else:
+            try:
+                proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False)
+                code, stdout = proc.returncode, proc.stdout
+            except subprocess.TimeoutExpired:
+                code, stdout = 124, b""
         try:
             result: Any = json.loads(stdout)
         except ValueError:
@@ -324,13 +347,15 @@ def run_problem(pdir: Path, exe: str | None = None, timeout_scale: float = 1.0) 
     return out
 
 
-def run_all(only: list[str] | None = None, timeout_scale: float = 1.0, root: Path = PROBLEMS) -> list[Outcome]:
+def run_all(
+    only: list[str] | None = None, timeout_scale: float = 1.0, root: Path = PROBLEMS, in_process: bool = False
+) -> list[Outcome]:
     exe = csp_executable()
     outcomes = []
     for pdir in problem_dirs(root):
         if only and not any(pdir.name.startswith(o) for o in only):
             continue
-        outcomes.append(run_problem(pdir, exe, timeout_scale))
+        outcomes.append(run_problem(pdir, exe, timeout_scale, in_process))
     return outcomes
 
 
@@ -353,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", help="problem id prefix (repeatable)")
     ap.add_argument("--timeout-scale", type=float, default=1.0, help="multiply every run.timeout_ms")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ap.add_argument("--in-process", action="store_true", help="invoke the CLI in this interpreter (fast)")
     args = ap.parse_args(argv)
-    outcomes = run_all(args.only, args.timeout_scale)
+    outcomes = run_all(args.only, args.timeout_scale, in_process=args.in_process)
     for o in outcomes:
         mark = "PASS" if o.ok else "FAIL"
         extra = " (override)" if o.overridden else ""
