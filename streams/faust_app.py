@@ -71,8 +71,8 @@ def make_app(app_id: str, bootstrap: str, *, codec: PlatformCodec | None = None,
     """A Faust app bound to the platform's broker with the platform codec registered."""
     platform_codec = codec or codec_from_settings(_settings())
     codecs.register(CODEC_NAME, AvroWireCodec(platform_codec))
-    for spec in CATALOG:
-        codecs.register(f"{CODEC_NAME}:{spec.value_schema}", AvroWireCodec(platform_codec, spec.value_schema))
+    for name in {spec.value_schema for spec in CATALOG} | set(platform_codec.registry.names()):
+        codecs.register(f"{CODEC_NAME}:{name}", AvroWireCodec(platform_codec, name))
     defaults: dict[str, Any] = {
         "broker": f"kafka://{bootstrap}",
         "web_enabled": False,
