@@ -99,6 +99,7 @@ def weed_command(store_dir: Path, ports: SeaweedPorts, s3_config: Path, host: st
         f"-master.port.grpc={ports.master_grpc}",
         "-master.volumeSizeLimitMB=64",
         "-master.telemetry=false",
+        "-master.electionTimeout=1s",
         f"-volume.port={ports.volume}",
         f"-volume.port.grpc={ports.volume_grpc}",
         "-volume.max=0",

@@ -268,7 +268,10 @@ def stack_status(settings: Settings) -> dict[str, Any]:
         mode, running = "external", bool(kafka["healthy"])
     else:
         state = read_state(data_dir)
-        kafka, topics = _kafka_health(state.bootstrap if state else None)
+        if state is not None and not _alive(state, "tansu"):
+            kafka, topics = {"bootstrap": state.bootstrap, "healthy": False, "error": "broker not running"}, {}
+        else:
+            kafka, topics = _kafka_health(state.bootstrap if state else None)
         kafka["external"] = False
         mode = state.mode if state else "stopped"
         storage = {"engine": "memory://" if mode == "ephemeral" else "s3://tansu/ on SeaweedFS"}
