@@ -48,9 +48,7 @@ def _children(p: P.Proc) -> Iterator[P.Proc]:
     elif isinstance(p, P.Prefix):
         for e in p.events:
             yield p.cont(e)
-    elif isinstance(p, P.ExtChoice | P.IntChoice):
-        yield from p.procs
-    elif isinstance(p, P.GenParallel):
+    elif isinstance(p, (P.ExtChoice | P.IntChoice, P.GenParallel)):
         yield from p.procs
     elif isinstance(p, P.AlphaParallel):
         for q, _ in p.procs:
@@ -168,4 +166,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main([a for a in sys.argv if a != "--details"] + (["--details"] if "--details" in sys.argv else [])))
+    sys.exit(
+        main([a for a in sys.argv if a != "--details"] + (["--details"] if "--details" in sys.argv else []))
+    )

@@ -14,6 +14,7 @@ Pure: the evaluator works on a parsed module; it never reads files.
 from __future__ import annotations
 
 import itertools
+from functools import partial
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +65,9 @@ class Thunk:
 
     __slots__ = ("fn", "value", "state", "name", "key_fn")
 
-    def __init__(self, fn: Callable[[], Value], name: str,
-                 key_fn: Callable[[], Hashable] | None = None) -> None:
+    def __init__(
+        self, fn: Callable[[], Value], name: str, key_fn: Callable[[], Hashable] | None = None
+    ) -> None:
         self.fn = fn
         self.key_fn = key_fn
         self.value: Value = None
@@ -134,9 +136,9 @@ class Evaluator:
             for sp, se in zip(d.pat.items, d.body.items, strict=True):
                 self.declare(S.PatDecl(d.line, d.col, sp, se))
         elif isinstance(d, S.PatDecl):
-            whole = Thunk(lambda d=d: self.ev(d.body, {}), "pattern binding")
+            whole = Thunk(partial(self.ev, d.body, {}), "pattern binding")
             for name in _pat_vars(d.pat, self):
-                self.globals[name] = Thunk(lambda n=name, d=d, w=whole: self._pat_extract(d, w, n), name)
+                self.globals[name] = Thunk(partial(self._pat_extract, d, whole, name), name)
         elif isinstance(d, S.ChannelDecl):
             fields = _split_dots(d.type, self) if d.type is not None else ()
             for n in d.names:
@@ -147,7 +149,7 @@ class Evaluator:
         elif isinstance(d, S.DataTypeDecl):
             if d.subtype:
                 # subtype T = A | B.x : the constructors already exist; T is a subset
-                self.globals[d.name] = Thunk(lambda d=d: self._datatype_set(d), d.name)
+                self.globals[d.name] = Thunk(partial(self._datatype_set, d), d.name)
                 return
             names = []
             for c in d.clauses:
@@ -158,15 +160,19 @@ class Evaluator:
                 self.globals[c.name] = _const(VName(c.name, "data"), c.name)
                 names.append(c.name)
             self.datatypes[d.name] = tuple(names)
-            self.globals[d.name] = Thunk(lambda d=d: self._datatype_set(d), d.name)
+            self.globals[d.name] = Thunk(partial(self._datatype_set, d), d.name)
         elif isinstance(d, S.NameTypeDecl):
             self.nametypes[d.name] = d.expr
-            self.globals[d.name] = Thunk(lambda d=d: self.eval_type(d.expr, {}), d.name)
+            self.globals[d.name] = Thunk(partial(self.eval_type, d.expr, {}), d.name)
         elif isinstance(d, S.ExternalDecl):
             for n in d.names:
                 if n not in _COMPRESSIONS:
-                    raise CspmUnsupported(f"{'transparent' if d.transparent else 'external'} function {n}",
-                                          self.file, d.line, d.col)
+                    raise CspmUnsupported(
+                        f"{'transparent' if d.transparent else 'external'} function {n}",
+                        self.file,
+                        d.line,
+                        d.col,
+                    )
                 self.transparent.add(n)
         elif isinstance(d, S.AssertDecl | S.IncludeDecl):
             return
@@ -216,7 +222,7 @@ class Evaluator:
                 v = self.ev(cl.body, env)
                 if isinstance(v, P.Proc) and not isinstance(v, P.Call):
                     key = (name,) if env is not None and not env else (name, id(d), self.capture(d, env))
-                    return P.Call(key, name, lambda v=v: v, _span(self.file, d))
+                    return P.Call(key, name, _returning(v), _span(self.file, d))
                 return v
 
             return Thunk(const, name)
@@ -245,15 +251,15 @@ class Evaluator:
 
         return build(())
 
-    def call_clauses(self, d: S.FunDecl, env: Env, allargs: tuple[tuple[Value, ...], ...], base: Hashable) -> Value:
+    def call_clauses(
+        self, d: S.FunDecl, env: Env, allargs: tuple[tuple[Value, ...], ...], base: Hashable
+    ) -> Value:
         for c in d.clauses:
             binds: Env = {}
             ok = True
             for pats, args in zip(c.groups, allargs, strict=True):
                 if len(pats) != len(args):
-                    raise self.error(
-                        f"{d.name} expects {len(pats)} argument(s) but was given {len(args)}", c
-                    )
+                    raise self.error(f"{d.name} expects {len(pats)} argument(s) but was given {len(args)}", c)
                 for p, a in zip(pats, args, strict=True):
                     if not self.match(p, a, binds):
                         ok = False
@@ -271,7 +277,7 @@ class Evaluator:
                 if isinstance(v, P.Proc) and not isinstance(v, P.Call):
                     flat = tuple(a for grp in allargs for a in grp)
                     label = d.name + "".join("(" + ",".join(render(a) for a in g) + ")" for g in allargs)
-                    return P.Call((base, flat), label, lambda v=v: v, _span(self.file, c))
+                    return P.Call((base, flat), label, _returning(v), _span(self.file, c))
                 return v
         shown = "".join("(" + ", ".join(render(a) for a in g) + ")" for g in allargs)
         raise self.error(f"no clause of {d.name} matches {d.name}{shown}", d)
@@ -368,8 +374,10 @@ class Evaluator:
             return
         if v not in allowed:
             kind = "channel" if head.kind == "channel" else "constructor"
-            raise self.error(f"{render(v)} is not a valid value: its fields are outside the type of "
-                             f"{kind} {head.name}", node)
+            raise self.error(
+                f"{render(v)} is not a valid value: its fields are outside the type of {kind} {head.name}",
+                node,
+            )
 
     def width(self, name: str) -> int:
         """Number of complete values following constructor/channel ``name``.
@@ -439,18 +447,18 @@ class Evaluator:
                 if not d.clauses[0].groups:
                     new[d.name] = self._let_const(d, new, env)
                 else:
-                    new[d.name] = Thunk(lambda d=d: self.make_function(d, new, env), d.name)
+                    new[d.name] = Thunk(partial(self.make_function, d, new, env), d.name)
             elif isinstance(d, S.PatDecl) and _tuple_split(d):
                 assert isinstance(d.pat, S.PTuple) and isinstance(d.body, S.Tuple)
                 for sp, se in zip(d.pat.items, d.body.items, strict=True):
                     sub = S.PatDecl(d.line, d.col, sp, se)
-                    whole = Thunk(lambda sub=sub: self.ev(sub.body, new), "pattern binding")
+                    whole = Thunk(partial(self.ev, sub.body, new), "pattern binding")
                     for name in _pat_vars(sp, self):
-                        new[name] = Thunk(lambda n=name, sub=sub, w=whole: self._pat_extract(sub, w, n), name)
+                        new[name] = Thunk(partial(self._pat_extract, sub, whole, name), name)
             elif isinstance(d, S.PatDecl):
-                whole = Thunk(lambda d=d: self.ev(d.body, new), "pattern binding")
+                whole = Thunk(partial(self.ev, d.body, new), "pattern binding")
                 for name in _pat_vars(d.pat, self):
-                    new[name] = Thunk(lambda n=name, d=d, w=whole: self._pat_extract(d, w, n), name)
+                    new[name] = Thunk(partial(self._pat_extract, d, whole, name), name)
             elif isinstance(d, S.ExternalDecl):
                 for n in d.names:
                     if n not in _COMPRESSIONS:
@@ -466,7 +474,7 @@ class Evaluator:
             v = self.ev(body, new)
             if isinstance(v, P.Proc) and not isinstance(v, P.Call):
                 key = (d.name, id(d), self.capture(d, outer))
-                return P.Call(key, d.name, lambda v=v: v, _span(self.file, d))
+                return P.Call(key, d.name, _returning(v), _span(self.file, d))
             return v
 
         return Thunk(const, d.name, lambda: (d.name, id(d), self.capture(d, outer)))
@@ -580,7 +588,9 @@ class Evaluator:
         if isinstance(v, VSet):
             return v.items
         if isinstance(v, VInf):
-            raise self.unsupported(f"infinite set {v.name if v.lo is None else '{' + str(v.lo) + '..}'}", node)
+            raise self.unsupported(
+                f"infinite set {v.name if v.lo is None else '{' + str(v.lo) + '..}'}", node
+            )
         raise self.error(f"expected a set, found {render(v)}", node)
 
     def iter_set(self, v: Value, node: S.Node) -> list[Value]:
@@ -663,7 +673,9 @@ class Evaluator:
             return list(allv)
         out = [x for x in allv if isinstance(x, VDot) and x.atoms[:n] == atoms]
         if not out:
-            raise self.error(f"{{| {render(v)} |}}: {render(v)} is not a prefix of any value of {head.name}", node)
+            raise self.error(
+                f"{{| {render(v)} |}}: {render(v)} is not a prefix of any value of {head.name}", node
+            )
         return out
 
     def production_values(self, name: str, node: S.Node | None) -> tuple[Value, ...]:
@@ -675,7 +687,9 @@ class Evaluator:
             raise self.unsupported(f"recursive type through {name}", node)
         self._field_sets[name] = ()
         try:
-            head = VName(name, "channel" if name in self.field_types and name not in self.ctor_type else "data")
+            head = VName(
+                name, "channel" if name in self.field_types and name not in self.ctor_type else "data"
+            )
             sets = [self.iter_set(self.eval_type(t, {}), t) for t in self.field_types.get(name, ())]
             out: list[Value] = []
             for combo in itertools.product(*sets):
@@ -883,7 +897,9 @@ class Evaluator:
         """``c$x?y -> P`` = internal choice over the ``$`` values of ``c.x?y -> P``."""
         chan = atoms[0]
         assert isinstance(chan, VName)
-        dollar_names = [n for f in e.fields if f.kind == "$" and f.pat is not None for n in _pat_vars(f.pat, self)]
+        dollar_names = [
+            n for f in e.fields if f.kind == "$" and f.pat is not None for n in _pat_vars(f.pat, self)
+        ]
         groups: dict[tuple[Value, ...], dict[str, Env]] = {}
         for cand in self.production_values(chan.name, e):
             catoms = cand.atoms if isinstance(cand, VDot) else (cand,)
@@ -902,7 +918,9 @@ class Evaluator:
             def cont(event: str, conts: dict[str, Env] = conts) -> P.Proc:
                 env2 = conts.get(event)
                 if env2 is None:
-                    raise CspmEvalError(f"event {event} is not offered by this prefix", self.file, e.line, e.col)
+                    raise CspmEvalError(
+                        f"event {event} is not offered by this prefix", self.file, e.line, e.col
+                    )
                 return self.ev_proc(body, env2)
 
             alts.append(P.Prefix((key, g), tuple(conts), cont, self.span(e)))
@@ -919,8 +937,9 @@ class Evaluator:
         assert isinstance(fs, frozenset)
         return fs
 
-    def match_fields(self, fields: tuple[S.Field, ...], atoms: tuple[Value, ...], i: int, binds: Env,
-                     env: Env) -> bool:
+    def match_fields(
+        self, fields: tuple[S.Field, ...], atoms: tuple[Value, ...], i: int, binds: Env, env: Env
+    ) -> bool:
         for k, f in enumerate(fields):
             if i >= len(atoms):
                 return False
@@ -988,10 +1007,13 @@ class Evaluator:
     def ev_alphapar(self, e: S.AlphaPar, env: Env) -> Value:
         a = self.event_set(e.alpha_left, env)
         b = self.event_set(e.alpha_right, env)
-        return P.AlphaParallel(((self.ev_proc(e.left, env), a), (self.ev_proc(e.right, env), b)), self.span(e))
+        return P.AlphaParallel(
+            ((self.ev_proc(e.left, env), a), (self.ev_proc(e.right, env), b)), self.span(e)
+        )
 
-    def pairs(self, pairs: tuple[tuple[S.Expr, S.Expr], ...], stmts: tuple[S.Stmt, ...], env: Env,
-              node: S.Node) -> frozenset[tuple[str, str]]:
+    def pairs(
+        self, pairs: tuple[tuple[S.Expr, S.Expr], ...], stmts: tuple[S.Stmt, ...], env: Env, node: S.Node
+    ) -> frozenset[tuple[str, str]]:
         out: set[tuple[str, str]] = set()
         for env2 in self.comprehension(stmts, env, False):
             for a_e, b_e in pairs:
@@ -1000,13 +1022,17 @@ class Evaluator:
                 a_atoms = a.atoms if isinstance(a, VDot) else (a,)
                 for x in self.production(a, a_e):
                     xat = x.atoms if isinstance(x, VDot) else (x,)
-                    suffix = xat[len(a_atoms):]
+                    suffix = xat[len(a_atoms) :]
                     y = b
                     for s in suffix:
                         y = dot(y, s)
                     yat = y.atoms if isinstance(y, VDot) else (y,)
                     head = yat[0]
-                    if isinstance(head, VName) and head.name in self.channels and y in self._event_set(head.name):
+                    if (
+                        isinstance(head, VName)
+                        and head.name in self.channels
+                        and y in self._event_set(head.name)
+                    ):
                         out.add((render(x), render(y)))
                     elif not (isinstance(head, VName) and head.name in self.channels):
                         raise self.error(f"{render(b)} is not a channel event", b_e)
@@ -1017,7 +1043,9 @@ class Evaluator:
         rights: dict[str, str] = {}
         for a, b in sorted(links):
             if lefts.setdefault(a, b) != b or rights.setdefault(b, a) != a:
-                raise self.error(f"linked parallel links {a if lefts[a] != b else b} to more than one event", e)
+                raise self.error(
+                    f"linked parallel links {a if lefts[a] != b else b} to more than one event", e
+                )
 
     def ev_linkpar(self, e: S.LinkPar, env: Env) -> Value:
         links = self.pairs(e.links, e.stmts, env, e)
@@ -1084,6 +1112,20 @@ class Evaluator:
         return out
 
 
+def _returning(v: P.Proc) -> Callable[[], P.Proc]:
+    def get() -> P.Proc:
+        return v
+
+    return get
+
+
+def _spread(fn: Callable[..., Value]) -> Callable[[tuple[Value, ...]], Value]:
+    def apply(args: tuple[Value, ...]) -> Value:
+        return fn(*args)
+
+    return apply
+
+
 def _relocate(err: CspmError, file: str, node: S.Node) -> CspmError:
     if isinstance(err, CspmUnsupported):
         return CspmUnsupported(err.construct, file, node.line, node.col)
@@ -1092,8 +1134,12 @@ def _relocate(err: CspmError, file: str, node: S.Node) -> CspmError:
 
 def _tuple_split(d: S.PatDecl) -> bool:
     body = d.body.inner if isinstance(d.body, S.Paren) else d.body
-    return (isinstance(d.pat, S.PTuple) and isinstance(body, S.Tuple)
-            and len(d.pat.items) == len(body.items) and body is d.body)
+    return (
+        isinstance(d.pat, S.PTuple)
+        and isinstance(body, S.Tuple)
+        and len(d.pat.items) == len(body.items)
+        and body is d.body
+    )
 
 
 def _label(e: S.Expr) -> str:
@@ -1187,8 +1233,19 @@ def _collect_vars(node: object, out: set[str]) -> None:
 
 
 _COMPRESSIONS = frozenset(
-    {"normal", "normalise", "normalize", "sbisim", "tau_loop_factor", "diamond", "model_compress",
-     "explicate", "dbisim", "wbisim", "lazyenumerate"}
+    {
+        "normal",
+        "normalise",
+        "normalize",
+        "sbisim",
+        "tau_loop_factor",
+        "diamond",
+        "model_compress",
+        "explicate",
+        "dbisim",
+        "wbisim",
+        "lazyenumerate",
+    }
 )
 
 _DISPATCH: dict[type, Callable[[Evaluator, Any, Env], Value]] = {
@@ -1417,7 +1474,7 @@ def _make_builtins(ev: Evaluator) -> dict[str, Value]:
     }
     out: dict[str, Value] = {}
     for name, (arity, fn) in table.items():
-        out[name] = VFunc(("builtin", name), name, arity, lambda args, fn=fn: fn(*args))
+        out[name] = VFunc(("builtin", name), name, arity, _spread(fn))
     out["STOP"] = P.Stop()
     out["SKIP"] = P.Skip()
     out["DIV"] = P.Div()
@@ -1439,3 +1496,8 @@ class _LazyEvents:
 
 
 __all__ = ["Evaluator", "VInf", "Thunk", "sort_key"]
+
+
+def builtin_names() -> frozenset[str]:
+    """Names predefined by the evaluator (builtin functions, processes, types)."""
+    return frozenset(_make_builtins(None)) | frozenset({"Events"})  # type: ignore[arg-type]

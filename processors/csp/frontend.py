@@ -153,7 +153,9 @@ def _expand_includes(
             try:
                 text = read(target)
             except OSError as exc:
-                raise CspmSyntaxError(f"cannot include {d.path}: {exc.strerror}", file, d.line, d.col) from None
+                raise CspmSyntaxError(
+                    f"cannot include {d.path}: {exc.strerror}", file, d.line, d.col
+                ) from None
             sub = parse(text, target)
             out.extend(_expand_includes(target, sub.decls, read, seen + (target,)))
         else:

@@ -14,20 +14,104 @@ from processors.csp.errors import CspmSyntaxError
 
 KEYWORDS = frozenset(
     {
-        "channel", "datatype", "nametype", "subtype", "assert", "not", "and", "or", "if", "then",
-        "else", "let", "within", "include", "transparent", "external", "true", "false", "module",
-        "exports", "endmodule", "instance", "timed", "print", "Timed",
+        "channel",
+        "datatype",
+        "nametype",
+        "subtype",
+        "assert",
+        "not",
+        "and",
+        "or",
+        "if",
+        "then",
+        "else",
+        "let",
+        "within",
+        "include",
+        "transparent",
+        "external",
+        "true",
+        "false",
+        "module",
+        "exports",
+        "endmodule",
+        "instance",
+        "timed",
+        "print",
+        "Timed",
     }
 )
 
 # Longest first.
 OPERATORS = (
-    "[FD=", "[F=", "[T=", "[R=", "[V=", "[M=",
-    "|~|", "|||", "<->", "[|>", "[+", "+]", "/+", "+\\",
-    "[|", "|]", "[[", "]]", "[]", "[>", "|>", "||", "{|", "|}", "(|", "|)", "|\\",
-    "->", "<-", "<=", ">=", "==", "!=", "..", "/\\", "\\\\", "@@", "::", "=>",
-    "[", "]", "(", ")", "{", "}", "<", ">", "=", "+", "-", "*", "/", "%", "^", "#", ",", ".", ":",
-    "?", "!", "$", "&", "@", "\\", ";", "|", "_", "~",
+    "[FD=",
+    "[F=",
+    "[T=",
+    "[R=",
+    "[V=",
+    "[M=",
+    "|~|",
+    "|||",
+    "<->",
+    "[|>",
+    "[+",
+    "+]",
+    "/+",
+    "+\\",
+    "[|",
+    "|]",
+    "[[",
+    "]]",
+    "[]",
+    "[>",
+    "|>",
+    "||",
+    "{|",
+    "|}",
+    "(|",
+    "|)",
+    "|\\",
+    "->",
+    "<-",
+    "<=",
+    ">=",
+    "==",
+    "!=",
+    "..",
+    "/\\",
+    "\\\\",
+    "@@",
+    "::",
+    "=>",
+    "[",
+    "]",
+    "(",
+    ")",
+    "{",
+    "}",
+    "<",
+    ">",
+    "=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "^",
+    "#",
+    ",",
+    ".",
+    ":",
+    "?",
+    "!",
+    "$",
+    "&",
+    "@",
+    "\\",
+    ";",
+    "|",
+    "_",
+    "~",
 )
 
 IDENT_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
@@ -132,7 +216,11 @@ def tokenize(src: str, file: str = "<string>") -> list[Token]:
             i = j
             bol = False
             continue
-        elif ch == "'" and i + 2 < n and (src[i + 2] == "'" or (src[i + 1] == "\\" and i + 3 < n and src[i + 3] == "'")):
+        elif (
+            ch == "'"
+            and i + 2 < n
+            and (src[i + 2] == "'" or (src[i + 1] == "\\" and i + 3 < n and src[i + 3] == "'"))
+        ):
             if src[i + 1] == "\\":
                 c = {"n": "\n", "t": "\t"}.get(src[i + 2], src[i + 2])
                 j = i + 4

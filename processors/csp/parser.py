@@ -22,15 +22,74 @@ from processors.csp.lexer import Token, tokenize
 # Tokens after which an expression must continue (so a newline does not end it).
 _CONTINUE_OPS = frozenset(
     {
-        "[FD=", "[F=", "[T=", "|~|", "|||", "<->", "[|", "|]", "[[", "[]", "[>", "||", "{|", "->", "<-",
-        "<=", ">=", "==", "!=", "..", "/\\", "\\\\", "[", "(", "{", "<", "=", "+", "-", "*", "/", "%",
-        "^", "#", ",", ".", ":", "?", "!", "$", "&", "@", "\\", ";", "|",
+        "[FD=",
+        "[F=",
+        "[T=",
+        "|~|",
+        "|||",
+        "<->",
+        "[|",
+        "|]",
+        "[[",
+        "[]",
+        "[>",
+        "||",
+        "{|",
+        "->",
+        "<-",
+        "<=",
+        ">=",
+        "==",
+        "!=",
+        "..",
+        "/\\",
+        "\\\\",
+        "[",
+        "(",
+        "{",
+        "<",
+        "=",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "^",
+        "#",
+        ",",
+        ".",
+        ":",
+        "?",
+        "!",
+        "$",
+        "&",
+        "@",
+        "\\",
+        ";",
+        "|",
     }
 )
 _CONTINUE_KWS = frozenset({"and", "or", "not", "if", "then", "else", "let", "within"})
 _DECL_KWS = frozenset(
-    {"channel", "datatype", "subtype", "nametype", "assert", "include", "transparent", "external",
-     "module", "instance", "timed", "Timed", "print", "exports", "endmodule", "true", "false"}
+    {
+        "channel",
+        "datatype",
+        "subtype",
+        "nametype",
+        "assert",
+        "include",
+        "transparent",
+        "external",
+        "module",
+        "instance",
+        "timed",
+        "Timed",
+        "print",
+        "exports",
+        "endmodule",
+        "true",
+        "false",
+    }
 )
 _DECL_START_OPS = frozenset({"(", "<", "{", "_", "{|"})
 
@@ -108,7 +167,9 @@ class Parser:
         if t.kind == "op" and t.text in _UNSUPPORTED_OPS:
             return self.unsupported(_UNSUPPORTED_OPS[t.text], t)
         if t.kind == "eof":
-            found = "end of file" if self.toks[self.pos].kind == "eof" else f"end of definition (line {t.line})"
+            found = (
+                "end of file" if self.toks[self.pos].kind == "eof" else f"end of definition (line {t.line})"
+            )
         else:
             found = t.describe()
         return CspmSyntaxError(f"expected {expected}, found {found}", self.file, t.line, t.col)
@@ -180,7 +241,9 @@ class Parser:
                 while self.at("|"):
                     self.advance()
                     clauses.append(self.data_clause())
-                return S.DataTypeDecl(t.line, t.col, name, tuple(clauses), t.text == "subtype", **self._end(t))
+                return S.DataTypeDecl(
+                    t.line, t.col, name, tuple(clauses), t.text == "subtype", **self._end(t)
+                )
             if t.text == "nametype":
                 self.advance()
                 name = self.ident()
@@ -296,8 +359,9 @@ class Parser:
             if self.at(":"):
                 raise self.unsupported("assertion options (tau priority)", self.peek())
             text = self.text_between(start, self.toks[self.pos - 1])
-            return S.AssertDecl(at.line, at.col, text, "refines", t.text[1:-1], negated, left, right, None,
-                                **self._end(at))
+            return S.AssertDecl(
+                at.line, at.col, text, "refines", t.text[1:-1], negated, left, right, None, **self._end(at)
+            )
         if t.kind == "op" and t.text in _UNSUPPORTED_OPS:
             raise self.unsupported(_UNSUPPORTED_OPS[t.text], t)
         if not self.at(":"):
@@ -308,9 +372,13 @@ class Parser:
         while self.peek().kind in ("ident", "kw"):
             words.append(self.advance().text)
         prop = " ".join(words)
-        kinds = {"deadlock free": "deadlock free", "divergence free": "divergence free",
-                 "livelock free": "divergence free", "deterministic": "deterministic",
-                 "has trace": "has trace"}
+        kinds = {
+            "deadlock free": "deadlock free",
+            "divergence free": "divergence free",
+            "livelock free": "divergence free",
+            "deterministic": "deterministic",
+            "has trace": "has trace",
+        }
         if prop not in kinds:
             raise self.unsupported(f"assertion property '{prop}'", t)
         model = None
@@ -338,8 +406,9 @@ class Parser:
         if self.at(":"):
             raise self.unsupported("assertion options", self.peek())
         text = self.text_between(start, self.toks[self.pos - 1])
-        return S.AssertDecl(at.line, at.col, text, kinds[prop], model, negated, left, None, trace,
-                            **self._end(at))
+        return S.AssertDecl(
+            at.line, at.col, text, kinds[prop], model, negated, left, None, trace, **self._end(at)
+        )
 
     def parse_let_decls(self) -> list[S.Decl]:
         first = self.peek()
@@ -356,8 +425,9 @@ class Parser:
                 d = self.parse_decl()
                 if d is not None:
                     if isinstance(d, S.AssertDecl | S.IncludeDecl):
-                        raise CspmSyntaxError("assertions and includes are not allowed in let", self.file,
-                                              d.line, d.col)
+                        raise CspmSyntaxError(
+                            "assertions and includes are not allowed in let", self.file, d.line, d.col
+                        )
                     decls.append(d)
                 self.end_decl()
         finally:
@@ -742,7 +812,7 @@ class Parser:
                 self.expect("]")
                 self.unbracket()
             body = self.parse_level(_REPL_BODY)
-            return S.Replicated(t.line, t.col, op, stmts, body, param, **self._end(t))
+            return S.Replicated(t.line, t.col, op, stmts, body, param, (), (), **self._end(t))
         if op == "[|":
             self.advance()
             self.bracketed()
@@ -751,7 +821,7 @@ class Parser:
             self.unbracket()
             stmts = self.rep_stmts()
             body = self.parse_level(_REPL_BODY)
-            return S.Replicated(t.line, t.col, "[|", stmts, body, sync, **self._end(t))
+            return S.Replicated(t.line, t.col, "[|", stmts, body, sync, (), (), **self._end(t))
         if op == "[":
             self.advance()
             self.bracketed()
@@ -843,7 +913,12 @@ class Parser:
                 chars = tuple(S.PLit(e.line, e.col, c, "char", **pos) for c in e.value)
                 return S.PSeq(e.line, e.col, chars, **pos)
             return S.PLit(e.line, e.col, e.value, e.kind, **pos)
-        if isinstance(e, S.UnOp) and e.op == "neg" and isinstance(e.operand, S.Lit) and e.operand.kind == "int":
+        if (
+            isinstance(e, S.UnOp)
+            and e.op == "neg"
+            and isinstance(e.operand, S.Lit)
+            and e.operand.kind == "int"
+        ):
             v = e.operand.value
             assert isinstance(v, int)
             return S.PLit(e.line, e.col, -v, "int", **pos)
@@ -884,8 +959,14 @@ def _combine(decls: list[S.Decl]) -> list[S.Decl]:
             and d.clauses[0].groups
         ):
             prev = out[-1]
-            out[-1] = S.FunDecl(prev.line, prev.col, prev.name, prev.clauses + d.clauses,
-                                end_line=d.end_line, end_col=d.end_col)
+            out[-1] = S.FunDecl(
+                prev.line,
+                prev.col,
+                prev.name,
+                prev.clauses + d.clauses,
+                end_line=d.end_line,
+                end_col=d.end_col,
+            )
         else:
             out.append(d)
     return out

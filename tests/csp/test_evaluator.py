@@ -1,0 +1,138 @@
+"""Evaluator: values, processes, laziness, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from processors.csp import procs as P
+from processors.csp.errors import CspmEvalError, CspmUnsupported
+from processors.csp.frontend import load_source
+from processors.csp.values import FALSE, TRUE, VSet, render
+
+SRC = """
+channel a, b : {0..2}
+channel c : {0..1}.Bool
+channel done
+datatype Colour = Red | Green | Mix.{0..1}
+nametype Small = {0..2}
+fact(0) = 1
+fact(n) = n * fact(n-1)
+len(<>) = 0
+len(<_>^xs) = 1 + len(xs)
+P = a?x -> b!x -> P
+Q(n) = n < 2 & c.n?v -> Q(n+1)
+R = [] i : Small @ a.i -> STOP
+S = done -> SKIP ; S
+Loop(n) = Loop(n+1)
+T = (a.0 -> STOP) [| {| a |} |] (a?x -> STOP)
+"""
+
+
+@pytest.fixture(scope="module")
+def mod():  # type: ignore[no-untyped-def]
+    return load_source(SRC, "t.csp")
+
+
+def test_arithmetic_and_recursion(mod) -> None:  # type: ignore[no-untyped-def]
+    assert mod.eval_value("fact(5)") == 120
+    assert mod.eval_value("len(<1,2,3>)") == 3
+    assert mod.eval_value("-7 / 2") == -3
+    assert mod.eval_value("7 % 3") == 1
+
+
+def test_booleans_are_not_ints(mod) -> None:  # type: ignore[no-untyped-def]
+    assert mod.eval_value("1 == 1") is TRUE
+    v = mod.eval_value("{true, false}")
+    assert isinstance(v, VSet) and len(v.items) == 2
+    assert mod.eval_value("{1, 2}") != v
+    assert TRUE != 1 and hash(TRUE) != hash(1) or TRUE != 1
+
+
+def test_sets_and_sequences(mod) -> None:  # type: ignore[no-untyped-def]
+    assert render(mod.eval_value("{x*2 | x <- {0..3}, x != 1}")) == "{0,4,6}"
+    assert render(mod.eval_value("<1,2>^<3>")) == "<1,2,3>"
+    assert mod.eval_value("card(union({1,2},{2,3}))") == 3
+    assert mod.eval_value("member(Mix.1, Colour)") is TRUE
+    assert mod.eval_value("member(Mix.1, {Red})") is FALSE
+
+
+def test_events_rendering(mod) -> None:  # type: ignore[no-untyped-def]
+    evs = mod.all_events()
+    assert "c.1.true" in evs and "done" in evs and "a.2" in evs
+    assert len(evs) == 3 + 3 + 4 + 1
+    assert render(mod.eval_value("{| c.0 |}")) == "{c.0.false,c.0.true}"
+    assert mod.event_values("c.1.true") == ("c", (1, TRUE))
+    with pytest.raises(CspmEvalError):
+        mod.event_values("c.7")
+
+
+def test_prefix_input_and_continuation(mod) -> None:  # type: ignore[no-untyped-def]
+    p = mod.process("P")
+    assert isinstance(p, P.Call)
+    pre = p.body()
+    assert isinstance(pre, P.Prefix) and pre.events == ("a.0", "a.1", "a.2")
+    nxt = pre.cont("a.1")
+    assert isinstance(nxt, P.Prefix) and nxt.events == ("b.1",)
+    again = nxt.cont("b.1")
+    assert again == p  # same Call key: a finite state space
+
+
+def test_guard_is_lazy_and_false_guard_is_stop(mod) -> None:  # type: ignore[no-untyped-def]
+    q = mod.eval_process("Q(2)")
+    assert isinstance(q, P.Call) and isinstance(q.body(), P.Stop)
+    q0 = mod.eval_process("Q(0)").body()
+    assert isinstance(q0, P.Prefix) and q0.events == ("c.0.false", "c.0.true")
+
+
+def test_replicated_and_parallel(mod) -> None:  # type: ignore[no-untyped-def]
+    r = mod.process("R").body()
+    assert isinstance(r, P.ExtChoice) and len(r.procs) == 3
+    t = mod.process("T").body()
+    assert isinstance(t, P.GenParallel) and t.sync == frozenset({"a.0", "a.1", "a.2"})
+
+
+def test_seq_comp_right_side_is_lazy(mod) -> None:  # type: ignore[no-untyped-def]
+    s = mod.process("S").body()
+    assert isinstance(s, P.SeqComp) and isinstance(s.right, P.Call)
+
+
+def test_runaway_recursion_is_clear_error(mod) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(CspmEvalError) as ei:
+        mod.eval_value("Loop(0)")
+    assert "recursion too deep" in str(ei.value)
+
+
+def test_runtime_errors(mod) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(CspmEvalError):
+        mod.eval_value("1/0")
+    with pytest.raises(CspmEvalError):
+        mod.eval_value("head(<>)")
+    with pytest.raises(CspmUnsupported):
+        mod.eval_value("card({0..})")
+
+
+def test_rename_and_link_pairs() -> None:
+    m = load_source("channel a, b : {0,1}\nP = a?x -> P\nQ = P [[ a <- b ]]\nL = P [a <-> b] (b?x -> STOP)\n")
+    q = m.process("Q").body()
+    assert isinstance(q, P.Rename) and q.pairs == frozenset({("a.0", "b.0"), ("a.1", "b.1")})
+    lk = m.process("L").body()
+    assert isinstance(lk, P.LinkedParallel) and ("a.1", "b.1") in lk.links
+
+
+def test_datatype_pattern_matching() -> None:
+    m = load_source(
+        "datatype T = Leaf.{0..3} | Pair.{0..3}.{0..3}\n"
+        "sumT(Leaf.x) = x\nsumT(Pair.x.y) = x + y\n"
+        "test1 = sumT(Pair.1.2) == 3\ntest2 = sumT(Leaf.3) == 3\n"
+    )
+    assert m.eval_value("test1") is TRUE and m.eval_value("test2") is TRUE
+
+
+def test_libcspm_dot_semantics() -> None:
+    m = load_source(
+        "datatype A = B.A.{0,1}.A | C | D.{0,1,2}\n"
+        "func3(B.x.y) = (x,y)\nfunc4(B.x.y.z) = (x,y,z)\n"
+        "t1 = func4(B.(D.0).1.(D.2)) == (D.0, 1, D.2)\n"
+        "t2 = func3(B.C.0.C) == (C, 0.C)\n"
+    )
+    assert m.eval_value("t1") is TRUE and m.eval_value("t2") is TRUE
