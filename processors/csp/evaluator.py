@@ -14,9 +14,9 @@ Pure: the evaluator works on a parsed module; it never reads files.
 from __future__ import annotations
 
 import itertools
-from functools import partial
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from processors.csp import procs as P
@@ -1324,9 +1324,13 @@ def _make_builtins(ev: Evaluator) -> dict[str, Value]:
     def diff(a: Value, b: Value) -> Value:
         if isinstance(a, VSet) and isinstance(b, VInf):
             return VSet(frozenset(x for x in a.items if not b.contains(x)))
-        if isinstance(a, VInf) and isinstance(b, VInf) and a.name == b.name == "Int":
-            if b.lo is None or (a.lo is not None and a.lo >= b.lo):
-                return VSet(frozenset())
+        if (
+            isinstance(a, VInf)
+            and isinstance(b, VInf)
+            and a.name == b.name == "Int"
+            and (b.lo is None or (a.lo is not None and a.lo >= b.lo))
+        ):
+            return VSet(frozenset())
         if isinstance(a, VInf) and a.lo is not None and isinstance(b, VSet):
             lo = a.lo
             while lo in b.items:
