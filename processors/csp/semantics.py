@@ -131,12 +131,18 @@ def transitions(p: P.Proc) -> list[Transition]:
 
 
 def fire(p: P.Proc) -> list[Transition]:
-    """Successors of an already normalised term; the targets are normalised."""
+    """Successors of an already normalised term; the targets are normalised.
+
+    Terms that appear fresh (a prefix's continuation, a branch of ``|~|``,
+    the right of ``;`` and ``[>``) are normalised where they appear; every
+    other successor is rebuilt from normalised parts, so it is normalised too.
+    """
     raw = _fire(p)
+    if len(raw) <= 1:
+        return raw
     seen: set[Transition] = set()
     out: list[Transition] = []
-    for ev, q in raw:
-        t = (ev, q if q is _OMEGA or isinstance(q, P.Omega) else normalise(q))
+    for t in raw:
         if t not in seen:
             seen.add(t)
             out.append(t)
@@ -145,7 +151,7 @@ def fire(p: P.Proc) -> list[Transition]:
 
 def _fire(p: P.Proc) -> list[Transition]:
     if isinstance(p, P.Prefix):
-        return [(e, p.cont(e)) for e in p.events]
+        return [(e, normalise(p.cont(e))) for e in p.events]
     if isinstance(p, P.Stop | P.Omega):
         return []
     if isinstance(p, P.Skip):
@@ -157,16 +163,16 @@ def _fire(p: P.Proc) -> list[Transition]:
     if isinstance(p, P.Chaos):
         return [(TAU, _STOP), *((e, p) for e in sorted(p.events))]
     if isinstance(p, P.Call):  # only reached through fire() on an unnormalised term
-        return fire(normalise(p))
+        return _fire(normalise(p))
     if isinstance(p, P.ExtChoice):
         return _fire_ext(p)
     if isinstance(p, P.IntChoice):
-        return [(TAU, q) for q in p.procs]
+        return [(TAU, normalise(q)) for q in p.procs]
     if isinstance(p, P.SlidingChoice):
         out: list[Transition] = []
         for ev, q in fire(p.left):
             out.append((ev, P.SlidingChoice(q, p.right, p.span) if ev == TAU else _after(ev, q)))
-        out.append((TAU, p.right))
+        out.append((TAU, normalise(p.right)))
         return out
     if isinstance(p, P.Interrupt):
         return _fire_interrupt(p)
@@ -174,7 +180,7 @@ def _fire(p: P.Proc) -> list[Transition]:
         out = []
         for ev, q in fire(p.left):
             if ev == TICK:
-                out.append((TAU, p.right))
+                out.append((TAU, normalise(p.right)))
             else:
                 out.append((ev, P.SeqComp(q, p.right, p.span)))
         return out
@@ -190,7 +196,8 @@ def _fire(p: P.Proc) -> list[Transition]:
             if ev == TICK:
                 out.append((TICK, _OMEGA))
             else:
-                out.append((TAU if ev in p.hidden else ev, P.Hide(q, p.hidden, p.span)))
+                nxt = P.Hide(q.proc, q.hidden | p.hidden, p.span) if isinstance(q, P.Hide) else P.Hide(q, p.hidden, p.span)
+                out.append((TAU if ev in p.hidden else ev, nxt))
         return out
     if isinstance(p, P.Rename):
         return _fire_rename(p)
@@ -206,7 +213,8 @@ def _fire_ext(p: P.ExtChoice) -> list[Transition]:
     for i, kid in enumerate(p.procs):
         for ev, q in fire(kid):
             if ev == TAU:
-                out.append((TAU, P.ExtChoice((*p.procs[:i], q, *p.procs[i + 1 :]), p.span)))
+                kids = _dedupe((*p.procs[:i], q, *p.procs[i + 1 :]))
+                out.append((TAU, P.ExtChoice(tuple(kids), p.span) if len(kids) > 1 else kids[0]))
             else:
                 out.append((ev, _after(ev, q)))
     return out
