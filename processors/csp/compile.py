@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from processors.csp import network as N
 from processors.csp import procs as P
 from processors.csp.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
-from processors.csp.semantics import describe, fire, normalise
+from processors.csp.semantics import Memo, describe, fire, normalise
 
 DEFAULT_MAX_STATES = 1_000_000
 # A component of a network is compiled on its own; one that is infinite alone
@@ -64,9 +64,10 @@ def explore_terms(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, names: boo
     event_ids: dict[str, int] = {TAU_NAME: TAU, TICK_NAME: TICK}
     edges: list[tuple[int, int, int]] = []
     queue: deque[int] = deque([0])
+    memo: Memo = {}
     while queue:
         s = queue.popleft()
-        for ev, q in fire(terms[s]):
+        for ev, q in fire(terms[s], memo):
             t = index.get(q)
             if t is None:
                 if len(terms) >= max_states:

@@ -39,6 +39,8 @@ TAU = TAU_NAME
 TICK = TICK_NAME
 
 Transition = tuple[str, P.Proc]
+# Per-exploration cache of prefix firings (see :func:`fire`).
+Memo = dict[P.Proc, list[Transition]]
 
 _OMEGA = P.Omega()
 _STOP = P.Stop()
@@ -130,14 +132,16 @@ def transitions(p: P.Proc) -> list[Transition]:
     return fire(normalise(p))
 
 
-def fire(p: P.Proc) -> list[Transition]:
+def fire(p: P.Proc, memo: Memo | None = None) -> list[Transition]:
     """Successors of an already normalised term; the targets are normalised.
 
     Terms that appear fresh (a prefix's continuation, a branch of ``|~|``,
     the right of ``;`` and ``[>``) are normalised where they appear; every
     other successor is rebuilt from normalised parts, so it is normalised too.
+    ``memo`` (owned by the caller, e.g. one exploration) caches the firing of
+    prefixes, whose continuations are the expensive part (CSPm evaluation).
     """
-    raw = _fire(p)
+    raw = _fire(p, memo)
     if len(raw) <= 1:
         return raw
     seen: set[Transition] = set()
@@ -149,9 +153,14 @@ def fire(p: P.Proc) -> list[Transition]:
     return out
 
 
-def _fire(p: P.Proc) -> list[Transition]:
+def _fire(p: P.Proc, memo: Memo | None) -> list[Transition]:
     if isinstance(p, P.Prefix):
-        return [(e, normalise(p.cont(e))) for e in p.events]
+        if memo is None:
+            return [(e, normalise(p.cont(e))) for e in p.events]
+        got = memo.get(p)
+        if got is None:
+            got = memo[p] = [(e, normalise(p.cont(e))) for e in p.events]
+        return got
     if isinstance(p, P.Stop | P.Omega):
         return []
     if isinstance(p, P.Skip):
@@ -163,36 +172,36 @@ def _fire(p: P.Proc) -> list[Transition]:
     if isinstance(p, P.Chaos):
         return [(TAU, _STOP), *((e, p) for e in sorted(p.events))]
     if isinstance(p, P.Call):  # only reached through fire() on an unnormalised term
-        return _fire(normalise(p))
+        return _fire(normalise(p), memo)
     if isinstance(p, P.ExtChoice):
-        return _fire_ext(p)
+        return _fire_ext(p, memo)
     if isinstance(p, P.IntChoice):
         return [(TAU, normalise(q)) for q in p.procs]
     if isinstance(p, P.SlidingChoice):
         out: list[Transition] = []
-        for ev, q in fire(p.left):
+        for ev, q in fire(p.left, memo):
             out.append((ev, P.SlidingChoice(q, p.right, p.span) if ev == TAU else _after(ev, q)))
         out.append((TAU, normalise(p.right)))
         return out
     if isinstance(p, P.Interrupt):
-        return _fire_interrupt(p)
+        return _fire_interrupt(p, memo)
     if isinstance(p, P.SeqComp):
         out = []
-        for ev, q in fire(p.left):
+        for ev, q in fire(p.left, memo):
             if ev == TICK:
                 out.append((TAU, normalise(p.right)))
             else:
                 out.append((ev, P.SeqComp(q, p.right, p.span)))
         return out
     if isinstance(p, P.GenParallel):
-        return _fire_genpar(p)
+        return _fire_genpar(p, memo)
     if isinstance(p, P.AlphaParallel):
-        return _fire_alphapar(p)
+        return _fire_alphapar(p, memo)
     if isinstance(p, P.LinkedParallel):
-        return _fire_linked(p)
+        return _fire_linked(p, memo)
     if isinstance(p, P.Hide):
         out = []
-        for ev, q in fire(p.proc):
+        for ev, q in fire(p.proc, memo):
             if ev == TICK:
                 out.append((TICK, _OMEGA))
             else:
@@ -200,7 +209,7 @@ def _fire(p: P.Proc) -> list[Transition]:
                 out.append((TAU if ev in p.hidden else ev, nxt))
         return out
     if isinstance(p, P.Rename):
-        return _fire_rename(p)
+        return _fire_rename(p, memo)
     raise CspmEvalError(f"no firing rule for process term {type(p).__name__}")
 
 
@@ -208,10 +217,10 @@ def _after(ev: str, q: P.Proc) -> P.Proc:
     return _OMEGA if ev == TICK else q
 
 
-def _fire_ext(p: P.ExtChoice) -> list[Transition]:
+def _fire_ext(p: P.ExtChoice, memo: Memo | None) -> list[Transition]:
     out: list[Transition] = []
     for i, kid in enumerate(p.procs):
-        for ev, q in fire(kid):
+        for ev, q in fire(kid, memo):
             if ev == TAU:
                 kids = _dedupe((*p.procs[:i], q, *p.procs[i + 1 :]))
                 out.append((TAU, P.ExtChoice(tuple(kids), p.span) if len(kids) > 1 else kids[0]))
@@ -220,11 +229,11 @@ def _fire_ext(p: P.ExtChoice) -> list[Transition]:
     return out
 
 
-def _fire_interrupt(p: P.Interrupt) -> list[Transition]:
+def _fire_interrupt(p: P.Interrupt, memo: Memo | None) -> list[Transition]:
     out: list[Transition] = []
-    for ev, q in fire(p.left):
+    for ev, q in fire(p.left, memo):
         out.append((ev, _OMEGA if ev == TICK else P.Interrupt(q, p.right, p.span)))
-    for ev, q in fire(p.right):
+    for ev, q in fire(p.right, memo):
         out.append((ev, P.Interrupt(p.left, q, p.span) if ev == TAU else _after(ev, q)))
     return out
 
@@ -233,6 +242,7 @@ def _parallel_moves(
     comps: Sequence[P.Proc],
     participants: Callable[[str], tuple[int, ...] | None],
     make: Callable[[tuple[P.Proc, ...]], P.Proc],
+    memo: Memo | None,
 ) -> list[Transition]:
     """The parallel rule shared by ``[| A |]``, ``|||`` and ``[A || B]``.
 
@@ -240,7 +250,7 @@ def _parallel_moves(
     may do it alone), else the components that must all perform it together.
     A component's ✓ becomes τ to Ω in its position; when all are Ω: ✓.
     """
-    succ = [fire(c) for c in comps]
+    succ = [fire(c, memo) for c in comps]
 
     def rebuild(changes: dict[int, P.Proc]) -> P.Proc:
         return make(tuple(changes.get(i, c) for i, c in enumerate(comps)))
@@ -270,7 +280,7 @@ def _parallel_moves(
     return out
 
 
-def _fire_genpar(p: P.GenParallel) -> list[Transition]:
+def _fire_genpar(p: P.GenParallel, memo: Memo | None) -> list[Transition]:
     everyone = tuple(range(len(p.procs)))
 
     def participants(ev: str) -> tuple[int, ...] | None:
@@ -279,10 +289,10 @@ def _fire_genpar(p: P.GenParallel) -> list[Transition]:
     def make(comps: tuple[P.Proc, ...]) -> P.Proc:
         return P.GenParallel(comps, p.sync, p.span)
 
-    return _parallel_moves(p.procs, participants, make)
+    return _parallel_moves(p.procs, participants, make, memo)
 
 
-def _fire_alphapar(p: P.AlphaParallel) -> list[Transition]:
+def _fire_alphapar(p: P.AlphaParallel, memo: Memo | None) -> list[Transition]:
     comps = tuple(q for q, _ in p.procs)
     alphas = tuple(a for _, a in p.procs)
     who: dict[str, tuple[int, ...]] = {}
@@ -297,13 +307,13 @@ def _fire_alphapar(p: P.AlphaParallel) -> list[Transition]:
     def make(new: tuple[P.Proc, ...]) -> P.Proc:
         return P.AlphaParallel(tuple(zip(new, alphas, strict=True)), p.span)
 
-    return _parallel_moves(comps, participants, make)
+    return _parallel_moves(comps, participants, make, memo)
 
 
-def _fire_linked(p: P.LinkedParallel) -> list[Transition]:
+def _fire_linked(p: P.LinkedParallel, memo: Memo | None) -> list[Transition]:
     left_links = {a for a, _ in p.links}
     right_links = {b for _, b in p.links}
-    ls, rs = fire(p.left), fire(p.right)
+    ls, rs = fire(p.left, memo), fire(p.right, memo)
     out: list[Transition] = []
 
     def mk(a: P.Proc, b: P.Proc) -> P.Proc:
@@ -331,12 +341,12 @@ def _fire_linked(p: P.LinkedParallel) -> list[Transition]:
     return out
 
 
-def _fire_rename(p: P.Rename) -> list[Transition]:
+def _fire_rename(p: P.Rename, memo: Memo | None) -> list[Transition]:
     image: dict[str, list[str]] = {}
     for old, new in sorted(p.pairs):
         image.setdefault(old, []).append(new)
     out: list[Transition] = []
-    for ev, q in fire(p.proc):
+    for ev, q in fire(p.proc, memo):
         if ev == TICK:
             out.append((TICK, _OMEGA))
             continue
