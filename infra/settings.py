@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     session_timeout_ms: int = Field(default=6000, description="Kafka consumer session.timeout.ms")
     kafka_port: int = Field(default=0, description="Local broker port (0: reuse the recorded one or pick a free one)")
     s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
+    kafka_timeout_s: float = Field(default=30.0, description="How long to wait for Kafka before BrokerUnavailable")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

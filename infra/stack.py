@@ -146,7 +146,7 @@ def start_stack(settings: Settings, ephemeral: bool = False, ports: StackPorts |
     the topics are created on that external Kafka.
     """
     if settings.kafka_bootstrap:
-        ensure_topics(settings.kafka_bootstrap, CATALOG, timeout_s=30)
+        ensure_topics(settings.kafka_bootstrap, CATALOG, timeout_s=settings.kafka_timeout_s)
         return _endpoints(settings, settings.kafka_bootstrap, local=False)
     wanted = ports or StackPorts(kafka=settings.kafka_port)
     data_dir = settings.resolved_data_dir()
