@@ -31,7 +31,7 @@ DEFAULT_MAX_STATES = 1_000_000
 # (e.g. a counter bounded only by its context) is given up on quickly.
 LEAF_MAX_STATES = 50_000
 # Below this many states the term-level BFS is used directly (no network set-up).
-SMALL_STATES = 20_000
+SMALL_STATES = 5_000
 
 
 class StateSpaceLimit(Exception):
@@ -64,9 +64,10 @@ def explore_terms(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, names: boo
     event_ids: dict[str, int] = {TAU_NAME: TAU, TICK_NAME: TICK}
     edges: list[tuple[int, int, int]] = []
     queue: deque[int] = deque([0])
-    memo: Memo = {}
+    memo = Memo()
     while queue:
         s = queue.popleft()
+        seen: set[tuple[int, int]] = set()
         for ev, q in fire(terms[s], memo):
             t = index.get(q)
             if t is None:
@@ -80,7 +81,9 @@ def explore_terms(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, names: boo
             if e is None:
                 e = event_ids[ev] = len(events)
                 events.append(ev)
-            edges.append((s, e, t))
+            if (e, t) not in seen:
+                seen.add((e, t))
+                edges.append((s, e, t))
     state_names = tuple(describe(t) for t in terms) if names else ()
     lts = from_edges(tuple(events), 0, len(terms), edges, state_names)
     return Explored(lts, tuple(terms))

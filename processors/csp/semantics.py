@@ -39,8 +39,15 @@ TAU = TAU_NAME
 TICK = TICK_NAME
 
 Transition = tuple[str, P.Proc]
-# Per-exploration cache of prefix firings (see :func:`fire`).
-Memo = dict[P.Proc, list[Transition]]
+
+
+class Memo:
+    """Per-exploration caches (see :func:`fire`): prefix firings and alphabet owners."""
+
+    def __init__(self) -> None:
+        self.prefixes: dict[P.Proc, list[Transition]] = {}
+        self.owners: dict[tuple[frozenset[str], ...], dict[str, tuple[int, ...]]] = {}
+
 
 _OMEGA = P.Omega()
 _STOP = P.Stop()
@@ -129,7 +136,13 @@ def _dedupe(items: Iterable[P.Proc]) -> list[P.Proc]:
 
 def transitions(p: P.Proc) -> list[Transition]:
     """Labelled successors of ``p`` (normalised), without duplicates, in a stable order."""
-    return fire(normalise(p))
+    seen: set[Transition] = set()
+    out: list[Transition] = []
+    for t in fire(normalise(p)):
+        if t not in seen:
+            seen.add(t)
+            out.append(t)
+    return out
 
 
 def fire(p: P.Proc, memo: Memo | None = None) -> list[Transition]:
@@ -138,28 +151,21 @@ def fire(p: P.Proc, memo: Memo | None = None) -> list[Transition]:
     Terms that appear fresh (a prefix's continuation, a branch of ``|~|``,
     the right of ``;`` and ``[>``) are normalised where they appear; every
     other successor is rebuilt from normalised parts, so it is normalised too.
-    ``memo`` (owned by the caller, e.g. one exploration) caches the firing of
-    prefixes, whose continuations are the expensive part (CSPm evaluation).
+    The list may repeat a transition (callers that care deduplicate; hashing
+    terms at every level would cost more). ``memo`` (owned by the caller,
+    e.g. one exploration) caches the firing of prefixes, whose continuations
+    are the expensive part (CSPm evaluation). The result must not be mutated.
     """
-    raw = _fire(p, memo)
-    if len(raw) <= 1:
-        return raw
-    seen: set[Transition] = set()
-    out: list[Transition] = []
-    for t in raw:
-        if t not in seen:
-            seen.add(t)
-            out.append(t)
-    return out
+    return _fire(p, memo)
 
 
 def _fire(p: P.Proc, memo: Memo | None) -> list[Transition]:
     if isinstance(p, P.Prefix):
         if memo is None:
             return [(e, normalise(p.cont(e))) for e in p.events]
-        got = memo.get(p)
+        got = memo.prefixes.get(p)
         if got is None:
-            got = memo[p] = [(e, normalise(p.cont(e))) for e in p.events]
+            got = memo.prefixes[p] = [(e, normalise(p.cont(e))) for e in p.events]
         return got
     if isinstance(p, P.Stop | P.Omega):
         return []
@@ -295,10 +301,14 @@ def _fire_genpar(p: P.GenParallel, memo: Memo | None) -> list[Transition]:
 def _fire_alphapar(p: P.AlphaParallel, memo: Memo | None) -> list[Transition]:
     comps = tuple(q for q, _ in p.procs)
     alphas = tuple(a for _, a in p.procs)
-    who: dict[str, tuple[int, ...]] = {}
-    for i, a in enumerate(alphas):
-        for e in a:
-            who[e] = (*who.get(e, ()), i)
+    who = memo.owners.get(alphas) if memo is not None else None
+    if who is None:
+        who = {}
+        for i, a in enumerate(alphas):
+            for e in a:
+                who[e] = (*who.get(e, ()), i)
+        if memo is not None:
+            memo.owners[alphas] = who
 
     def participants(ev: str) -> tuple[int, ...] | None:
         # an event outside every alphabet cannot happen: nobody may do it
