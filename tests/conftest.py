@@ -25,7 +25,7 @@ import pytest
 from infra.settings import Settings
 from infra.stack import Endpoints, StackPorts, running_stack, start_stack, stop_stack
 from streams.admin import ensure_topics
-from streams.catalog import TopicSpec
+from streams.catalog import CATALOG, TopicSpec
 
 
 def local_settings(data_dir: Path, **kwargs: Any) -> Settings:
@@ -37,6 +37,7 @@ def local_settings(data_dir: Path, **kwargs: Any) -> Settings:
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("CSP_KAFKA_BOOTSTRAP")
     if external:
+        ensure_topics(external, CATALOG, timeout_s=60)
         yield external
         return
     settings = local_settings(tmp_path_factory.mktemp("tansu-ephemeral"))

@@ -65,6 +65,7 @@ def up(
     import time
 
     from infra.stack import StackError, StackPorts, start_stack
+    from infra.state import read_state
     from streams.admin import BrokerUnavailable
 
     settings = _settings(data_dir)
@@ -77,12 +78,13 @@ def up(
     except (StackError, BrokerUnavailable, RuntimeError, OSError) as exc:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from None
     elapsed = time.monotonic() - t0
+    state = read_state(settings.resolved_data_dir()) if endpoints.local else None
     payload = {
         "kafka": {"bootstrap": endpoints.kafka_bootstrap, "external": not endpoints.local},
         "clickhouse": {"url": endpoints.clickhouse_url},
         "schema_registry": {"url": endpoints.schema_registry_url},
         "data_dir": str(settings.resolved_data_dir()),
-        "mode": "external" if not endpoints.local else ("ephemeral" if ephemeral else "durable"),
+        "mode": state.mode if state is not None else "external",
         "seconds": round(elapsed, 3),
     }
     if fmt is Format.json:

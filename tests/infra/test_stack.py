@@ -9,7 +9,15 @@ import pytest
 from infra import procs
 from infra.ports import free_port
 from infra.settings import Settings
-from infra.stack import StackError, resolve_endpoints, running_stack, stack_status, start_stack, stop_stack
+from infra.stack import (
+    StackError,
+    StackPorts,
+    resolve_endpoints,
+    running_stack,
+    stack_status,
+    start_stack,
+    stop_stack,
+)
 from infra.state import pid_path, read_pids, read_state, write_pid
 from streams.admin import BrokerUnavailable, list_topics
 from streams.catalog import CATALOG
@@ -156,3 +164,30 @@ def test_cli_up_status_down_ephemeral(tmp_path):
     stopped = _csp("status", "--data-dir", data_dir, "--format", "json")
     assert stopped.returncode == 3
     assert json.loads(stopped.stdout)["running"] is False
+
+
+@pytest.mark.slow
+def test_durable_stack_status_ports_recorded_and_reused(durable_stack):
+    kafka_port = free_port()
+    settings = durable_stack.settings("durable-status")
+    _, endpoints = durable_stack.start(settings, ports=StackPorts(kafka=kafka_port))
+    assert endpoints.kafka_bootstrap == f"127.0.0.1:{kafka_port}"
+    data_dir = settings.resolved_data_dir()
+    state = read_state(data_dir)
+    assert state is not None and state.mode == "durable" and state.kafka_port == kafka_port
+    assert state.seaweed_ports is not None and len(set(state.seaweed_ports.values())) == len(state.seaweed_ports)
+    report = stack_status(settings)
+    assert report["running"] is True and report["mode"] == "durable"
+    assert report["kafka"]["healthy"] is True
+    assert report["storage"]["healthy"] is True
+    assert report["storage"]["s3_endpoint"] == f"http://127.0.0.1:{state.seaweed_ports['s3']}"
+    assert report["catalog_missing"] == []
+    pids = dict(state.pids)
+    assert set(pids) == {"tansu", "weed"}
+    assert sorted(durable_stack.stop(settings)) == ["tansu", "weed"]
+    for pid in pids.values():
+        assert not procs.is_alive(pid) and procs.group_members(pid) == []
+    # the next `up` reuses the recorded ports (they are free again)
+    _, again = durable_stack.start(settings)
+    assert again.kafka_bootstrap == endpoints.kafka_bootstrap
+    assert read_state(data_dir).seaweed_ports == state.seaweed_ports
