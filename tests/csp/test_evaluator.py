@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from processors.csp import procs as P
 from processors.csp.errors import CspmEvalError, CspmUnsupported
-from processors.csp.frontend import load_source
+from processors.csp.frontend import load_file, load_source
 from processors.csp.values import FALSE, TRUE, VSet, render
 
 SRC = """
@@ -136,3 +138,49 @@ def test_libcspm_dot_semantics() -> None:
         "t2 = func3(B.C.0.C) == (C, 0.C)\n"
     )
     assert m.eval_value("t1") is TRUE and m.eval_value("t2") is TRUE
+
+
+MODELS = sorted((Path(__file__).parent / "models").glob("*.csp"))
+
+
+def _walk(p: P.Proc, budget: int = 3000) -> int:
+    """Unfold process terms syntactically (calls, prefixes, operands); returns terms seen."""
+    seen: set[P.Proc] = set()
+    todo = [p]
+    while todo and len(seen) < budget:
+        q = todo.pop()
+        if q in seen:
+            continue
+        seen.add(q)
+        if isinstance(q, P.Call):
+            todo.append(q.body())
+        elif isinstance(q, P.Prefix):
+            todo.extend(q.cont(e) for e in q.events)
+        elif isinstance(q, P.ExtChoice | P.IntChoice | P.GenParallel):
+            todo.extend(q.procs)
+        elif isinstance(q, P.AlphaParallel):
+            todo.extend(c for c, _ in q.procs)
+        elif isinstance(q, P.SlidingChoice | P.Interrupt | P.SeqComp | P.LinkedParallel):
+            todo.extend((q.left, q.right))
+        elif isinstance(q, P.Hide | P.Rename):
+            todo.append(q.proc)
+    return len(seen)
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[m.name for m in MODELS])
+def test_realistic_models_load_and_unfold(path: Path) -> None:
+    m = load_file(path)
+    assert m.assertions
+    for a in m.assertions:
+        assert _walk(m.eval_process(a.left)) > 1
+        if a.right is not None:
+            assert _walk(m.eval_process(a.right)) >= 1
+    for name in ("test1", "test2"):
+        if m.has_name(name):
+            assert m.eval_value(name) is TRUE
+
+
+def test_phils_state_is_finite_and_recursion_closes() -> None:
+    m = load_file(Path(__file__).parent / "models" / "phils.csp")
+    # PHIL(i) returns to itself after its 8-event cycle: the walk closes well under the budget
+    assert _walk(m.eval_process("PHIL(0)")) < 40
