@@ -21,10 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from processors.csp import network
 from processors.csp.explore_encoding import Encoding, Words, make_encoding
-from processors.csp.explore_hash import StateTable
+from processors.csp.explore_hash import CodeSet, StateTable, UintArray, mix, unmix
 from processors.csp.explore_rules import flatten
 from processors.csp.explore_succ import Chunk, Compiled, compile_rules, successors, terminated
 from processors.csp.lts import LTS, TAU_NAME, IntArray
@@ -59,12 +60,66 @@ def _limit(max_states: int) -> StateSpaceLimit:
     return StateSpaceLimit(f"state space exceeds max_states={max_states}")
 
 
-def _unique(enc: Encoding, chunks: list[Chunk]) -> Words:
-    if enc.num_words == 1:
-        return (np.unique(np.concatenate([c.succ[0] for c in chunks])),)
-    rows = np.stack([np.concatenate([c.succ[w] for c in chunks]) for w in range(enc.num_words)], axis=1)
-    u = np.unique(rows, axis=0)
-    return tuple(np.ascontiguousarray(u[:, w]) for w in range(enc.num_words))
+@dataclass(frozen=True)
+class _Batch:
+    new: Words  # codes of the states not seen before (a new BFS level)
+    is_new: npt.NDArray[np.bool_]  # per distinct candidate
+    slot: IntArray  # per distinct candidate: its slot in the visited set
+    inverse: IntArray | None  # candidate -> distinct candidate
+
+
+class _Visited:
+    """The visited set: mixed single-word codes (fast path) or K-word keys."""
+
+    def __init__(self, enc: Encoding, with_values: bool = False) -> None:
+        self.words = enc.num_words
+        self.table: CodeSet | StateTable = (
+            CodeSet(with_values) if self.words == 1 else StateTable(self.words, with_values)
+        )
+
+    @property
+    def values(self) -> IntArray:
+        return self.table.values
+
+    @property
+    def nbytes(self) -> int:
+        return self.table.nbytes
+
+    def add(self, cand: Words, want_inverse: bool = False) -> _Batch:
+        inverse: IntArray | None = None
+        if isinstance(self.table, CodeSet):
+            m = mix(cand[0])
+            if want_inverse:
+                u, inverse = np.unique(m, return_inverse=True)
+            else:
+                u = _sorted_unique(m)
+            is_new, slot = self.table.insert(u)
+            return _Batch((unmix(u[is_new]),), is_new, slot, inverse)
+        rows = np.stack(cand, axis=1)
+        if want_inverse:
+            urows, inverse = np.unique(rows, axis=0, return_inverse=True)
+        else:
+            urows = np.unique(rows, axis=0)
+        uniq = tuple(np.ascontiguousarray(urows[:, w]) for w in range(self.words))
+        is_new, slot = self.table.insert(uniq)
+        return _Batch(tuple(x[is_new] for x in uniq), is_new, slot, inverse)
+
+
+def _candidates(words: int, chunks: list[Chunk]) -> Words:
+    return tuple(np.concatenate([c.succ[w] for c in chunks]) for w in range(words))
+
+
+def _sorted_unique(codes: UintArray) -> UintArray:
+    """Distinct keys, sorted (an in-place sort: much faster here than
+    ``np.unique``, which hashes in numpy >= 2.3)."""
+    codes.sort()
+    if len(codes) < 2:
+        return codes
+    keep = np.empty(len(codes), dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(codes[1:], codes[:-1], out=keep[1:])
+    out: UintArray = codes[keep]
+    return out
 
 
 def _may_duplicate(comp: Compiled) -> bool:
@@ -100,9 +155,9 @@ def find_deadlock_compiled(
 ) -> DeadlockResult:
     enc = comp.encoding
     exact = _may_duplicate(comp)
-    table = StateTable(enc.num_words)
+    visited = _Visited(enc)
     frontier = enc.encode(comp.initial)
-    table.insert(frontier)
+    visited.add(frontier)
     levels: list[Words] = [frontier]
     states, transitions = 1, 0
     dead: tuple[int, int] | None = None
@@ -124,15 +179,13 @@ def find_deadlock_compiled(
                         break
         if not chunks:
             break
-        uniq = _unique(enc, chunks)
-        is_new, _ = table.insert(uniq)
-        frontier = tuple(u[is_new] for u in uniq)
+        frontier = visited.add(_candidates(enc.num_words, chunks)).new
         states += len(frontier[0])
         if states > max_states:
             raise _limit(max_states)
         if len(frontier[0]) and dead is None:
             levels.append(frontier)
-    store = table.nbytes + sum(w.nbytes for lv in levels for w in lv)
+    store = visited.nbytes + sum(w.nbytes for lv in levels for w in lv)
     depth = len(levels)
     if dead is None:
         return DeadlockResult(states, transitions, None, None, depth, store)
@@ -167,10 +220,9 @@ def explore_network(node: network.Node, max_states: int = 10_000_000) -> LTS:
     """The full product LTS of the network (CSR), states in BFS order."""
     comp = compile_network(node)
     enc = comp.encoding
-    table = StateTable(enc.num_words, with_values=True)
+    visited = _Visited(enc, with_values=True)
     frontier = enc.encode(comp.initial)
-    _, slot = table.insert(frontier)
-    table.values[slot] = 0
+    visited.values[visited.add(frontier).slot] = 0
     base, count = 0, 1
     if count > max_states:
         raise _limit(max_states)
@@ -181,24 +233,18 @@ def explore_network(node: network.Node, max_states: int = 10_000_000) -> LTS:
         chunks = successors(comp, frontier)
         if not chunks:
             break
-        cand = tuple(np.concatenate([c.succ[w] for c in chunks]) for w in range(enc.num_words))
-        if enc.num_words == 1:
-            u, inverse = np.unique(cand[0], return_inverse=True)
-            uniq: Words = (u,)
-        else:
-            rows, inverse = np.unique(np.stack(cand, axis=1), axis=0, return_inverse=True)
-            uniq = tuple(np.ascontiguousarray(rows[:, w]) for w in range(enc.num_words))
-        is_new, slot = table.insert(uniq)
-        fresh = int(np.count_nonzero(is_new))
+        batch = visited.add(_candidates(enc.num_words, chunks), want_inverse=True)
+        assert batch.inverse is not None
+        fresh = len(batch.new[0])
         if count + fresh > max_states:
             raise _limit(max_states)
-        table.values[slot[is_new]] = np.arange(count, count + fresh, dtype=np.int64)
-        tgts.append(table.values[slot][inverse.ravel()])
+        visited.values[batch.slot[batch.is_new]] = np.arange(count, count + fresh, dtype=np.int64)
+        tgts.append(visited.values[batch.slot][batch.inverse.ravel()])
         srcs.append(np.concatenate([c.src for c in chunks]) + base)
         labs.append(
             np.concatenate([np.full(len(c.src), comp.rules[c.rule].label, dtype=np.int64) for c in chunks])
         )
-        frontier = tuple(x[is_new] for x in uniq)
+        frontier = batch.new
         base, count = count, count + fresh
     return _csr(comp.events, count, srcs, labs, tgts)
 

@@ -111,3 +111,118 @@ class StateTable:
             k = [x[rest] for x in k]
         self.size += int(np.count_nonzero(is_new))
         return is_new, slot
+
+
+# ---------------------------------------------------------------- single-word fast path
+
+_MIX = 0x9E3779B97F4A7C15
+_UNMIX = pow(_MIX, -1, 1 << 64)
+MIXED_EMPTY = 1 << 63  # mix(1 << 63): never the image of a code (codes use 63 bits)
+
+UintArray = npt.NDArray[np.uint64]
+
+
+def mix(codes: IntArray) -> UintArray:
+    """A bijection of 64-bit words whose top bits are well spread (Fibonacci hashing)."""
+    out: UintArray = codes.view(np.uint64) * np.uint64(_MIX)
+    return out
+
+
+def unmix(mixed: UintArray) -> IntArray:
+    out: IntArray = (mixed * np.uint64(_UNMIX)).view(np.int64)
+    return out
+
+
+class CodeSet:
+    """Linear-probing hash set of mixed single-word codes.
+
+    The slot of a key is its top bits, so a *sorted* batch of keys visits the
+    table in increasing slot order: gathers and scatters stream through memory
+    instead of missing the cache (and TLB) on every key.
+    """
+
+    def __init__(self, with_values: bool = False, log2_capacity: int = 12) -> None:
+        self.with_values = with_values
+        self.size = 0
+        self._alloc(log2_capacity)
+
+    def _alloc(self, log2_capacity: int) -> None:
+        self.log2 = log2_capacity
+        cap = 1 << log2_capacity
+        self.keys: UintArray = np.full(cap, MIXED_EMPTY, dtype=np.uint64)
+        self.values: IntArray = np.zeros(cap if self.with_values else 0, dtype=np.int64)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes + self.values.nbytes)
+
+    def _grow(self, needed: int) -> None:
+        log2 = self.log2
+        while (1 << log2) * _MAX_LOAD < needed:
+            log2 += 1
+        if log2 == self.log2:
+            return
+        occupied = self.keys != MIXED_EMPTY
+        old_keys = self.keys[occupied]
+        old_values = self.values[occupied] if self.with_values else self.values
+        if self.with_values:
+            order = np.argsort(old_keys)
+            old_keys, old_values = old_keys[order], old_values[order]
+        else:
+            old_keys.sort()
+        self._alloc(log2)
+        slots = self._place(old_keys)
+        if self.with_values:
+            self.values[slots] = old_values
+
+    def _place(self, keys: UintArray) -> IntArray:
+        """Insert sorted distinct keys into the empty table without probing
+        rounds: in sorted order, linear probing puts key ``i`` at
+        ``max(pos[i], slot[i-1] + 1)``, a running maximum."""
+        n = len(keys)
+        i = np.arange(n, dtype=np.int64)
+        pos = (keys >> np.uint64(64 - self.log2)).view(np.int64)
+        slots: IntArray = np.maximum.accumulate(pos - i) + i
+        fits = slots < (1 << self.log2)
+        self.keys[slots[fits]] = keys[fits]
+        self.size = int(np.count_nonzero(fits))
+        if not fits.all():  # the tail wraps around to the start of the table
+            _, slots[~fits] = self.insert(keys[~fits])
+        return slots
+
+    def insert(self, keys: UintArray) -> tuple[npt.NDArray[np.bool_], IntArray]:
+        """Insert sorted distinct mixed keys; return (newly inserted?, slot of each key)."""
+        n = len(keys)
+        self._grow(self.size + n)
+        is_new = np.zeros(n, dtype=np.bool_)
+        slot = np.empty(n, dtype=np.int64)
+        ids = np.arange(n, dtype=np.int64)
+        k = keys
+        pos = (keys >> np.uint64(64 - self.log2)).view(np.int64)
+        wrap = (1 << self.log2) - 1
+        table = self.keys
+        while ids.size:
+            t = table[pos]
+            hit = t == k
+            empty = t == MIXED_EMPTY
+            slot[ids[hit]] = pos[hit]
+            done = hit
+            if empty.any():
+                e = np.flatnonzero(empty)
+                pe = pos[e]
+                table[pe] = k[e]
+                we = e[table[pe] == k[e]]
+                is_new[ids[we]] = True
+                slot[ids[we]] = pos[we]
+                done = hit.copy()
+                done[we] = True
+            rest = np.flatnonzero(~done)
+            if not rest.size:
+                break
+            advance = ~empty[rest]
+            pos = pos[rest]
+            pos[advance] = (pos[advance] + 1) & wrap
+            ids = ids[rest]
+            k = k[rest]
+        self.size += int(np.count_nonzero(is_new))
+        return is_new, slot

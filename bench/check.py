@@ -1,0 +1,189 @@
+"""Deadlock-check benchmark: dining philosophers with forks (deadlocks) and with
+a butler (deadlock-free), N = n_min..n_max.
+
+Per run it prints N, system, states, transitions, seconds (all state-space
+work: network -> rule tables -> BFS -> deadlock verdict and trace), states/s,
+bytes per state (state store: hash table + per-level codes, over states) and
+the verdict; the time to parse the CSPm model and compile its components to
+a network is reported separately (``front s``). The last line is
+``RESULT states_per_s=... n=...`` for the largest butler run.
+
+Models: ``bench/models/dining_{forks,butler}.csp`` (``N = ...`` substituted)
+through the CSPm front end and ``compile.to_network``; ``--direct`` builds the
+same networks by hand in Python instead (used when the front end is missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from processors.csp import network as N  # noqa: E402
+from processors.csp.explore import compile_network, find_deadlock_compiled  # noqa: E402
+from processors.csp.lts import TAU_NAME, TICK_NAME, from_edges  # noqa: E402
+
+MODELS = ROOT / "bench" / "models"
+SYSTEMS = ("forks", "butler")
+
+
+# ----------------------------------------------------------------- direct networks
+
+
+def _leaf(cycle: list[list[str]], n_states: int, edges: list[tuple[int, str, int]]) -> N.Leaf:
+    names = sorted({e for _, e, _ in edges})
+    events = (TAU_NAME, TICK_NAME, *names)
+    index = {e: i for i, e in enumerate(events)}
+    return N.Leaf(from_edges(events, 0, n_states, [(s, index[e], t) for s, e, t in edges]))
+
+
+def _phil(i: int, n: int) -> tuple[N.Leaf, frozenset[str]]:
+    r = (i + 1) % n
+    seq = [
+        f"think.{i}",
+        f"sit.{i}",
+        f"pickup.{i}.{i}",
+        f"pickup.{i}.{r}",
+        f"eat.{i}",
+        f"putdown.{i}.{r}",
+        f"putdown.{i}.{i}",
+        f"getsup.{i}",
+    ]
+    edges = [(k, e, (k + 1) % len(seq)) for k, e in enumerate(seq)]
+    return _leaf([], len(seq), edges), frozenset(seq)
+
+
+def _fork(i: int, n: int) -> tuple[N.Leaf, frozenset[str]]:
+    p = (i + n - 1) % n
+    edges = [
+        (0, f"pickup.{i}.{i}", 1),
+        (1, f"putdown.{i}.{i}", 0),
+        (0, f"pickup.{p}.{i}", 2),
+        (2, f"putdown.{p}.{i}", 0),
+    ]
+    return _leaf([], 3, edges), frozenset(e for _, e, _ in edges)
+
+
+def _butler(n: int) -> N.Leaf:
+    edges = [(j, f"sit.{i}", j + 1) for j in range(n - 1) for i in range(n)]
+    edges += [(j, f"getsup.{i}", j - 1) for j in range(1, n) for i in range(n)]
+    return _leaf([], n, edges)
+
+
+def direct_network(system: str, n: int) -> N.Node:
+    pairs = []
+    for i in range(n):
+        (phil, ap), (fork, af) = _phil(i, n), _fork(i, n)
+        pairs.append((N.AlphaParallel(((phil, ap), (fork, af))), ap | af))
+    node: N.Node = N.AlphaParallel(tuple(pairs))
+    if system == "butler":
+        sync = frozenset(f"{c}.{i}" for c in ("sit", "getsup") for i in range(n))
+        node = N.Parallel(node, _butler(n), sync)
+    return node
+
+
+# ----------------------------------------------------------------- CSPm networks
+
+
+def cspm_network(system: str, n: int) -> N.Node:
+    from processors.csp.compile import to_network
+    from processors.csp.frontend import load_source
+
+    text = (MODELS / f"dining_{system}.csp").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^N = \d+$", f"N = {n}", text)
+    proc = load_source(text, f"dining_{system}.csp").process("SYSTEM")
+    node = to_network(proc, 10_000_000)
+    if node is None:
+        raise RuntimeError("to_network returned no network for SYSTEM")
+    return node
+
+
+def frontend_usable() -> str | None:
+    """None if the CSPm front end builds the model, else why not."""
+    try:
+        cspm_network("butler", 3)
+    except Exception as exc:  # noqa: BLE001 - any failure means fall back
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+# ----------------------------------------------------------------- runs
+
+
+def run(system: str, n: int, direct: bool, max_states: int, trace_memory: bool) -> dict[str, object]:
+    t0 = time.perf_counter()
+    node = direct_network(system, n) if direct else cspm_network(system, n)
+    front = time.perf_counter() - t0
+    if trace_memory:
+        tracemalloc.start()
+    t1 = time.perf_counter()
+    comp = compile_network(node)
+    result = find_deadlock_compiled(comp, max_states)
+    seconds = time.perf_counter() - t1
+    peak = 0
+    if trace_memory:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return {
+        "n": n,
+        "system": system,
+        "states": result.states,
+        "transitions": result.transitions,
+        "front": front,
+        "seconds": seconds,
+        "rate": result.states / seconds,
+        "bps": result.store_bytes / result.states,
+        "peak_bps": peak / result.states if trace_memory else None,
+        "verdict": "deadlock " + " ".join(result.trace or []) if result.deadlock else "deadlock-free",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-min", type=int, default=3)
+    ap.add_argument("--n-max", type=int, default=9)
+    ap.add_argument("--systems", default="forks,butler")
+    ap.add_argument("--direct", action="store_true", help="hand-built networks instead of the CSPm front end")
+    ap.add_argument("--max-states", type=int, default=200_000_000)
+    ap.add_argument("--tracemalloc", action="store_true", help="also report traced peak bytes per state")
+    args = ap.parse_args(argv)
+    systems = [s for s in args.systems.split(",") if s]
+    direct = args.direct
+    if not direct:
+        why = frontend_usable()
+        if why is not None:
+            print(f"# CSPm front end not usable ({why}); using --direct hand-built networks")
+            direct = True
+    print(
+        f"# models: {'direct Python networks' if direct else 'CSPm bench/models/*.csp via frontend + to_network'}"
+    )
+    header = f"{'N':>3} {'system':<7} {'states':>12} {'transitions':>13} {'front s':>8} {'seconds':>8} {'states/s':>12} {'B/state':>8}"
+    if args.tracemalloc:
+        header += f" {'peakB/st':>8}"
+    print(header + "  verdict")
+    best: dict[str, object] | None = None
+    for n in range(args.n_min, args.n_max + 1):
+        for system in systems:
+            row = run(system, n, direct, args.max_states, args.tracemalloc)
+            line = (
+                f"{n:>3} {system:<7} {row['states']:>12,} {row['transitions']:>13,} {row['front']:>8.3f} "
+                f"{row['seconds']:>8.3f} {row['rate']:>12,.0f} {row['bps']:>8.1f}"
+            )
+            if args.tracemalloc:
+                line += f" {row['peak_bps']:>8.1f}"
+            print(line + f"  {row['verdict']}", flush=True)
+            if system == "butler" and row["verdict"] == "deadlock-free":
+                best = row
+    if best is not None:
+        print(f"RESULT states_per_s={best['rate']:.0f} n={best['n']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
