@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import procs, seaweed, tansu
+from infra.clickhouse import parse_clickhouse_url
 from infra.ports import free_port, is_free
 from infra.s3 import bucket_exists
 from infra.settings import Settings
@@ -230,8 +231,12 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
 
 
 def _clickhouse_health(url: str) -> dict[str, Any]:
-    if url.startswith("chdb://"):
-        path = Path(url[len("chdb://"):])
+    try:
+        target = parse_clickhouse_url(url)
+    except ValueError as exc:
+        return {"url": url, "kind": "invalid", "healthy": False, "error": str(exc)}
+    if target.kind == "chdb":
+        path = Path(target.path or "/")
         return {
             "url": url,
             "kind": "chdb",
