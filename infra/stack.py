@@ -115,12 +115,26 @@ def _start_seaweed(data_dir: Path, ports: seaweed.SeaweedPorts, state: StackStat
     try:
         seaweed.wait_s3_ready(endpoint, creds, SEAWEED_READY_S, alive=lambda: procs.is_alive(pid))
     except (TimeoutError, RuntimeError) as exc:
-        raise StackError(f"{exc} (log: {log_path(data_dir, 'weed')})") from None
+        log = log_path(data_dir, "weed")
+        raise StackError(f"{exc} (log: {log}){_log_tail(log)}") from None
     return tansu.S3Storage(endpoint, seaweed.BUCKET, creds.access_key, creds.secret_key)
 
 
+class _ExitedEarly(StackError):
+    """A component exited while starting (typically: its port was taken meanwhile)."""
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return (" | last log lines: " + " / ".join(t.strip()[:300] for t in tail)) if tail else ""
+
 
 def _start_tansu(data_dir: Path, port: int, storage: tansu.S3Storage | None, state: StackState) -> str:
+    if not is_free(port):
+        raise _ExitedEarly(f"Kafka port 127.0.0.1:{port} is already in use")
     argv = tansu.tansu_command(port, storage)
     pid = procs.spawn(argv, log_path(data_dir, "tansu"), env=tansu.tansu_env(storage), cwd=data_dir)
     state.pids["tansu"] = pid
@@ -129,7 +143,9 @@ def _start_tansu(data_dir: Path, port: int, storage: tansu.S3Storage | None, sta
     deadline = time.monotonic() + KAFKA_READY_S
     while True:
         if not procs.is_alive(pid):
-            raise StackError(f"Tansu exited during startup on {bootstrap} (log: {log_path(data_dir, 'tansu')})")
+            remove_pid(data_dir, "tansu")
+            log = log_path(data_dir, "tansu")
+            raise _ExitedEarly(f"Tansu exited during startup on {bootstrap} (log: {log}){_log_tail(log)}")
         try:
             wait_ready(bootstrap, min(2.0, max(0.5, deadline - time.monotonic())))
             # A second metadata round trip listing topics reads the storage engine too.
@@ -138,6 +154,22 @@ def _start_tansu(data_dir: Path, port: int, storage: tansu.S3Storage | None, sta
         except BrokerUnavailable as exc:
             if time.monotonic() >= deadline:
                 raise StackError(f"{exc} (log: {log_path(data_dir, 'tansu')})") from None
+
+
+def _start_tansu_retrying(
+    data_dir: Path, storage: tansu.S3Storage | None, state: StackState, fixed_port: bool, attempts: int = 3
+) -> str:
+    """Start Tansu; if it exits at once on a port we picked (taken meanwhile), pick another."""
+    for attempt in range(attempts):
+        try:
+            return _start_tansu(data_dir, state.kafka_port, storage, state)
+        except _ExitedEarly:
+            state.pids.pop("tansu", None)
+            if fixed_port or attempt == attempts - 1:
+                raise
+            state.kafka_port = free_port()
+            write_state(data_dir, state)
+    raise AssertionError("unreachable")
 
 
 def start_stack(settings: Settings, ephemeral: bool = False, ports: StackPorts | None = None) -> Endpoints:
@@ -178,7 +210,7 @@ def start_stack(settings: Settings, ephemeral: bool = False, ports: StackPorts |
         write_state(data_dir, state)
         try:
             storage = _start_seaweed(data_dir, seaweed_ports, state) if seaweed_ports else None
-            bootstrap = _start_tansu(data_dir, state.kafka_port, storage, state)
+            bootstrap = _start_tansu_retrying(data_dir, storage, state, fixed_port=bool(wanted.kafka))
             ensure_topics(bootstrap, CATALOG, timeout_s=60)
         except BaseException:
             _stop_components(data_dir, state.pids, 20)

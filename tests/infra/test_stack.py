@@ -191,3 +191,17 @@ def test_durable_stack_status_ports_recorded_and_reused(durable_stack):
     _, again = durable_stack.start(settings)
     assert again.kafka_bootstrap == endpoints.kafka_bootstrap
     assert read_state(data_dir).seaweed_ports == state.seaweed_ports
+
+
+def test_explicit_busy_kafka_port_is_a_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = _local(tmp_path / "busy")
+        with pytest.raises(StackError, match=f"127.0.0.1:{port} is already in use"):
+            start_stack(settings, ephemeral=True, ports=StackPorts(kafka=port))
+    assert read_pids(settings.resolved_data_dir()) == {}
+    assert stack_status(settings)["running"] is False
