@@ -23,7 +23,10 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
-from processors.csp.lts import LTS, TAU, TICK_NAME
+import numpy as np
+import numpy.typing as npt
+
+from processors.csp.lts import LTS, TAU, TICK_NAME, IntArray
 
 Model = Literal["T", "F", "FD"]
 Kind = Literal["deadlock", "divergence", "nondeterminism", "trace", "refusal", "divergence_mismatch", "missing_trace"]
@@ -72,30 +75,35 @@ class CheckResult:
 
 
 class _Graph:
-    """Python-list adjacency of an LTS plus derived facts (divergence, stability)."""
+    """Adjacency of an LTS plus derived facts (divergence, stability, termination).
+
+    The facts are computed with numpy over the whole LTS; successor lists are
+    sliced from the CSR arrays on demand (only the search touches them).
+    """
 
     def __init__(self, lts: LTS) -> None:
         self.lts = lts
         self.events = lts.events
-        offsets: list[int] = lts.offsets.tolist()
-        labels: list[int] = lts.labels.tolist()
-        targets: list[int] = lts.targets.tolist()
         n = lts.num_states
         self.n = n
-        self.succ: list[list[tuple[int, int]]] = [
-            list(zip(labels[offsets[s] : offsets[s + 1]], targets[offsets[s] : offsets[s + 1]], strict=True))
-            for s in range(n)
-        ]
-        self.tau: list[list[int]] = [[t for lab, t in moves if lab == TAU] for moves in self.succ]
-        self.stable: list[bool] = [not taus for taus in self.tau]
-        terminated = [False] * n
+        offsets = lts.offsets.astype(np.int64)
+        labels = lts.labels.astype(np.int64)
+        targets = lts.targets.astype(np.int64)
+        src = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+        tau_edges = labels == TAU
         tick = lts.events.index(TICK_NAME)
-        for moves in self.succ:
-            for lab, t in moves:
-                if lab == tick:
-                    terminated[t] = True
-        self.terminated = terminated
-        self.divergent = _divergent_states(n, self.tau)
+        terminated = np.zeros(n, dtype=np.bool_)
+        terminated[targets[labels == tick]] = True
+        self.out_degree: list[int] = np.diff(offsets).tolist()
+        self.terminated: list[bool] = terminated.tolist()
+        self.stable: list[bool] = (np.bincount(src[tau_edges], minlength=n) == 0).tolist()
+        self.divergent: list[bool] = _divergent_states(n, src[tau_edges], targets[tau_edges]).tolist()
+        self.any_divergent = any(self.divergent)
+        self._offsets: list[int] = offsets.tolist()
+        self._labels: list[int] = labels.tolist()
+        self._targets: list[int] = targets.tolist()
+        self.succ = _Slices(self)
+        self.tau = _TauSlices(self)
 
     def acceptance(self, s: int) -> frozenset[str]:
         return frozenset(self.events[lab] for lab, _ in self.succ[s] if lab != TAU)
@@ -112,24 +120,68 @@ class _Graph:
         return tuple(path[seen[cur] :])
 
 
-def _divergent_states(n: int, tau: list[list[int]]) -> list[bool]:
-    """States with an infinite τ path: peel off states whose τ successors all terminate."""
-    preds: list[list[int]] = [[] for _ in range(n)]
-    out_deg = [0] * n
-    for s in range(n):
-        for t in tau[s]:
-            preds[t].append(s)
-            out_deg[s] += 1
-    divergent = [True] * n
-    queue = deque(s for s in range(n) if out_deg[s] == 0)
+class _Slices:
+    def __init__(self, g: _Graph) -> None:
+        self.g = g
+
+    def __getitem__(self, s: int) -> list[tuple[int, int]]:
+        g = self.g
+        lo, hi = g._offsets[s], g._offsets[s + 1]
+        return list(zip(g._labels[lo:hi], g._targets[lo:hi], strict=True))
+
+
+class _TauSlices:
+    def __init__(self, g: _Graph) -> None:
+        self.g = g
+
+    def __getitem__(self, s: int) -> list[int]:
+        g = self.g
+        lo, hi = g._offsets[s], g._offsets[s + 1]
+        return [t for lab, t in zip(g._labels[lo:hi], g._targets[lo:hi], strict=True) if lab == TAU]
+
+
+def _divergent_states(n: int, tau_src: IntArray, tau_tgt: IntArray) -> npt.NDArray[np.bool_]:
+    """States with an infinite τ path: repeatedly peel off states all of whose τ moves lead to peeled states.
+
+    Vectorised rounds (one per τ-distance from stability); a long τ chain is finished off
+    by a queue-based pass over the remaining edges.
+    """
+    out_deg = np.bincount(tau_src, minlength=n).astype(np.int64)
+    removed = np.zeros(n, dtype=np.bool_)
+    alive = np.ones(len(tau_src), dtype=np.bool_)
+    frontier = out_deg == 0
+    rounds = 0
+    while frontier.any():
+        if rounds == 64:
+            return _peel_rest(n, tau_src[alive], tau_tgt[alive], out_deg, removed | frontier)
+        rounds += 1
+        removed |= frontier
+        hit = alive & frontier[tau_tgt]
+        alive &= ~hit
+        out_deg -= np.bincount(tau_src[hit], minlength=n)
+        frontier = (out_deg == 0) & ~removed
+    return ~removed
+
+
+def _peel_rest(
+    n: int, tau_src: IntArray, tau_tgt: IntArray, out_deg: IntArray, removed: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    preds: dict[int, list[int]] = {}
+    for a, b in zip(tau_src.tolist(), tau_tgt.tolist(), strict=True):
+        preds.setdefault(b, []).append(a)
+    deg: list[int] = out_deg.tolist()
+    gone: list[bool] = removed.tolist()
+    # every remaining edge leads to a state not yet processed; the states peeled so far
+    # (including the unprocessed frontier) discount their remaining incoming edges now
+    queue = deque(s for s in range(n) if gone[s])
     while queue:
         s = queue.popleft()
-        divergent[s] = False
-        for p in preds[s]:
-            out_deg[p] -= 1
-            if out_deg[p] == 0:
+        for p in preds.get(s, ()):
+            deg[p] -= 1
+            if deg[p] == 0 and not gone[p]:
+                gone[p] = True
                 queue.append(p)
-    return divergent
+    return ~np.asarray(gone, dtype=np.bool_)
 
 
 # --------------------------------------------------------------------------
@@ -207,11 +259,14 @@ def _expand_lts(g: _Graph) -> Callable[[int], Iterable[tuple[str | None, int]]]:
 
 def deadlock_free(lts: LTS, model: Model = "F") -> CheckResult:
     g = _Graph(lts)
+    stuck = any(d == 0 and not t for d, t in zip(g.out_degree, g.terminated, strict=True))
+    if not stuck and not (model == "FD" and g.any_divergent):
+        return CheckResult(True, None, g.n, lts.num_transitions, g.n)
 
     def check(s: int) -> Kind | None:
         if model == "FD" and g.divergent[s]:
             return "divergence"
-        if not g.succ[s] and not g.terminated[s]:
+        if g.out_degree[s] == 0 and not g.terminated[s]:
             return "deadlock"
         return None
 
@@ -221,6 +276,8 @@ def deadlock_free(lts: LTS, model: Model = "F") -> CheckResult:
 
 def divergence_free(lts: LTS) -> CheckResult:
     g = _Graph(lts)
+    if not g.any_divergent:
+        return CheckResult(True, None, g.n, lts.num_transitions, g.n)
 
     def check(s: int) -> Kind | None:
         return "divergence" if g.divergent[s] else None

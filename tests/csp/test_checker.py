@@ -182,3 +182,18 @@ def test_tick_is_checked_like_an_event() -> None:
     assert refines(compiled(SKIP), compiled(SKIP), "FD").passed
     res = refines(compiled(STOP), compiled(SKIP), "T")
     assert res.counterexample is not None and res.counterexample.trace == (TICK_NAME,)
+
+
+def test_divergence_detection_with_long_tau_chains() -> None:
+    # a τ-chain of 300 states to a stable state, and from 0 a visible step into a chain ending in a τ-loop
+    n = 302 + 300
+    edges = [(i, TAU, i + 1) for i in range(300)]  # 0 ... 300 stable
+    edges.append((0, A, 301))
+    edges += [(301 + i, TAU, 302 + i) for i in range(299)]  # 301 ... 600
+    edges.append((600, TAU, 590))  # a τ-cycle at the end
+    g = lts(n + 1, edges)
+    res = divergence_free(g)
+    assert not res.passed and res.counterexample is not None
+    assert res.counterexample.trace == ("a",)
+    assert set(res.counterexample.cycle) == set(range(590, 601))
+    assert divergence_free(lts(301, edges[:300])).passed
