@@ -274,6 +274,12 @@ def _definition_span(module: Module, name: str, proc: P.Proc) -> P.Span | None:
         span = finder(name)
         if isinstance(span, P.Span):
             return span
+    from processors.csp import syntax
+
+    for d in getattr(module, "decls", ()):
+        if isinstance(d, syntax.FunDecl) and d.name == name:
+            file = str(getattr(module, "file", "") or (proc.span.file if isinstance(proc, P.Call) and proc.span else ""))
+            return P.Span(file, d.line, d.col, d.end_line or d.line, d.end_col or d.col)
     if isinstance(proc, P.Call) and proc.name == name and proc.span is not None:
         return proc.span
     return None
