@@ -174,7 +174,7 @@ class Evaluator:
                         d.col,
                     )
                 self.transparent.add(n)
-        elif isinstance(d, S.AssertDecl | S.IncludeDecl):
+        elif isinstance(d, S.AssertDecl | S.IncludeDecl | S.AnnotDecl):
             return
         else:  # pragma: no cover
             raise self.unsupported(type(d).__name__, d)
@@ -463,6 +463,8 @@ class Evaluator:
                 for n in d.names:
                     if n not in _COMPRESSIONS:
                         raise self.unsupported(f"external function {n}", d)
+            elif isinstance(d, S.AnnotDecl):
+                continue
             else:
                 raise self.unsupported(f"{type(d).__name__} inside let", d)
         return new

@@ -109,6 +109,7 @@ _UNSUPPORTED_OPS = {
 }
 
 _LIT_KWS = {"true": True, "false": False}
+_TYPE_CLASSES = frozenset({"Eq", "Ord", "Set", "Complete", "Yieldable", "Inputable"})
 
 
 class Parser:
@@ -207,7 +208,9 @@ class Parser:
             if d is not None:
                 decls.append(d)
             self.end_decl()
-        return S.ModuleFile(self.file, tuple(_combine(decls)))
+        combined = _combine(decls)
+        _check_annotations(combined, self.file)
+        return S.ModuleFile(self.file, tuple(combined))
 
     def end_decl(self) -> None:
         t = self.peek()
@@ -274,8 +277,7 @@ class Parser:
         if t.kind == "eof":
             raise self.err("a definition")
         if t.kind == "ident" and self.peek_at(1).text in ("::", ",") and self._is_annotation():
-            self.skip_decl()
-            return None
+            return self.parse_annotation()
         lhs = self.parse_expr()
         if not self.at("="):
             raise self.err("'=' or an operator")
@@ -289,16 +291,110 @@ class Parser:
             i += 2
         return self.toks[i].kind == "ident" and self.toks[i + 1].text == "::"
 
-    def skip_decl(self) -> None:
-        """Skip a type annotation ``f :: T`` (annotations are not checked)."""
-        depth = 0
-        while True:
-            t = self.peek()
-            if t.kind == "eof" and depth == 0:
-                return
-            if t.kind == "eof" and self.toks[self.pos].kind == "eof":
-                return
+    def parse_annotation(self) -> S.AnnotDecl:
+        t = self.peek()
+        names = self.name_list()
+        self.expect("::")
+        constraints: list[tuple[str, str]] = []
+        if self._constraint_start(self.pos):
+            constraints.append(self._constraint())
+            self.expect("=>")
+        elif self.at("(") and self._constraint_start(self.pos + 1):
             self.advance()
+            constraints.append(self._constraint())
+            while self.at(","):
+                self.advance()
+                constraints.append(self._constraint())
+            self.expect(")")
+            self.expect("=>")
+        ty = self.ty()
+        return S.AnnotDecl(t.line, t.col, tuple(names), tuple(constraints), ty, **self._end(t))
+
+    def _constraint_start(self, i: int) -> bool:
+        a, b = self.toks[i], self.toks[min(i + 1, len(self.toks) - 1)]
+        return (
+            a.kind == "ident" and a.text[:1].isupper() and b.kind == "ident" and not self._terminates(i + 1)
+        )
+
+    def _constraint(self) -> tuple[str, str]:
+        c = self.peek()
+        if c.kind != "ident":
+            raise self.err("a type class")
+        if c.text not in _TYPE_CLASSES:
+            raise CspmSyntaxError(f"unknown type class '{c.text}'", self.file, c.line, c.col)
+        self.advance()
+        v = self.ident()
+        return c.text, v
+
+    def ty(self) -> S.TyExpr:
+        t = self.peek()
+        left = self.ty_dot()
+        if self.at("=>"):
+            self.advance()
+            star = False
+            if self.at("*"):
+                self.advance()
+                star = True
+            right = self.ty()
+            return S.TyDotable(t.line, t.col, left, right, star, **self._end(t))
+        return left
+
+    def ty_dot(self) -> S.TyExpr:
+        t = self.peek()
+        items = [self.ty_atom()]
+        while self.at("."):
+            self.advance()
+            items.append(self.ty_atom())
+        if len(items) == 1:
+            return items[0]
+        return S.TyDot(t.line, t.col, tuple(items), **self._end(t))
+
+    def ty_atom(self) -> S.TyExpr:
+        t = self.peek()
+        if t.kind == "ident":
+            self.advance()
+            if self.at("->"):
+                raise CspmSyntaxError(
+                    "function argument types must be parenthesised: (T) -> U", self.file, t.line, t.col
+                )
+            return S.TyName(t.line, t.col, t.text, **self._end(t))
+        if self.at("{"):
+            self.advance()
+            self.bracketed()
+            e = self.ty()
+            self.expect("}")
+            self.unbracket()
+            return S.TySet(t.line, t.col, e, **self._end(t))
+        if self.at("<"):
+            self.advance()
+            self.bracketed()
+            e = self.ty()
+            self.expect(">")
+            self.unbracket()
+            return S.TySeq(t.line, t.col, e, **self._end(t))
+        if self.at("(") and self.peek_at(1).text == ")":
+            self.advance()
+            self.advance()
+            self.expect("->")
+            ret = self.ty()
+            return S.TyFunc(t.line, t.col, (), ret, **self._end(t))
+        if self.at("("):
+            self.advance()
+            self.bracketed()
+            items = [self.ty()]
+            while self.at(","):
+                self.advance()
+                items.append(self.ty())
+            self.expect(")")
+            self.unbracket()
+            if self.at("->"):
+                self.advance()
+                ret = self.ty()
+                return S.TyFunc(t.line, t.col, tuple(items), ret, **self._end(t))
+            if len(items) == 1:
+                return items[0]
+            return S.TyTuple(t.line, t.col, tuple(items), **self._end(t))
+        raise self.err("a type")
 
     def make_def(self, lhs: S.Expr, rhs: S.Expr, t: Token) -> S.Decl:
         end = self._end(t)
@@ -422,18 +518,31 @@ class Parser:
                     break
                 if raw.kind == "eof":
                     raise self.err("'within'", raw)
+                if raw.kind == "kw" and raw.text in (
+                    "channel",
+                    "datatype",
+                    "subtype",
+                    "nametype",
+                    "assert",
+                    "include",
+                    "print",
+                    "module",
+                    "instance",
+                    "timed",
+                ):
+                    raise CspmSyntaxError(
+                        f"'{raw.text}' is not allowed inside let", self.file, raw.line, raw.col
+                    )
                 d = self.parse_decl()
                 if d is not None:
-                    if isinstance(d, S.AssertDecl | S.IncludeDecl):
-                        raise CspmSyntaxError(
-                            "assertions and includes are not allowed in let", self.file, d.line, d.col
-                        )
                     decls.append(d)
                 self.end_decl()
         finally:
             self.layout.pop()
             self.seq_depth.pop()
-        return _combine(decls)
+        combined = _combine(decls)
+        _check_annotations(combined, self.file)
+        return combined
 
     # -------------------------------------------------------- expressions
     def parse_expr(self) -> S.Expr:
@@ -944,6 +1053,48 @@ class Parser:
         if isinstance(e, S.DoublePatE):
             return S.PDouble(e.line, e.col, self.to_pat(e.left), self.to_pat(e.right), **pos)
         raise CspmSyntaxError("expected a pattern", self.file, e.line, e.col)
+
+
+def _check_annotations(decls: list[S.Decl], file: str) -> None:
+    """Each annotated name is annotated once and defined (as a value) in the same scope."""
+    defined: set[str] = set()
+    channels: set[str] = set()
+    for d in decls:
+        if isinstance(d, S.FunDecl | S.NameTypeDecl):
+            defined.add(d.name)
+        elif isinstance(d, S.PatDecl):
+            stack: list[S.Pat] = [d.pat]
+            while stack:
+                p = stack.pop()
+                if isinstance(p, S.PVar):
+                    defined.add(p.name)
+                elif isinstance(p, S.PTuple | S.PDot | S.PSeq | S.PSet):
+                    stack.extend(p.items)
+                elif isinstance(p, S.PConcat | S.PDouble):
+                    stack.extend((p.left, p.right))
+        elif isinstance(d, S.ChannelDecl):
+            channels.update(d.names)
+            defined.update(d.names)
+        elif isinstance(d, S.DataTypeDecl):
+            defined.update(c.name for c in d.clauses)
+    seen: dict[str, S.AnnotDecl] = {}
+    for d in decls:
+        if isinstance(d, S.AnnotDecl):
+            for n in d.names:
+                if n in seen:
+                    raise CspmSyntaxError(f"'{n}' has more than one type annotation", file, d.line, d.col)
+                seen[n] = d
+                if n not in defined:
+                    raise CspmSyntaxError(
+                        f"type annotation for '{n}' without a matching definition", file, d.line, d.col
+                    )
+    for d in decls:
+        if isinstance(d, S.ChannelDecl) and len(d.names) > 1:
+            owners = {id(seen[n]) for n in d.names if n in seen}
+            if len(owners) > 1:
+                raise CspmSyntaxError(
+                    "channels declared together must be annotated together", file, d.line, d.col
+                )
 
 
 def _combine(decls: list[S.Decl]) -> list[S.Decl]:

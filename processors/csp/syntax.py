@@ -368,3 +368,60 @@ class AssertDecl(Decl):
 class ModuleFile:
     file: str
     decls: tuple[Decl, ...]
+
+
+# ------------------------------------------------------- type annotations
+
+
+@dataclass(frozen=True, eq=False)
+class TyExpr(Node):
+    pass
+
+
+@dataclass(frozen=True, eq=False)
+class TyName(TyExpr):
+    name: str  # Int Bool Char Proc Event, a datatype / nametype, or a type variable
+
+
+@dataclass(frozen=True, eq=False)
+class TySet(TyExpr):
+    elem: TyExpr
+
+
+@dataclass(frozen=True, eq=False)
+class TySeq(TyExpr):
+    elem: TyExpr
+
+
+@dataclass(frozen=True, eq=False)
+class TyTuple(TyExpr):
+    items: tuple[TyExpr, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class TyFunc(TyExpr):
+    args: tuple[TyExpr, ...]
+    ret: TyExpr
+
+
+@dataclass(frozen=True, eq=False)
+class TyDot(TyExpr):
+    items: tuple[TyExpr, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class TyDotable(TyExpr):
+    """``a => b`` (takes one field ``a`` giving ``b``); ``a =>* b`` (any number of fields)."""
+
+    arg: TyExpr
+    result: TyExpr
+    star: bool
+
+
+@dataclass(frozen=True, eq=False)
+class AnnotDecl(Decl):
+    """``f, g :: (Eq a) => (a) -> Bool``."""
+
+    names: tuple[str, ...]
+    constraints: tuple[tuple[str, str], ...]
+    type: TyExpr

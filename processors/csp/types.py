@@ -19,7 +19,7 @@ for the supported subset, while catching ordinary type errors.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from processors.csp import syntax as S
@@ -78,6 +78,15 @@ class TDotSeq(Type):
     items: tuple[Type, ...]
 
 
+@dataclass(eq=False)
+class TRigid(Type):
+    """A type variable of a type annotation while checking the annotated definition."""
+
+    name: str
+    ident: int
+    constraints: frozenset[str]
+
+
 INT = TCon("Int")
 BOOL = TCon("Bool")
 CHAR = TCon("Char")
@@ -106,6 +115,8 @@ def show(t: Type) -> str:
         c = f"{','.join(sorted(t.constraints))} " if t.constraints else ""
         return f"{c}t{t.ident}"
     if isinstance(t, TCon):
+        return t.name
+    if isinstance(t, TRigid):
         return t.name
     if isinstance(t, TApp):
         return f"{{{show(t.arg)}}}" if t.con == "Set" else f"<{show(t.arg)}>"
@@ -145,6 +156,106 @@ class Infer:
         self.ctor_fields: dict[str, tuple[Type, ...]] = {}
         self.ctor_result: dict[str, Type] = {}
         self.ctors: set[str] = set()
+        self.data_names: set[str] = set()
+        self.scoped: dict[str, Type] = {}
+
+    # ------------------------------------------------------- annotations
+    def annot_type(self, a: S.AnnotDecl, rigid: bool) -> tuple[Type, dict[str, Type]]:
+        """The annotated type: rigid variables (for checking) or fresh ones (for uses)."""
+        cons: dict[str, set[str]] = {}
+        for cls, v in a.constraints:
+            if v in self.scoped or v[:1].isupper() or v in ("Int", "Bool", "Char", "Proc", "Event"):
+                raise self.err(a, f"type error: constraint '{cls} {v}' must be on a new type variable")
+            cons.setdefault(v, set()).add(cls)
+        varmap: dict[str, Type] = {}
+        t = self.to_type(a.type, varmap, cons, rigid)
+        for v in cons:
+            if v not in varmap:
+                raise self.err(a, f"type error: constrained type variable '{v}' does not occur in the type")
+        return t, varmap
+
+    def to_type(self, ty: S.TyExpr, varmap: dict[str, Type], cons: dict[str, set[str]], rigid: bool) -> Type:
+        def go(x: S.TyExpr) -> Type:
+            return self.to_type(x, varmap, cons, rigid)
+
+        if isinstance(ty, S.TyName):
+            n = ty.name
+            fixed = {"Int": INT, "Bool": BOOL, "Char": CHAR, "Proc": PROC, "Event": EVENT}
+            if n in fixed:
+                return fixed[n]
+            if n in self.data_names:
+                return TData(n)
+            if n in varmap:
+                return varmap[n]
+            if n in self.scoped and n not in cons:
+                return self.scoped[n]
+            self.counter += 1
+            v: Type = (
+                TRigid(n, self.counter, frozenset(cons.get(n, ())))
+                if rigid
+                else TVar(self.counter, self.level + 1, set(cons.get(n, ())))
+            )
+            varmap[n] = v
+            return v
+        if isinstance(ty, S.TySet):
+            return tset(go(ty.elem))
+        if isinstance(ty, S.TySeq):
+            return tseq(go(ty.elem))
+        if isinstance(ty, S.TyTuple):
+            return TTuple(tuple(go(i) for i in ty.items))
+        if isinstance(ty, S.TyFunc):
+            return TFunc(tuple(go(a) for a in ty.args), go(ty.ret))
+        if isinstance(ty, S.TyDot):
+            return TDotSeq(tuple(go(i) for i in ty.items))
+        if isinstance(ty, S.TyDotable):
+            arg, res = go(ty.arg), go(ty.result)
+            if ty.star:
+                return ANY
+            res = prune(res)
+            if isinstance(res, TDotable):
+                return TDotable((arg,) + res.fields, res.result)
+            return TDotable((arg,), res)
+        return ANY
+
+    def group(
+        self, group: Sequence[S.Decl], env: dict[str, Scheme | Type], annots: dict[str, S.AnnotDecl], top: bool
+    ) -> None:
+        """Infer one strongly connected group of value declarations; updates ``env``."""
+        if top:
+            self.level += 1
+        mono: dict[str, Type] = {}
+        rigid_vars: dict[str, dict[str, Type]] = {}
+        for d in group:
+            for n in _decl_names(d, self.ctors):
+                if n in annots:
+                    t, vm = self.annot_type(annots[n], rigid=True)
+                    mono[n] = t
+                    rigid_vars[n] = vm
+                else:
+                    mono[n] = self.fresh()
+        inner = {**env, **mono}
+        for d in group:
+            names = _decl_names(d, self.ctors)
+            saved = self.scoped
+            for n in names:
+                if n in rigid_vars:
+                    self.scoped = {**self.scoped, **rigid_vars[n]}
+            try:
+                self.decl(d, inner, mono)
+            finally:
+                self.scoped = saved
+        if top:
+            self.level -= 1
+        for n, t in mono.items():
+            if n in annots:
+                self.level += 1
+                ft, _ = self.annot_type(annots[n], rigid=False)
+                self.level -= 1
+                env[n] = self.generalize(ft)
+            elif top:
+                env[n] = self.generalize(t)
+            else:
+                env[n] = t
 
     # --------------------------------------------------------- variables
     def fresh(self, constraints: set[str] | None = None) -> TVar:
@@ -192,6 +303,8 @@ class Infer:
             return
         a = _norm(a)
         b = _norm(b)
+        if isinstance(a, TRigid) or isinstance(b, TRigid):
+            raise _Mismatch(f"expected {show(b)}, found {show(a)} (annotated type variables are rigid)")
         if isinstance(a, TCon) and isinstance(b, TCon):
             if a.name != b.name:
                 raise _Mismatch(f"expected {show(b)}, found {show(a)}")
@@ -250,6 +363,14 @@ class Infer:
             t.constraints.add(cls)
             return
         if t == ANY:
+            return
+        if isinstance(t, TRigid):
+            have = t.constraints
+            ok = cls in have or (cls in ("Eq", "Set") and bool(have & {"Eq", "Ord", "Set"}))
+            if not ok:
+                raise _Mismatch(
+                    f"type variable {t.name} needs a '{cls} {t.name}' constraint in its annotation"
+                )
             return
         if isinstance(t, TCon):
             if t.name == "Proc":
@@ -329,7 +450,7 @@ class Infer:
         return TDotable(fields, result)
 
     def dot_items(
-        self, items: list[tuple[S.Node, Type]], node: S.Node, rest_var: bool = False
+        self, items: list[tuple[S.Node, Type]], node: S.Node, rest_var: bool = False, strict: bool = False
     ) -> tuple[Type, Type]:
         """Type of ``i1.i2...in``: (value type, final result type of the head)."""
         head = _norm(prune(items[0][1]))
@@ -346,6 +467,8 @@ class Infer:
             inode, t = items[idx]
             t = _norm(prune(t))
             last = idx == n - 1
+            if not pending and strict:
+                raise self.err(inode, f"type error: too many fields for {show(head)}")
             if not pending:
                 # a complete value dotted with more values: a plain dotted tuple
                 return TDotSeq((head.result,) + tuple(prune(t2) for _, t2 in items[idx:])), head.result
@@ -481,9 +604,16 @@ class Infer:
             binds: dict[str, Type] = {}
             pt = self.pat(st.pat, binds)
             if isinstance(src, TApp):
+                if kind == "seq" and src.con != "Seq":
+                    raise self.err(st.expr, f"type error: this generator needs a sequence, found {show(src)}")
                 self.unify(pt, src.arg, st, "a generator")
             elif isinstance(src, TVar):
-                self.unify(src, tseq(pt) if kind == "seq" else tset(pt), st.expr, "a generator")
+                self.unify(
+                    src,
+                    tseq(pt) if kind == "seq" else tset(pt) if kind == "set" else ANY,
+                    st.expr,
+                    "a generator",
+                )
             elif src != ANY:
                 raise self.err(st.expr, f"type error: a generator needs a set or sequence, found {show(src)}")
             env = {**env, **binds}
@@ -561,11 +691,15 @@ class Infer:
                     restricts[-1] = (f, TFunc((pt,), prune(rt)))
                 items.append((f, pt))
                 env = {**env, **binds}
-        head = prune(items[0][1])
+        head = _norm(prune(items[0][1]))
+        if isinstance(head, TCon | TApp | TTuple | TFunc | TData) and head not in (ANY, EVENT):
+            raise self.err(e.event, f"type error: a prefix needs a channel or event, found {show(head)}")
         if isinstance(head, TVar) and len(items) == 1:
             self.unify(head, EVENT, e.event, "a prefix")
         else:
-            t, res = self.dot_items(items, e, rest_var=e.fields[-1].kind != "!" if e.fields else False)
+            t, res = self.dot_items(
+                items, e, rest_var=e.fields[-1].kind != "!" if e.fields else False, strict=True
+            )
             t = prune(t)
             if isinstance(t, TCon | TData) and t != ANY and t != EVENT:
                 raise self.err(e.event, f"type error: a prefix needs an event, found {show(t)}")
@@ -629,7 +763,7 @@ class Infer:
     def e_Replicated(self, e: S.Replicated, env: dict[str, Scheme | Type]) -> Type:
         if e.op == "[|" and e.param is not None:
             self.check(e.param, env, tset(EVENT), "a synchronisation set")
-        inner = self.stmts(e.stmts, env, "seq" if e.op in (";", "link") else "set")
+        inner = self.stmts(e.stmts, env, "seq" if e.op in (";", "link") else "any")
         if e.op == "||" and e.param is not None:
             self.check(e.param, inner, tset(EVENT), "an alphabet")
         if e.links:
@@ -639,19 +773,13 @@ class Infer:
 
     # ------------------------------------------------------- declarations
     def decls(self, decls: tuple[S.Decl, ...], env: dict[str, Scheme | Type]) -> dict[str, Scheme | Type]:
+        """``let`` declarations: monomorphic, as in libcspm (unless annotated)."""
         env = dict(env)
+        annots = {n: a for a in decls if isinstance(a, S.AnnotDecl) for n in a.names}
         for group in _sccs(decls):
-            self.level += 1
-            mono: dict[str, Type] = {}
-            for d in group:
-                for n in _decl_names(d, self.ctors):
-                    mono[n] = self.fresh()
-            inner = {**env, **mono}
-            for d in group:
-                self.decl(d, inner, mono)
-            self.level -= 1
-            for n, t in mono.items():
-                env[n] = self.generalize(t)
+            values = [d for d in group if isinstance(d, S.FunDecl | S.PatDecl)]
+            if values:
+                self.group(values, env, annots, top=False)
         return env
 
     def decl(self, d: S.Decl, env: dict[str, Scheme | Type], mono: dict[str, Type]) -> None:
@@ -727,6 +855,8 @@ def infer_module(decls: tuple[S.Decl, ...], file: str) -> None:
     """Type check a module's declarations; raises CspmTypeError."""
     inf = Infer(file)
     env: dict[str, Scheme | Type] = {}
+    annots = {n: a for a in decls if isinstance(a, S.AnnotDecl) for n in a.names}
+    inf.data_names = {d.name for d in decls if isinstance(d, S.DataTypeDecl)}
     for d in decls:
         if isinstance(d, S.ChannelDecl):
             inf.ctors.update(d.names)
@@ -754,22 +884,34 @@ def infer_module(decls: tuple[S.Decl, ...], file: str) -> None:
                 for n in d.names:
                     inf.ctor_fields[n] = ft
                     inf.ctor_result[n] = EVENT
-        values = tuple(d for d in group if isinstance(d, S.FunDecl | S.PatDecl | S.NameTypeDecl))
+        values = [d for d in group if isinstance(d, S.FunDecl | S.PatDecl | S.NameTypeDecl)]
         if values:
-            inf.level += 1
-            mono: dict[str, Type] = {}
-            for d in values:
-                for n in _decl_names(d, inf.ctors):
-                    mono[n] = inf.fresh()
-            inner = {**env, **mono}
-            for d in values:
-                inf.decl(d, inner, mono)
-            inf.level -= 1
-            for n, t in mono.items():
-                env[n] = inf.generalize(t)
+            inf.group(values, env, annots, top=True)
+        for d in group:
+            names = (
+                d.names
+                if isinstance(d, S.ChannelDecl)
+                else ([c.name for c in d.clauses] if isinstance(d, S.DataTypeDecl) and not d.subtype else [])
+            )
+            for n in names:
+                if n in annots:
+                    inf.level += 1
+                    at, _ = inf.annot_type(annots[n], rigid=True)
+                    inf.level -= 1
+                    inf.unify(inf.ctor_type(n), at, annots[n], f"the annotation of {n}")
         for d in group:
             if isinstance(d, S.AssertDecl):
                 inf.decl(d, env, {})
+    for d in decls:
+        names = (
+            d.names
+            if isinstance(d, S.ChannelDecl)
+            else ([c.name for c in d.clauses] if isinstance(d, S.DataTypeDecl) and not d.subtype else [])
+        )
+        for n in names:
+            for fty in inf.ctor_fields.get(n, ()):
+                if isinstance(prune(fty), TVar):
+                    raise inf.err(d, f"type error: the type of a field of {n} is ambiguous (an empty set?)")
 
 
 # ---------------------------------------------------------------- helpers
@@ -963,11 +1105,11 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         a = f({"Eq"})
         return TFunc((a, tset(a)), BOOL)
     if name == "card":
-        return TFunc((tset(f()),), INT)
+        return TFunc((tset(f({"Eq"})),), INT)
     if name == "empty":
         return TFunc((tset(f()),), BOOL)
     if name == "seq":
-        a = f()
+        a = f({"Eq"})
         return TFunc((tset(a),), tseq(a))
     if name == "set":
         a = f()
