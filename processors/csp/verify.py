@@ -116,6 +116,8 @@ def run_module(module: Module, max_states: int = DEFAULT_MAX_STATES) -> list[Ass
 
 def run_assertion(module: Module, a: Assertion, max_states: int = DEFAULT_MAX_STATES) -> AssertionResult:
     text = assertion_text(a.text)
+    if a.negated and not text.startswith("not "):
+        text = "not " + text
     name: Literal["check", "refine"] = "refine" if a.kind == "refines" else "check"
     target = text
 
@@ -259,9 +261,7 @@ def named_process(module: Module, expr: Any) -> _Named:
     is_var = isinstance(expr, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_']*", expr) is not None
     if not isinstance(expr, str) and type(expr).__name__ == "Var":
         is_var = True
-    if is_var and isinstance(name, str):
-        if not module.has_name(name):
-            raise CspmEvalError(f"undefined process {name!r}")
+    if is_var and isinstance(name, str) and module.has_name(name):
         proc = module.process(name)
         return _Named(proc, name, _definition_span(module, name, proc))
     proc = module.eval_process(expr)

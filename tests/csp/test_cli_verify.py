@@ -136,3 +136,24 @@ def test_explore(tmp_path: Path, dot: bool) -> None:
         assert res.stdout.startswith("digraph") and res.stdout.count("->") >= 3
     else:
         assert "2 states, 2 transitions" in res.stdout
+
+
+def test_has_trace_and_negated_assertions(tmp_path: Path) -> None:
+    f = write(
+        tmp_path,
+        "m.cspm",
+        HEADER
+        + "P = a -> b -> P\nQ = a -> a -> STOP\n"
+        + "assert P :[has trace]: <a, b, a>\nassert P :[has trace]: <b>\n"
+        + "assert not P [T= Q\nassert not Q [T= STOP\n",
+    )
+    code, doc = run_json("check", str(f))
+    assert code == 1
+    assert [(a["text"], a["status"]) for a in doc["assertions"]] == [
+        ("P :[has trace]: <a, b, a>", "pass"),
+        ("P :[has trace]: <b>", "fail"),
+        ("not P [T= Q", "pass"),
+        ("not Q [T= STOP", "fail"),
+    ]
+    missing = doc["assertions"][1]["counterexample"]
+    assert missing["kind"] == "missing_trace" and missing["trace"] == [] and missing["event"] == "b"
