@@ -112,6 +112,15 @@ class Module:
     def has_name(self, name: str) -> bool:
         return name in self._ev.globals
 
+    def definition_span(self, name: str) -> procs.Span | None:
+        """Where the top-level ``name`` is defined (first clause to last), if it is."""
+        for d in self.decls:
+            if isinstance(d, syntax.FunDecl | syntax.NameTypeDecl) and d.name == name:
+                return procs.Span(self.file, d.line, d.col, d.end_line or d.line, d.end_col or d.col)
+            if isinstance(d, syntax.ChannelDecl) and name in d.names:
+                return procs.Span(self.file, d.line, d.col, d.end_line or d.line, d.end_col or d.col)
+        return None
+
     def all_events(self) -> frozenset[str]:
         return frozenset(self._events())
 

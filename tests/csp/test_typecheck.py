@@ -76,3 +76,46 @@ def test_unsupported_is_reported_not_misevaluated() -> None:
     with pytest.raises(CspmUnsupported) as ei:
         load_source("channel a\nP = prioritise(a -> STOP, <{a}>)\nQ = P\n", "m.csp").process("Q")
     assert "unsupported: builtin prioritise" in str(ei.value)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "f = 1 + true\n",
+        "channel c : Bool\nP = c!0 -> STOP\n",
+        "P = STOP [] 1\n",
+        "b = {STOP} == {STOP}\n",
+        "f(x) = x + 1\ng = f(true)\n",
+        "f :: (Int) -> Bool\nf(x) = x\n",
+        "f :: (a, a) -> Bool\nf(x, y) = x == y\n",
+        "f = let g(x) = x within (g(0), g(true))\n",
+        "channel c : {0..1}\nP = c?x?y -> STOP\n",
+        "P = ; x : {0,1} @ SKIP\n",
+    ],
+)
+def test_type_errors_are_rejected(src: str) -> None:
+    with pytest.raises(CspmTypeError):
+        load_source(src, "m.csp")
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "id(x) = x\nt = (id(0), id(true))\n",
+        "f :: Eq a => (a, a) -> Bool\nf(x, y) = x == y\n",
+        "f = let g :: (a) -> a\n        g(x) = x\n    within (g(0), g(true))\n",
+        "channel c : {0..1}.Bool\nP = c?x -> c!x -> P\nQ = c.0?b -> (if b then STOP else SKIP)\n",
+        "datatype T = A | B.{0..2}\nchannel d : T\nP = d?B.n -> d!B.((n+1)%3) -> P [] d.A -> SKIP\n",
+        "channel a, b : {0..2}\nP = a?x -> b!x -> P\nQ = P [[ a <- b ]] \\ {| b |}\n",
+    ],
+)
+def test_well_typed_scripts_load(src: str) -> None:
+    m = load_source(src, "m.csp")
+    assert m.decls
+
+
+def test_definition_span() -> None:
+    m = load_source("channel a\n\nP = a ->\n    STOP\n", "m.csp")
+    sp = m.definition_span("P")
+    assert sp is not None and (sp.line, sp.end_line) == (3, 4)
+    assert m.definition_span("nope") is None
