@@ -10,14 +10,26 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None) -> int:
-    """Start ``argv`` detached in a new session, stdout+stderr to ``log_path``; return its pid."""
+          cwd: Path | None = None, tie_to_parent: bool = False) -> int:
+    """Start ``argv`` detached in a new session, stdout+stderr to ``log_path``; return its pid.
+
+    ``tie_to_parent`` (Linux): the child gets SIGTERM if the spawning process dies, so a
+    crashed test session or ``make run`` leaves no orphan broker behind.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - argv built from fixed binaries
@@ -29,6 +41,7 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
             cwd=str(cwd) if cwd is not None else None,
             start_new_session=True,
             close_fds=True,
+            preexec_fn=_die_with_parent if tie_to_parent and sys.platform == "linux" else None,  # noqa: PLW1509
         )
     return proc.pid
 

@@ -104,11 +104,13 @@ def _kafka_port(requested: int, previous: StackState | None) -> int:
     return free_port()
 
 
-def _start_seaweed(data_dir: Path, ports: seaweed.SeaweedPorts, state: StackState) -> tansu.S3Storage:
+def _start_seaweed(
+    data_dir: Path, ports: seaweed.SeaweedPorts, state: StackState, tie: bool
+) -> tansu.S3Storage:
     creds = seaweed.credentials(data_dir)
     config = seaweed.write_s3_config(data_dir / "seaweed" / "s3.json", creds)
     argv = seaweed.weed_command(data_dir / "seaweed" / "data", ports, config)
-    pid = procs.spawn(argv, log_path(data_dir, "weed"), cwd=data_dir)
+    pid = procs.spawn(argv, log_path(data_dir, "weed"), cwd=data_dir, tie_to_parent=tie)
     state.pids["weed"] = pid
     write_pid(data_dir, "weed", pid)
     endpoint = seaweed.s3_endpoint(ports)
@@ -132,11 +134,15 @@ def _log_tail(path: Path, lines: int = 3) -> str:
     return (" | last log lines: " + " / ".join(t.strip()[:300] for t in tail)) if tail else ""
 
 
-def _start_tansu(data_dir: Path, port: int, storage: tansu.S3Storage | None, state: StackState) -> str:
+def _start_tansu(
+    data_dir: Path, port: int, storage: tansu.S3Storage | None, state: StackState, tie: bool
+) -> str:
     if not is_free(port):
         raise _ExitedEarly(f"Kafka port 127.0.0.1:{port} is already in use")
     argv = tansu.tansu_command(port, storage)
-    pid = procs.spawn(argv, log_path(data_dir, "tansu"), env=tansu.tansu_env(storage), cwd=data_dir)
+    pid = procs.spawn(
+        argv, log_path(data_dir, "tansu"), env=tansu.tansu_env(storage), cwd=data_dir, tie_to_parent=tie
+    )
     state.pids["tansu"] = pid
     write_pid(data_dir, "tansu", pid)
     bootstrap = f"127.0.0.1:{port}"
@@ -157,12 +163,17 @@ def _start_tansu(data_dir: Path, port: int, storage: tansu.S3Storage | None, sta
 
 
 def _start_tansu_retrying(
-    data_dir: Path, storage: tansu.S3Storage | None, state: StackState, fixed_port: bool, attempts: int = 3
+    data_dir: Path,
+    storage: tansu.S3Storage | None,
+    state: StackState,
+    fixed_port: bool,
+    tie: bool,
+    attempts: int = 3,
 ) -> str:
     """Start Tansu; if it exits at once on a port we picked (taken meanwhile), pick another."""
     for attempt in range(attempts):
         try:
-            return _start_tansu(data_dir, state.kafka_port, storage, state)
+            return _start_tansu(data_dir, state.kafka_port, storage, state, tie)
         except _ExitedEarly:
             state.pids.pop("tansu", None)
             if fixed_port or attempt == attempts - 1:
@@ -172,11 +183,17 @@ def _start_tansu_retrying(
     raise AssertionError("unreachable")
 
 
-def start_stack(settings: Settings, ephemeral: bool = False, ports: StackPorts | None = None) -> Endpoints:
+def start_stack(
+    settings: Settings,
+    ephemeral: bool = False,
+    ports: StackPorts | None = None,
+    tie_to_parent: bool = False,
+) -> Endpoints:
     """Start SeaweedFS (unless ephemeral) and Tansu, wait ready, create the catalog topics.
 
     Idempotent: a running stack is reused. With ``settings.kafka_bootstrap`` set, only
-    the topics are created on that external Kafka.
+    the topics are created on that external Kafka. ``tie_to_parent``: the components get
+    SIGTERM when this process dies (``running_stack`` uses it; ``csp up`` does not).
     """
     if settings.kafka_bootstrap:
         ensure_topics(settings.kafka_bootstrap, CATALOG, timeout_s=settings.kafka_timeout_s)
@@ -209,8 +226,10 @@ def start_stack(settings: Settings, ephemeral: bool = False, ports: StackPorts |
         )
         write_state(data_dir, state)
         try:
-            storage = _start_seaweed(data_dir, seaweed_ports, state) if seaweed_ports else None
-            bootstrap = _start_tansu_retrying(data_dir, storage, state, fixed_port=bool(wanted.kafka))
+            storage = _start_seaweed(data_dir, seaweed_ports, state, tie_to_parent) if seaweed_ports else None
+            bootstrap = _start_tansu_retrying(
+                data_dir, storage, state, fixed_port=bool(wanted.kafka), tie=tie_to_parent
+            )
             ensure_topics(bootstrap, CATALOG, timeout_s=60)
         except BaseException:
             _stop_components(data_dir, state.pids, 20)
@@ -359,7 +378,7 @@ def running_stack(
     A stack that was already running before the block is left running.
     """
     already = settings.kafka_bootstrap is not None or _running(settings.resolved_data_dir()) is not None
-    endpoints = start_stack(settings, ephemeral=ephemeral, ports=ports)
+    endpoints = start_stack(settings, ephemeral=ephemeral, ports=ports, tie_to_parent=not already)
     try:
         yield endpoints
     finally:

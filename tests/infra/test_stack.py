@@ -205,3 +205,31 @@ def test_explicit_busy_kafka_port_is_a_clear_error(tmp_path):
             start_stack(settings, ephemeral=True, ports=StackPorts(kafka=port))
     assert read_pids(settings.resolved_data_dir()) == {}
     assert stack_status(settings)["running"] is False
+
+
+CRASHING_OWNER = """
+import os, sys
+from infra.settings import Settings
+from infra.stack import running_stack
+from infra.state import read_state
+settings = Settings(data_dir=sys.argv[1], kafka_bootstrap=None)
+with running_stack(settings, ephemeral=True):
+    print(read_state(settings.resolved_data_dir()).pids["tansu"], flush=True)
+    os._exit(9)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_running_stack_owner_crash_leaves_no_orphan(tmp_path):
+    import time
+
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHING_OWNER, str(tmp_path / "owned")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 9, result.stderr
+    pid = int(result.stdout.strip())
+    while procs.is_alive(pid):  # SIGTERM from the kernel (PR_SET_PDEATHSIG); hang-guarded by timeout
+        time.sleep(0.05)
+    assert not procs.is_alive(pid)
+    assert stack_status(_local(tmp_path / "owned"))["running"] is False
