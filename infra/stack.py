@@ -375,7 +375,9 @@ def running_stack(
 ) -> Iterator[Endpoints]:
     """Start the stack (or use the external Kafka) for the duration of the block.
 
-    A stack that was already running before the block is left running.
+    A stack that was already running before the block is left running. Components it starts
+    are tied to the calling *thread* (Linux PR_SET_PDEATHSIG): enter it from a thread that
+    lives as long as the block, normally the main thread.
     """
     already = settings.kafka_bootstrap is not None or _running(settings.resolved_data_dir()) is not None
     endpoints = start_stack(settings, ephemeral=ephemeral, ports=ports, tie_to_parent=not already)
