@@ -65,9 +65,17 @@ def latest_snapshots(snapshots: Iterable[Rec]) -> dict[str, Rec]:
 
 
 def apply_events(
-    inst: Instance, events: Mapping[int, Rec], lookup: DeploymentLookup | None, until: int | None = None
+    inst: Instance,
+    events: Mapping[int, Rec],
+    lookup: DeploymentLookup | None,
+    until: int | None = None,
+    strict: bool = True,
 ) -> Instance:
-    """``inst`` advanced by its events after ``inst.seq`` (up to ``until``), checking continuity."""
+    """``inst`` advanced by its events after ``inst.seq`` (up to ``until``), checking continuity.
+
+    ``strict``: a gap (events after a missing seq) raises :class:`FoldError`; otherwise the
+    fold stops at the gap (a live view may see part of a transaction).
+    """
     seq, state, status, ts = inst.seq, inst.state, inst.status, inst.updated_at
     last_kind: str | None = None
     while until is None or seq < until:
@@ -85,7 +93,7 @@ def apply_events(
         ts = int(ev.get("timestamp") or ts)
     if last_kind is None:
         return inst
-    if until is None:
+    if until is None and strict:
         later = [s for s in events if s > seq]
         if later:
             raise FoldError(
@@ -114,6 +122,7 @@ def recover(
     events: Iterable[Rec],
     committed: int | None,
     lookup: DeploymentLookup | None,
+    strict: bool = True,
 ) -> dict[str, Instance]:
     """Every instance of a partition from its snapshot and events (committed records only)."""
     snaps = latest_snapshots(committed_only(snapshots, committed))
@@ -125,7 +134,7 @@ def recover(
         base = instance_from_snapshot(snap) if snap is not None else initial_from_events(iid, per)
         if base is None:
             continue
-        result[iid] = apply_events(base, per, lookup)
+        result[iid] = apply_events(base, per, lookup, None, strict)
     return result
 
 

@@ -24,7 +24,7 @@ not yet committed: those commands are processed again), deduplicates on
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from processors.csp.runtime import fold
@@ -38,6 +38,13 @@ from streams.reader import read_to_end
 from streams.records import InRecord, OutRecord
 
 COMMAND_SCHEMA = "CspCommand"
+
+
+class _NoDeployment:
+    deployed_at = 0
+
+
+_NONE = _NoDeployment()
 DEFAULT_SNAPSHOT_EVERY = 100
 
 
@@ -88,6 +95,21 @@ class RuntimeProcessor(ProcessorBase):
             dep = self.store.lookup(system, version)
         return dep
 
+    def resolve_latest(self, system: str, issued_at: int) -> int | None:
+        """The version a START without a version runs: the newest deployed at or before ``issued_at``.
+
+        Deterministic given the log (a reprocessed START picks the same version even after
+        later redeploys); the registry is re-read at most once per batch.
+        """
+        if not self._refreshed:
+            self._refreshed = True
+            self.store.refresh()
+        versions = self.store.versions(system)
+        if not versions:
+            return None
+        eligible = [v for v in versions if (self.store.lookup(system, v) or _NONE).deployed_at <= issued_at]
+        return eligible[-1] if eligible else versions[0]
+
     def _channel_topic(self, system: str, channel: str) -> str:
         key = (system, channel)
         topic = self._channel_topics.get(key)
@@ -130,6 +152,8 @@ class RuntimeProcessor(ProcessorBase):
                 continue
             iid = cmd.instance_id
             before = insts.get(iid)
+            if cmd.kind == "START" and cmd.version is None and before is None and cmd.system:
+                cmd = replace(cmd, version=self.resolve_latest(cmd.system, cmd.issued_at))
             outcome = apply(cmd, before, self.lookup, self.bound)
             inst = outcome.instance
             if outcome.steps and inst is not None:

@@ -1,0 +1,572 @@
+"""Python SDK of the CSP runtime.
+
+    platform = Platform.connect()                      # settings / embedded stack
+    platform.deploy("buffer.csp", "BUFFER", outputs=["right"])
+    inst = platform.start("BUFFER")
+    result = inst.offer("left.1")                      # the accepted CspEvent, or the refusal
+    for msg in platform.subscribe("right", system="BUFFER"):
+        ...
+    platform.instances()
+
+Commands go to ``csp.commands`` keyed (and explicitly partitioned, Java
+murmur2) by instance id; results are read back from ``csp.events`` /
+``csp.snapshots`` / ``csp.refusals`` of the same partition, starting at a fence
+appended before the command, and matched by the command's position (events,
+snapshots) or id (refusals). Consumers deduplicate on ``(instance, seq)``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from infra.settings import Settings
+from processors.csp.runtime import fold
+from processors.csp.runtime.deploy import Plan, plan
+from processors.csp.runtime.model import Deployment
+from processors.csp.runtime.model import Instance as InstanceState
+from processors.csp.runtime.records import command_record
+from processors.csp.runtime.registry import DeploymentStore, deployment_record, publish
+from processors.csp.runtime.topics import RuntimeTopics
+from schemas.codec import Codec, codec_from_settings
+from streams.admin import ensure_topics, list_topics
+from streams.clients import consumer_config, producer_config
+from streams.engine import MARKER_HEADER
+from streams.reader import read_to_end
+
+
+class PlatformError(RuntimeError):
+    """A platform operation failed (refused deployment, refused start, timeout, ...)."""
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's (Java client's) murmur2 hash of a key."""
+    m, r = 0x5BD1E995, 24
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    n4 = length & ~3
+    for i in range(0, n4, 4):
+        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+    extra = length & 3
+    if extra == 3:
+        h ^= data[n4 + 2] << 16
+    if extra >= 2:
+        h ^= data[n4 + 1] << 8
+    if extra >= 1:
+        h ^= data[n4]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def partition_for(key: str | bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key``."""
+    data = key.encode() if isinstance(key, str) else key
+    return (murmur2(data) & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True)
+class OfferResult:
+    """The outcome of an offer: the accepted event (a CspEvent dict) or the refusal (a CspRefusal dict)."""
+
+    offer_id: str
+    event: Mapping[str, Any] | None = None
+    refusal: Mapping[str, Any] | None = None
+    follow: tuple[Mapping[str, Any], ...] = ()  # the events the process performed after it (seen so far)
+
+    @property
+    def accepted(self) -> bool:
+        return self.event is not None
+
+    def __bool__(self) -> bool:
+        return self.accepted
+
+    def __str__(self) -> str:
+        if self.event is not None:
+            after = "".join(f", {e['event']}" for e in self.follow)
+            return f"accepted {self.event['event']} (seq {self.event['seq']}){after}"
+        assert self.refusal is not None
+        acc = self.refusal.get("acceptable") or []
+        tail = f"; acceptable: {', '.join(acc)}" if acc else ""
+        return (
+            f"refused {self.refusal.get('event')}: {self.refusal['reason']}: {self.refusal['message']}{tail}"
+        )
+
+
+@dataclass
+class Instance:
+    """A running instance (``platform.start`` returns one)."""
+
+    platform: Platform
+    instance_id: str
+    system: str
+    version: int
+    snapshot: Mapping[str, Any] = field(default_factory=dict)
+
+    def offer(self, event: str, timeout_s: float = 30.0) -> OfferResult:
+        return self.platform.offer(self.instance_id, event, timeout_s=timeout_s)
+
+    def stop(self, timeout_s: float = 30.0) -> Mapping[str, Any]:
+        return self.platform.stop(self.instance_id, timeout_s=timeout_s)
+
+    def replay(self, until: int | None = None) -> fold.Replay:
+        return self.platform.replay(self.instance_id, until)
+
+    def trace(self) -> list[str]:
+        return [e["event"] for e in self.replay().trace]
+
+
+class _Results:
+    """Reads csp.events / csp.snapshots / csp.refusals of the partitions we sent commands to."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.p = platform
+        conf = consumer_config(
+            platform.bootstrap, f"csp-sdk-{uuid.uuid4().hex}", **{"enable.partition.eof": False}
+        )
+        self.consumer = Consumer(conf)
+        self.assigned: set[int] = set()
+        self.by_position: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
+        self.snap_by_position: dict[tuple[int, int], Mapping[str, Any]] = {}
+        self.refusal_by_command: dict[str, Mapping[str, Any]] = {}
+        self.seen: set[tuple[str, int]] = set()
+
+    def ensure(self, partition: int) -> None:
+        if partition in self.assigned:
+            return
+        t = self.p.topics
+        tps = [
+            TopicPartition(topic, partition, self.p.fence(topic, partition))
+            for topic in (t.events, t.snapshots, t.refusals)
+        ]
+        self.consumer.incremental_assign(tps)
+        self.assigned.add(partition)
+
+    def poll(self, timeout_s: float) -> int:
+        n = 0
+        t = self.p.topics
+        for msg in self.consumer.consume(1000, timeout_s):
+            if msg.error() is not None or msg.value() is None:
+                continue
+            try:
+                name, rec = self.p.codec.decode(msg.value() or b"")
+            except Exception:
+                continue
+            n += 1
+            if msg.topic() == t.events and name == "CspEvent":
+                k = (rec["instance_id"], rec["seq"])
+                if k in self.seen:
+                    continue
+                self.seen.add(k)
+                pos = (rec.get("command_partition"), rec.get("command_offset"))
+                self.by_position.setdefault(pos, []).append(rec)  # type: ignore[arg-type]
+            elif msg.topic() == t.snapshots and name == "CspSnapshot":
+                pos = (rec.get("command_partition"), rec.get("command_offset"))
+                self.snap_by_position.setdefault(pos, rec)  # type: ignore[arg-type]
+            elif msg.topic() == t.refusals and name == "CspRefusal":
+                self.refusal_by_command.setdefault(rec["command_id"], rec)
+        return n
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class Platform:
+    """Client of a running platform (Kafka + runtime workers)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        codec: Codec | None = None,
+        namespace: str = "",
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.bootstrap = bootstrap
+        self.codec = codec or codec_from_settings(self.settings)
+        self.topics = RuntimeTopics(namespace)
+        self.store = DeploymentStore(bootstrap, self.codec, self.topics)
+        self._producer: Producer | None = None
+        self._results: _Results | None = None
+        self._partitions: int | None = None
+
+    @classmethod
+    def connect(cls, settings: Settings | None = None, namespace: str = "") -> Platform:
+        settings = settings or Settings()
+        from infra.stack import resolve_endpoints
+
+        return cls(resolve_endpoints(settings).kafka_bootstrap, namespace=namespace, settings=settings)
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._results is not None:
+            self._results.close()
+            self._results = None
+        if self._producer is not None:
+            self._producer.flush(10)
+            self._producer = None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(producer_config(self.bootstrap))
+        return self._producer
+
+    @property
+    def partitions(self) -> int:
+        if self._partitions is None:
+            topics = list_topics(self.bootstrap)
+            if self.topics.commands not in topics:
+                ensure_topics(self.bootstrap, self.topics.specs())
+                topics = list_topics(self.bootstrap)
+            self._partitions = topics[self.topics.commands]
+        return self._partitions
+
+    def _produce_sync(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        headers: list[tuple[str, bytes]] | None = None,
+        timeout_s: float = 30.0,
+    ) -> int:
+        got: dict[str, Any] = {}
+
+        def done(err: KafkaError | None, msg: Message) -> None:
+            got["err"], got["offset"] = err, msg.offset()
+
+        kwargs: dict[str, Any] = {"key": key, "value": value, "partition": partition, "on_delivery": done}
+        if headers:
+            kwargs["headers"] = headers
+        self.producer.produce(topic, **kwargs)
+        self.producer.flush(timeout_s)
+        if "err" not in got:
+            raise PlatformError(f"could not write to {topic}[{partition}] within {timeout_s}s")
+        if got["err"] is not None:
+            raise PlatformError(f"could not write to {topic}[{partition}]: {got['err']}")
+        return int(got["offset"])
+
+    def fence(self, topic: str, partition: int) -> int:
+        """Append a fence record; returns its offset (reading from it sees everything written later)."""
+        return self._produce_sync(topic, None, None, partition, [(MARKER_HEADER, uuid.uuid4().hex.encode())])
+
+    @property
+    def results(self) -> _Results:
+        if self._results is None:
+            self._results = _Results(self)
+        return self._results
+
+    def send(self, instance_id: str, kind: str, *, wait: bool = True, **fields: Any) -> tuple[int, int, str]:
+        """Send one command; returns (partition, offset, command_id) (offset -1 when not waited for)."""
+        command_id = fields.pop("command_id", None) or uuid.uuid4().hex
+        issued_at = fields.pop("issued_at", None) or int(time.time() * 1000)
+        value = self.codec.encode(
+            "CspCommand", command_record(command_id, instance_id, kind, issued_at, **fields)
+        )
+        part = partition_for(instance_id, self.partitions)
+        if not wait:
+            self.producer.produce(self.topics.commands, key=instance_id.encode(), value=value, partition=part)
+            self.producer.poll(0)
+            return part, -1, command_id
+        offset = self._produce_sync(self.topics.commands, instance_id.encode(), value, part)
+        return part, offset, command_id
+
+    def send_many(self, commands: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int:
+        """Bulk: (instance_id, kind, fields) commands, not waited for; returns how many were sent."""
+        n = 0
+        parts = self.partitions
+        topic = self.topics.commands
+        now = int(time.time() * 1000)
+        for iid, kind, fields in commands:
+            f = dict(fields)
+            cid = f.pop("command_id", None) or uuid.uuid4().hex
+            ts = f.pop("issued_at", None) or now
+            value = self.codec.encode("CspCommand", command_record(cid, iid, kind, ts, **f))
+            while True:
+                try:
+                    self.producer.produce(
+                        topic, key=iid.encode(), value=value, partition=partition_for(iid, parts)
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+            n += 1
+        self.producer.flush(60)
+        return n
+
+    def _await(
+        self, part: int, offset: int, command_id: str, timeout_s: float, want_snapshot: bool
+    ) -> tuple[list[Mapping[str, Any]], Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        res = self.results
+        deadline = time.monotonic() + timeout_s
+        quiet_until: float | None = None
+        while True:
+            got = res.poll(0.05)
+            evs = res.by_position.get((part, offset), [])
+            snap = res.snap_by_position.get((part, offset))
+            ref = res.refusal_by_command.get(command_id)
+            done = ref is not None or (snap is not None if want_snapshot else bool(evs))
+            now = time.monotonic()
+            if done:
+                if got == 0 and quiet_until is not None and now >= quiet_until:
+                    return evs, snap, ref
+                if quiet_until is None or got:
+                    quiet_until = now + 0.05
+            if now > deadline:
+                if done:
+                    return evs, snap, ref
+                raise PlatformError(
+                    f"no answer to command {command_id} ({self.topics.commands}[{part}]@{offset}) within {timeout_s}s: "
+                    "is a runtime worker running (`csp worker`)?"
+                )
+
+    # -- deployments -------------------------------------------------------------------
+
+    def deploy(
+        self,
+        path: str | Path,
+        process: str,
+        *,
+        name: str | None = None,
+        outputs: Sequence[str] = (),
+        force: bool = False,
+        max_states: int = 1_000_000,
+    ) -> Plan:
+        """Check, compile and register a system. Returns the plan (``plan.refused``: nothing deployed)."""
+        system = name or process
+        self.store.refresh()
+        version = (self.store.versions(system) or [0])[-1] + 1
+        pl = plan(
+            path,
+            process,
+            name=system,
+            outputs=outputs,
+            version=version,
+            force=force,
+            max_states=max_states,
+            deployed_at=int(time.time() * 1000),
+        )
+        if pl.refused:
+            return pl
+        self.publish_deployment(pl.deployment)
+        return pl
+
+    def publish_deployment(self, dep: Deployment) -> int:
+        """Register ``dep`` (its version as given) and create its channel topics; returns the record offset."""
+        ensure_topics(
+            self.bootstrap,
+            self.topics.specs() + [self.topics.channel_spec(dep.system, c) for c in dep.channels],
+        )
+        offset = publish(
+            self.bootstrap,
+            self.codec,
+            self.topics.registry,
+            deployment_record(dep, self.settings.resolved_data_dir() / "compiled"),
+        )
+        self.store.refresh()
+        return offset
+
+    def next_version(self, system: str) -> int:
+        self.store.refresh()
+        return (self.store.versions(system) or [0])[-1] + 1
+
+    def systems(self) -> dict[str, list[int]]:
+        self.store.refresh()
+        return self.store.systems()
+
+    # -- instances ---------------------------------------------------------------------
+
+    def start(
+        self,
+        system: str,
+        *,
+        version: int | None = None,
+        params: Mapping[str, str] | None = None,
+        instance_id: str | None = None,
+        timeout_s: float = 30.0,
+    ) -> Instance:
+        """Start an instance and wait for it; raises :class:`PlatformError` with the refusal."""
+        iid = instance_id or f"{system}-{uuid.uuid4().hex[:12]}"
+        if version is None:
+            latest = self.next_version(system) - 1
+            version = latest if latest > 0 else None  # None: the runtime refuses UNKNOWN_SYSTEM
+        part = partition_for(iid, self.partitions)
+        self.results.ensure(part)
+        part, offset, cid = self.send(iid, "START", system=system, version=version, params=dict(params or {}))
+        _evs, snap, ref = self._await(part, offset, cid, timeout_s, want_snapshot=True)
+        if ref is not None and snap is None:
+            raise PlatformError(f"start of {system} refused: {ref['reason']}: {ref['message']}")
+        assert snap is not None
+        return Instance(self, iid, snap["system"], int(snap["version"]), snap)
+
+    def instance(self, instance_id: str) -> Instance:
+        for inst in self.instances():
+            if inst.instance_id == instance_id:
+                return Instance(self, inst.instance_id, inst.system, inst.version)
+        raise PlatformError(f"no instance {instance_id}")
+
+    def offer(
+        self, instance_id: str, event: str, *, offer_id: str | None = None, timeout_s: float = 30.0
+    ) -> OfferResult:
+        """Offer ``event`` (CSPm syntax, e.g. ``c.1.true``) to an instance; returns the event or the refusal."""
+        oid = offer_id or uuid.uuid4().hex
+        part = partition_for(instance_id, self.partitions)
+        self.results.ensure(part)
+        part, offset, cid = self.send(instance_id, "OFFER", event=event, offer_id=oid)
+        evs, _snap, ref = self._await(part, offset, cid, timeout_s, want_snapshot=False)
+        accepted = next((e for e in evs if e.get("offer_id") == oid), None)
+        if accepted is None:
+            return OfferResult(oid, None, ref)
+        follow = tuple(e for e in evs if e is not accepted)
+        return OfferResult(oid, accepted, None, follow)
+
+    def stop(self, instance_id: str, *, timeout_s: float = 30.0) -> Mapping[str, Any]:
+        """Stop an instance; returns its final snapshot (or the refusal)."""
+        part = partition_for(instance_id, self.partitions)
+        self.results.ensure(part)
+        part, offset, cid = self.send(instance_id, "STOP")
+        _evs, snap, ref = self._await(part, offset, cid, timeout_s, want_snapshot=True)
+        return snap if snap is not None else (ref or {})
+
+    # -- reading the log ----------------------------------------------------------------
+
+    def read(self, topic: str, schema: str, partitions: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Every ``schema`` record of ``topic`` (all partitions) up to now."""
+        out: list[dict[str, Any]] = []
+        if partitions is None:
+            partitions = range(list_topics(self.bootstrap).get(topic, 0))
+        for p in partitions:
+            for _o, _k, value, _ts in read_to_end(self.bootstrap, topic, p):
+                if value is None:
+                    continue
+                try:
+                    name, rec = self.codec.decode(value)
+                except Exception:
+                    continue
+                if name == schema:
+                    out.append(rec)
+        return out
+
+    def events(self, instance_id: str | None = None) -> list[dict[str, Any]]:
+        """csp.events deduplicated on (instance, seq), in (instance, seq) order."""
+        parts = None if instance_id is None else [partition_for(instance_id, self.partitions)]
+        evs = self.read(self.topics.events, "CspEvent", parts)
+        if instance_id is not None:
+            evs = [e for e in evs if e["instance_id"] == instance_id]
+        per = fold.dedupe_events(evs)
+        return [dict(per[i][s]) for i in sorted(per) for s in sorted(per[i])]
+
+    def refusals(self) -> list[dict[str, Any]]:
+        seen: set[str] = set()
+        out = []
+        for r in self.read(self.topics.refusals, "CspRefusal"):
+            if r["command_id"] not in seen:
+                seen.add(r["command_id"])
+                out.append(r)
+        return out
+
+    def instances(self) -> list[InstanceState]:
+        """Every instance, folded from the snapshots and events so far."""
+        self.store.refresh()
+        snaps = self.read(self.topics.snapshots, "CspSnapshot")
+        evs = self.read(self.topics.events, "CspEvent")
+        got = fold.recover(snaps, evs, None, self.store.lookup, strict=False)
+        return [got[k] for k in sorted(got)]
+
+    def replay(self, instance_id: str, until: int | None = None) -> fold.Replay:
+        self.store.refresh()
+        parts = [partition_for(instance_id, self.partitions)]
+        snaps = [
+            s
+            for s in self.read(self.topics.snapshots, "CspSnapshot", parts)
+            if s["instance_id"] == instance_id
+        ]
+        evs = [e for e in self.read(self.topics.events, "CspEvent", parts) if e["instance_id"] == instance_id]
+        if not snaps and not evs:
+            raise PlatformError(f"no instance {instance_id} in {self.topics.events}/{self.topics.snapshots}")
+        return fold.replay(instance_id, snaps, evs, self.store.lookup, until)
+
+    def subscribe(
+        self,
+        channel: str,
+        *,
+        system: str | None = None,
+        from_beginning: bool = True,
+        timeout_s: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate over the ChannelMessages of a channel (``"system.channel"`` or ``system=``), deduplicated.
+
+        Ends after ``timeout_s`` seconds without a message (None: never).
+        """
+        if system is None and "." in channel:
+            system, channel = channel.split(".", 1)
+        if system is None:
+            owners = [s for s, vs in self.systems().items()
+                      if channel in (self.store.lookup(s, vs[-1]) or _NO).channels]  # fmt: skip
+            if len(owners) != 1:
+                raise PlatformError(
+                    f"channel {channel!r} is on {len(owners)} deployed systems ({', '.join(owners) or 'none'}); "
+                    "give system=..."
+                )
+            system = owners[0]
+        topic = self.topics.channel(system, channel)
+        conf = consumer_config(
+            self.bootstrap, f"csp-sub-{uuid.uuid4().hex}", **{"enable.partition.eof": False}
+        )
+        consumer = Consumer(conf)
+        try:
+            nparts = list_topics(self.bootstrap).get(topic, self.partitions)
+            tps = [
+                TopicPartition(topic, p, 0 if from_beginning else self.fence(topic, p)) for p in range(nparts)
+            ]
+            consumer.assign(tps)
+            seen: set[tuple[str, int]] = set()
+            last = time.monotonic()
+            while True:
+                msgs = consumer.consume(500, 0.2)
+                for msg in msgs:
+                    if msg.error() is not None or msg.value() is None:
+                        continue
+                    try:
+                        name, rec = self.codec.decode(msg.value() or b"")
+                    except Exception:
+                        continue
+                    k = (rec.get("instance_id", ""), rec.get("seq", -1))
+                    if name != "ChannelMessage" or k in seen:
+                        continue
+                    seen.add(k)
+                    last = time.monotonic()
+                    yield rec
+                if timeout_s is not None and time.monotonic() - last > timeout_s:
+                    return
+        finally:
+            consumer.close()
+
+
+class _NoDeployment:
+    channels: Mapping[str, Any] = {}
+
+
+_NO = _NoDeployment()

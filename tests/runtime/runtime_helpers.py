@@ -1,0 +1,82 @@
+"""Helpers for the runtime's broker tests: namespaced platforms and in-process / subprocess workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.sdk import Platform
+from infra.settings import Settings
+from processors.csp.runtime.processor import RuntimeProcessor
+from processors.csp.runtime.worker import build_engine
+from streams.admin import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def new_platform(bootstrap: str, tmp: Path) -> Platform:
+    ns = f"t{uuid.uuid4().hex[:8]}"
+    platform = Platform(bootstrap, namespace=ns, settings=Settings(data_dir=tmp, kafka_bootstrap=bootstrap))
+    ensure_topics(bootstrap, platform.topics.specs())
+    return platform
+
+
+@contextmanager
+def thread_worker(platform: Platform, worker_id: str = "w0", **kwargs: object) -> Iterator[RuntimeProcessor]:
+    """A runtime worker on the real engine, in a thread of this process."""
+    engine, proc = build_engine(
+        platform.bootstrap,
+        platform.settings,
+        namespace=platform.topics.namespace,
+        worker_id=worker_id,
+        **kwargs,
+    )  # type: ignore[arg-type]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.run(stop)
+        except BaseException as exc:  # surfaced by the test
+            errors.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        yield proc
+    finally:
+        stop.set()
+        t.join(60)
+        assert not errors, errors
+
+
+def spawn_worker(platform: Platform, worker_id: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=platform.bootstrap, CSP_LOG_LEVEL="WARNING")
+    cmd = [
+        sys.executable,
+        "-m",
+        "processors.csp.runtime.worker",
+        "--bootstrap",
+        platform.bootstrap,
+        "--namespace",
+        platform.topics.namespace,
+        "--worker-id",
+        worker_id,
+        *extra,
+    ]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(every_s)
