@@ -94,6 +94,9 @@ class _Graph:
         tick = lts.events.index(TICK_NAME)
         terminated = np.zeros(n, dtype=np.bool_)
         terminated[targets[labels == tick]] = True
+        can_tick = np.zeros(n, dtype=np.bool_)
+        can_tick[src[labels == tick]] = True
+        self.can_tick: list[bool] = can_tick.tolist()
         self.out_degree: list[int] = np.diff(offsets).tolist()
         self.terminated: list[bool] = terminated.tolist()
         self.stable: list[bool] = (np.bincount(src[tau_edges], minlength=n) == 0).tolist()
@@ -108,6 +111,18 @@ class _Graph:
     def acceptance(self, s: int) -> frozenset[str]:
         return frozenset(self.events[lab] for lab, _ in self.succ[s] if lab != TAU)
 
+    def refusal_acceptance(self, s: int) -> frozenset[str] | None:
+        """What ``s`` accepts when it refuses as much as it can, or None if it cannot refuse (unstable).
+
+        Roscoe's convention: ✓ is a signal, like a τ to a terminated state, so a
+        state that can do ✓ can refuse every other event (it accepts just ✓).
+        """
+        if self.can_tick[s]:
+            return _TICK_ONLY
+        if self.stable[s]:
+            return self.acceptance(s)
+        return None
+
     def cycle_from(self, s: int) -> tuple[int, ...]:
         """A τ-cycle reachable from divergent state ``s`` by τ moves (its states, in order)."""
         seen: dict[int, int] = {}
@@ -118,6 +133,9 @@ class _Graph:
             path.append(cur)
             cur = next(t for t in self.tau[cur] if self.divergent[t])
         return tuple(path[seen[cur] :])
+
+
+_TICK_ONLY = frozenset({TICK_NAME})
 
 
 class _Slices:
@@ -344,8 +362,8 @@ class _Normaliser:
                 if lab != TAU:
                     succ.setdefault(g.events[lab], set()).add(t)
         initials = {ev: self.closure(ts) for ev, ts in sorted(succ.items())}
-        stable = tuple(sorted(s for s in states if g.stable[s]))
-        accs = {g.acceptance(s) for s in stable}
+        stable = tuple(sorted(s for s in states if g.refusal_acceptance(s) is not None))
+        accs = {a for s in stable if (a := g.refusal_acceptance(s)) is not None}
         minimal = tuple(sorted((a for a in accs if not any(b < a for b in accs)), key=sorted))
         got = _NormalNode(states, initials, minimal, any(g.divergent[s] for s in states), stable)
         self.nodes[states] = got
@@ -372,8 +390,8 @@ def deterministic(lts: LTS, model: Literal["F", "FD"] = "FD") -> CheckResult:
             return Counterexample("divergence", (), s, accepted=g.acceptance(s), cycle=g.cycle_from(s))
         offered = frozenset(nd.initials)
         for s in nd.stable_states:
-            acc = g.acceptance(s)
-            if acc != offered:
+            acc = g.refusal_acceptance(s)
+            if acc is not None and acc != offered:
                 refused = offered - acc
                 return Counterexample(
                     "nondeterminism", (), s, event=min(refused), refusal=refused, accepted=acc
@@ -441,8 +459,9 @@ def refines(spec: LTS, impl: LTS, model: Model) -> CheckResult:
                     return Counterexample("trace", (ev,), i, event=ev, accepted=ig.acceptance(i))
         if model == "FD" and ig.divergent[i]:
             return Counterexample("divergence_mismatch", (), i, cycle=ig.cycle_from(i))
-        if model != "T" and ig.stable[i]:
-            acc = ig.acceptance(i)
+        acc_i = ig.refusal_acceptance(i) if model != "T" else None
+        if acc_i is not None:
+            acc = acc_i
             if not any(a <= acc for a in nd.min_acceptances):
                 must = frozenset().union(*nd.min_acceptances) - acc if nd.min_acceptances else frozenset()
                 refused = must or (spec_events - acc)

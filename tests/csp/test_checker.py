@@ -197,3 +197,14 @@ def test_divergence_detection_with_long_tau_chains() -> None:
     assert res.counterexample.trace == ("a",)
     assert set(res.counterexample.cycle) == set(range(590, 601))
     assert divergence_free(lts(301, edges[:300])).passed
+
+
+def test_tick_is_a_signal_so_a_terminating_state_may_refuse_other_events() -> None:
+    # Roscoe: SKIP [] a -> STOP can refuse a (✓ behaves like τ to a terminated state)
+    term_or_a = compiled(ext(SKIP, pre("a", STOP)))
+    assert refines(term_or_a, compiled(SKIP), "F").passed
+    res = deterministic(term_or_a)
+    assert not res.passed and res.counterexample is not None
+    assert res.counterexample.refusal == frozenset({"a"})
+    # but the specification SKIP cannot do a
+    assert not refines(compiled(SKIP), term_or_a, "T").passed
