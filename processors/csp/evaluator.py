@@ -1504,6 +1504,35 @@ class _LazyEvents:
 __all__ = ["Evaluator", "VInf", "Thunk", "sort_key"]
 
 
+UNSUPPORTED_BUILTINS = frozenset(
+    {
+        "mtransclose",
+        "relational_image",
+        "relational_inverse_image",
+        "transpose",
+        "prioritise",
+        "prioritise_nocache",
+        "prioritisepo",
+        "chase",
+        "chase_nocache",
+        "loop",
+        "deter",
+        "WAIT",
+        "TSTOP",
+        "TSKIP",
+        "emptyMap",
+        "mapFromList",
+        "mapLookup",
+        "mapMember",
+        "mapToList",
+        "mapUpdate",
+        "mapUpdateMultiple",
+        "mapDelete",
+        "Map",
+    }
+)
+
+
 def builtin_names() -> frozenset[str]:
     """Names predefined by the evaluator (builtin functions, processes, types)."""
     return frozenset(_make_builtins(None)) | frozenset({"Events"})  # type: ignore[arg-type]

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from processors.csp import syntax as S
-from processors.csp.errors import CspmError, CspmTypeError
-from processors.csp.evaluator import Evaluator, builtin_names
+from processors.csp.errors import CspmError, CspmTypeError, CspmUnsupported
+from processors.csp.evaluator import UNSUPPORTED_BUILTINS, Evaluator, builtin_names
 
 
 def check_module(decls: tuple[S.Decl, ...], file: str) -> None:
@@ -118,7 +118,11 @@ class _ScopeChecker:
         return None
 
     def name(self, name: str, node: S.Node, scope: frozenset[str]) -> None:
-        if name in scope or name in self.top or name in self.builtins:
+        if name in scope or name in self.top:
+            return
+        if name in UNSUPPORTED_BUILTINS:
+            raise CspmUnsupported(f"builtin {name}", self.file, node.line, node.col)
+        if name in self.builtins:
             return
         raise _err(self.file, node, f"undefined identifier '{name}'")
 

@@ -218,7 +218,11 @@ class Infer:
         return ANY
 
     def group(
-        self, group: Sequence[S.Decl], env: dict[str, Scheme | Type], annots: dict[str, S.AnnotDecl], top: bool
+        self,
+        group: Sequence[S.Decl],
+        env: dict[str, Scheme | Type],
+        annots: dict[str, S.AnnotDecl],
+        top: bool,
     ) -> None:
         """Infer one strongly connected group of value declarations; updates ``env``."""
         if top:
@@ -335,6 +339,13 @@ class Infer:
             if len(fa) == len(fb):
                 for x, y in zip(fa, fb, strict=True):
                     self._unify(x, y)
+                return
+            short, long_ = (fa, fb) if len(fa) < len(fb) else (fb, fa)
+            if isinstance(prune(short[-1]), TVar):
+                # the last component of a dotted pattern takes the rest
+                for x, y in zip(short[:-1], long_, strict=False):
+                    self._unify(x, y)
+                self._unify(short[-1], TDotSeq(long_[len(short) - 1 :]))
                 return
         # dotted values whose grouping we cannot determine statically
         if (isinstance(a, TDotSeq | TDotable) or isinstance(b, TDotSeq | TDotable)) and _dotty_compatible(
@@ -455,6 +466,9 @@ class Infer:
         """Type of ``i1.i2...in``: (value type, final result type of the head)."""
         head = _norm(prune(items[0][1]))
         if not isinstance(head, TDotable):
+            if rest_var and isinstance(head, TVar) and all(isinstance(prune(t), TVar) for _, t in items):
+                # a pattern x.y.z of plain variables: a dotted tuple
+                return TDotSeq(tuple(t for _, t in items)), ANY
             if isinstance(head, TVar | TCon) and (isinstance(head, TVar) or head == ANY):
                 return ANY, ANY
             simple = [prune(t) for _, t in items]
@@ -940,7 +954,7 @@ def _dotty_compatible(a: Type, b: Type) -> bool:
     """A dotted value against a type whose dot structure is not known statically."""
     for x, y in ((a, b), (b, a)):
         if isinstance(x, TDotSeq) and isinstance(y, TDotable | TData | TCon) and y != PROC:
-            return isinstance(y, TDotable) or y == EVENT or isinstance(y, TData)
+            return isinstance(y, TDotable)
     return False
 
 
