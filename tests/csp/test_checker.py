@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from hand_terms import SKIP, STOP, Defs, ext, hide, inp, intc, par, pre, seq
 
@@ -208,3 +210,46 @@ def test_tick_is_a_signal_so_a_terminating_state_may_refuse_other_events() -> No
     assert res.counterexample.refusal == frozenset({"a"})
     # but the specification SKIP cannot do a
     assert not refines(compiled(SKIP), term_or_a, "T").passed
+
+
+def _fork(d: Defs, n: int, i: int) -> P.Proc:
+    me, left = f"{i}.{i}", f"{(i - 1) % n}.{i}"
+    return ext(
+        pre(f"up.{me}", pre(f"down.{me}", d.call(f"F{i}"))),
+        pre(f"up.{left}", pre(f"down.{left}", d.call(f"F{i}"))),
+    )
+
+
+def _phil(d: Defs, n: int, i: int) -> P.Proc:
+    mine, right = f"{i}.{i}", f"{i}.{(i + 1) % n}"
+    return pre(f"up.{mine}", pre(f"up.{right}", pre(f"down.{right}", pre(f"down.{mine}", d.call(f"P{i}")))))
+
+
+def test_network_exploration_agrees_with_term_exploration() -> None:
+    explore = pytest.importorskip("processors.csp.explore")
+    d = Defs()
+    n = 3
+    for i in range(n):
+        d.define(f"F{i}", functools.partial(_fork, d, n, i))
+        d.define(f"P{i}", functools.partial(_phil, d, n, i))
+    alpha_p = [
+        frozenset({f"up.{i}.{i}", f"up.{i}.{(i + 1) % n}", f"down.{i}.{i}", f"down.{i}.{(i + 1) % n}"})
+        for i in range(n)
+    ]
+    alpha_f = [
+        frozenset({f"up.{i}.{i}", f"down.{i}.{i}", f"up.{(i - 1) % n}.{i}", f"down.{(i - 1) % n}.{i}"})
+        for i in range(n)
+    ]
+    system = P.AlphaParallel(
+        tuple((d.call(f"P{i}"), alpha_p[i]) for i in range(n)) + tuple((d.call(f"F{i}"), alpha_f[i]) for i in range(n))
+    )
+    terms = explore_terms(system).lts
+    node = to_network(system)
+    assert node is not None
+    net = explore.explore_network(node, 10_000)
+    assert (terms.num_states, terms.num_transitions) == (net.num_states, net.num_transitions)
+    assert refines(terms, net, "FD").passed and refines(net, terms, "FD").passed
+    a, b = deadlock_free(terms), deadlock_free(net)
+    assert not a.passed and not b.passed
+    assert a.counterexample is not None and b.counterexample is not None
+    assert len(a.counterexample.trace) == len(b.counterexample.trace) == n
