@@ -368,6 +368,12 @@ class Infer:
             self._require(c, t)
         v.ref = t
 
+    def require(self, node: S.Node, cls: str, t: Type, what: str) -> None:
+        try:
+            self._require(cls, t)
+        except _Mismatch as m:
+            raise self.err(node, f"type error in {what}: {m.msg}") from None
+
     def _require(self, cls: str, t: Type) -> None:
         t = prune(t)
         if isinstance(t, TVar):
@@ -895,9 +901,27 @@ def infer_module(decls: tuple[S.Decl, ...], file: str) -> None:
                     inf.ctor_fields[c.name] = inf.field_types(c.type, env)
             elif isinstance(d, S.ChannelDecl):
                 ft = inf.field_types(d.type, env)
+                for fty in ft:
+                    inf.require(d, "Eq", fty, "a channel field")
                 for n in d.names:
                     inf.ctor_fields[n] = ft
                     inf.ctor_result[n] = EVENT
+        for d in group:
+            if isinstance(d, S.DataTypeDecl) and d.subtype:
+                parents = {show(inf.ctor_result.get(c.name, ANY)) for c in d.clauses}
+                if len(parents) > 1:
+                    raise inf.err(
+                        d, f"type error: subtype {d.name} mixes constructors of different datatypes"
+                    )
+                for c in d.clauses:
+                    if c.name not in inf.ctor_fields:
+                        continue
+                    given = inf.field_types(c.type, env)
+                    have = _flat_fields(inf.ctor_fields[c.name])
+                    if len(given) > len(have):
+                        raise inf.err(c, f"type error: {c.name} has only {len(have)} field(s)")
+                    for g, h in zip(given, have, strict=False):
+                        inf.unify(g, h, c, f"subtype {d.name}")
         values = [d for d in group if isinstance(d, S.FunDecl | S.PatDecl | S.NameTypeDecl)]
         if values:
             inf.group(values, env, annots, top=True)
