@@ -158,6 +158,7 @@ class Infer:
         self.ctors: set[str] = set()
         self.data_names: set[str] = set()
         self.scoped: dict[str, Type] = {}
+        self.deferred: list[tuple[list[tuple[S.Node, Type]], S.Prefix]] = []
 
     # ------------------------------------------------------- annotations
     def annot_type(self, a: S.AnnotDecl, rigid: bool) -> tuple[Type, dict[str, Type]]:
@@ -501,7 +502,7 @@ class Infer:
                     if not pending:
                         raise self.err(inode, "too many fields in dotted value")
                     self.unify(g, pending.pop(0), inode, "a dotted value")
-            elif isinstance(t, TVar) and not rest_var:
+            elif isinstance(t, TVar) and not rest_var and not (strict and last and len(pending) == 1):
                 return ANY, head.result  # unknown width: cannot check statically
             elif isinstance(t, TVar) and last and len(pending) >= 2:
                 self.unify(t, TDotSeq(tuple(pending)), inode, "a dotted value")
@@ -717,14 +718,8 @@ class Infer:
         if isinstance(head, TVar) and len(items) == 1:
             self.unify(head, EVENT, e.event, "a prefix")
         else:
-            t, res = self.dot_items(
-                items, e, rest_var=e.fields[-1].kind != "!" if e.fields else False, strict=True
-            )
-            t = prune(t)
-            if isinstance(t, TCon | TData) and t != ANY and t != EVENT:
-                raise self.err(e.event, f"type error: a prefix needs an event, found {show(t)}")
-            if isinstance(t, TDotable) and not any(f.kind != "!" for f in e.fields):
-                raise self.err(e.event, f"type error: incomplete event (still needs fields {show(t)})")
+            self.prefix_event(items, e)
+            self.deferred.append((items, e))
         for _f, ft in restricts:
             assert isinstance(ft, TFunc)
             st = ft.ret
@@ -734,6 +729,20 @@ class Infer:
                     self._unify(ft.args[0], st.arg)
         self.check(e.body, env, PROC, "a prefix body")
         return PROC
+
+    def prefix_event(self, items: list[tuple[S.Node, Type]], e: S.Prefix) -> None:
+        t, _ = self.dot_items(items, e, rest_var=e.fields[-1].kind != "!" if e.fields else False, strict=True)
+        t = prune(t)
+        if isinstance(t, TCon | TData) and t != ANY and t != EVENT:
+            raise self.err(e.event, f"type error: a prefix needs an event, found {show(t)}")
+        if isinstance(t, TDotable) and not any(f.kind != "!" for f in e.fields):
+            raise self.err(e.event, f"type error: incomplete event (still needs fields {show(t)})")
+
+    def recheck_prefixes(self) -> None:
+        """Prefix events whose component types became known only later in inference."""
+        for items, e in self.deferred:
+            if all(not isinstance(prune(t), TVar) for _, t in items):
+                self.prefix_event(items, e)
 
     def e_Guard(self, e: S.Guard, env: dict[str, Scheme | Type]) -> Type:
         self.check(e.cond, env, BOOL, "a guard")
@@ -940,6 +949,7 @@ def infer_module(decls: tuple[S.Decl, ...], file: str) -> None:
         for d in group:
             if isinstance(d, S.AssertDecl):
                 inf.decl(d, env, {})
+    inf.recheck_prefixes()
     for d in decls:
         names = (
             d.names
