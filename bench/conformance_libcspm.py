@@ -158,14 +158,14 @@ def run_libcspm(root: Path, details: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    root = Path(argv[1]) if len(argv) > 1 else DEFAULT_ROOT
+    """``conformance_libcspm.py [ROOT] [--details]``: print the counts as JSON."""
     details = "--details" in argv
+    args = [a for a in argv[1:] if a != "--details"]
+    root = Path(args[0]) if args else DEFAULT_ROOT
     res = run_libcspm(root.resolve(), details=details)
     print(json.dumps(res, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(
-        main([a for a in sys.argv if a != "--details"] + (["--details"] if "--details" in sys.argv else []))
-    )
+    sys.exit(main(sys.argv))
