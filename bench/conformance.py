@@ -61,6 +61,11 @@ def render(outcomes: list[cspx.Outcome], lib: dict[str, Any] | None, mode: str, 
         "* **P906** (FD refinement against a 64-state τ-ring): cspx expects `unsupported`/`error` "
         "(it could not run it); its notes give the right verdict, `fail` with a divergence, which we require.",
         "",
+        "Timing: **P310** gives the whole run (interpreter start-up included) 500 ms; `csp check` takes "
+        "about 0.35-0.45 s on an idle machine (Python start-up, Typer, numpy and the front end dominate), so "
+        "on a loaded machine the runner may kill it (exit 124). The test suite runs the problems in-process "
+        "with a generous time scale; `--timeout-scale` does the same here.",
+        "",
         "| problem | suite | result | exit | status | seconds |",
         "|---|---|---|---|---|---|",
     ]
