@@ -57,8 +57,12 @@ def thread_worker(platform: Platform, worker_id: str = "w0", **kwargs: object) -
         assert not errors, errors
 
 
-def spawn_worker(platform: Platform, worker_id: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=platform.bootstrap, CSP_LOG_LEVEL="WARNING")
+def spawn_worker(
+    platform: Platform, worker_id: str, log: Path, *extra: str, info: bool = False
+) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ, CSP_KAFKA_BOOTSTRAP=platform.bootstrap, CSP_LOG_LEVEL="INFO" if info else "WARNING"
+    )
     cmd = [
         sys.executable,
         "-m",
