@@ -104,7 +104,9 @@ class _Run:
                 if isinstance(exc, CspmTypeError)
                 else "evaluation"
             )
-            err = {"kind": kind, "message": str(exc), "file": exc.file, "line": exc.line, "col": exc.col}
+            where = exc.file if exc.file and not exc.file.startswith("<") else ""
+            message = str(exc) if exc.line else (f"{where}: {exc.message}" if where else exc.message)
+            err = {"kind": kind, "message": message, "file": exc.file, "line": exc.line, "col": exc.col}
         elif isinstance(exc, _InputError | OSError | UnicodeDecodeError):
             err = {"kind": "input", "message": _plain(exc), "file": None, "line": None, "col": None}
         elif isinstance(exc, RecursionError):

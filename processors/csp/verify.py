@@ -167,7 +167,9 @@ def check_property(
                 chosen = a
                 break
         if chosen is None:
-            raise CspmEvalError(f"no '{kind}' assertion in the file: name the process with --process")
+            raise CspmEvalError(
+                f"no '{kind}' assertion in the file: name the process with --process", str(getattr(module, "file", ""))
+            )
     m = model or (chosen.model if chosen is not None else None) or DEFAULT_PROPERTY_MODEL
     label = process if process is not None else assertion_text(chosen.text).split(":[")[0].strip() if chosen else "?"
     text = f"{label} :[{kind} [{m}]]"
