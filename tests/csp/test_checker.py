@@ -241,7 +241,8 @@ def test_network_exploration_agrees_with_term_exploration() -> None:
         for i in range(n)
     ]
     system = P.AlphaParallel(
-        tuple((d.call(f"P{i}"), alpha_p[i]) for i in range(n)) + tuple((d.call(f"F{i}"), alpha_f[i]) for i in range(n))
+        tuple((d.call(f"P{i}"), alpha_p[i]) for i in range(n))
+        + tuple((d.call(f"F{i}"), alpha_f[i]) for i in range(n))
     )
     terms = explore_terms(system).lts
     node = to_network(system)
@@ -253,3 +254,17 @@ def test_network_exploration_agrees_with_term_exploration() -> None:
     assert not a.passed and not b.passed
     assert a.counterexample is not None and b.counterexample is not None
     assert len(a.counterexample.trace) == len(b.counterexample.trace) == n
+
+
+def test_state_limit_on_the_network_path() -> None:
+    pytest.importorskip("processors.csp.explore")
+    d = Defs()
+    comps = [
+        d.define(f"T{i}", functools.partial(lambda i: pre(f"t.{i}", pre(f"u.{i}", d.call(f"T{i}"))), i))
+        for i in range(14)
+    ]
+    system = par(set(), *comps)  # 2^14 = 16384 states
+    assert to_network(system) is not None
+    with pytest.raises(StateSpaceLimit, match="exceeds the limit of 10000 states"):
+        compile_process(system, max_states=10_000)
+    assert compile_process(system, max_states=20_000).num_states == 2**14
