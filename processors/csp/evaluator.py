@@ -51,10 +51,18 @@ class VInf:
 
     lo: int | None
     name: str = "Int"
+    elem: Value = None  # for Seq(A): the element set A
 
     def contains(self, v: Value) -> bool:
         if self.name == "Char":
             return isinstance(v, VChar)
+        if self.name == "Seq":
+            el = self.elem
+            if not isinstance(v, VSeq):
+                return False
+            if isinstance(el, VInf):
+                return all(el.contains(x) for x in v.items)
+            return isinstance(el, VSet) and all(x in el.items for x in v.items)
         if self.name != "Int":
             raise CspmUnsupported(f"membership in infinite type {self.name}")
         return isinstance(v, int) and not isinstance(v, bool) and (self.lo is None or v >= self.lo)
@@ -1236,6 +1244,10 @@ def _collect_vars(node: object, out: set[str]) -> None:
 
 _COMPRESSIONS = frozenset(
     {
+        "transpose",
+        "relational_image",
+        "relational_inverse_image",
+        "mtransclose",
         "normal",
         "normalise",
         "normalize",
@@ -1412,6 +1424,56 @@ def _make_builtins(ev: Evaluator) -> dict[str, Value]:
 
         return f
 
+    def pairs(r: Value) -> list[tuple[Value, Value]]:
+        out = []
+        for x in s(r):
+            if not (isinstance(x, VTuple) and len(x.items) == 2):
+                raise err(f"expected a set of pairs, found {render(r)}")
+            out.append((x.items[0], x.items[1]))
+        return out
+
+    def transpose(r: Value) -> Value:
+        return VSet(frozenset(VTuple((b, a)) for a, b in pairs(r)))
+
+    def image(r: Value, inverse: bool) -> Value:
+        table: dict[Value, set[Value]] = {}
+        for a, b in pairs(r):
+            k, v = (b, a) if inverse else (a, b)
+            table.setdefault(k, set()).add(v)
+
+        def look(args: tuple[Value, ...]) -> Value:
+            return VSet(frozenset(table.get(args[0], ())))
+
+        name = "relational_inverse_image" if inverse else "relational_image"
+        return VFunc((name, r), name, 1, look)
+
+    def rel_image(r: Value) -> Value:
+        return image(r, False)
+
+    def rel_inverse_image(r: Value) -> Value:
+        return image(r, True)
+
+    def mtransclose(r: Value, dom: Value) -> Value:
+        """Equivalence classes of the closure of ``r`` over ``dom``: pairs (representative, member)."""
+        items = sorted_values(s(dom))
+        parent: dict[Value, Value] = {x: x for x in items}
+
+        def find(x: Value) -> Value:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for a, b in pairs(r):
+            if a in parent and b in parent:
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    if sort_key(ra) < sort_key(rb):
+                        parent[rb] = ra
+                    else:
+                        parent[ra] = rb
+        return VSet(frozenset(VTuple((find(x), x)) for x in items if find(x) != x))
+
     def extensions(v: Value) -> Value:
         n = len(v.atoms) if isinstance(v, VDot) else 1
         out = set()
@@ -1444,11 +1506,11 @@ def _make_builtins(ev: Evaluator) -> dict[str, Value]:
         "show": (1, show),
         "CHAOS": (1, chaos),
         "RUN": (1, run),
-        "Seq": (1, unsupported("Seq (infinite set of sequences)")),
-        "mtransclose": (2, unsupported("mtransclose")),
-        "relational_image": (1, unsupported("relational_image")),
-        "relational_inverse_image": (1, unsupported("relational_inverse_image")),
-        "transpose": (1, unsupported("transpose")),
+        "Seq": (1, lambda a: VInf(None, "Seq", a)),
+        "transpose": (1, transpose),
+        "relational_image": (1, rel_image),
+        "relational_inverse_image": (1, rel_inverse_image),
+        "mtransclose": (2, mtransclose),
         "prioritise": (2, unsupported("prioritise")),
         "prioritise_nocache": (2, unsupported("prioritise")),
         "prioritisepo": (4, unsupported("prioritisepo")),
@@ -1506,10 +1568,6 @@ __all__ = ["Evaluator", "VInf", "Thunk", "sort_key"]
 
 UNSUPPORTED_BUILTINS = frozenset(
     {
-        "mtransclose",
-        "relational_image",
-        "relational_inverse_image",
-        "transpose",
         "prioritise",
         "prioritise_nocache",
         "prioritisepo",

@@ -900,7 +900,8 @@ def infer_module(decls: tuple[S.Decl, ...], file: str) -> None:
             env[d.name] = tset(parent)
         elif isinstance(d, S.ExternalDecl):
             for n in d.names:
-                env[n] = ANY
+                if _builtin(inf, n) is None:
+                    env[n] = ANY
     # Value declarations, in dependency order; channels and datatypes join the order.
     order = _sccs(decls)
     for group in order:
@@ -1220,6 +1221,17 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         "chase_nocache",
     ):
         return TFunc((PROC,), PROC)
+    if name == "transpose":
+        a, b = f(), f()
+        return TFunc((tset(TTuple((a, b))),), tset(TTuple((b, a))))
+    if name in ("relational_image", "relational_inverse_image"):
+        a, b = f({"Eq"}), f({"Eq"})
+        if name == "relational_image":
+            return TFunc((tset(TTuple((a, b))),), TFunc((a,), tset(b)))
+        return TFunc((tset(TTuple((a, b))),), TFunc((b,), tset(a)))
+    if name == "mtransclose":
+        a = f({"Eq"})
+        return TFunc((tset(TTuple((a, a))), tset(a)), tset(TTuple((a, a))))
     if name in ("extensions", "productions"):
         return TFunc((f(),), tset(f()))
     return None
