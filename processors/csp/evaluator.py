@@ -280,6 +280,8 @@ class Evaluator:
                     if self.depth > MAX_DEPTH:
                         raise self.error(f"recursion too deep evaluating {d.name}", c)
                     v = self.ev(c.body, {**env, **binds} if binds else env)
+                except RecursionError:
+                    raise self.error(f"recursion too deep evaluating {d.name}", c) from None
                 finally:
                     self.depth -= 1
                 if isinstance(v, P.Proc) and not isinstance(v, P.Call):
@@ -897,7 +899,12 @@ class Evaluator:
             env2 = conts.get(event)
             if env2 is None:
                 raise CspmEvalError(f"event {event} is not offered by this prefix", self.file, e.line, e.col)
-            return self.ev_proc(body, env2)
+            try:
+                return self.ev_proc(body, env2)
+            except RecursionError:
+                raise CspmEvalError(
+                    "recursion too deep evaluating a prefix continuation", self.file, e.line, e.col
+                ) from None
 
         pre = P.Prefix(key, events, cont, self.span(e))
         self._prefix_cache[key] = pre
@@ -987,7 +994,14 @@ class Evaluator:
 
     def lazy(self, e: S.Expr, env: Env, label: str) -> P.Proc:
         key = ("lazy", id(e), self.capture(e, env))
-        return P.Call(key, label, lambda: self.ev_proc(e, env), self.span(e))
+
+        def body() -> P.Proc:
+            try:
+                return self.ev_proc(e, env)
+            except RecursionError:
+                raise self.error(f"recursion too deep evaluating {label}", e) from None
+
+        return P.Call(key, label, body, self.span(e))
 
     def ev_procop(self, e: S.ProcOp, env: Env) -> Value:
         op = e.op

@@ -184,3 +184,13 @@ def test_phils_state_is_finite_and_recursion_closes() -> None:
     m = load_file(Path(__file__).parent / "models" / "phils.csp")
     # PHIL(i) returns to itself after its 8-event cycle: the walk closes well under the budget
     assert _walk(m.eval_process("PHIL(0)")) < 40
+
+
+def test_deep_recursion_in_lazy_continuation_is_clear_error() -> None:
+    m = load_source("channel a\nf(n) = if n == 0 then 0 else 1 + f(n-1)\nP(n) = a -> P(f(n))\n", "r.csp")
+    assert m.eval_value("f(50)") == 50
+    pre = m.eval_process("P(100000)").body()
+    assert isinstance(pre, P.Prefix)
+    with pytest.raises(CspmEvalError) as ei:
+        pre.cont("a")
+    assert "recursion too deep evaluating f" in str(ei.value)
