@@ -110,11 +110,15 @@ class AssertionResult:
 
 
 def run_module(module: Module, max_states: int = DEFAULT_MAX_STATES) -> list[AssertionResult]:
-    """Every assertion of the module, in file order."""
-    return [run_assertion(module, a, max_states) for a in module.assertions]
+    """Every assertion of the module, in file order (each process is compiled once)."""
+    comp = Compiler(max_states)
+    return [run_assertion(module, a, max_states, comp) for a in module.assertions]
 
 
-def run_assertion(module: Module, a: Assertion, max_states: int = DEFAULT_MAX_STATES) -> AssertionResult:
+def run_assertion(
+    module: Module, a: Assertion, max_states: int = DEFAULT_MAX_STATES, compiler: Compiler | None = None
+) -> AssertionResult:
+    comp = compiler or Compiler(max_states)
     text = assertion_text(a.text)
     if a.negated and not text.startswith("not "):
         text = "not " + text
@@ -128,12 +132,12 @@ def run_assertion(module: Module, a: Assertion, max_states: int = DEFAULT_MAX_ST
                 raise CspmEvalError("refinement assertion without a right-hand side")
             right = named_process(module, a.right)
             model = a.model or "FD"
-            return _refine(left, right, model, max_states)
+            return _refine(left, right, model, comp)
         if a.kind == "has trace":
             if a.trace is None:
                 raise CspmEvalError("has-trace assertion without a trace")
-            return _has_trace(left, _trace_events(module, a.trace), max_states)
-        return _property(left, a.kind, a.model or DEFAULT_PROPERTY_MODEL, max_states)
+            return _has_trace(left, _trace_events(module, a.trace), comp)
+        return _property(left, a.kind, a.model or DEFAULT_PROPERTY_MODEL, comp)
 
     res = _timed(text, name, a.kind, a.model if a.kind == "refines" else a.model, target, work)
     if a.negated and res.status in ("pass", "fail"):
@@ -180,7 +184,7 @@ def check_property(
         else:
             assert process is not None
             proc = named_process(module, process)
-        return _property(proc, kind, m, max_states)
+        return _property(proc, kind, m, Compiler(max_states))
 
     return _timed(text, "check", kind, m, kind, work)
 
@@ -201,7 +205,7 @@ def check_refinement(
     def work() -> tuple[checker.CheckResult, Failure | None]:
         left = named_process(spec_module, spec)
         right = named_process(impl_module, impl)
-        return _refine(left, right, model, max_states)
+        return _refine(left, right, model, Compiler(max_states))
 
     return _timed(text, "refine", "refines", model, text, work)
 
@@ -287,12 +291,22 @@ def _definition_span(module: Module, name: str, proc: P.Proc) -> P.Span | None:
     return None
 
 
-def _compile(proc: P.Proc, max_states: int) -> LTS:
-    return compile_process(proc, max_states)
+class Compiler:
+    """Compiles processes for one run, reusing the LTS of a process checked by several assertions."""
+
+    def __init__(self, max_states: int = DEFAULT_MAX_STATES) -> None:
+        self.max_states = max_states
+        self._cache: dict[P.Proc, LTS] = {}
+
+    def __call__(self, proc: P.Proc) -> LTS:
+        got = self._cache.get(proc)
+        if got is None:
+            got = self._cache[proc] = compile_process(proc, self.max_states)
+        return got
 
 
-def _property(target: _Named, kind: str, model: str, max_states: int) -> tuple[checker.CheckResult, Failure | None]:
-    lts = _compile(target.proc, max_states)
+def _property(target: _Named, kind: str, model: str, comp: Compiler) -> tuple[checker.CheckResult, Failure | None]:
+    lts = comp(target.proc)
     if kind == "deadlock free":
         res = checker.deadlock_free(lts, "FD" if model == "FD" else "F")
     elif kind == "divergence free":
@@ -301,23 +315,23 @@ def _property(target: _Named, kind: str, model: str, max_states: int) -> tuple[c
         res = checker.deterministic(lts, "F" if model == "F" else "FD")
     else:
         raise CspmEvalError(f"unknown property {kind!r}")
-    return res, _failure(res, target, None, max_states)
+    return res, _failure(res, target, None, comp.max_states)
 
 
-def _refine(spec: _Named, impl: _Named, model: str, max_states: int) -> tuple[checker.CheckResult, Failure | None]:
+def _refine(spec: _Named, impl: _Named, model: str, comp: Compiler) -> tuple[checker.CheckResult, Failure | None]:
     if model not in ("T", "F", "FD"):
         raise CspmEvalError(f"unknown semantic model {model!r}")
-    spec_lts = _compile(spec.proc, max_states)
-    impl_lts = _compile(impl.proc, max_states)
+    spec_lts = comp(spec.proc)
+    impl_lts = comp(impl.proc)
     m: checker.Model = "T" if model == "T" else "F" if model == "F" else "FD"
     res = checker.refines(spec_lts, impl_lts, m)
-    return res, _failure(res, impl, spec, max_states, model)
+    return res, _failure(res, impl, spec, comp.max_states, model)
 
 
-def _has_trace(target: _Named, trace: tuple[str, ...], max_states: int) -> tuple[checker.CheckResult, Failure | None]:
-    lts = _compile(target.proc, max_states)
+def _has_trace(target: _Named, trace: tuple[str, ...], comp: Compiler) -> tuple[checker.CheckResult, Failure | None]:
+    lts = comp(target.proc)
     res = checker.has_trace(lts, trace)
-    return res, _failure(res, target, None, max_states)
+    return res, _failure(res, target, None, comp.max_states)
 
 
 def _trace_events(module: Module, expr: Any) -> tuple[str, ...]:
