@@ -541,10 +541,8 @@ class Evaluator:
                 return a * b
             if b == 0:
                 raise self.error("division by zero", e)
-            q = abs(a) // abs(b)
-            if (a < 0) != (b < 0):
-                q = -q
-            return q if op == "/" else a - b * q
+            # Haskell's div / mod (as libcspm): rounding towards negative infinity
+            return a // b if op == "/" else a % b
         if op == "^":
             a = self.ev(e.left, env)
             b = self.ev(e.right, env)
@@ -1008,7 +1006,8 @@ class Evaluator:
         left = self.ev_proc(e.left, env)
         sp = self.span(e)
         if op == "\\":
-            return P.Hide(left, self.event_set(e.right, env), sp)
+            hidden = self.event_set(e.right, env)
+            return P.Hide(left, hidden, sp) if hidden else left
         if op == ";":
             return P.SeqComp(left, self.lazy(e.right, env, _label(e.right)), sp)
         right = self.ev_proc(e.right, env)

@@ -38,7 +38,8 @@ def mod():  # type: ignore[no-untyped-def]
 def test_arithmetic_and_recursion(mod) -> None:  # type: ignore[no-untyped-def]
     assert mod.eval_value("fact(5)") == 120
     assert mod.eval_value("len(<1,2,3>)") == 3
-    assert mod.eval_value("-7 / 2") == -3
+    assert mod.eval_value("-7 / 2") == -4  # floor division, as Haskell div
+    assert mod.eval_value("-7 % 2") == 1
     assert mod.eval_value("7 % 3") == 1
 
 
