@@ -220,6 +220,8 @@ def _print_human(results: list[AssertionResult], error: dict[str, Any] | None, s
         if f.spec_acceptances:
             accs = " or ".join("{" + ", ".join(a) + "}" for a in f.spec_acceptances)
             out.print(f"  spec must accept one of: {escape(accs)}")
+        if f.state is not None:
+            out.print(f"  state:      {escape(f.state)}")
         for s in f.spans:
             out.print(f"  at {escape(str(s))}")
     if status == "pass" and not results:

@@ -56,6 +56,7 @@ class Failure:
     spec_acceptances: tuple[tuple[str, ...], ...]
     spans: tuple[SourceSpan, ...]
     model: str | None
+    state: str | None = None  # description of the (implementation) state where it shows
 
     def tags(self) -> list[str]:
         """cspx-style classification tags."""
@@ -315,7 +316,7 @@ def _property(target: _Named, kind: str, model: str, comp: Compiler) -> tuple[ch
         res = checker.deterministic(lts, "F" if model == "F" else "FD")
     else:
         raise CspmEvalError(f"unknown property {kind!r}")
-    return res, _failure(res, target, None, comp.max_states)
+    return res, _failure(res, target, None, comp.max_states, None, lts)
 
 
 def _refine(spec: _Named, impl: _Named, model: str, comp: Compiler) -> tuple[checker.CheckResult, Failure | None]:
@@ -325,13 +326,13 @@ def _refine(spec: _Named, impl: _Named, model: str, comp: Compiler) -> tuple[che
     impl_lts = comp(impl.proc)
     m: checker.Model = "T" if model == "T" else "F" if model == "F" else "FD"
     res = checker.refines(spec_lts, impl_lts, m)
-    return res, _failure(res, impl, spec, comp.max_states, model)
+    return res, _failure(res, impl, spec, comp.max_states, model, impl_lts)
 
 
 def _has_trace(target: _Named, trace: tuple[str, ...], comp: Compiler) -> tuple[checker.CheckResult, Failure | None]:
     lts = comp(target.proc)
     res = checker.has_trace(lts, trace)
-    return res, _failure(res, target, None, comp.max_states)
+    return res, _failure(res, target, None, comp.max_states, None, lts)
 
 
 def _trace_events(module: Module, expr: Any) -> tuple[str, ...]:
@@ -344,7 +345,12 @@ def _trace_events(module: Module, expr: Any) -> tuple[str, ...]:
 
 
 def _failure(
-    res: checker.CheckResult, impl: _Named, spec: _Named | None, max_states: int, model: str | None = None
+    res: checker.CheckResult,
+    impl: _Named,
+    spec: _Named | None,
+    max_states: int,
+    model: str | None = None,
+    lts: LTS | None = None,
 ) -> Failure | None:
     cex = res.counterexample
     if cex is None:
@@ -367,6 +373,7 @@ def _failure(
         spec_acceptances=tuple(tuple(sorted(a)) for a in cex.spec_acceptances),
         spans=tuple(found[:8]),
         model=model,
+        state=lts.state_names[cex.state] if lts is not None and cex.state < len(lts.state_names) else None,
     )
 
 
@@ -485,6 +492,8 @@ def _failure_json(f: Failure | None) -> dict[str, Any] | None:
         out["accepted"] = list(f.accepted)
     if f.spec_acceptances:
         out["spec_acceptances"] = [list(a) for a in f.spec_acceptances]
+    if f.state is not None:
+        out["state"] = f.state
     out["spans"] = [_span_json(s) for s in f.spans]
     return out
 
