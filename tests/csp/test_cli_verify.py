@@ -157,3 +157,11 @@ def test_has_trace_and_negated_assertions(tmp_path: Path) -> None:
     ]
     missing = doc["assertions"][1]["counterexample"]
     assert missing["kind"] == "missing_trace" and missing["trace"] == [] and missing["event"] == "b"
+
+
+def test_unsupported_construct_exits_3(tmp_path: Path) -> None:
+    f = write(tmp_path, "u.cspm", HEADER + "P = a -> STOP\nQ = P [| {a} |> STOP\nassert P :[deadlock free]\n")
+    code, doc = run_json("check", str(f))
+    assert (code, doc["status"]) == (3, "unsupported")
+    assert doc["checks"][0]["reason"]["kind"] == "unsupported_syntax"
+    assert "unsupported" in doc["error"]["message"] and doc["error"]["line"] == 4
