@@ -340,6 +340,12 @@ def stack_status(settings: Settings) -> dict[str, Any]:
         if state is not None:
             storage["startup_s"] = state.startup_s
     missing = [s.name for s in CATALOG if s.name not in topics]
+    # e.g. auto-created by a producer before `up` (Tansu: 4 partitions); cannot be fixed in place.
+    mismatched = {
+        s.name: {"declared": s.partitions, "actual": topics[s.name]}
+        for s in CATALOG
+        if s.name in topics and topics[s.name] != s.partitions
+    }
     return {
         "mode": mode,
         "running": running,
@@ -350,6 +356,7 @@ def stack_status(settings: Settings) -> dict[str, Any]:
         "schema_registry": {"url": settings.schema_registry_url},
         "topics": topics,
         "catalog_missing": missing if kafka["healthy"] else [s.name for s in CATALOG],
+        "partition_mismatch": mismatched,
     }
 
 

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from infra.stack import (
     start_stack,
     stop_stack,
 )
-from infra.state import pid_path, read_pids, read_state, write_pid
-from streams.admin import BrokerUnavailable, list_topics
-from streams.catalog import CATALOG
+from infra.state import pid_path, read_pids, read_state, write_pid, write_state
+from infra.tansu import tansu_command
+from streams.admin import BrokerUnavailable, ensure_topics, list_topics
+from streams.catalog import CATALOG, spec_for
 
 CSP = str(Path(sys.executable).parent / "csp")
 
@@ -233,3 +235,24 @@ def test_running_stack_owner_crash_leaves_no_orphan(tmp_path):
         time.sleep(0.05)
     assert not procs.is_alive(pid)
     assert stack_status(_local(tmp_path / "owned"))["running"] is False
+
+
+def test_status_reports_catalog_topics_with_wrong_partition_counts(tmp_path):
+    # A catalog topic created earlier with another partition count (e.g. auto-created by a
+    # producer) cannot be fixed in place (no CreatePartitions): status must say so.
+    settings = _local(tmp_path / "mismatch")
+    data_dir = settings.resolved_data_dir()
+    with running_stack(settings, ephemeral=True) as endpoints:
+        assert stack_status(settings)["partition_mismatch"] == {}
+        state = read_state(data_dir)
+        procs.stop(state.pids["tansu"], 10)
+        pid = procs.spawn(tansu_command(state.kafka_port, None), data_dir / "logs" / "t2.log", tie_to_parent=True)
+        try:
+            events = replace(spec_for("csp.events"), partitions=2, dead_letter=None, input=False)
+            ensure_topics(endpoints.kafka_bootstrap, [events])
+            state.pids["tansu"] = pid
+            write_state(data_dir, state)
+            report = stack_status(settings)
+            assert report["partition_mismatch"] == {"csp.events": {"declared": 4, "actual": 2}}
+        finally:
+            procs.stop(pid, 10)
