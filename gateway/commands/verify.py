@@ -224,8 +224,6 @@ def _print_human(results: list[AssertionResult], error: dict[str, Any] | None, s
             out.print(f"  state:      {escape(f.state)}")
         for s in f.spans:
             out.print(f"  at {escape(str(s))}")
-    if status == "pass" and not results:
-        out.print("[green]ok[/]")
 
 
 # --------------------------------------------------------------------------
@@ -254,10 +252,19 @@ def typecheck(
     """Parse and type-check a CSPm script."""
     run = _Run("typecheck", [str(file)], fmt, [file])
     try:
-        _load(file)
+        module = _load(file)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a clear report, never a traceback
         run.fail_input(exc, "typecheck")
         return
+    if fmt is Format.text:
+        from rich.console import Console
+        from rich.markup import escape
+
+        n = len(module.assertions)
+        Console(highlight=False).print(
+            f"[green]✔[/] {escape(str(file))}: parsed and type-checked ({n} assertion{'s' if n != 1 else ''})"
+        )
+        raise typer.Exit(EXIT_PASS)
     check = {
         "name": "typecheck",
         "model": None,
