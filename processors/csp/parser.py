@@ -1147,9 +1147,25 @@ _REPL_BODY = 8  # replicated-operator bodies: a prefix-level expression
 _MAX_BINARY = len(_LEVEL_FUNCS) - 1
 
 
+def _check_no_patterns(node: object, file: str) -> None:
+    """``_`` and ``@@`` may only appear in patterns."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, S.Wildcard | S.DoublePatE):
+            what = "'_'" if isinstance(n, S.Wildcard) else "'@@'"
+            raise CspmSyntaxError(f"{what} may only be used in a pattern", file, n.line, n.col)
+        if isinstance(n, tuple):
+            stack.extend(n)
+        elif isinstance(n, S.Node) and not isinstance(n, S.Pat):
+            stack.extend(v for k, v in vars(n).items() if isinstance(v, S.Node | tuple))
+
+
 def parse(src: str, file: str = "<string>") -> S.ModuleFile:
     """Parse a CSPm script."""
-    return Parser(src, file).parse_file()
+    mf = Parser(src, file).parse_file()
+    _check_no_patterns(mf.decls, file)
+    return mf
 
 
 def parse_expression(src: str, file: str = "<expression>") -> S.Expr:
@@ -1159,4 +1175,5 @@ def parse_expression(src: str, file: str = "<expression>") -> S.Expr:
     t = p.peek()
     if t.kind != "eof":
         raise p.err("end of expression", t)
+    _check_no_patterns(e, file)
     return e
