@@ -213,6 +213,8 @@ def _print_human(results: list[AssertionResult], error: dict[str, Any] | None, s
             out.print(f"  [bold]{escape(f.event)}[/] cannot follow this trace")
         if f.divergence:
             out.print("  then:       diverges (performs τ forever)")
+            if f.loop:
+                out.print(f"  τ-loop:     {escape(' -τ-> '.join((*f.loop, f.loop[0])))}")
         if f.refusal is not None and not f.divergence:
             out.print(f"  refuses:    {{{escape(', '.join(f.refusal))}}}")
         if f.accepted is not None and f.kind in ("refusal", "nondeterminism", "deadlock"):

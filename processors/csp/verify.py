@@ -57,6 +57,7 @@ class Failure:
     spans: tuple[SourceSpan, ...]
     model: str | None
     state: str | None = None  # description of the (implementation) state where it shows
+    loop: tuple[str, ...] = ()  # for divergences: the states of a τ-cycle (descriptions, when known)
 
     def tags(self) -> list[str]:
         """cspx-style classification tags."""
@@ -173,10 +174,17 @@ def check_property(
                 break
         if chosen is None:
             raise CspmEvalError(
-                f"no '{kind}' assertion in the file: name the process with --process", str(getattr(module, "file", ""))
+                f"no '{kind}' assertion in the file: name the process with --process",
+                str(getattr(module, "file", "")),
             )
     m = model or (chosen.model if chosen is not None else None) or DEFAULT_PROPERTY_MODEL
-    label = process if process is not None else assertion_text(chosen.text).split(":[")[0].strip() if chosen else "?"
+    label = (
+        process
+        if process is not None
+        else assertion_text(chosen.text).split(":[")[0].strip()
+        if chosen
+        else "?"
+    )
     text = f"{label} :[{kind} [{m}]]"
 
     def work() -> tuple[checker.CheckResult, Failure | None]:
@@ -236,7 +244,9 @@ def assertion_text(text: str) -> str:
 Work = Callable[[], tuple[checker.CheckResult, "Failure | None"]]
 
 
-def _timed(text: str, name: Literal["check", "refine"], kind: str, model: str | None, target: str, work: Work) -> AssertionResult:
+def _timed(
+    text: str, name: Literal["check", "refine"], kind: str, model: str | None, target: str, work: Work
+) -> AssertionResult:
     t0 = time.perf_counter()
     try:
         res, failure = work()
@@ -285,7 +295,10 @@ def _definition_span(module: Module, name: str, proc: P.Proc) -> P.Span | None:
 
     for d in getattr(module, "decls", ()):
         if isinstance(d, syntax.FunDecl) and d.name == name:
-            file = str(getattr(module, "file", "") or (proc.span.file if isinstance(proc, P.Call) and proc.span else ""))
+            file = str(
+                getattr(module, "file", "")
+                or (proc.span.file if isinstance(proc, P.Call) and proc.span else "")
+            )
             return P.Span(file, d.line, d.col, d.end_line or d.line, d.end_col or d.col)
     if isinstance(proc, P.Call) and proc.name == name and proc.span is not None:
         return proc.span
@@ -306,7 +319,9 @@ class Compiler:
         return got
 
 
-def _property(target: _Named, kind: str, model: str, comp: Compiler) -> tuple[checker.CheckResult, Failure | None]:
+def _property(
+    target: _Named, kind: str, model: str, comp: Compiler
+) -> tuple[checker.CheckResult, Failure | None]:
     lts = comp(target.proc)
     if kind == "deadlock free":
         res = checker.deadlock_free(lts, "FD" if model == "FD" else "F")
@@ -319,7 +334,9 @@ def _property(target: _Named, kind: str, model: str, comp: Compiler) -> tuple[ch
     return res, _failure(res, target, None, comp.max_states, None, lts)
 
 
-def _refine(spec: _Named, impl: _Named, model: str, comp: Compiler) -> tuple[checker.CheckResult, Failure | None]:
+def _refine(
+    spec: _Named, impl: _Named, model: str, comp: Compiler
+) -> tuple[checker.CheckResult, Failure | None]:
     if model not in ("T", "F", "FD"):
         raise CspmEvalError(f"unknown semantic model {model!r}")
     spec_lts = comp(spec.proc)
@@ -329,7 +346,9 @@ def _refine(spec: _Named, impl: _Named, model: str, comp: Compiler) -> tuple[che
     return res, _failure(res, impl, spec, comp.max_states, model, impl_lts)
 
 
-def _has_trace(target: _Named, trace: tuple[str, ...], comp: Compiler) -> tuple[checker.CheckResult, Failure | None]:
+def _has_trace(
+    target: _Named, trace: tuple[str, ...], comp: Compiler
+) -> tuple[checker.CheckResult, Failure | None]:
     lts = comp(target.proc)
     res = checker.has_trace(lts, trace)
     return res, _failure(res, target, None, comp.max_states, None, lts)
@@ -374,6 +393,9 @@ def _failure(
         spans=tuple(found[:8]),
         model=model,
         state=lts.state_names[cex.state] if lts is not None and cex.state < len(lts.state_names) else None,
+        loop=tuple(lts.state_names[c] if c < len(lts.state_names) else f"s{c}" for c in cex.cycle)
+        if lts is not None
+        else (),
     )
 
 
@@ -484,6 +506,8 @@ def _failure_json(f: Failure | None) -> dict[str, Any] | None:
     out: dict[str, Any] = {"kind": f.kind, "trace": list(f.trace)}
     if f.divergence:
         out["divergence"] = True
+        if f.loop:
+            out["loop"] = list(f.loop)
     else:
         out["refusal"] = list(f.refusal) if f.refusal is not None else None
     if f.event is not None:
