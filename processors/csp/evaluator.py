@@ -634,6 +634,14 @@ class Evaluator:
         return VSet(frozenset(self.ev(i, env) for i in e.items))
 
     def ev_setrange(self, e: S.SetRange, env: Env) -> Value:
+        if e.stmts:
+            acc: Value = VSet(frozenset())
+            union = self.builtins["union"]
+            for env2 in self.comprehension(e.stmts, env, False):
+                acc = self.apply(
+                    union, (acc, self.ev_setrange(S.SetRange(e.line, e.col, e.lo, e.hi), env2)), e
+                )
+            return acc
         lo = self.ev_int(e.lo, env)
         if e.hi is None:
             return VInf(lo)
@@ -651,6 +659,12 @@ class Evaluator:
         return VSeq(tuple(self.ev(i, env) for i in e.items))
 
     def ev_seqrange(self, e: S.SeqRange, env: Env) -> Value:
+        if e.stmts:
+            out: list[Value] = []
+            for env2 in self.comprehension(e.stmts, env, True):
+                part = self.ev_seqrange(S.SeqRange(e.line, e.col, e.lo, e.hi), env2)
+                out.extend(part.items)
+            return VSeq(tuple(out))
         lo = self.ev_int(e.lo, env)
         if e.hi is None:
             raise self.unsupported("infinite sequence <n..>", e)

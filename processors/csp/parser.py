@@ -961,10 +961,14 @@ class Parser:
             if self.at(".."):
                 self.advance()
                 hi = None
-                if not self.at(">"):
+                if not self.at(">") and not self.at("|"):
                     hi = self.parse_expr()
+                rstmts: tuple[S.Stmt, ...] = ()
+                if self.at("|"):
+                    self.advance()
+                    rstmts = self.stmts()
                 self.expect(">")
-                return S.SeqRange(t.line, t.col, first, hi, **self._end(t))
+                return S.SeqRange(t.line, t.col, first, hi, rstmts, **self._end(t))
             items = [first]
             while self.at(","):
                 self.advance()
@@ -991,10 +995,14 @@ class Parser:
             if self.at(".."):
                 self.advance()
                 hi = None
-                if not self.at("}"):
+                if not self.at("}") and not self.at("|"):
                     hi = self.parse_expr()
+                rstmts: tuple[S.Stmt, ...] = ()
+                if self.at("|"):
+                    self.advance()
+                    rstmts = self.stmts()
                 self.expect("}")
-                return S.SetRange(t.line, t.col, first, hi, **self._end(t))
+                return S.SetRange(t.line, t.col, first, hi, rstmts, **self._end(t))
             items = [first]
             while self.at(","):
                 self.advance()

@@ -170,6 +170,7 @@ class SeqLit(Expr):
 class SeqRange(Expr):
     lo: Expr
     hi: Expr | None
+    stmts: tuple[Stmt, ...] = ()  # <a..b | x <- s>: concatenated ranges
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,6 +188,7 @@ class SetLit(Expr):
 class SetRange(Expr):
     lo: Expr
     hi: Expr | None
+    stmts: tuple[Stmt, ...] = ()  # {a..b | x <- s}: union of ranges
 
 
 @dataclass(frozen=True, eq=False)

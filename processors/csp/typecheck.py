@@ -189,6 +189,11 @@ class _ScopeChecker:
             self.expr(e.body, inner)
         elif isinstance(e, S.Lambda):
             self.expr(e.body, self.bind(e.pats, scope, "a lambda"))
+        elif isinstance(e, S.SetRange | S.SeqRange) and e.stmts:
+            inner = self.stmts(e.stmts, scope)
+            self.expr(e.lo, inner)
+            if e.hi is not None:
+                self.expr(e.hi, inner)
         elif isinstance(e, (S.SetComp | S.SeqComp, S.EnumSet)):
             inner = self.stmts(e.stmts, scope)
             for i in e.items:
@@ -273,7 +278,9 @@ def _vars(node: object, out: set[str]) -> None:
         for x in node:
             _vars(x, out)
     elif isinstance(node, S.Node):
-        if isinstance(node, S.Let | S.Lambda | S.SetComp | S.SeqComp | S.EnumSet | S.Replicated | S.Prefix):
+        if isinstance(
+            node, S.Let | S.Lambda | S.SetComp | S.SeqComp | S.EnumSet | S.Replicated | S.Prefix
+        ) or (isinstance(node, S.SetRange | S.SeqRange) and node.stmts):
             out.add("\0binder")
             return
         for k, v in vars(node).items():

@@ -653,12 +653,14 @@ class Infer:
         return tseq(el)
 
     def e_SetRange(self, e: S.SetRange, env: dict[str, Scheme | Type]) -> Type:
+        env = self.stmts(e.stmts, env, "set")
         self.check(e.lo, env, INT, "a range")
         if e.hi is not None:
             self.check(e.hi, env, INT, "a range")
         return tset(INT)
 
     def e_SeqRange(self, e: S.SeqRange, env: dict[str, Scheme | Type]) -> Type:
+        env = self.stmts(e.stmts, env, "seq")
         self.check(e.lo, env, INT, "a range")
         if e.hi is not None:
             self.check(e.hi, env, INT, "a range")
