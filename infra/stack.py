@@ -8,6 +8,7 @@ code paths afterwards.
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.error
 import urllib.request
@@ -281,6 +282,15 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
     return _endpoints(settings, running.bootstrap, local=True)
 
 
+def _writable_or_creatable(path: Path) -> bool:
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    return os.access(probe, os.W_OK)
+
+
 def _clickhouse_health(url: str) -> dict[str, Any]:
     try:
         target = parse_clickhouse_url(url)
@@ -293,7 +303,7 @@ def _clickhouse_health(url: str) -> dict[str, Any]:
             "kind": "chdb",
             "path": str(path),
             # chdb allows one process per path, so status does not open it.
-            "healthy": path.is_absolute() and (path.exists() or path.parent.exists()),
+            "healthy": _writable_or_creatable(path),
         }
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=3) as response:  # noqa: S310
