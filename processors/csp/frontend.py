@@ -86,11 +86,20 @@ class Module:
             except CspmError:
                 continue
         self._event_table: dict[str, tuple[str, tuple[Value, ...]]] | None = None
+        self._parsed: dict[str, syntax.Expr] = {}
+        self._keep: dict[int, syntax.Expr] = {}
 
     # ----------------------------------------------------------- evaluation
     def _expr(self, expr: syntax.Expr | str) -> syntax.Expr:
         if isinstance(expr, str):
-            return parse_expression(expr, "<expression>")
+            # Parsed expressions are kept: process terms are keyed by syntax node
+            # identity, so a node must outlive the terms built from it.
+            cached = self._parsed.get(expr)
+            if cached is None:
+                cached = parse_expression(expr, "<expression>")
+                self._parsed[expr] = cached
+            return cached
+        self._keep.setdefault(id(expr), expr)
         return expr
 
     def eval_value(self, expr: syntax.Expr | str) -> Value:
@@ -107,7 +116,7 @@ class Module:
     def process(self, name: str) -> procs.Proc:
         if not self.has_name(name):
             raise CspmEvalError(f"undefined process '{name}'", self.file, 0, 0)
-        return self.eval_process(syntax.Var(0, 0, name))
+        return self.eval_process(name)
 
     def has_name(self, name: str) -> bool:
         return name in self._ev.globals
