@@ -208,7 +208,7 @@ def start_stack(
             return _endpoints(settings, running.bootstrap, local=True)
         previous = read_state(data_dir)
         # Leftovers of a crashed or half-started stack: stop them, drop stale pid files.
-        _stop_components(data_dir, {**read_pids(data_dir), **(previous.pids if previous else {})}, 20)
+        _stop_components(data_dir, {**read_pids(data_dir), **(previous.pids if previous else {})}, 30)
         t0 = time.monotonic()
         mode = "ephemeral" if ephemeral else "durable"
         seaweed_ports = None
@@ -233,7 +233,7 @@ def start_stack(
             )
             ensure_topics(bootstrap, CATALOG, timeout_s=60)
         except BaseException:
-            _stop_components(data_dir, state.pids, 20)
+            _stop_components(data_dir, state.pids, 30)
             state.pids = {}
             write_state(data_dir, state)
             raise
@@ -243,7 +243,7 @@ def start_stack(
         return _endpoints(settings, bootstrap, local=True)
 
 
-def stop_stack(settings: Settings, timeout_s: float = 20) -> list[str]:
+def stop_stack(settings: Settings, timeout_s: float = 30) -> list[str]:
     """SIGTERM every component (broker first), wait, SIGKILL after ``timeout_s``; remove pid files.
 
     Returns the components that were stopped. Ports stay recorded for the next ``up``.
@@ -388,7 +388,7 @@ def _storage_health(data_dir: Path, state: StackState) -> dict[str, Any]:
 
 @contextmanager
 def running_stack(
-    settings: Settings, ephemeral: bool = False, ports: StackPorts | None = None, stop_timeout_s: float = 20
+    settings: Settings, ephemeral: bool = False, ports: StackPorts | None = None, stop_timeout_s: float = 30
 ) -> Iterator[Endpoints]:
     """Start the stack (or use the external Kafka) for the duration of the block.
 
