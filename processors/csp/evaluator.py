@@ -122,6 +122,7 @@ class Evaluator:
         self._field_sets: dict[str, tuple[Value, ...]] = {}
         self._uncheckable: set[str] = set()
         self._width: dict[str, int] = {}
+        self._simple: dict[str, list[Value] | None] = {}
         self.builtins = _make_builtins(self)
         for d in decls:
             self.declare(d)
@@ -378,11 +379,11 @@ class Evaluator:
         if head.name in self._uncheckable:
             return
         try:
-            allowed = self._event_set(head.name)
+            ok = self.valid_event(head.name, v) if head.kind == "channel" else v in self._event_set(head.name)
         except CspmUnsupported:
             self._uncheckable.add(head.name)
             return
-        if v not in allowed:
+        if not ok:
             kind = "channel" if head.kind == "channel" else "constructor"
             raise self.error(
                 f"{render(v)} is not a valid value: its fields are outside the type of {kind} {head.name}",
@@ -884,19 +885,21 @@ class Evaluator:
         if not isinstance(chan, VName) or chan.name not in self.channels:
             raise self.error(f"prefix event {render(head)} is not a channel event", e.event)
         conts: dict[str, Env] = {}
+        simple = self.simple_fields(chan.name)
         if all(f.kind == "!" for f in e.fields):
             ev_v = head
             for f in e.fields:
                 assert f.expr is not None
                 ev_v = dot(ev_v, self.ev(f.expr, env))
-            evs = self.production_values(chan.name, e)
-            if ev_v not in self._event_set(chan.name):
+            if not self.valid_event(chan.name, ev_v):
                 raise self.error(f"event {render(ev_v)} is not in the type of channel {chan.name}", e.event)
-            del evs
             conts[render(ev_v)] = env
+        elif any(f.kind == "$" for f in e.fields):
+            return self._nondet_prefix(e, env, atoms, key)
+        elif simple is not None:
+            for ev_atoms, binds in self._enum_simple(simple, e.fields, atoms, env):
+                conts[render(atoms_to_value(ev_atoms))] = {**env, **binds}
         else:
-            if any(f.kind == "$" for f in e.fields):
-                return self._nondet_prefix(e, env, atoms, key)
             for cand in self.production_values(chan.name, e):
                 catoms = cand.atoms if isinstance(cand, VDot) else (cand,)
                 if catoms[: len(atoms)] != atoms:
@@ -921,6 +924,89 @@ class Evaluator:
         pre = P.Prefix(key, events, cont, self.span(e))
         self._prefix_cache[key] = pre
         return pre
+
+    def simple_fields(self, name: str) -> list[Value] | None:
+        """The field types of channel ``name`` when every field value is a single atom
+        (no dotted or constructor-with-fields values); ``None`` otherwise."""
+        if name in self._simple:
+            return self._simple[name]
+        res: list[Value] | None
+        try:
+            res = []
+            for t in self.field_types.get(name, ()):
+                st = self.eval_type(t, {})
+                if isinstance(st, VSet):
+                    if any(
+                        isinstance(x, VDot) or (isinstance(x, VName) and self.width(x.name) > 0)
+                        for x in st.items
+                    ):
+                        res = None
+                        break
+                elif not (isinstance(st, VInf) and st.name in ("Int", "Char")):
+                    res = None
+                    break
+                res.append(st)
+        except CspmError:
+            res = None
+        self._simple[name] = res
+        return res
+
+    def valid_event(self, name: str, v: Value) -> bool:
+        """Whether ``v`` is a complete event of channel ``name``."""
+        atoms = v.atoms if isinstance(v, VDot) else (v,)
+        simple = self.simple_fields(name)
+        if simple is not None:
+            if len(atoms) - 1 != len(simple):
+                return False
+            return all(_member(a, st) for a, st in zip(atoms[1:], simple, strict=True))
+        return v in self._event_set(name)
+
+    def _enum_simple(
+        self, sets: list[Value], fields: tuple[S.Field, ...], head: tuple[Value, ...], env: Env
+    ) -> Iterator[tuple[tuple[Value, ...], Env]]:
+        """Events of a prefix over a channel with single-atom fields, built field by field."""
+        n = len(sets)
+        fixed = head[1:]
+        if len(fixed) > n or not all(_member(a, st) for a, st in zip(fixed, sets, strict=False)):
+            return
+
+        def rec(
+            i: int, k: int, acc: tuple[Value, ...], binds: Env
+        ) -> Iterator[tuple[tuple[Value, ...], Env]]:
+            if k == len(fields):
+                if i == n:
+                    yield acc, binds
+                return
+            if i >= n:
+                return
+            f = fields[k]
+            last = k == len(fields) - 1
+            if f.kind == "!":
+                assert f.expr is not None
+                v = self.ev(f.expr, {**env, **binds})
+                vat = v.atoms if isinstance(v, VDot) else (v,)
+                if i + len(vat) > n or not all(_member(a, sets[i + j]) for j, a in enumerate(vat)):
+                    return
+                yield from rec(i + len(vat), k + 1, acc + vat, binds)
+                return
+            assert f.pat is not None
+            width = n - i if last else 1
+            pools = [self.iter_set(sets[i + j], f) for j in range(width)]
+            for combo in itertools.product(*pools):
+                val = combo[0] if width == 1 else VDot(combo)
+                b2 = dict(binds)
+                if not self.match(f.pat, val, b2):
+                    continue
+                if f.restrict is not None:
+                    r = self.ev(f.restrict, {**env, **b2})
+                    if isinstance(r, VInf):
+                        if not r.contains(val):
+                            continue
+                    elif val not in self.to_set(r, f.restrict):
+                        continue
+                yield from rec(i + width, k + 1, acc + combo, b2)
+
+        yield from rec(len(fixed), 0, head, {})
 
     def _nondet_prefix(self, e: S.Prefix, env: Env, atoms: tuple[Value, ...], key: Hashable) -> P.Proc:
         """``c$x?y -> P`` = internal choice over the ``$`` values of ``c.x?y -> P``."""
@@ -1147,6 +1233,12 @@ class Evaluator:
         for c in self.channels:
             out.extend(self.production_values(c, None))
         return out
+
+
+def _member(v: Value, st: Value) -> bool:
+    if isinstance(st, VInf):
+        return st.contains(v)
+    return isinstance(st, VSet) and v in st.items
 
 
 def _returning(v: P.Proc) -> Callable[[], P.Proc]:

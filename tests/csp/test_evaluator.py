@@ -195,3 +195,15 @@ def test_deep_recursion_in_lazy_continuation_is_clear_error() -> None:
     with pytest.raises(CspmEvalError) as ei:
         pre.cont("a")
     assert "recursion too deep evaluating f" in str(ei.value)
+
+
+def test_large_and_infinite_channel_types_are_not_enumerated_needlessly() -> None:
+    m = load_source("channel c : {0..999}.{0..999}\nchannel i : Int\nP = c!1!2 -> c.3?x -> i!x -> P\n")
+    p = m.process("P").body()
+    assert isinstance(p, P.Prefix) and p.events == ("c.1.2",)
+    q = p.cont("c.1.2")
+    assert isinstance(q, P.Prefix) and len(q.events) == 1000 and q.events[:2] == ("c.3.0", "c.3.1")
+    r = q.cont("c.3.7")
+    assert isinstance(r, P.Prefix) and r.events == ("i.7",)
+    with pytest.raises(CspmUnsupported):
+        m.all_events()  # Int is infinite
