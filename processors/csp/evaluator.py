@@ -897,8 +897,8 @@ class Evaluator:
         elif any(f.kind == "$" for f in e.fields):
             return self._nondet_prefix(e, env, atoms, key)
         elif simple is not None:
-            for ev_atoms, binds in self._enum_simple(simple, e.fields, atoms, env):
-                conts[render(atoms_to_value(ev_atoms))] = {**env, **binds}
+            for ev_atoms, sbinds in self._enum_simple(simple, e.fields, atoms, env):
+                conts[render(atoms_to_value(ev_atoms))] = {**env, **sbinds}
         else:
             for cand in self.production_values(chan.name, e):
                 catoms = cand.atoms if isinstance(cand, VDot) else (cand,)
