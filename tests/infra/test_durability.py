@@ -127,3 +127,36 @@ def test_down_up_keeps_records_and_committed_offsets(tmp_path):
     finally:
         down = _csp("down", "--data-dir", data_dir)
     assert down.returncode == 0, down.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_records_survive_sigkill_of_every_component(durable_stack):
+    import os
+    import signal
+
+    from infra.state import read_state
+
+    settings, endpoints = durable_stack.start()
+    topic = "durability.crash"
+    ensure_topics(endpoints.kafka_bootstrap, [TopicSpec(topic, 2, "i", "bytes", "delete", -1, "test", None, False)])
+    producer = Producer({"bootstrap.servers": endpoints.kafka_bootstrap, "acks": "all"})
+    for i in range(2000):
+        producer.produce(topic, key=str(i).encode(), value=_value(i))
+    assert producer.flush(60) == 0
+    data_dir = settings.resolved_data_dir()
+    pids = dict(read_state(data_dir).pids)
+    for pid in pids.values():
+        os.killpg(pid, signal.SIGKILL)
+    for pid in pids.values():
+        while procs.is_alive(pid):  # hang-guarded by the test timeout
+            time.sleep(0.05)
+
+    _, endpoints = durable_stack.start(settings)  # stale pid files are replaced
+    assert set(read_pids(data_dir)) == {"tansu", "weed"}
+    assert all(pid not in pids.values() for pid in read_pids(data_dir).values())
+    consumer = Consumer(consumer_config(endpoints.kafka_bootstrap, "crash-group", read_committed=False))
+    consumer.subscribe([topic])
+    values = {v for *_, v in _consume(consumer, 2000)}
+    consumer.close()
+    assert values == {_value(i) for i in range(2000)}
