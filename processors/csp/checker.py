@@ -375,7 +375,33 @@ class _Normaliser:
 # --------------------------------------------------------------------------
 
 
+def _obviously_deterministic(lts: LTS) -> bool:
+    """No τ, no state with two transitions on one event, ✓ only where it is the sole event.
+
+    Then every normal node is a single state whose acceptance is its initials.
+    """
+    labels = lts.labels
+    if len(labels) == 0:
+        return True
+    if bool((labels == TAU).any()):
+        return False
+    src = np.repeat(np.arange(lts.num_states, dtype=np.int64), np.diff(lts.offsets))
+    order = np.lexsort((labels, src))
+    s_sorted, l_sorted = src[order], labels[order]
+    if bool(((s_sorted[1:] == s_sorted[:-1]) & (l_sorted[1:] == l_sorted[:-1])).any()):
+        return False
+    tick = lts.events.index(TICK_NAME)
+    ticking = src[labels == tick]
+    return not bool((np.diff(lts.offsets)[ticking] > 1).any())
+
+
 def deterministic(lts: LTS, model: Literal["F", "FD"] = "FD") -> CheckResult:
+    if _obviously_deterministic(lts):
+        return CheckResult(True, None, lts.num_states, lts.num_transitions, lts.num_states)
+    return _deterministic_search(lts, model)
+
+
+def _deterministic_search(lts: LTS, model: Literal["F", "FD"]) -> CheckResult:
     g = _Graph(lts)
     norm = _Normaliser(g)
     start = norm.closure([lts.initial])

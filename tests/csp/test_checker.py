@@ -268,3 +268,18 @@ def test_state_limit_on_the_network_path() -> None:
     with pytest.raises(StateSpaceLimit, match="exceeds the limit of 10000 states"):
         compile_process(system, max_states=10_000)
     assert compile_process(system, max_states=20_000).num_states == 2**14
+
+
+def test_determinism_fast_path_agrees_with_the_search() -> None:
+    import random
+
+    from processors.csp import checker
+
+    rng = random.Random(7)
+    for _ in range(300):
+        n = rng.randint(1, 6)
+        edges = [(rng.randrange(n), rng.choice([1, 2, 3]), rng.randrange(n)) for _ in range(rng.randint(0, 9))]
+        g = lts(n, edges)
+        fast = deterministic(g).passed
+        slow = checker._deterministic_search(g, "FD").passed
+        assert fast == slow, edges
