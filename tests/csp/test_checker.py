@@ -283,3 +283,75 @@ def test_determinism_fast_path_agrees_with_the_search() -> None:
         fast = deterministic(g).passed
         slow = checker._deterministic_search(g, "FD").passed
         assert fast == slow, edges
+
+
+def _after(g: LTS, trace: tuple[str, ...]) -> set[int]:
+    """States reachable by ``trace`` (τ-closed), by brute force."""
+
+    def close(states: set[int]) -> set[int]:
+        todo, seen = list(states), set(states)
+        while todo:
+            s = todo.pop()
+            for lab, t in g.successors(s):
+                if lab == TAU and t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+        return seen
+
+    cur = close({g.initial})
+    for ev in trace:
+        cur = close({t for s in cur for lab, t in g.successors(s) if g.events[lab] == ev})
+    return cur
+
+
+def _traces(g: LTS, depth: int) -> set[tuple[str, ...]]:
+    out: set[tuple[str, ...]] = {()}
+    frontier = [()]
+    for _ in range(depth):
+        nxt = []
+        for tr in frontier:
+            for s in _after(g, tr):
+                for lab, _t in g.successors(s):
+                    if lab != TAU:
+                        ext_tr = (*tr, g.events[lab])
+                        if ext_tr not in out:
+                            out.add(ext_tr)
+                            nxt.append(ext_tr)
+        frontier = nxt
+    return out
+
+
+def test_refinement_agrees_with_brute_force_on_random_lts() -> None:
+    import random
+
+    rng = random.Random(11)
+
+    def rand_lts() -> LTS:
+        n = rng.randint(1, 4)
+        edges = [(rng.randrange(n), rng.choice([TAU, A, B]), rng.randrange(n)) for _ in range(rng.randint(0, 7))]
+        return lts(n, edges)
+
+    for _ in range(250):
+        spec, impl = rand_lts(), rand_lts()
+        t = refines(spec, impl, "T")
+        spec_tr, impl_tr = _traces(spec, 6), _traces(impl, 6)
+        if t.passed:
+            assert impl_tr <= spec_tr
+        else:
+            cex = t.counterexample
+            assert cex is not None and cex.trace in impl_tr and cex.trace not in spec_tr
+            # shortest: every shorter impl trace is a spec trace
+            assert all(tr in spec_tr for tr in impl_tr if len(tr) < len(cex.trace))
+        f = refines(spec, impl, "F")
+        if not t.passed:
+            assert not f.passed
+        if f.passed or f.counterexample is None or f.counterexample.kind != "refusal":
+            continue
+        cex = f.counterexample
+        acc = cex.accepted
+        assert acc is not None
+        stable_impl = [s for s in _after(impl, cex.trace) if all(lab != TAU for lab, _ in impl.successors(s))]
+        assert any(frozenset(impl.events[lab] for lab, _ in impl.successors(s)) == acc for s in stable_impl)
+        for s in _after(spec, cex.trace):
+            if all(lab != TAU for lab, _ in spec.successors(s)):
+                assert not frozenset(spec.events[lab] for lab, _ in spec.successors(s)) <= acc
