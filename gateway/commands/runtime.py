@@ -1,0 +1,326 @@
+"""``csp deploy / start / offer / stop / tail / instances / replay / conform / worker``: the CSP runtime.
+
+Exit codes: 0 success, 1 refused (deployment with failing assertions, refused
+offer or start) or not found, 2 bad input (file, process, option), 3 the
+platform is unavailable (no stack, no worker answering).
+Heavy modules are imported inside the commands so that ``csp`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from gateway.sdk import Platform
+
+EXIT_OK, EXIT_REFUSED, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Stack data directory (default: CSP_DATA_DIR or .csp)", show_default=False
+    ),
+]
+Namespace = Annotated[
+    str, typer.Option("--namespace", help="Topic namespace (tests, side-by-side platforms)")
+]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _platform(data_dir: Path | None, namespace: str) -> Platform:
+    from gateway.sdk import Platform
+    from infra.settings import Settings
+
+    kwargs: dict[str, Any] = {}
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
+    settings = Settings(**kwargs)
+    try:
+        return Platform.connect(settings, namespace=namespace)
+    except Exception as exc:
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+
+
+def deploy(
+    file: Annotated[Path, typer.Argument(help="CSPm file")],
+    process: Annotated[str, typer.Option("--process", "-p", help="Top process of the system")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="System name (default: the process name)")
+    ] = None,
+    outputs: Annotated[
+        str, typer.Option("--outputs", help="Output channels, comma-separated (others are input)")
+    ] = "",
+    force: Annotated[bool, typer.Option("--force", help="Deploy even if assertions fail")] = False,
+    max_states: Annotated[
+        int, typer.Option("--max-states", help="State limit for checks and compilation")
+    ] = 1_000_000,
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Type-check, verify (every assert) and compile FILE, then register it as a new version."""
+    from processors.csp.errors import CspmError
+    from processors.csp.runtime.deploy import DeployError, describe_failure
+
+    if not file.is_file():
+        raise _fail(f"no such file: {file}", EXIT_INPUT)
+    platform = _platform(data_dir, namespace)
+    try:
+        plan = platform.deploy(
+            file, process, name=name, outputs=[o.strip() for o in outputs.split(",") if o.strip()],
+            force=force, max_states=max_states,
+        )  # fmt: skip
+    except (CspmError, DeployError, ValueError) as exc:
+        raise _fail(str(exc), EXIT_INPUT) from None
+    finally:
+        platform.close()
+    for res in plan.results:
+        typer.echo(f"  {res.status:5} {res.text}")
+    for res in plan.failed:
+        typer.echo(describe_failure(res), err=True)
+    dep = plan.deployment
+    if plan.refused:
+        raise _fail(
+            f"deployment of {dep.system} refused: {len(plan.failed)} assertion(s) failed (use --force to deploy anyway)",
+            EXIT_REFUSED,
+        )
+    roles = ", ".join(f"{c.name}:{c.role.lower()}" for c in dep.channels.values())
+    typer.echo(
+        f"deployed {dep.system} v{dep.version} ({dep.lts.num_states} states, {dep.lts.num_transitions} transitions)"
+        f"{' despite failing assertions' if plan.failed else ''}; channels {roles}"
+    )
+
+
+def start(
+    system: Annotated[str, typer.Argument(help="Deployed system")],
+    version: Annotated[int | None, typer.Option("--version", help="Version (default: latest)")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="key=value (repeatable)")] = None,
+    instance_id: Annotated[str | None, typer.Option("--id", help="Instance id (default: generated)")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the runtime")] = 30.0,
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Start an instance of SYSTEM; prints its id."""
+    from gateway.sdk import PlatformError
+
+    params: dict[str, str] = {}
+    for p in param or []:
+        k, sep, v = p.partition("=")
+        if not sep:
+            raise _fail(f"--param {p!r}: expected key=value", EXIT_INPUT)
+        params[k] = v
+    with _platform(data_dir, namespace) as platform:
+        try:
+            inst = platform.start(
+                system, version=version, params=params, instance_id=instance_id, timeout_s=timeout
+            )
+        except PlatformError as exc:
+            raise _fail(str(exc), EXIT_REFUSED) from None
+    typer.echo(inst.instance_id)
+    typer.echo(
+        f"  {inst.system} v{inst.version}, state {inst.snapshot['state']}, {inst.snapshot['status']}",
+        err=True,
+    )
+
+
+def offer(
+    instance_id: Annotated[str, typer.Argument(help="Instance id")],
+    event: Annotated[str, typer.Argument(help="Event in CSPm syntax, e.g. c.1.true")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the runtime")] = 30.0,
+    as_json: Json = False,
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Offer EVENT to an instance; prints the accepted event (and what followed) or the refusal."""
+    from gateway.sdk import PlatformError
+
+    with _platform(data_dir, namespace) as platform:
+        try:
+            res = platform.offer(instance_id, event, timeout_s=timeout)
+        except PlatformError as exc:
+            raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+    if as_json:
+        typer.echo(
+            json.dumps({"event": res.event, "follow": list(res.follow), "refusal": res.refusal}, default=str)
+        )
+    else:
+        typer.echo(str(res))
+    if not res.accepted:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def stop(
+    instance_id: Annotated[str, typer.Argument(help="Instance id")],
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Stop an instance."""
+    with _platform(data_dir, namespace) as platform:
+        got = platform.stop(instance_id)
+    if "reason" in got:
+        raise _fail(f"{got['reason']}: {got['message']}", EXIT_REFUSED)
+    typer.echo(f"{instance_id}: {got.get('status')}")
+
+
+def tail(
+    channel: Annotated[
+        str | None, typer.Option("--channel", help="Channel (SYSTEM.CHANNEL, or with --system)")
+    ] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System of --channel")] = None,
+    refusals: Annotated[bool, typer.Option("--refusals", help="Show refusals instead of events")] = False,
+    instance: Annotated[str | None, typer.Option("--instance", help="Only this instance")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep waiting for new records")] = False,
+    as_json: Json = False,
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Print the event log (deduplicated on (instance, seq)), a channel's messages, or the refusals."""
+    with _platform(data_dir, namespace) as platform:
+        if channel is not None:
+            for msg in platform.subscribe(channel, system=system, timeout_s=None if follow else 1.0):
+                if instance is None or msg["instance_id"] == instance:
+                    typer.echo(json.dumps(msg) if as_json else
+                               f"{msg['instance_id']} #{msg['seq']} {msg['event']} values={msg['values']}")  # fmt: skip
+            return
+        rows = platform.refusals() if refusals else platform.events(instance)
+        for rec in rows:
+            if instance is not None and rec["instance_id"] != instance:
+                continue
+            if as_json:
+                typer.echo(json.dumps(rec, default=lambda b: b.hex() if isinstance(b, bytes) else str(b)))
+            elif refusals:
+                acc = rec.get("acceptable") or []
+                typer.echo(f"{rec['instance_id']} {rec.get('event') or '-'} {rec['reason']}: {rec['message']}"
+                           + (f" (acceptable: {', '.join(acc)})" if acc else ""))  # fmt: skip
+            else:
+                typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['kind']:6} {rec['event']}  "
+                           f"[{rec['state_before']}->{rec['state_after']}]"
+                           + (f" choice {rec['choice']['chosen']}/{rec['choice']['options']}" if rec.get("choice") else ""))  # fmt: skip
+
+
+def instances(
+    system: Annotated[str | None, typer.Option("--system", help="Only this system")] = None,
+    as_json: Json = False,
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """List instances with their state, folded from the snapshots and the event log."""
+    with _platform(data_dir, namespace) as platform:
+        rows = [i for i in platform.instances() if system is None or i.system == system]
+    for i in rows:
+        if as_json:
+            typer.echo(json.dumps({"instance_id": i.instance_id, "system": i.system, "version": i.version,
+                                   "state": i.state, "seq": i.seq, "status": i.status.value}))  # fmt: skip
+        else:
+            typer.echo(
+                f"{i.instance_id}  {i.system} v{i.version}  state {i.state}  seq {i.seq}  {i.status.value}"
+            )
+    if not as_json:
+        typer.echo(f"{len(rows)} instance(s)", err=True)
+
+
+def replay(
+    instance_id: Annotated[str, typer.Argument(help="Instance id")],
+    until: Annotated[int | None, typer.Option("--until", help="Rebuild the state after event SEQ")] = None,
+    as_json: Json = False,
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Rebuild an instance's state from its event log (up to --until) and print the trace."""
+    from gateway.sdk import PlatformError
+    from processors.csp.runtime.fold import FoldError
+
+    with _platform(data_dir, namespace) as platform:
+        try:
+            rep = platform.replay(instance_id, until)
+        except (PlatformError, FoldError) as exc:
+            raise _fail(str(exc), EXIT_REFUSED) from None
+    inst = rep.instance
+    if as_json:
+        typer.echo(json.dumps({"instance_id": inst.instance_id, "state": inst.state, "seq": inst.seq,
+                               "status": inst.status.value, "trace": [e["event"] for e in rep.trace]}))  # fmt: skip
+        return
+    for e in rep.trace:
+        typer.echo(f"#{e['seq']:<5} {e['kind']:6} {e['event']:24} {e['state_before']} -> {e['state_after']}")
+    typer.echo(f"{inst.instance_id} ({inst.system} v{inst.version}) after seq {inst.seq}: state {inst.state}, "
+               f"{inst.status.value}")  # fmt: skip
+
+
+def conform(
+    system: Annotated[str, typer.Argument(help="Deployed system whose recorded traces are checked")],
+    spec_file: Annotated[Path, typer.Argument(help="CSPm file of the specification")],
+    spec_proc: Annotated[str, typer.Argument(help="Specification process")],
+    max_states: Annotated[int, typer.Option("--max-states")] = 1_000_000,
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Check every recorded trace of SYSTEM against SPEC_PROC (traces refinement on the recorded traces)."""
+    from processors.csp.compile import compile_process
+    from processors.csp.errors import CspmError
+    from processors.csp.frontend import load_file
+    from processors.csp.runtime.conform import conform as check
+    from processors.csp.runtime.conform import visible_trace
+
+    try:
+        module = load_file(spec_file)
+        spec = compile_process(module.process(spec_proc), max_states)
+    except (CspmError, OSError) as exc:
+        raise _fail(str(exc), EXIT_INPUT) from None
+    except Exception as exc:
+        raise _fail(f"{spec_proc}: {exc}", EXIT_INPUT) from None
+    with _platform(data_dir, namespace) as platform:
+        events = [e for e in platform.events() if e["system"] == system]
+    per: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        per.setdefault(e["instance_id"], []).append(e)
+    traces = {iid: visible_trace(evs) for iid, evs in per.items()}
+    violations = check(spec, traces)
+    for v in violations:
+        typer.echo(f"VIOLATION {v}")
+    typer.echo(
+        f"{len(traces) - len(violations)} of {len(traces)} instance(s) of {system} conform to {spec_proc}"
+    )
+    if violations:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def worker(
+    worker_id: Annotated[
+        str, typer.Option("--worker-id", help="Stable id: a restart fences the old worker")
+    ] = "0",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 5000,
+    at_least_once: Annotated[bool, typer.Option("--at-least-once", help="No transactions")] = False,
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Run a runtime worker in the foreground (Ctrl-C to stop); start more to scale out."""
+    from processors.csp.runtime.worker import main as worker_main
+
+    args = ["--worker-id", worker_id, "--batch-size", str(batch_size), "--namespace", namespace]
+    if at_least_once:
+        args.append("--at-least-once")
+    if data_dir is not None:
+        import os
+
+        os.environ["CSP_DATA_DIR"] = str(data_dir)
+    raise typer.Exit(worker_main(args))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)
+    app.command("start")(start)
+    app.command("offer")(offer)
+    app.command("stop")(stop)
+    app.command("tail")(tail)
+    app.command("instances")(instances)
+    app.command("replay")(replay)
+    app.command("conform")(conform)
+    app.command("worker")(worker)
