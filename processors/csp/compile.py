@@ -7,6 +7,7 @@
 * :func:`to_network` — FDR's supercombinator view: the top-level parallel /
   hiding / renaming structure is kept as a :mod:`processors.csp.network` tree
   whose leaves are the components compiled by :func:`explore_terms`.
+* :class:`LazyLTS` — the same state numbering, explored on demand.
 * :func:`compile_process` — the stable entry point: a network explored by
   ``processors.csp.explore.explore_network`` when that module is present and
   the term has network structure, the plain breadth-first search otherwise.
@@ -87,6 +88,57 @@ def explore_terms(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, names: boo
     state_names = tuple(describe(t) for t in terms) if names else ()
     lts = from_edges(tuple(events), 0, len(terms), edges, state_names)
     return Explored(lts, tuple(terms))
+
+
+class LazyLTS:
+    """An LTS explored on demand: states get integer ids as they are discovered.
+
+    ``successors(s)`` fires the term of state ``s`` (once; the result is kept)
+    and numbers new targets. For processes too large (or infinite) to compile
+    up front, e.g. to animate or execute them step by step. Each instance owns
+    its tables; nothing is shared.
+    """
+
+    def __init__(self, proc: P.Proc, max_states: int = DEFAULT_MAX_STATES) -> None:
+        self.max_states = max_states
+        start = normalise(proc)
+        self._index: dict[P.Proc, int] = {start: 0}
+        self._terms: list[P.Proc] = [start]
+        self._succ: dict[int, list[tuple[str, int]]] = {}
+        self._memo = Memo()
+
+    initial = 0
+
+    @property
+    def num_states(self) -> int:
+        """States discovered so far."""
+        return len(self._terms)
+
+    def term(self, s: int) -> P.Proc:
+        return self._terms[s]
+
+    def describe(self, s: int) -> str:
+        return describe(self._terms[s])
+
+    def successors(self, s: int) -> list[tuple[str, int]]:
+        """(event, target) pairs of state ``s``; events are CSPm strings, ``τ`` or ``✓``."""
+        got = self._succ.get(s)
+        if got is not None:
+            return got
+        out: list[tuple[str, int]] = []
+        seen: set[tuple[str, int]] = set()
+        for ev, q in fire(self._terms[s], self._memo):
+            t = self._index.get(q)
+            if t is None:
+                if len(self._terms) >= self.max_states:
+                    raise StateSpaceLimit(self.max_states)
+                t = self._index[q] = len(self._terms)
+                self._terms.append(q)
+            if (ev, t) not in seen:
+                seen.add((ev, t))
+                out.append((ev, t))
+        self._succ[s] = out
+        return out
 
 
 def to_network(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES) -> N.Node | None:

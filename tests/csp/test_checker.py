@@ -355,3 +355,20 @@ def test_refinement_agrees_with_brute_force_on_random_lts() -> None:
         for s in _after(spec, cex.trace):
             if all(lab != TAU for lab, _ in spec.successors(s)):
                 assert not frozenset(spec.events[lab] for lab, _ in spec.successors(s)) <= acc
+
+
+def test_lazy_lts_numbers_states_on_demand() -> None:
+    from processors.csp.compile import LazyLTS
+
+    def count(n: int) -> P.Proc:
+        return P.Prefix(key=("up", n), events=("up", "reset"), cont=lambda e: count(n + 1) if e == "up" else count(0))
+
+    lazy = LazyLTS(count(0), max_states=100)
+    assert lazy.successors(lazy.initial) == [("up", 1), ("reset", 0)]
+    assert lazy.num_states == 2  # only what was asked for
+    assert lazy.successors(1) == [("up", 2), ("reset", 0)]
+    assert "up" in lazy.describe(1)
+    s = 0
+    with pytest.raises(StateSpaceLimit):
+        for _ in range(200):
+            s = lazy.successors(s)[0][1]
