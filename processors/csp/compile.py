@@ -7,7 +7,8 @@
 * :func:`to_network` — FDR's supercombinator view: the top-level parallel /
   hiding / renaming structure is kept as a :mod:`processors.csp.network` tree
   whose leaves are the components compiled by :func:`explore_terms`.
-* :class:`LazyLTS` — the same state numbering, explored on demand.
+* :class:`LazyLTS` — the same states explored on demand (numbered in discovery order;
+  breadth-first requests give exactly the numbering of :func:`explore_terms`).
 * :func:`compile_process` — the stable entry point: a network explored by
   ``processors.csp.explore.explore_network`` when that module is present and
   the term has network structure, the plain breadth-first search otherwise.
