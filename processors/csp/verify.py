@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from processors.csp import checker
@@ -103,7 +103,7 @@ class AssertionResult:
     transitions: int | None = None
     seconds: float = 0.0
     error_at: SourceSpan | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    spec_states: int | None = None  # refinements: states of the specification LTS
 
 
 # --------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def _timed(
         )  # fmt: skip
     return AssertionResult(
         text, name, kind, model, target, "pass" if res.passed else "fail", failure, None,
-        res.states, res.transitions, time.perf_counter() - t0,
+        res.states, res.transitions, time.perf_counter() - t0, spec_states=res.spec_states,
     )  # fmt: skip
 
 
@@ -465,7 +465,12 @@ def result_json(r: AssertionResult) -> dict[str, Any]:
         "status": r.status,
         "message": r.message,
         "counterexample": _failure_json(r.failure),
-        "stats": {"states": r.states, "transitions": r.transitions, "seconds": round(r.seconds, 6)},
+        "stats": {
+            "states": r.states,
+            "transitions": r.transitions,
+            "seconds": round(r.seconds, 6),
+            **({"spec_states": r.spec_states} if r.spec_states is not None else {}),
+        },
     }
 
 
