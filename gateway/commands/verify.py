@@ -226,6 +226,10 @@ def _print_human(results: list[AssertionResult], error: dict[str, Any] | None, s
             out.print(f"  state:      {escape(f.state)}")
         for s in f.spans:
             out.print(f"  at {escape(str(s))}")
+    if len(results) > 1:
+        counts = {k: sum(r.status == k for r in results) for k in ("pass", "fail", "error", "unsupported")}
+        parts = [f"{v} {k}" for k, v in counts.items() if v]
+        out.print(f"\n[bold {style.get(status, 'white')}]{len(results)} assertions: {', '.join(parts)}[/]")
 
 
 # --------------------------------------------------------------------------
