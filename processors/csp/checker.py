@@ -18,6 +18,7 @@ checked against each other. ✓ is treated as a visible event.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -102,11 +103,25 @@ class _Graph:
         self.stable: list[bool] = (np.bincount(src[tau_edges], minlength=n) == 0).tolist()
         self.divergent: list[bool] = _divergent_states(n, src[tau_edges], targets[tau_edges]).tolist()
         self.any_divergent = any(self.divergent)
-        self._offsets: list[int] = offsets.tolist()
-        self._labels: list[int] = labels.tolist()
-        self._targets: list[int] = targets.tolist()
+        self.any_stuck = bool(((np.diff(offsets) == 0) & ~terminated).any())
+        self._np = (offsets, labels, targets)
         self.succ = _Slices(self)
         self.tau = _TauSlices(self)
+
+    @functools.cached_property
+    def _offsets(self) -> list[int]:
+        got: list[int] = self._np[0].tolist()
+        return got
+
+    @functools.cached_property
+    def _labels(self) -> list[int]:
+        got: list[int] = self._np[1].tolist()
+        return got
+
+    @functools.cached_property
+    def _targets(self) -> list[int]:
+        got: list[int] = self._np[2].tolist()
+        return got
 
     def acceptance(self, s: int) -> frozenset[str]:
         return frozenset(self.events[lab] for lab, _ in self.succ[s] if lab != TAU)
@@ -277,8 +292,7 @@ def _expand_lts(g: _Graph) -> Callable[[int], Iterable[tuple[str | None, int]]]:
 
 def deadlock_free(lts: LTS, model: Model = "F") -> CheckResult:
     g = _Graph(lts)
-    stuck = any(d == 0 and not t for d, t in zip(g.out_degree, g.terminated, strict=True))
-    if not stuck and not (model == "FD" and g.any_divergent):
+    if not g.any_stuck and not (model == "FD" and g.any_divergent):
         return CheckResult(True, None, g.n, lts.num_transitions, g.n)
 
     def check(s: int) -> Kind | None:
