@@ -123,6 +123,9 @@ class Evaluator:
         self._uncheckable: set[str] = set()
         self._width: dict[str, int] = {}
         self._simple: dict[str, list[Value] | None] = {}
+        self._descs: dict[str, tuple[tuple[str, Value], ...]] = {}
+        self._lengths: dict[int, list[int]] = {}
+        self._keep_sets: list[Value] = []
         self.builtins = _make_builtins(self)
         for d in decls:
             self.declare(d)
@@ -379,7 +382,7 @@ class Evaluator:
         if head.name in self._uncheckable:
             return
         try:
-            ok = self.valid_event(head.name, v) if head.kind == "channel" else v in self._event_set(head.name)
+            ok = self.valid_event(head.name, v)
         except CspmUnsupported:
             self._uncheckable.add(head.name)
             return
@@ -686,18 +689,113 @@ class Evaluator:
                 out.update(self.production(self.ev(i, env2), i))
         return VSet(frozenset(out))
 
+    # ------------------------------------------------ structured field types
+    def field_descs(self, name: str) -> tuple[tuple[str, Value], ...]:
+        """Field type descriptors of a channel / constructor: ``("data", D)`` for a
+        datatype (checked and enumerated structurally) or ``("set", S)``."""
+        got = self._descs.get(name)
+        if got is None:
+            got = tuple(self.desc_of(t, 0) for t in self.field_types.get(name, ()))
+            self._descs[name] = got
+        return got
+
+    def desc_of(self, t: S.Expr, depth: int) -> tuple[str, Value]:
+        inner = t.inner if isinstance(t, S.Paren) else t
+        if isinstance(inner, S.Var) and depth < 20:
+            if inner.name in self.datatypes and inner.name not in self.nametypes:
+                return ("data", inner.name)
+            if inner.name in self.nametypes:
+                return self.desc_of(self.nametypes[inner.name], depth + 1)
+        return ("set", self.eval_type(t, {}))
+
+    def check_value(self, desc: tuple[str, Value], atoms: tuple[Value, ...], i: int) -> int:
+        """End index of a value of type ``desc`` starting at ``atoms[i]``, or -1."""
+        if i >= len(atoms):
+            return -1
+        kind, d = desc
+        if kind == "data":
+            a = atoms[i]
+            if not (isinstance(a, VName) and self.ctor_type.get(a.name) == d):
+                return -1
+            j = i + 1
+            for fd in self.field_descs(a.name):
+                j = self.check_value(fd, atoms, j)
+                if j < 0:
+                    return -1
+            return j
+        if isinstance(d, VInf):
+            return i + 1 if d.contains(atoms[i]) else -1
+        if not isinstance(d, VSet):
+            return -1
+        lengths = self._lengths.get(id(d))
+        if lengths is None:
+            lengths = sorted({len(x.atoms) if isinstance(x, VDot) else 1 for x in d.items})
+            self._lengths[id(d)] = lengths
+            self._keep_sets.append(d)
+        for n in lengths:
+            if i + n <= len(atoms) and atoms_to_value(atoms[i : i + n]) in d.items:
+                return i + n
+        return -1
+
+    def enum_value(
+        self, desc: tuple[str, Value], prefix: tuple[Value, ...], stack: tuple[str, ...], node: S.Node | None
+    ) -> Iterator[tuple[Value, ...]]:
+        """Atom tuples of the values of type ``desc`` consistent with ``prefix``."""
+        kind, d = desc
+        if kind == "data":
+            assert isinstance(d, str)
+            if d in stack:
+                raise self.unsupported(f"enumerating the recursive datatype {d}", node)
+            for c in sorted(self.datatypes.get(d, ())):
+                if prefix and not (isinstance(prefix[0], VName) and prefix[0].name == c):
+                    continue
+                head = (VName(c, "data"),)
+                for rest in self.enum_fields(self.field_descs(c), prefix[1:], stack + (d,), node):
+                    yield head + rest
+            return
+        for v in self.iter_set(d, node or S.Node(0, 0)):
+            at = v.atoms if isinstance(v, VDot) else (v,)
+            m = min(len(at), len(prefix))
+            if at[:m] == prefix[:m]:
+                yield at
+
+    def enum_fields(
+        self,
+        descs: tuple[tuple[str, Value], ...],
+        prefix: tuple[Value, ...],
+        stack: tuple[str, ...],
+        node: S.Node | None,
+    ) -> Iterator[tuple[Value, ...]]:
+        if not descs:
+            yield ()  # any leftover prefix belongs to an enclosing value (checked there)
+            return
+        for first in self.enum_value(descs[0], prefix, stack, node):
+            rest_prefix = prefix[len(first) :] if len(prefix) > len(first) else ()
+            for rest in self.enum_fields(descs[1:], rest_prefix, stack, node):
+                yield first + rest
+
+    def events_with_prefix(
+        self, name: str, prefix: tuple[Value, ...], node: S.Node | None
+    ) -> Iterator[Value]:
+        """Complete values ``name.f1...`` whose atoms start with ``(name,) + prefix``."""
+        head = VName(name, "channel" if name in self.channels else "data")
+        n = len(prefix)
+        for rest in self.enum_fields(self.field_descs(name), prefix, (), node):
+            if rest[:n] == prefix:
+                yield atoms_to_value((head,) + rest)
+
     def production(self, v: Value, node: S.Node | None) -> list[Value]:
         """``{| v |}``: all events / datatype values extending ``v``."""
         atoms = v.atoms if isinstance(v, VDot) else (v,)
         head = atoms[0]
         if not isinstance(head, VName):
             raise self.error(f"{{| |}} expects a channel or constructor, found {render(v)}", node)
-        allv = self.production_values(head.name, node)
-        n = len(atoms)
-        if n == 1:
-            return list(allv)
-        out = [x for x in allv if isinstance(x, VDot) and x.atoms[:n] == atoms]
-        if not out:
+        if head.name not in self.field_types:
+            raise self.error(f"{{| |}} expects a channel or constructor, found {render(v)}", node)
+        out = list(self.events_with_prefix(head.name, atoms[1:], node))
+        if len(out) > 2_000_000:
+            raise self.unsupported(f"{{| {render(v)} |}} is too large to enumerate", node)
+        if not out and len(atoms) > 1:
             raise self.error(
                 f"{{| {render(v)} |}}: {render(v)} is not a prefix of any value of {head.name}", node
             )
@@ -715,15 +813,11 @@ class Evaluator:
             head = VName(
                 name, "channel" if name in self.field_types and name not in self.ctor_type else "data"
             )
-            sets = [self.iter_set(self.eval_type(t, {}), t) for t in self.field_types.get(name, ())]
             out: list[Value] = []
-            for combo in itertools.product(*sets):
-                v: Value = head
-                for f in combo:
-                    v = dot(v, f)
-                out.append(v)
-            if len(out) > 2_000_000:
-                raise self.unsupported(f"type of {name} is too large to enumerate", node)
+            for rest in self.enum_fields(self.field_descs(name), (), (), node):
+                out.append(atoms_to_value((head,) + rest))
+                if len(out) > 2_000_000:
+                    raise self.unsupported(f"type of {name} is too large to enumerate", node)
             res = tuple(out)
         finally:
             del self._field_sets[name]
@@ -900,7 +994,8 @@ class Evaluator:
             for ev_atoms, sbinds in self._enum_simple(simple, e.fields, atoms, env):
                 conts[render(atoms_to_value(ev_atoms))] = {**env, **sbinds}
         else:
-            for cand in self.production_values(chan.name, e):
+            const = atoms[1:] + self._const_prefix(e.fields, env)
+            for cand in self.events_with_prefix(chan.name, const, e):
                 catoms = cand.atoms if isinstance(cand, VDot) else (cand,)
                 if catoms[: len(atoms)] != atoms:
                     continue
@@ -925,6 +1020,29 @@ class Evaluator:
         self._prefix_cache[key] = pre
         return pre
 
+    def _const_prefix(self, fields: tuple[S.Field, ...], env: Env) -> tuple[Value, ...]:
+        """Atoms that every event of a prefix has after its head: leading outputs and
+        the leading constants of the first input pattern."""
+        out: list[Value] = []
+        for f in fields:
+            if f.kind == "!":
+                assert f.expr is not None
+                out.extend(_atoms(self.ev(f.expr, env)))
+                continue
+            pat = f.pat
+            items = pat.items if isinstance(pat, S.PDot) else (pat,) if pat is not None else ()
+            for q in items:
+                if isinstance(q, S.PVar) and self.is_ctor(q.name):
+                    out.append(VName(q.name, "channel" if q.name in self.channels else "data"))
+                elif isinstance(q, S.PLit) and q.kind == "int":
+                    out.append(q.value)
+                elif isinstance(q, S.PLit) and q.kind == "bool":
+                    out.append(vbool(bool(q.value)))
+                else:
+                    break
+            break
+        return tuple(out)
+
     def simple_fields(self, name: str) -> list[Value] | None:
         """The field types of channel ``name`` when every field value is a single atom
         (no dotted or constructor-with-fields values); ``None`` otherwise."""
@@ -933,8 +1051,14 @@ class Evaluator:
         res: list[Value] | None
         try:
             res = []
-            for t in self.field_types.get(name, ()):
-                st = self.eval_type(t, {})
+            for kind, st in self.field_descs(name):
+                if kind == "data":
+                    ctors = self.datatypes.get(str(st), ())
+                    if any(self.arity.get(c, 0) for c in ctors):
+                        res = None
+                        break
+                    res.append(VSet(frozenset(VName(c, "data") for c in ctors)))
+                    continue
                 if isinstance(st, VSet):
                     if any(
                         isinstance(x, VDot) or (isinstance(x, VName) and self.width(x.name) > 0)
@@ -959,7 +1083,12 @@ class Evaluator:
             if len(atoms) - 1 != len(simple):
                 return False
             return all(_member(a, st) for a, st in zip(atoms[1:], simple, strict=True))
-        return v in self._event_set(name)
+        i = 1
+        for fd in self.field_descs(name):
+            i = self.check_value(fd, atoms, i)
+            if i < 0:
+                return False
+        return i == len(atoms)
 
     def _enum_simple(
         self, sets: list[Value], fields: tuple[S.Field, ...], head: tuple[Value, ...], env: Env
@@ -1233,6 +1362,10 @@ class Evaluator:
         for c in self.channels:
             out.extend(self.production_values(c, None))
         return out
+
+
+def _atoms(v: Value) -> tuple[Value, ...]:
+    return v.atoms if isinstance(v, VDot) else (v,)
 
 
 def _member(v: Value, st: Value) -> bool:

@@ -77,17 +77,25 @@ class Module:
                         span,
                     )
                 )
-        self.channels: dict[str, tuple[frozenset[Value], ...]] = {}
-        for c in self._ev.channels:
-            try:
-                self.channels[c] = tuple(
-                    self._ev.to_set(self._ev.eval_type(t, {}), t) for t in self._ev.field_types[c]
-                )
-            except CspmError:
-                continue
+        self._channels: dict[str, tuple[frozenset[Value], ...]] | None = None
         self._event_table: dict[str, tuple[str, tuple[Value, ...]]] | None = None
         self._parsed: dict[str, syntax.Expr] = {}
         self._keep: dict[int, syntax.Expr] = {}
+
+    @property
+    def channels(self) -> dict[str, tuple[frozenset[Value], ...]]:
+        """Channel name -> field types (computed on first use: types may be large)."""
+        if self._channels is None:
+            chans: dict[str, tuple[frozenset[Value], ...]] = {}
+            for c in self._ev.channels:
+                try:
+                    chans[c] = tuple(
+                        self._ev.to_set(self._ev.eval_type(t, {}), t) for t in self._ev.field_types[c]
+                    )
+                except CspmError:
+                    continue
+            self._channels = chans
+        return self._channels
 
     # ----------------------------------------------------------- evaluation
     def _expr(self, expr: syntax.Expr | str) -> syntax.Expr:

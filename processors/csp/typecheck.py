@@ -322,36 +322,10 @@ def _check_partial(ev: Evaluator, parts: list[S.Expr], p: S.Prefix) -> None:
     head = atoms[0]
     if not isinstance(head, VName) or head.name not in ev.channels or len(atoms) == 1:
         return
-    sets = [ev.to_set(ev.eval_type(t, {}), t) for t in ev.field_types.get(head.name, ())]
-    size = 1
-    for st in sets:
-        size *= max(1, len(st))
-    if size > 100_000:
-        # too many events to enumerate: check field by field (simple fields only)
-        if any(isinstance(x, VDot) for st in sets for x in st):
-            return
-        i = 1
-        for st in sets:
-            if i >= len(atoms):
-                return
-            j = ev.take_value(atoms, i)
-            val = atoms[i] if j == i + 1 else VDot(atoms[i:j])
-            if val not in st:
-                break
-            i = j
-        else:
-            if i >= len(atoms):
-                return
+    if next(iter(ev.events_with_prefix(head.name, atoms[1:], p)), None) is None:
         raise CspmTypeError(
             f"event {render(v)} is not in the type of channel {head.name}", ev.file, p.line, p.col
         )
-    for cand in ev.production_values(head.name, p):
-        cat = cand.atoms if isinstance(cand, VDot) else (cand,)
-        if cat[: len(atoms)] == atoms:
-            return
-    raise CspmTypeError(
-        f"event {render(v)} is not in the type of channel {head.name}", ev.file, p.line, p.col
-    )
 
 
 def _collect_prefixes(node: object, out: list[S.Prefix]) -> None:

@@ -207,3 +207,17 @@ def test_large_and_infinite_channel_types_are_not_enumerated_needlessly() -> Non
     assert isinstance(r, P.Prefix) and r.events == ("i.7",)
     with pytest.raises(CspmUnsupported):
         m.all_events()  # Int is infinite
+
+
+def test_datatype_channels_enumerate_structurally() -> None:
+    m = load_source(
+        "datatype M = A.{0..999}.{0..999} | B\nchannel c : M\nP = c!A.1.2 -> c?A.3.x -> c.B -> STOP\n"
+        "t1 = card({| c.A.3 |}) == 1000\n"
+    )
+    p = m.process("P").body()
+    assert isinstance(p, P.Prefix) and p.events == ("c.A.1.2",)
+    q = p.cont("c.A.1.2")
+    assert isinstance(q, P.Prefix) and len(q.events) == 1000 and "c.A.3.999" in q.events
+    assert m.eval_value("t1") is TRUE
+    with pytest.raises(CspmEvalError):
+        m.eval_value("c.A.1.1000")
