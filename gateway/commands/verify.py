@@ -298,7 +298,8 @@ def check(
     fmt: FormatOpt = Format.text,
     max_states: MaxStatesOpt = None,
 ) -> None:
-    """Check assertions: every `assert` in FILE, or one property with --assert."""
+    """Check assertions: every `assert` in FILE (default), one property with --assert,
+    or all three properties of --process P."""
     args = [str(file)] + (["--assert", assert_] if assert_ else []) + (["--process", process] if process else [])
     run = _Run("check", args, fmt, [file])
     try:
@@ -310,11 +311,11 @@ def check(
         if assert_ is not None:
             kind, m = _parse_property(assert_)
             results = [check_property(module, kind, process, (model.value if model else None) or m, limit)]
-        elif process is not None:
+        elif process is not None and not all_assertions:
             m = model.value if model else None
-            results = [check_property(module, k, process, m, limit) for k in ("deadlock free", "divergence free", "deterministic")]
-        else:
-            del all_assertions  # checking every assertion is the default
+            kinds = ("deadlock free", "divergence free", "deterministic")
+            results = [check_property(module, k, process, m, limit) for k in kinds]
+        else:  # every assertion of the file (the default, and --all-assertions)
             results = run_module(module, limit)
             if not module.assertions:
                 raise _InputError(f"{file}: no assertions to check (use --assert with --process)")
