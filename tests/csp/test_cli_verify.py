@@ -165,3 +165,15 @@ def test_unsupported_construct_exits_3(tmp_path: Path) -> None:
     assert (code, doc["status"]) == (3, "unsupported")
     assert doc["checks"][0]["reason"]["kind"] == "unsupported_syntax"
     assert "unsupported" in doc["error"]["message"] and doc["error"]["line"] == 4
+
+
+def test_process_without_assert_checks_three_properties(tmp_path: Path) -> None:
+    f = write(tmp_path, "m.cspm", HEADER + "P = (a -> P) |~| (a -> STOP)\n")
+    code, doc = run_json("check", "--process", "P", str(f))
+    assert code == 1
+    assert [(a["kind"], a["status"]) for a in doc["assertions"]] == [
+        ("deadlock free", "fail"),
+        ("divergence free", "pass"),
+        ("deterministic", "fail"),
+    ]
+    assert doc["assertions"][0]["counterexample"]["trace"] == ["a"]
