@@ -136,9 +136,11 @@ def unmix(mixed: UintArray) -> IntArray:
 class CodeSet:
     """Linear-probing hash set of mixed single-word codes.
 
-    The slot of a key is its top bits, so a *sorted* batch of keys visits the
-    table in increasing slot order: gathers and scatters stream through memory
-    instead of missing the cache (and TLB) on every key.
+    The home slot of a key is its top bits, so a *sorted* batch of keys visits
+    the table in increasing slot order: gathers and scatters stream through
+    memory instead of missing the cache (and TLB) on every key, and keys
+    racing for the same empty slot are adjacent in the batch, so the winner
+    (the first) is found without re-reading the table.
     """
 
     def __init__(self, with_values: bool = False, log2_capacity: int = 12) -> None:
@@ -165,56 +167,78 @@ class CodeSet:
         occupied = self.keys != MIXED_EMPTY
         old_keys = self.keys[occupied]
         old_values = self.values[occupied] if self.with_values else self.values
+        del occupied
         if self.with_values:
-            order = np.argsort(old_keys)
+            order = np.argsort(old_keys, kind="stable")
             old_keys, old_values = old_keys[order], old_values[order]
+            del order
         else:
-            old_keys.sort()
+            old_keys.sort(kind="stable")  # table order is nearly sorted: timsort is fast here
         self._alloc(log2)
         slots = self._place(old_keys)
         if self.with_values:
             self.values[slots] = old_values
 
-    def _place(self, keys: UintArray) -> IntArray:
+    def _place(self, keys: UintArray, chunk: int = 1 << 20) -> IntArray:
         """Insert sorted distinct keys into the empty table without probing
         rounds: in sorted order, linear probing puts key ``i`` at
-        ``max(pos[i], slot[i-1] + 1)``, a running maximum."""
+        ``max(pos[i], slot[i-1] + 1)``, a running maximum (done in chunks so
+        the temporaries stay small and are recycled)."""
         n = len(keys)
-        i = np.arange(n, dtype=np.int64)
-        pos = (keys >> np.uint64(64 - self.log2)).view(np.int64)
-        slots: IntArray = np.maximum.accumulate(pos - i) + i
-        fits = slots < (1 << self.log2)
+        cap = 1 << self.log2
+        shift = np.uint64(64 - self.log2)
+        slots = np.empty(n, dtype=np.int64)
+        carry = -1  # slot of the previous key
+        for lo in range(0, n, chunk):
+            part = keys[lo : lo + chunk]
+            x = (part >> shift).view(np.int64) - np.arange(len(part), dtype=np.int64)
+            x[0] = max(int(x[0]), carry + 1)
+            np.maximum.accumulate(x, out=x)
+            x += np.arange(len(part), dtype=np.int64)
+            slots[lo : lo + chunk] = x
+            carry = int(x[-1])
+        fits = slots < cap
         self.keys[slots[fits]] = keys[fits]
         self.size = int(np.count_nonzero(fits))
         if not fits.all():  # the tail wraps around to the start of the table
-            _, slots[~fits] = self.insert(keys[~fits])
+            _, slots[~fits] = self.insert(keys[~fits], want_slots=True)
         return slots
 
-    def insert(self, keys: UintArray) -> tuple[npt.NDArray[np.bool_], IntArray]:
-        """Insert sorted distinct mixed keys; return (newly inserted?, slot of each key)."""
+    def insert(self, keys: UintArray, want_slots: bool = False) -> tuple[npt.NDArray[np.bool_], IntArray]:
+        """Insert sorted distinct mixed keys; return (newly inserted?, slot of
+        each key -- only computed with ``want_slots`` or a table with values)."""
         n = len(keys)
         self._grow(self.size + n)
+        slots = want_slots or self.with_values
         is_new = np.zeros(n, dtype=np.bool_)
-        slot = np.empty(n, dtype=np.int64)
-        ids = np.arange(n, dtype=np.int64)
+        slot = np.empty(n if slots else 0, dtype=np.int64)
+        ids: IntArray | None = None  # None: the identity (first round)
         k = keys
         pos = (keys >> np.uint64(64 - self.log2)).view(np.int64)
         wrap = (1 << self.log2) - 1
         table = self.keys
-        while ids.size:
+        while True:
             t = table[pos]
-            hit = t == k
+            done = t == k
+            if slots:
+                slot[done if ids is None else ids[done]] = pos[done]
             empty = t == MIXED_EMPTY
-            slot[ids[hit]] = pos[hit]
-            done = hit
-            if empty.any():
-                e = np.flatnonzero(empty)
+            del t
+            e = np.flatnonzero(empty)
+            if e.size:
                 pe = pos[e]
-                table[pe] = k[e]
-                we = e[table[pe] == k[e]]
-                is_new[ids[we]] = True
-                slot[ids[we]] = pos[we]
-                done = hit.copy()
+                if len(pe) < 2 or bool((pe[1:] >= pe[:-1]).all()):
+                    first = np.ones(len(e), dtype=np.bool_)
+                    np.not_equal(pe[1:], pe[:-1], out=first[1:])
+                    we = e[first]
+                    table[pe[first]] = k[we]
+                else:  # wrapped around: claim by scatter and re-read
+                    table[pe] = k[e]
+                    we = e[table[pe] == k[e]]
+                wid = we if ids is None else ids[we]
+                is_new[wid] = True
+                if slots:
+                    slot[wid] = pos[we]
                 done[we] = True
             rest = np.flatnonzero(~done)
             if not rest.size:
@@ -222,7 +246,7 @@ class CodeSet:
             advance = ~empty[rest]
             pos = pos[rest]
             pos[advance] = (pos[advance] + 1) & wrap
-            ids = ids[rest]
+            ids = rest if ids is None else ids[rest]
             k = k[rest]
         self.size += int(np.count_nonzero(is_new))
         return is_new, slot

@@ -40,6 +40,16 @@ class Move:
     counts: IntArray  # nondeterministic: number of targets per local state
     starts: IntArray  # nondeterministic: offset into ``deltas``
     deltas: IntArray
+    # Fast paths (common in practice): the move is enabled in exactly one
+    # local state (test the field by equality) / in every local state (no
+    # test), and / or deterministic with the same code delta everywhere.
+    single: int  # the only enabled local state, or -1
+    everywhere: bool
+    const_delta: int | None
+
+    @property
+    def field(self) -> int:
+        return self.mask << self.shift
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,14 @@ def _move(lts: LTS, leaf: int, label: int, enc: Encoding) -> Move:
     deterministic = bool(counts.max(initial=0) <= 1)
     if deterministic:
         delta[s] = deltas
-    return Move(leaf, f.word, f.shift, f.mask, counts > 0, deterministic, delta, counts, starts, deltas)
+    enabled = counts > 0
+    on = np.flatnonzero(enabled)
+    single = int(on[0]) if len(on) == 1 else -1
+    const = int(deltas[0]) if deterministic and len(deltas) and bool((deltas == deltas[0]).all()) else None
+    return Move(
+        leaf, f.word, f.shift, f.mask, enabled, deterministic, delta, counts, starts, deltas,
+        single, bool(enabled.all()), const,
+    )  # fmt: skip
 
 
 def compile_rules(flat: Flat, enc: Encoding) -> Compiled:
@@ -151,38 +168,55 @@ def successors(comp: Compiled, words: Words, rule_subset: Sequence[int] | None =
 
 def _fire(r: int, rule: CompiledRule, pdeltas: tuple[int, ...], idx: IntArray, words: Words) -> list[Chunk]:
     cur = [w[idx] for w in words]
-    ds: list[IntArray] = []
+    ds: list[IntArray | None] = []
     for m in rule.others:
-        d = (cur[m.word] >> m.shift) & m.mask
-        ok = m.enabled[d]
-        if not ok.all():
-            idx = idx[ok]
-            cur = [c[ok] for c in cur]
-            ds = [x[ok] for x in ds]
-            d = d[ok]
-            if not idx.size:
+        d: IntArray | None = None
+        if m.single >= 0:
+            ok = (cur[m.word] & m.field) == (m.single << m.shift)
+        elif m.everywhere:
+            ok = None
+        else:
+            d = (cur[m.word] >> m.shift) & m.mask
+            ok = m.enabled[d]
+        if ok is not None and not ok.all():
+            keep = np.flatnonzero(ok)
+            if not keep.size:
                 return []
+            idx = idx[keep]
+            cur = [c[keep] for c in cur]
+            ds = [None if x is None else x[keep] for x in ds]
+            d = None if d is None else d[keep]
         ds.append(d)
+    const = [0] * len(words)
+    const[rule.pivot.word] = 0
     for i, m in enumerate(rule.others):
+        if m.const_delta is not None:
+            const[m.word] += m.const_delta
+            continue
         d = ds[i]
+        if d is None:
+            d = (cur[m.word] >> m.shift) & m.mask
         if m.deterministic:
             cur[m.word] += m.delta[d]
-        else:
-            c = m.counts[d]
-            total = int(c.sum())
-            rep = np.repeat(np.arange(len(c), dtype=np.int64), c)
-            first = np.cumsum(c) - c
-            local = np.arange(total, dtype=np.int64) - np.repeat(first, c)
-            off = m.starts[d][rep] + local
-            idx = idx[rep]
-            cur = [x[rep] for x in cur]
-            ds = [x[rep] for x in ds]
-            cur[m.word] += m.deltas[off]
+            continue
+        c = m.counts[d]
+        total = int(c.sum())
+        rep = np.repeat(np.arange(len(c), dtype=np.int64), c)
+        first = np.cumsum(c) - c
+        local = np.arange(total, dtype=np.int64) - np.repeat(first, c)
+        off = m.starts[d][rep] + local
+        idx = idx[rep]
+        cur = [x[rep] for x in cur]
+        ds = [None if x is None else x[rep] for x in ds]
+        cur[m.word] += m.deltas[off]
+    for w, add in enumerate(const):
+        if add and w != rule.pivot.word:
+            cur[w] += add
     pw = rule.pivot.word
     out = []
     for k, pd in enumerate(pdeltas):
         succ = list(cur) if k == len(pdeltas) - 1 else [x.copy() for x in cur]
-        succ[pw] += pd
+        succ[pw] += pd + const[pw]
         out.append(Chunk(r, idx, tuple(succ)))
     return out
 
