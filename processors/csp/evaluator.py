@@ -126,6 +126,7 @@ class Evaluator:
         self._descs: dict[str, tuple[tuple[str, Value], ...]] = {}
         self._lengths: dict[int, list[int]] = {}
         self._keep_sets: list[Value] = []
+        self._sorted: dict[int, list[Value]] = {}
         self.builtins = _make_builtins(self)
         for d in decls:
             self.declare(d)
@@ -409,8 +410,10 @@ class Evaluator:
         self._width[name] = n  # provisional (recursive types)
         total = 0
         try:
-            for t in self.field_types[name]:
-                st = self.eval_type(t, {})
+            for kind, st in self.field_descs(name):
+                if kind == "data":
+                    total += 1
+                    continue
                 sample = min(st.items, key=sort_key) if isinstance(st, VSet) and st.items else None
                 if isinstance(sample, VDot):
                     k, i = 0, 0
@@ -753,7 +756,12 @@ class Evaluator:
                 for rest in self.enum_fields(self.field_descs(c), prefix[1:], stack + (d,), node):
                     yield head + rest
             return
-        for v in self.iter_set(d, node or S.Node(0, 0)):
+        ordered = self._sorted.get(id(d))
+        if ordered is None:
+            ordered = self.iter_set(d, node or S.Node(0, 0))
+            self._sorted[id(d)] = ordered
+            self._keep_sets.append(d)
+        for v in ordered:
             at = v.atoms if isinstance(v, VDot) else (v,)
             m = min(len(at), len(prefix))
             if at[:m] == prefix[:m]:
@@ -1358,6 +1366,10 @@ class Evaluator:
         raise self.error("'@@' is only allowed in patterns", e)
 
     def all_events(self) -> list[Value]:
+        for c in self.channels:  # fail fast on infinite field types
+            for kind, d in self.field_descs(c):
+                if kind == "set" and isinstance(d, VInf):
+                    raise CspmUnsupported(f"Events: channel {c} has an infinite field type", self.file, 0, 0)
         out: list[Value] = []
         for c in self.channels:
             out.extend(self.production_values(c, None))
