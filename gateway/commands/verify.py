@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = "1.0"
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_UNSUPPORTED = 0, 1, 2, 3
+# `csp explore` prints every state: a smaller default bound than for checks.
+EXPLORE_MAX_STATES = 10_000
 
 
 class Format(StrEnum):
@@ -374,12 +376,12 @@ def explore(
 
     err = Console(stderr=True, highlight=False)
     try:
-        from processors.csp.compile import DEFAULT_MAX_STATES, explore_terms
+        from processors.csp.compile import explore_terms
         from processors.csp.verify import named_process
 
         module = _load(file)
         named = named_process(module, proc)
-        lts = explore_terms(named.proc, max_states or DEFAULT_MAX_STATES).lts
+        lts = explore_terms(named.proc, max_states or EXPLORE_MAX_STATES).lts
     except Exception as exc:  # noqa: BLE001
         from processors.csp.errors import CspmUnsupported
 
