@@ -556,6 +556,10 @@ class Infer:
     def e_App(self, e: S.App, env: dict[str, Scheme | Type]) -> Type:
         ft = prune(self.expr(e.func, env))
         args = [self.expr(a, env) for a in e.args]
+        if isinstance(e.func, S.Var) and e.func.name == "extensions" and "extensions" not in env and args:
+            at = _norm(prune(args[0]))
+            if at == EVENT or isinstance(at, TData):
+                raise self.err(e, f"type error: extensions of a complete value of type {show(at)}")
         if ft == ANY:
             return ANY
         if isinstance(ft, TFunc):

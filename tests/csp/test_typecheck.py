@@ -119,3 +119,19 @@ def test_definition_span() -> None:
     sp = m.definition_span("P")
     assert sp is not None and (sp.line, sp.end_line) == (3, 4)
     assert m.definition_span("nope") is None
+
+
+def test_include_is_resolved_relative_to_the_including_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "defs.csp").write_text("channel a, b\nP = a -> b -> P\n", encoding="utf-8")
+    main = tmp_path / "main.csp"
+    main.write_text('include "sub/defs.csp"\nQ = P ||| P\nassert Q :[deadlock free]\n', encoding="utf-8")
+    m = load_file(main)
+    assert m.has_name("P") and m.has_name("Q") and len(m.assertions) == 1
+    (tmp_path / "loop.csp").write_text('include "loop.csp"\n', encoding="utf-8")
+    with pytest.raises(CspmSyntaxError):
+        load_file(tmp_path / "loop.csp")
+    (tmp_path / "missing.csp").write_text('include "nope.csp"\n', encoding="utf-8")
+    with pytest.raises(CspmSyntaxError) as ei:
+        load_file(tmp_path / "missing.csp")
+    assert "nope.csp" in str(ei.value) and ei.value.line == 1
