@@ -204,6 +204,8 @@ class Parser:
     def parse_file(self) -> S.ModuleFile:
         decls: list[S.Decl] = []
         while self.toks[self.pos].kind != "eof":
+            # a top-level declaration ends at a line starting at or left of its own column
+            self.layout[-1] = max(1, self.toks[self.pos].col)
             d = self.parse_decl()
             if d is not None:
                 decls.append(d)

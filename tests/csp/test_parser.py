@@ -104,3 +104,16 @@ def test_patterns_from_expressions() -> None:
     pats = f.clauses[0].groups[0]
     assert isinstance(pats[0], S.PConcat) and isinstance(pats[1], S.PTuple)
     assert isinstance(pats[2], S.PDot) and isinstance(pats[3], S.PSet)
+
+
+def test_indented_top_level_declarations() -> None:
+    m = parse("  channel a, b\n  P = a ->\n      b -> STOP\n    [] b -> STOP\n  Q = P\n")
+    names = [d.name for d in m.decls if isinstance(d, S.FunDecl)]
+    assert names == ["P", "Q"]
+
+
+def test_operator_at_line_start_continues_definition() -> None:
+    m = parse("P = a -> STOP\n[] b -> STOP\nQ = P\n")
+    p = m.decls[0]
+    assert isinstance(p, S.FunDecl) and isinstance(p.clauses[0].body, S.ProcOp)
+    assert len(m.decls) == 2
