@@ -1128,7 +1128,12 @@ class Evaluator:
                 return
             assert f.pat is not None
             width = n - i if last else 1
-            pools = [self.iter_set(sets[i + j], f) for j in range(width)]
+            if width == 1 and isinstance(sets[i], VInf) and f.restrict is not None:
+                # c?x:S over an infinite field type: the restriction set bounds the input
+                r = self.ev(f.restrict, {**env, **binds})
+                pools = [[v for v in self.iter_set(r, f.restrict) if _member(v, sets[i])]]
+            else:
+                pools = [self.iter_set(sets[i + j], f) for j in range(width)]
             for combo in itertools.product(*pools):
                 val = combo[0] if width == 1 else VDot(combo)
                 b2 = dict(binds)

@@ -221,3 +221,13 @@ def test_datatype_channels_enumerate_structurally() -> None:
     assert m.eval_value("t1") is TRUE
     with pytest.raises(CspmEvalError):
         m.eval_value("c.A.1.1000")
+
+
+def test_restricted_input_over_infinite_type() -> None:
+    m = load_source("channel c : Int\nchannel d : Int.Bool\nP = c?x:{0..3} -> d!x?b -> P\n")
+    p = m.process("P").body()
+    assert isinstance(p, P.Prefix) and p.events == ("c.0", "c.1", "c.2", "c.3")
+    q = p.cont("c.2")
+    assert isinstance(q, P.Prefix) and q.events == ("d.2.false", "d.2.true")
+    with pytest.raises(CspmUnsupported):
+        load_source("channel c : Int\nP = c?x -> P\n").process("P").body()
