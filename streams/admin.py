@@ -89,12 +89,15 @@ def _create(admin: AdminClient, topics: list[NewTopic], timeout_s: float) -> dic
     return out
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30) -> list[str]:
+def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30, replication_factor: int = -1
+) -> list[str]:
     """Create each topic (and the DLQ of each input topic) unless it exists.
 
     Explicit partition counts; TOPIC_ALREADY_EXISTS is ignored. Topic configs
     (cleanup policy, retention) are sent, and dropped if the broker rejects them.
-    Returns the names created by this call, in catalog order.
+    ``replication_factor`` -1 means the broker's default (Kafka >= 2.4, and Tansu).
+    Returns the names created by this call, in the order given.
     """
     wanted = with_dead_letters(list(specs))
     deadline = time.monotonic() + timeout_s
@@ -106,12 +109,14 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float =
     remaining = max(1.0, deadline - time.monotonic())
     results = _create(
         admin,
-        [NewTopic(s.name, s.partitions, 1, config=s.kafka_config()) for s in missing],
+        [NewTopic(s.name, s.partitions, replication_factor, config=s.kafka_config()) for s in missing],
         remaining,
     )
     retry = [s for s in missing if (e := results[s.name]) is not None and e.code() in _CONFIG_REJECTED]
     if retry:
-        results.update(_create(admin, [NewTopic(s.name, s.partitions, 1) for s in retry], remaining))
+        results.update(
+            _create(admin, [NewTopic(s.name, s.partitions, replication_factor) for s in retry], remaining)
+        )
     created: list[str] = []
     failures: list[str] = []
     for spec in missing:
