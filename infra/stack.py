@@ -89,6 +89,11 @@ def _running(data_dir: Path) -> StackState | None:
     return state if all(_alive(state, c) for c in needed) else None
 
 
+def is_running(settings: Settings) -> bool:
+    """True if the local stack of ``settings.data_dir`` runs (its processes are alive)."""
+    return _running(settings.resolved_data_dir()) is not None
+
+
 def _stop_components(data_dir: Path, pids: Mapping[str, int], timeout_s: float) -> None:
     for component in COMPONENTS:
         pid = pids.get(component)

@@ -64,7 +64,7 @@ def up(
     """
     import time
 
-    from infra.stack import StackError, StackPorts, start_stack
+    from infra.stack import StackError, StackPorts, is_running, start_stack
     from infra.state import read_state
     from streams.admin import BrokerUnavailable
 
@@ -72,6 +72,7 @@ def up(
     seaweed = {k: v for k, v in {"s3": s3_port, "master": master_port, "volume": volume_port,
                                  "filer": filer_port}.items() if v}
     ports = StackPorts(kafka=kafka_port or settings.kafka_port, seaweed=seaweed)
+    already = not settings.kafka_bootstrap and is_running(settings)
     t0 = time.monotonic()
     try:
         endpoints = start_stack(settings, ephemeral=ephemeral, ports=ports)
@@ -86,12 +87,13 @@ def up(
         "data_dir": str(settings.resolved_data_dir()),
         "mode": state.mode if state is not None else "external",
         "seconds": round(elapsed, 3),
+        "already_running": already,
     }
     if fmt is Format.json:
         typer.echo(json.dumps(payload, indent=2))
         return
     where = "external Kafka" if not endpoints.local else f"{payload['mode']} stack in {payload['data_dir']}"
-    typer.echo(f"up ({where}) in {elapsed:.1f}s")
+    typer.echo(f"already up ({where})" if already else f"up ({where}) in {elapsed:.1f}s")
     typer.echo(f"  kafka      {endpoints.kafka_bootstrap}")
     typer.echo(f"  clickhouse {endpoints.clickhouse_url}")
     if endpoints.local:

@@ -149,8 +149,14 @@ def test_cli_up_status_down_ephemeral(tmp_path):
     data_dir = str(tmp_path / "cli")
     up = _csp("up", "--data-dir", data_dir, "--ephemeral", "--format", "json")
     assert up.returncode == 0, up.stderr
-    bootstrap = json.loads(up.stdout)["kafka"]["bootstrap"]
+    first = json.loads(up.stdout)
+    bootstrap = first["kafka"]["bootstrap"]
+    assert first["already_running"] is False and first["mode"] == "ephemeral"
     try:
+        again = _csp("up", "--data-dir", data_dir, "--format", "json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["already_running"] is True
+        assert json.loads(again.stdout)["kafka"]["bootstrap"] == bootstrap
         status = _csp("status", "--data-dir", data_dir, "--format", "json")
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
