@@ -56,3 +56,40 @@ def test_fast_encoders_match_codec() -> None:
             codec.encode("CspSnapshot", snap)
         )
     assert seen_choice
+
+
+def test_command_decoder_matches_codec_and_rejects_garbage() -> None:
+    import pytest
+
+    from processors.csp.runtime.encoding import CommandDecoder
+
+    codec = Codec(LocalRegistry.load())
+    dec = CommandDecoder(codec)
+    assert dec.fast
+    samples = [
+        R.command_record("c", "i", "START", 0, system="s", version=3, params={"a": "1", "ü": "x" * 300}),
+        R.command_record("c" * 200, "inst-ü", "OFFER", -5, event="c.1.true", offer_id="o"),
+        R.command_record("", "i", "STOP", 2**50),
+    ]
+    for rec in samples:
+        raw = codec.encode("CspCommand", rec)
+        assert dec.decode(raw) == codec.decode(raw)
+        for cut in (6, len(raw) - 1):
+            with pytest.raises(Exception):  # noqa: B017 - the codec's DecodeError, whatever its class
+                dec.decode(raw[:cut])
+    other = codec.encode(
+        "CspSnapshot",
+        R.snapshot_record(
+            __import__("processors.csp.runtime.model", fromlist=["Instance"]).Instance(
+                "i",
+                "s",
+                1,
+                0,
+                0,
+                __import__("processors.csp.runtime.model", fromlist=["Status"]).Status.RUNNING,
+            ),
+            None,
+            None,
+        ),
+    )
+    assert dec.decode(other)[0] == "CspSnapshot"

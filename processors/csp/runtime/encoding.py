@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import fastavro
 
 from processors.csp.runtime import records as R
-from processors.csp.runtime.model import Deployment, Instance
+from processors.csp.runtime.model import Deployment, Instance, Macro
 from processors.csp.runtime.step import Command, Refusal, Step
 from schemas.registry import parse
 
@@ -45,9 +45,18 @@ def zlong(n: int) -> bytes:
     return bytes(out)
 
 
+_ZTABLE = tuple(zlong(i) for i in range(16384))
+
+
+def zl(n: int) -> bytes:
+    """:func:`zlong` with a table for small non-negative values."""
+    return _ZTABLE[n] if 0 <= n < 16384 else zlong(n)
+
+
 def zstr(s: str) -> bytes:
     b = s.encode()
-    return zlong(len(b)) + b
+    n = len(b)
+    return (_ZTABLE[n] if n < 16384 else zlong(n)) + b
 
 
 def zopt_str(s: str | None) -> bytes:
@@ -81,6 +90,7 @@ class FastEncoder:
         self._labels: dict[tuple[str, int], list[bytes | None]] = {}
         self._chan_labels: dict[tuple[str, int], list[bytes | None]] = {}
         self._sysver: dict[tuple[str, int], bytes] = {}
+        self._macros: dict[int, tuple[Macro, tuple[tuple[bytes, bytes, bytes | None, str | None], ...]]] = {}
 
     def _header(self, name: str) -> bytes:
         return _HEADER.pack(0, self._codec.schema_id(name))
@@ -130,18 +140,52 @@ class FastEncoder:
                 self._event_header,
                 zstr(iid),
                 self._sys(dep),
-                zlong(step.seq),
+                zl(step.seq),
                 self._label_bytes(dep, step.label),
                 zopt_str(step.offer_id),
                 zstr(cmd.command_id),
-                zlong(step.state_before),
-                zlong(step.state_after),
+                zl(step.state_before),
+                zl(step.state_after),
                 b"\x00" if ch is None else b"\x02" + zlong(ch[0]) + zlong(ch[1]) + zlong(ch[2]),
                 zlong(cmd.issued_at),
                 zopt_long(partition),
                 zopt_long(offset),
             )
         )
+
+    # -- deterministic offers (macros) ------------------------------------------------------
+
+    def macro_parts(
+        self, dep: Deployment, macro: Macro, channel_topic: Callable[[str, str], str]
+    ) -> tuple[tuple[bytes, bytes, bytes | None, str | None], ...]:
+        """Per step of ``macro``: (label bytes, state bytes, channel-message middle or None, channel
+        topic or None); cached."""
+        got = self._macros.get(id(macro))
+        if got is None:
+            parts = []
+            for label, sb, sa in macro.steps:
+                ch = dep.label_channel[label]
+                kind = dep.kinds[label]
+                chan_mid = None
+                if ch is not None and kind in ("INPUT", "OUTPUT"):
+                    chan_mid = (
+                        zstr(dep.system)
+                        + zstr(ch)
+                        + zstr(dep.lts.events[label])
+                        + zarray_str(dep.payloads[label])
+                    )
+                topic = None if chan_mid is None or ch is None else channel_topic(dep.system, ch)
+                parts.append((self._label_bytes(dep, label), zl(sb) + zl(sa) + b"\x00", chan_mid, topic))
+            got = self._macros[id(macro)] = (macro, tuple(parts))
+        return got[1]
+
+    def event_prefix(self, dep: Deployment, iid_bytes: bytes) -> bytes:
+        """Header, instance id, system and version of a CspEvent."""
+        return self._event_header + iid_bytes + self._sys(dep)
+
+    @property
+    def channel_header(self) -> bytes:
+        return self._chan_header
 
     # -- ChannelMessage -------------------------------------------------------------------
 
@@ -171,3 +215,127 @@ class FastEncoder:
 
     def snapshot(self, inst: Instance, partition: int | None, offset: int | None) -> bytes:
         return self.generic("CspSnapshot", R.snapshot_record(inst, partition, offset))
+
+
+COMMAND_FIELDS = (
+    ("command_id", "string"), ("instance_id", "string"), ("kind", "enum"), ("system", "ostring"),
+    ("version", "oint"), ("params", "map"), ("event", "ostring"), ("offer_id", "ostring"), ("issued_at", "long"),
+)  # fmt: skip
+
+
+def _shape(t: Any) -> str:
+    if isinstance(t, list):
+        return "o" + _shape(t[1]) if len(t) == 2 and t[0] == "null" else "?"
+    if isinstance(t, dict):
+        if t.get("type") == "map" and t.get("values") == "string":
+            return "map"
+        if t.get("type") == "enum":
+            return "enum"
+        return str(t.get("type"))
+    return str(t)
+
+
+class CommandDecoder:
+    """Hand-written decoder of the current ``CspCommand`` schema (other schema ids: the codec)."""
+
+    def __init__(self, codec: Any) -> None:
+        self._codec = codec
+        raw = codec.registry.raw_schema("CspCommand")
+        fields = raw["fields"]
+        self.fast = tuple((f["name"], _shape(f["type"])) for f in fields) == COMMAND_FIELDS
+        self._header = _HEADER.pack(0, codec.schema_id("CspCommand"))
+        kind = next(f for f in fields if f["name"] == "kind")["type"]
+        self._kinds = tuple(kind["symbols"])
+
+    def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
+        """(schema name, record); raises on bytes that are not a valid record."""
+        if self.fast and data[:5] == self._header:
+            try:
+                return "CspCommand", self._decode(data)
+            except (IndexError, UnicodeDecodeError, ValueError):
+                pass  # let the codec produce its precise error
+        name, rec = self._codec.decode(data)
+        return name, rec
+
+    def _decode(self, b: bytes) -> dict[str, Any]:
+        command_id, pos = _rstr(b, 5)
+        instance_id, pos = _rstr(b, pos)
+        ki, pos = _rlong(b, pos)
+        if not 0 <= ki < len(self._kinds):
+            raise ValueError("bad enum index")
+        system, pos = _rostr(b, pos)
+        u = b[pos]
+        if u == 0:
+            version = None
+            pos += 1
+        elif u == 2:
+            version, pos = _rlong(b, pos + 1)
+        else:
+            raise ValueError("bad union index")
+        params: dict[str, str] = {}
+        if b[pos] == 0:
+            pos += 1
+        else:
+            while True:
+                count, pos = _rlong(b, pos)
+                if count == 0:
+                    break
+                if count < 0:
+                    count = -count
+                    _size, pos = _rlong(b, pos)
+                for _ in range(count):
+                    k, pos = _rstr(b, pos)
+                    params[k], pos = _rstr(b, pos)
+        event, pos = _rostr(b, pos)
+        offer_id, pos = _rostr(b, pos)
+        issued_at, pos = _rlong(b, pos)
+        if pos != len(b):
+            raise ValueError("trailing bytes")
+        return {
+            "command_id": command_id,
+            "instance_id": instance_id,
+            "kind": self._kinds[ki],
+            "system": system,
+            "version": version,
+            "params": params,
+            "event": event,
+            "offer_id": offer_id,
+            "issued_at": issued_at,
+        }
+
+
+def _rlong(b: bytes, pos: int) -> tuple[int, int]:
+    c = b[pos]
+    pos += 1
+    n = c & 0x7F
+    shift = 7
+    while c & 0x80:
+        c = b[pos]
+        pos += 1
+        n |= (c & 0x7F) << shift
+        shift += 7
+    return (n >> 1) ^ -(n & 1), pos
+
+
+def _rstr(b: bytes, pos: int) -> tuple[str, int]:
+    c = b[pos]
+    if c < 0x80 and not c & 1:
+        n = c >> 1
+        pos += 1
+    else:
+        n, pos = _rlong(b, pos)
+        if n < 0:
+            raise ValueError("negative string length")
+    end = pos + n
+    if end > len(b):
+        raise ValueError("string past the end")
+    return b[pos:end].decode(), end
+
+
+def _rostr(b: bytes, pos: int) -> tuple[str | None, int]:
+    u = b[pos]
+    if u == 0:
+        return None, pos + 1
+    if u == 2:
+        return _rstr(b, pos + 1)
+    raise ValueError("bad union index")

@@ -62,6 +62,20 @@ def payload_of(event: str) -> tuple[str, ...]:
     return tuple(parts[1:])
 
 
+@dataclass(frozen=True, slots=True)
+class Macro:
+    """A deterministic accepted offer: the input and the settling steps that follow it.
+
+    Valid when no draw is involved (one target, at most one automatic transition at
+    each step) and the settling ends within the bound: then the outcome of offering
+    ``label`` in ``state`` depends only on ``(state, label)`` and is computed once.
+    """
+
+    steps: tuple[tuple[int, int, int], ...]  # (label, state_before, state_after)
+    state: int  # the state after settling
+    status: Status  # RUNNING, DEADLOCKED or TERMINATED
+
+
 @dataclass(eq=False)
 class Deployment:
     """One version of a deployed system."""
@@ -85,6 +99,8 @@ class Deployment:
     _auto: dict[int, tuple[tuple[int, int], ...]] = field(init=False, repr=False)
     _inputs: dict[int, dict[int, tuple[int, ...]]] = field(init=False, repr=False)
     _dead: dict[int, bool] = field(init=False, repr=False)
+    _macros: dict[tuple[int, int], Macro | None] = field(init=False, repr=False)
+    macro_bound: int = field(default=1000, repr=False)
 
     def __post_init__(self) -> None:
         events = self.lts.events
@@ -110,6 +126,7 @@ class Deployment:
         self._auto = {}
         self._inputs = {}
         self._dead = {}
+        self._macros = {}
 
     @property
     def key(self) -> tuple[str, int]:
@@ -148,6 +165,35 @@ class Deployment:
             self._load(state)
             got = self._inputs[state]
         return got
+
+    def macro(self, state: int, label: int) -> Macro | None:
+        """The deterministic outcome of the input ``label`` in ``state`` (None: needs a draw,
+        exceeds the bound, or is not acceptable); cached."""
+        key = (state, label)
+        try:
+            return self._macros[key]
+        except KeyError:
+            pass
+        got = self._macros[key] = self._compute_macro(state, label)
+        return got
+
+    def _compute_macro(self, state: int, label: int) -> Macro | None:
+        targets = self.inputs(state).get(label)
+        if targets is None or len(targets) != 1:
+            return None
+        steps = [(label, state, targets[0])]
+        cur = targets[0]
+        while True:
+            auto = self.auto(cur)
+            if not auto:
+                return Macro(tuple(steps), cur, Status.DEADLOCKED if self.is_dead(cur) else Status.RUNNING)
+            if len(auto) > 1 or len(steps) - 1 >= self.macro_bound:
+                return None
+            lab, tgt = auto[0]
+            steps.append((lab, cur, tgt))
+            cur = tgt
+            if lab == TICK:
+                return Macro(tuple(steps), cur, Status.TERMINATED)
 
     def is_dead(self, state: int) -> bool:
         """True when ``state`` has no transitions at all."""

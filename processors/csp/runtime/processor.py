@@ -23,13 +23,15 @@ not yet committed: those commands are processed again), deduplicates on
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from processors.csp.runtime import fold
-from processors.csp.runtime.encoding import FastEncoder
-from processors.csp.runtime.model import KIND_INPUT, KIND_OUTPUT, Deployment, Instance
+from processors.csp.runtime.encoding import CommandDecoder, FastEncoder, zl, zlong, zopt_str, zstr
+from processors.csp.runtime.model import KIND_INPUT, KIND_OUTPUT, Deployment, Instance, Status
+from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.registry import DeploymentStore
 from processors.csp.runtime.step import DEFAULT_BOUND, Refusal, apply, command_from_record
 from processors.csp.runtime.topics import RuntimeTopics
@@ -58,7 +60,7 @@ class RuntimeStats:
 
 
 class RuntimeProcessor(ProcessorBase):
-    decode_inputs = True
+    decode_inputs = False  # the processor decodes commands itself (hand-written Avro decoder)
 
     def __init__(
         self,
@@ -84,6 +86,13 @@ class RuntimeProcessor(ProcessorBase):
         self.stats = RuntimeStats()
         self._refreshed = False
         self._channel_topics: dict[tuple[str, str], str] = {}
+        self._deps: dict[tuple[str, int], Deployment] = {}
+        self.dec = CommandDecoder(codec)
+        # instances whose id the default partitioner would not put on their command partition:
+        # their outputs carry an explicit partition (normally none)
+        self._unnatural: dict[int, set[str]] = {}
+        self._out_partitions = self.topics.partitions
+        self._explicit_all = False
 
     # -- deployments -------------------------------------------------------------------
 
@@ -93,6 +102,8 @@ class RuntimeProcessor(ProcessorBase):
             self._refreshed = True  # at most one registry read per batch
             self.store.refresh()
             dep = self.store.lookup(system, version)
+        if dep is not None:
+            self._deps[dep.key] = dep
         return dep
 
     def resolve_latest(self, system: str, issued_at: int) -> int | None:
@@ -122,77 +133,156 @@ class RuntimeProcessor(ProcessorBase):
     def process(self, batch: Sequence[InRecord], ctx: BatchContext) -> Iterable[OutRecord]:
         self._refreshed = False
         out: list[OutRecord] = []
-        events_topic = self.topics.events
+        append = out.append
+        decode = self.dec.decode
+        partitions = self.partitions
+        deps = self._deps
         enc = self.enc
-        for rec in batch:
-            name, value = rec.decoded()
-            if name != COMMAND_SCHEMA:
-                ctx.dead_letter(
-                    rec, f"expected a {COMMAND_SCHEMA} record on {rec.topic}, got a {name} record"
-                )
-                continue
-            part = rec.partition
-            insts = self.partitions.get(part)
-            if insts is None:
-                insts = self.partitions[part] = {}
-            self.stats.commands += 1
-            cmd = command_from_record(value, rec.key)
-            if isinstance(cmd, Refusal):
-                iid = value.get("instance_id") or (rec.key_str or "")
-                self._refuse(
-                    out,
-                    part,
-                    iid,
-                    insts.get(iid),
-                    value.get("command_id") or "",
-                    cmd,
-                    int(value.get("issued_at") or rec.timestamp),
-                    value.get("system"),
-                )
-                continue
-            iid = cmd.instance_id
-            before = insts.get(iid)
-            if cmd.kind == "START" and cmd.version is None and before is None and cmd.system:
-                cmd = replace(cmd, version=self.resolve_latest(cmd.system, cmd.issued_at))
-            outcome = apply(cmd, before, self.lookup, self.bound)
-            inst = outcome.instance
-            if outcome.steps and inst is not None:
-                dep = self.lookup(inst.system, inst.version)
-                assert dep is not None
-                key = rec.key or iid.encode()
-                for step in outcome.steps:
-                    raw = enc.event(dep, iid, step, cmd, part, rec.offset)
-                    out.append(OutRecord(events_topic, key, raw=raw, partition=part))
-                    kind = step.kind
-                    if kind in (KIND_INPUT, KIND_OUTPUT):
-                        ch = dep.label_channel[step.label]
-                        if ch is not None:
-                            out.append(
-                                OutRecord(
-                                    self._channel_topic(dep.system, ch),
-                                    key,
-                                    raw=enc.channel_message(dep, iid, step, cmd.issued_at),
-                                )
-                            )
-                self.stats.events += len(outcome.steps)
-            if outcome.refusal is not None:
-                self._refuse(out, part, iid, inst, cmd.command_id, outcome.refusal, cmd.issued_at, cmd.system)
-            if inst is not None:
-                insts[iid] = inst
-                if outcome.status_changed or (
-                    before is not None
-                    and before.seq // self.snapshot_every != inst.seq // self.snapshot_every
-                ):
-                    out.append(
-                        OutRecord(
-                            self.topics.snapshots,
-                            iid.encode(),
-                            raw=enc.snapshot(inst, part, rec.offset),
-                            partition=part,
-                        )
+        events_topic = self.topics.events
+        chan_header = enc.channel_header
+        every = self.snapshot_every
+        bound = self.bound
+        running = Status.RUNNING
+        snapshots_topic = self.topics.snapshots
+        unnatural = self._unnatural
+        chan_topic_of = self._channel_topic
+        n_events = 0
+        gc_was = gc.isenabled()
+        gc.disable()  # the hot path makes no reference cycles; a full collection per batch costs more
+        try:
+            for rec in batch:
+                msg = rec._msg
+                raw = msg.value()
+                try:
+                    name, value = decode(raw)
+                except Exception as exc:
+                    ctx.dead_letter(rec, f"undecodable record: {exc}")
+                    continue
+                if name != COMMAND_SCHEMA:
+                    ctx.dead_letter(
+                        rec, f"expected a {COMMAND_SCHEMA} record on {rec.topic}, got a {name} record"
                     )
-                    self.stats.snapshots += 1
+                    continue
+                part = msg.partition()
+                insts = partitions.get(part)
+                if insts is None:
+                    insts = partitions[part] = {}
+                # -- fast path: a deterministic accepted offer (no draw, bounded settling) --
+                iid = value["instance_id"]
+                inst = insts.get(iid)
+                if inst is not None and inst.status is running and value["kind"] == "OFFER":
+                    key = msg.key()
+                    dep = deps.get((inst.system, inst.version))
+                    event = value["event"]
+                    label = (
+                        None
+                        if dep is None or event is None or key != iid.encode()
+                        else dep.label_of.get(event)
+                    )
+                    macro = (
+                        None
+                        if dep is None or label is None or dep.macro_bound != bound
+                        else dep.macro(inst.state, label)
+                    )
+                    if macro is not None and dep is not None:
+                        offset = msg.offset()
+                        iid_b = zstr(iid)
+                        prefix = enc.event_prefix(dep, iid_b)
+                        cmd_b = zstr(value["command_id"])
+                        ts = value["issued_at"]
+                        ts_b = zl(ts) if ts >= 0 else zlong(ts)
+                        ev_part = part if iid in unnatural.get(part, ()) else None
+                        tail = ts_b + b"\x02" + zl(part) + b"\x02" + zl(offset)
+                        offer_b = zopt_str(value["offer_id"])
+                        seq = inst.seq
+                        first = True
+                        for label_b, states_b, chan_mid, chan_topic in enc.macro_parts(
+                            dep, macro, chan_topic_of
+                        ):
+                            seq += 1
+                            seq_b = zl(seq)
+                            append(OutRecord(events_topic, key, None, None, b"".join(
+                                (prefix, seq_b, label_b, offer_b if first else b"\x00", cmd_b, states_b, tail)
+                            ), ev_part))  # fmt: skip
+                            first = False
+                            if chan_topic is not None:
+                                append(OutRecord(chan_topic, key, None, None,
+                                                 b"".join((chan_header, iid_b, chan_mid, seq_b, ts_b))))  # type: ignore[arg-type]  # fmt: skip
+                        n_events += len(macro.steps)
+                        new = Instance(
+                            iid, inst.system, inst.version, macro.state, seq, macro.status, ts, inst.params
+                        )
+                        insts[iid] = new
+                        if macro.status is not running or inst.seq // every != seq // every:
+                            append(OutRecord(snapshots_topic, key, None, None,
+                                             enc.snapshot(new, part, offset), ev_part))  # fmt: skip
+                            self.stats.snapshots += 1
+                        continue
+                self._general(rec, value, insts, out, ctx)
+        finally:
+            if gc_was:
+                gc.enable()
+        self.stats.commands += len(batch)
+        self.stats.events += n_events
         return out
+
+    def _chan_topic_of(self, dep: Deployment, label: int) -> str:
+        key = (dep.system, dep.label_channel[label] or "")
+        topic = self._channel_topics.get(key)
+        if topic is None:
+            topic = self._channel_topics[key] = self.topics.channel(key[0], key[1])
+        return topic
+
+    def _natural(self, iid: str, part: int) -> bool:
+        """Does the default (murmur2) partitioner put ``iid`` on ``part`` of the output topics?"""
+        return self._explicit_all is False and partition_for(iid, self._out_partitions) == part
+
+    def _general(
+        self,
+        rec: InRecord,
+        value: Mapping[str, Any],
+        insts: dict[str, Instance],
+        out: list[OutRecord],
+        ctx: BatchContext,
+    ) -> None:
+        """Any command, through the pure step (draws, refusals, starts, stops, divergence)."""
+        enc = self.enc
+        part = rec.partition
+        cmd = command_from_record(value, rec.key)
+        if isinstance(cmd, Refusal):
+            iid = value.get("instance_id") or (rec.key_str or "")
+            self._refuse(out, part, iid, insts.get(iid), value.get("command_id") or "", cmd,
+                         int(value.get("issued_at") or rec.timestamp), value.get("system"))  # fmt: skip
+            return
+        iid = cmd.instance_id
+        before = insts.get(iid)
+        if cmd.kind == "START" and cmd.version is None and before is None and cmd.system:
+            cmd = replace(cmd, version=self.resolve_latest(cmd.system, cmd.issued_at))
+        outcome = apply(cmd, before, self.lookup, self.bound)
+        inst = outcome.instance
+        if before is None and inst is not None and not self._natural(iid, part):
+            self._unnatural.setdefault(part, set()).add(iid)
+        explicit = part if iid in self._unnatural.get(part, ()) else None
+        key = iid.encode()
+        if outcome.steps and inst is not None:
+            dep = self.lookup(inst.system, inst.version)
+            assert dep is not None
+            for step in outcome.steps:
+                out.append(OutRecord(self.topics.events, key, None, None,
+                                     enc.event(dep, iid, step, cmd, part, rec.offset), explicit))  # fmt: skip
+                if step.kind in (KIND_INPUT, KIND_OUTPUT) and dep.label_channel[step.label] is not None:
+                    out.append(OutRecord(self._chan_topic_of(dep, step.label), key, None, None,
+                                         enc.channel_message(dep, iid, step, cmd.issued_at)))  # fmt: skip
+            self.stats.events += len(outcome.steps)
+        if outcome.refusal is not None:
+            self._refuse(out, part, iid, inst, cmd.command_id, outcome.refusal, cmd.issued_at, cmd.system)
+        if inst is not None:
+            insts[iid] = inst
+            every = self.snapshot_every
+            if outcome.status_changed or (before is not None and before.seq // every != inst.seq // every):
+                out.append(OutRecord(self.topics.snapshots, key, None, None,
+                                     enc.snapshot(inst, part, rec.offset), explicit))  # fmt: skip
+                self.stats.snapshots += 1
 
     def _refuse(
         self,
@@ -216,9 +306,25 @@ class RuntimeProcessor(ProcessorBase):
         if not mine:
             return
         self.store.refresh()
+        self._check_partition_counts(ctx.bootstrap)
         for ref in mine:
             committed = ctx.committed.get(ref, -1)
-            self.partitions[ref.partition] = self.recover_partition(ref.partition, max(0, committed))
+            insts = self.recover_partition(ref.partition, max(0, committed))
+            self.partitions[ref.partition] = insts
+            self._unnatural[ref.partition] = {i for i in insts if not self._natural(i, ref.partition)}
+            for inst in insts.values():
+                self.lookup(inst.system, inst.version)
+
+    def _check_partition_counts(self, bootstrap: str) -> None:
+        """Outputs go to the command's partition number: by the default partitioner when every
+        instance-keyed topic has the same count, else explicitly."""
+        from streams.admin import list_topics
+
+        t = self.topics
+        counts = list_topics(bootstrap)
+        got = {counts.get(name) for name in (t.commands, t.events, t.snapshots, t.refusals)}
+        self._explicit_all = len(got) != 1
+        self._out_partitions = counts.get(t.events, t.partitions)
 
     def recover_partition(self, partition: int, committed: int) -> dict[str, Instance]:
         snaps = list(self._read(self.topics.snapshots, partition, "CspSnapshot"))
