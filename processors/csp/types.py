@@ -742,7 +742,8 @@ class Infer:
         if isinstance(t, TCon | TData) and t != ANY and t != EVENT:
             raise self.err(e.event, f"type error: a prefix needs an event, found {show(t)}")
         if isinstance(t, TDotable) and not any(f.kind != "!" for f in e.fields):
-            raise self.err(e.event, f"type error: incomplete event (still needs fields {show(t)})")
+            need = ".".join(show(f) for f in _flat_fields(t.fields))
+            raise self.err(e.event, f"type error: incomplete event: it still needs field(s) of type {need}")
 
     def recheck_prefixes(self) -> None:
         """Prefix events whose component types became known only later in inference."""
