@@ -78,7 +78,8 @@ class Module:
                     )
                 )
         self._channels: dict[str, tuple[frozenset[Value], ...]] | None = None
-        self._event_table: dict[str, tuple[str, tuple[Value, ...]]] | None = None
+        self._all_events: frozenset[str] | None = None
+        self._event_values: dict[str, tuple[str, tuple[Value, ...]]] = {}
         self._parsed: dict[str, syntax.Expr] = {}
         self._keep: dict[int, syntax.Expr] = {}
 
@@ -139,30 +140,44 @@ class Module:
         return None
 
     def all_events(self) -> frozenset[str]:
-        return frozenset(self._events())
-
-    def _events(self) -> dict[str, tuple[str, tuple[Value, ...]]]:
-        if self._event_table is None:
-            table: dict[str, tuple[str, tuple[Value, ...]]] = {}
-            for v in _guard(self._ev.all_events, self.file):  # type: ignore[attr-defined]
-                atoms = v.atoms if isinstance(v, VDot) else (v,)
-                head = atoms[0]
-                assert isinstance(head, VName)
-                fields: list[Value] = []
-                i = 1
-                while i < len(atoms):
-                    j = self._ev.take_value(atoms, i)
-                    fields.append(atoms[i] if j == i + 1 else VDot(atoms[i:j]))
-                    i = j
-                table[render(v)] = (head.name, tuple(fields))
-            self._event_table = table
-        return self._event_table
+        """The ``Events`` set as canonical event strings (all channels must be finite)."""
+        if self._all_events is None:
+            evs = _guard(self._ev.all_events, self.file)
+            assert isinstance(evs, list)
+            self._all_events = frozenset(render(v) for v in evs)
+        return self._all_events
 
     def event_values(self, event: str) -> tuple[str, tuple[Value, ...]]:
-        r = self._events().get(event)
-        if r is None:
-            raise CspmEvalError(f"'{event}' is not an event of this script", self.file, 0, 0)
-        return r
+        """``"c.1.true"`` -> ``("c", (1, TRUE))``: the channel and its field values."""
+        got = self._event_values.get(event)
+        if got is not None:
+            return got
+        bad = CspmEvalError(f"'{event}' is not an event of this script", self.file, 0, 0)
+        try:
+            v = self.eval_value(self._expr(event))
+        except CspmError:
+            raise bad from None
+        atoms = v.atoms if isinstance(v, VDot) else (v,)
+        head = atoms[0]
+        if not (isinstance(head, VName) and head.name in self._ev.channels):
+            raise bad
+        try:
+            ok = self._ev.valid_event(head.name, v)
+        except CspmError:
+            ok = False
+        if not ok:
+            raise bad
+        fields: list[Value] = []
+        i = 1
+        for desc in self._ev.field_descs(head.name):
+            j = self._ev.check_value(desc, atoms, i)
+            if j < 0:
+                raise bad
+            fields.append(atoms[i] if j == i + 1 else VDot(atoms[i:j]))
+            i = j
+        got = (head.name, tuple(fields))
+        self._event_values[event] = got
+        return got
 
 
 def _expand_includes(

@@ -231,3 +231,17 @@ def test_restricted_input_over_infinite_type() -> None:
     assert isinstance(q, P.Prefix) and q.events == ("d.2.false", "d.2.true")
     with pytest.raises(CspmUnsupported):
         load_source("channel c : Int\nP = c?x -> P\n").process("P").body()
+
+
+def test_event_values_without_enumerating_events() -> None:
+    m = load_source(
+        "nametype Pr = {(x,y) | x <- {0..1}, y <- {0..1}}\ndatatype D = A.{0..2} | B\n"
+        "channel c : Int.Bool\nchannel d : D.Pr\nchannel e\n"
+    )
+    assert m.event_values("c.-3.true") == ("c", (-3, TRUE))
+    ch, (f1, f2) = m.event_values("d.A.1.(0,1)")
+    assert ch == "d" and render(f1) == "A.1" and render(f2) == "(0,1)"
+    assert m.event_values("e") == ("e", ())
+    for bad in ("c.1", "d.C", "x", "d.A.7.(0,1)"):
+        with pytest.raises(CspmEvalError):
+            m.event_values(bad)
