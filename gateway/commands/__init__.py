@@ -13,6 +13,7 @@ MODULES = (
     "gateway.commands.stack",  # csp up / down / status / topics / run
     "gateway.commands.verify",  # csp typecheck / check / refine / explore
     "gateway.commands.runtime",  # csp deploy / start / offer / tail / instances / replay / conform
+    "gateway.commands.run",  # csp run: the main job in the foreground
 )
 
 
