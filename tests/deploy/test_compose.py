@@ -65,3 +65,16 @@ def test_grafana_has_clickhouse_datasource() -> None:
     ds = yaml.safe_load((ROOT / "infra/grafana/provisioning/datasources/clickhouse.yml").read_text())
     types = {d["type"] for d in ds["datasources"]}
     assert "grafana-clickhouse-datasource" in types
+
+
+def test_platform_commands_exist() -> None:
+    """Every `csp ...` command the compose file runs is a real CLI command."""
+    from typer.main import get_command
+
+    from gateway.cli import app
+
+    names = set(get_command(app).commands)  # type: ignore[attr-defined]
+    for name, service in _compose()["services"].items():
+        cmd = service.get("command")
+        if isinstance(cmd, list) and cmd and cmd[0] == "csp":
+            assert cmd[1] in names, f"service {name} runs unknown command {cmd[1]!r}"
