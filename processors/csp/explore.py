@@ -30,6 +30,8 @@ from processors.csp.explore_rules import flatten
 from processors.csp.explore_succ import Chunk, Compiled, compile_rules, successors, terminated
 from processors.csp.lts import LTS, TAU_NAME, IntArray
 
+CHUNK = 1 << 20  # frontier states expanded per batch (bounds the temporaries)
+
 
 class StateSpaceLimit(Exception):
     """The state space has more states than the ``max_states`` limit."""
@@ -151,69 +153,99 @@ def find_deadlock(
 
 
 def find_deadlock_compiled(
-    comp: Compiled, max_states: int = 10_000_000, stop_at_first: bool = False
+    comp: Compiled, max_states: int = 10_000_000, stop_at_first: bool = False, chunk: int = CHUNK
 ) -> DeadlockResult:
+    """:func:`find_deadlock` on a compiled network. Each BFS level is expanded
+    ``chunk`` states at a time, so temporaries stay small and are recycled by
+    the allocator (duplicates across chunks are caught by the visited set)."""
     enc = comp.encoding
     exact = _may_duplicate(comp)
     visited = _Visited(enc)
     frontier = enc.encode(comp.initial)
     visited.add(frontier)
     levels: list[Words] = [frontier]
-    states, transitions = 1, 0
+    states, transitions, depth = 1, 0, 1
     dead: tuple[int, int] | None = None
     if states > max_states:
         raise _limit(max_states)
-    while len(frontier[0]):
-        chunks = successors(comp, frontier)
-        transitions += _count_transitions(comp, chunks, exact)
-        if dead is None:
-            has = np.zeros(len(frontier[0]), dtype=np.bool_)
-            for c in chunks:
-                has[c.src] = True
-            stuck = np.flatnonzero(~has)
-            if stuck.size:
-                stuck = stuck[~terminated(comp, tuple(w[stuck] for w in frontier))]
-                if stuck.size:
-                    dead = (len(levels) - 1, int(stuck[0]))
-                    if stop_at_first:
-                        break
-        if not chunks:
-            break
-        frontier = visited.add(_candidates(enc.num_words, chunks)).new
-        states += len(frontier[0])
-        if states > max_states:
-            raise _limit(max_states)
-        if len(frontier[0]) and dead is None:
-            levels.append(frontier)
+    while len(frontier[0]) and not (stop_at_first and dead is not None):
+        parts: list[Words] = []
+        for lo in range(0, len(frontier[0]), chunk):
+            part = tuple(w[lo : lo + chunk] for w in frontier)
+            chunks = successors(comp, part)
+            transitions += _count_transitions(comp, chunks, exact)
+            if dead is None:
+                stuck = _stuck(comp, part, chunks)
+                if stuck >= 0:
+                    dead = (depth - 1, lo + stuck)
+            if chunks:
+                new = visited.add(_candidates(enc.num_words, chunks)).new
+                states += len(new[0])
+                if states > max_states:
+                    raise _limit(max_states)
+                parts.append(new)
+        frontier = _concat(enc.num_words, parts)
+        if len(frontier[0]):
+            depth += 1
+            if dead is None:
+                levels.append(frontier)
     store = visited.nbytes + sum(w.nbytes for lv in levels for w in lv)
-    depth = len(levels)
     if dead is None:
         return DeadlockResult(states, transitions, None, None, depth, store)
-    path = _shortest_path(comp, levels, *dead)
+    path = _shortest_path(comp, levels, *dead, chunk=chunk)
     trace = [e for e in path if e != TAU_NAME]
     return DeadlockResult(states, transitions, trace, path, depth, store)
 
 
-def _shortest_path(comp: Compiled, levels: list[Words], level: int, pos: int) -> list[str]:
+def _stuck(comp: Compiled, part: Words, chunks: list[Chunk]) -> int:
+    """Position in ``part`` of a deadlocked state, or -1."""
+    has = np.zeros(len(part[0]), dtype=np.bool_)
+    for c in chunks:
+        has[c.src] = True
+    stuck = np.flatnonzero(~has)
+    if stuck.size:
+        stuck = stuck[~terminated(comp, tuple(w[stuck] for w in part))]
+    return int(stuck[0]) if stuck.size else -1
+
+
+def _concat(words: int, parts: list[Words]) -> Words:
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return tuple(np.zeros(0, dtype=np.int64) for _ in range(words))
+    return tuple(np.concatenate([p[w] for p in parts]) for w in range(words))
+
+
+def _shortest_path(
+    comp: Compiled, levels: list[Words], level: int, pos: int, chunk: int = CHUNK
+) -> list[str]:
     """Events of a path from the initial state to ``levels[level][pos]``."""
     target = tuple(int(w[pos]) for w in levels[level])
     labels: list[str] = []
     for j in range(level, 0, -1):
         prev = levels[j - 1]
-        for c in successors(comp, prev):
+        found = _predecessor(comp, prev, target, chunk)
+        if found is None:  # pragma: no cover - BFS levels guarantee a predecessor
+            raise AssertionError("no predecessor in previous BFS level")
+        src, label = found
+        labels.append(comp.events[label])
+        target = tuple(int(w[src]) for w in prev)
+    labels.reverse()
+    return labels
+
+
+def _predecessor(comp: Compiled, prev: Words, target: tuple[int, ...], chunk: int) -> tuple[int, int] | None:
+    """(position in ``prev``, event label) of a transition into ``target``."""
+    for lo in range(0, len(prev[0]), chunk):
+        part = tuple(w[lo : lo + chunk] for w in prev)
+        for c in successors(comp, part):
             hit = np.ones(len(c.src), dtype=np.bool_)
             for w, t in zip(c.succ, target, strict=True):
                 hit &= w == t
             found = np.flatnonzero(hit)
             if found.size:
-                src = int(c.src[found[0]])
-                labels.append(comp.events[comp.rules[c.rule].label])
-                target = tuple(int(w[src]) for w in prev)
-                break
-        else:  # pragma: no cover - BFS levels guarantee a predecessor
-            raise AssertionError("no predecessor in previous BFS level")
-    labels.reverse()
-    return labels
+                return lo + int(c.src[found[0]]), comp.rules[c.rule].label
+    return None
 
 
 def explore_network(node: network.Node, max_states: int = 10_000_000) -> LTS:

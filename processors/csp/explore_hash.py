@@ -22,6 +22,7 @@ from processors.csp.lts import IntArray
 EMPTY = -1
 _MULT = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
 _MAX_LOAD = 0.5
+_MAX_LOAD_SORTED = 0.75  # sorted batches probe adjacent slots: a fuller table costs little
 
 
 class StateTable:
@@ -160,7 +161,7 @@ class CodeSet:
 
     def _grow(self, needed: int) -> None:
         log2 = self.log2
-        while (1 << log2) * _MAX_LOAD < needed:
+        while (1 << log2) * _MAX_LOAD_SORTED < needed:
             log2 += 1
         if log2 == self.log2:
             return

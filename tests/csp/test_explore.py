@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from processors.csp import network as N
-from processors.csp.explore import StateSpaceLimit, explore_network, find_deadlock
+from processors.csp.explore import (
+    StateSpaceLimit,
+    compile_network,
+    explore_network,
+    find_deadlock,
+    find_deadlock_compiled,
+)
 from processors.csp.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
 
 VISIBLE = ("a", "b", "c", "d")
@@ -167,6 +173,16 @@ def test_matches_reference(seed: int) -> None:
         assert len(result.path) == min(dist[s] for s in dead)
         assert result.trace == [e for e in result.path if e != TAU_NAME]
         assert replays_to_deadlock(node, succ, result.path)
+    # tiny batches: duplicates across batches, deadlock positions offset by the batch
+    small = find_deadlock_compiled(compile_network(node), chunk=2)
+    assert (small.states, small.transitions, small.deadlock) == (
+        result.states,
+        result.transitions,
+        result.deadlock,
+    )
+    if small.path is not None:
+        assert len(small.path) == len(result.path or [])
+        assert replays_to_deadlock(node, succ, small.path)
 
 
 def replays_to_deadlock(node: N.Node, succ: dict[Any, set[tuple[str, Any]]], path: list[str]) -> bool:
