@@ -31,6 +31,7 @@ from processors.csp.lts import TAU_NAME, TICK_NAME, from_edges  # noqa: E402
 
 MODELS = ROOT / "bench" / "models"
 SYSTEMS = ("forks", "butler")
+DEFAULT_N_MAX = 9
 
 
 # ----------------------------------------------------------------- direct networks
@@ -147,7 +148,12 @@ def run(system: str, n: int, direct: bool, max_states: int, trace_memory: bool) 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-min", type=int, default=3)
-    ap.add_argument("--n-max", type=int, default=9)
+    ap.add_argument(
+        "--n-max",
+        type=int,
+        default=DEFAULT_N_MAX,
+        help="default 9: N=10 has ~3.3e8 butler states (~7 GB, ~5 min), too big for a routine run",
+    )
     ap.add_argument("--systems", default="forks,butler")
     ap.add_argument("--direct", action="store_true", help="hand-built networks instead of the CSPm front end")
     ap.add_argument("--max-states", type=int, default=200_000_000)
