@@ -1528,6 +1528,7 @@ _COMPRESSIONS = frozenset(
         "dbisim",
         "wbisim",
         "lazyenumerate",
+        "lazynorm",
     }
 )
 
@@ -1808,6 +1809,7 @@ def _make_builtins(ev: Evaluator) -> dict[str, Value]:
         "tau_loop_factor": (1, ident),
         "model_compress": (1, ident),
         "lazyenumerate": (1, ident),
+        "lazynorm": (1, ident),
     }
     out: dict[str, Value] = {}
     for name, (arity, fn) in table.items():

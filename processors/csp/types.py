@@ -1222,6 +1222,7 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         "tau_loop_factor",
         "model_compress",
         "lazyenumerate",
+        "lazynorm",
         "normalise",
         "normalize",
         "chase",
