@@ -1529,6 +1529,7 @@ _COMPRESSIONS = frozenset(
         "wbisim",
         "lazyenumerate",
         "lazynorm",
+        "loop",
     }
 )
 
@@ -1683,6 +1684,17 @@ def _make_builtins(ev: Evaluator) -> dict[str, Value]:
     def run(a: Value) -> Value:
         return P.Run(frozenset(render(x) for x in s(a)))
 
+    def loop(p: Value) -> Value:
+        """``loop(P) = P ; loop(P)``."""
+        if not isinstance(p, P.Proc):
+            raise err("loop expects a process")
+        proc: P.Proc = p
+
+        def again() -> P.Proc:
+            return P.SeqComp(proc, P.Call(("loop", proc), "loop", again))
+
+        return P.Call(("loop", proc), "loop", again)
+
     def ident(p: Value) -> Value:
         if not isinstance(p, P.Proc):
             raise err("compression functions expect a process")
@@ -1786,7 +1798,7 @@ def _make_builtins(ev: Evaluator) -> dict[str, Value]:
         "prioritisepo": (4, unsupported("prioritisepo")),
         "chase": (1, unsupported("chase")),
         "chase_nocache": (1, unsupported("chase")),
-        "loop": (1, unsupported("loop")),
+        "loop": (1, loop),
         "deter": (1, unsupported("deter")),
         "WAIT": (1, unsupported("timed WAIT")),
         "TSTOP": (0, unsupported("timed TSTOP")),
@@ -1844,7 +1856,6 @@ UNSUPPORTED_BUILTINS = frozenset(
         "prioritisepo",
         "chase",
         "chase_nocache",
-        "loop",
         "deter",
         "WAIT",
         "TSTOP",

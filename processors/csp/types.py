@@ -1223,6 +1223,7 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         "model_compress",
         "lazyenumerate",
         "lazynorm",
+        "loop",
         "normalise",
         "normalize",
         "chase",

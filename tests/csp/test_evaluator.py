@@ -245,3 +245,11 @@ def test_event_values_without_enumerating_events() -> None:
     for bad in ("c.1", "d.C", "x", "d.A.7.(0,1)"):
         with pytest.raises(CspmEvalError):
             m.event_values(bad)
+
+
+def test_loop_builtin_unfolds_to_sequential_composition() -> None:
+    m = load_source("channel a\nexternal loop\nQ = loop(a -> SKIP)\n")
+    q = m.process("Q")
+    assert isinstance(q, P.Call)
+    body = q.body()
+    assert isinstance(body, P.SeqComp) and isinstance(body.left, P.Prefix) and body.right == q
