@@ -709,7 +709,28 @@ class Evaluator:
                 return ("data", inner.name)
             if inner.name in self.nametypes:
                 return self.desc_of(self.nametypes[inner.name], depth + 1)
-        return ("set", self.eval_type(t, {}))
+        st = self.eval_type(t, {})
+        if isinstance(st, VSet) and any(
+            isinstance(x, VDot) and not isinstance(x.atoms[0], VName) for x in st.items
+        ):
+            self._check_rectangular(st, t)
+        return ("set", st)
+
+    def _check_rectangular(self, st: VSet, node: S.Node) -> None:
+        """A field type of dotted values must be a product set (FDR: rectangular)."""
+        lengths = {len(x.atoms) if isinstance(x, VDot) else 1 for x in st.items}
+        if len(lengths) != 1:
+            raise self.error(f"field type {render(st)} is not rectangular (mixed shapes)", node)
+        n = lengths.pop()
+        columns: list[set[Value]] = [set() for _ in range(n)]
+        for x in st.items:
+            for k, a in enumerate(x.atoms if isinstance(x, VDot) else (x,)):
+                columns[k].add(a)
+        size = 1
+        for c in columns:
+            size *= len(c)
+        if size != len(st.items):
+            raise self.error(f"field type {render(st)} is not rectangular (not a product of sets)", node)
 
     def check_value(self, desc: tuple[str, Value], atoms: tuple[Value, ...], i: int) -> int:
         """End index of a value of type ``desc`` starting at ``atoms[i]``, or -1."""
