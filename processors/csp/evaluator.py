@@ -189,6 +189,8 @@ class Evaluator:
                 self.transparent.add(n)
         elif isinstance(d, S.AssertDecl | S.IncludeDecl | S.AnnotDecl):
             return
+        elif isinstance(d, S.UnsupportedDecl):
+            raise self.unsupported(d.construct, d)
         else:  # pragma: no cover
             raise self.unsupported(type(d).__name__, d)
 
@@ -1385,6 +1387,9 @@ class Evaluator:
             return acc
         raise self.unsupported(f"replicated operator {op}", e)
 
+    def ev_unsupported(self, e: S.Unsupported, env: Env) -> Value:
+        raise self.unsupported(e.construct, e)
+
     def ev_wild(self, e: S.Wildcard, env: Env) -> Value:
         raise self.error("'_' is only allowed in patterns", e)
 
@@ -1582,6 +1587,7 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any, Env], Value]] = {
     S.RenameE: Evaluator.ev_rename,
     S.Replicated: Evaluator.ev_replicated,
     S.Wildcard: Evaluator.ev_wild,
+    S.Unsupported: Evaluator.ev_unsupported,
     S.DoublePatE: Evaluator.ev_double,
 }
 

@@ -45,6 +45,8 @@ KEYWORDS = frozenset(
 # Longest first.
 OPERATORS = (
     "[FD=",
+    "[VD=",
+    "[RD=",
     "[F=",
     "[T=",
     "[R=",

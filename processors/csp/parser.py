@@ -119,6 +119,7 @@ class Parser:
         self.toks = tokenize(src, file)
         self.pos = 0
         self.decl_start = 0
+        self.ctx: list[str] = []  # enclosing blocks: "let", "module", "timed"
         self.layout: list[int] = [1]
         self.seq_depth: list[bool] = [False]  # True while directly inside < ... >
         self._line_starts = [0]
@@ -230,6 +231,8 @@ class Parser:
     def _parse_decl(self) -> S.Decl | None:
         t = self.peek()
         if t.kind == "kw":
+            if t.text in ("channel", "datatype", "subtype", "nametype", "include") and "let" in self.ctx:
+                raise CspmSyntaxError(f"'{t.text}' is not allowed inside let", self.file, t.line, t.col)
             if t.text == "channel":
                 self.advance()
                 names = self.name_list()
@@ -267,15 +270,25 @@ class Parser:
                 self.advance()
                 return S.IncludeDecl(t.line, t.col, s.text, **self._end(t))
             if t.text == "assert":
+                if "module" in self.ctx or "let" in self.ctx:
+                    raise CspmSyntaxError(
+                        f"assertions are not allowed inside {self.ctx[-1]}", self.file, t.line, t.col
+                    )
                 return self.parse_assert()
             if t.text == "print":
+                if "module" in self.ctx or "timed" in self.ctx:
+                    raise CspmSyntaxError("'print' is not allowed here", self.file, t.line, t.col)
                 self.advance()
                 self.parse_expr()
                 return None
-            if t.text in ("module", "instance", "exports", "endmodule"):
-                raise self.unsupported(f"module system '{t.text}'", t)
-            if t.text in ("timed", "Timed"):
-                raise self.unsupported("timed sections", t)
+            if t.text == "module":
+                return self.parse_module()
+            if t.text == "instance":
+                return self.parse_instance()
+            if t.text == "Timed":
+                return self.parse_timed()
+            if t.text in ("exports", "endmodule", "timed"):
+                raise self.err("a definition")
         if t.kind == "eof":
             raise self.err("a definition")
         if t.kind == "ident" and self.peek_at(1).text in ("::", ",") and self._is_annotation():
@@ -286,6 +299,83 @@ class Parser:
         self.advance()
         rhs = self.parse_expr()
         return self.make_def(lhs, rhs, t)
+
+    def parse_block(self, closers: tuple[str, ...], ctx: str) -> list[S.Decl]:
+        """Declarations up to (not including) one of ``closers`` (module bodies, timed sections)."""
+        decls: list[S.Decl] = []
+        self.layout.append(1)
+        self.seq_depth.append(False)
+        self.ctx.append(ctx)
+        try:
+            while True:
+                raw = self.toks[self.pos]
+                if raw.text in closers and raw.kind in ("kw", "op"):
+                    break
+                if raw.kind == "eof":
+                    raise self.err(" or ".join(repr(c) for c in closers), raw)
+                self.layout[-1] = max(1, raw.col)
+                d = self.parse_decl()
+                if d is not None:
+                    decls.append(d)
+                nxt = self.toks[self.pos]
+                if not (nxt.text in closers and nxt.kind in ("kw", "op")):
+                    self.end_decl()
+        finally:
+            self.layout.pop()
+            self.seq_depth.pop()
+            self.ctx.pop()
+        return decls
+
+    def expect_raw(self, text: str) -> Token:
+        t = self.toks[self.pos]
+        if t.text != text or t.kind not in ("kw", "op"):
+            raise self.err(repr(text), t)
+        return self.advance()
+
+    def parse_module(self) -> S.Decl:
+        t = self.advance()
+        if "let" in self.ctx or "timed" in self.ctx:
+            raise CspmSyntaxError(f"modules are not allowed inside {self.ctx[-1]}", self.file, t.line, t.col)
+        self.ident()
+        if self.at("("):
+            self.advance()
+            if self.at(")"):
+                raise CspmSyntaxError("a module's parameter list cannot be empty", self.file, t.line, t.col)
+            self.parse_expr()
+            while self.at(","):
+                self.advance()
+                self.parse_expr()
+            self.expect(")")
+        body = self.parse_block(("exports",), "module")
+        self.expect_raw("exports")
+        exported = self.parse_block(("endmodule",), "module")
+        self.expect_raw("endmodule")
+        return S.UnsupportedDecl(
+            t.line, t.col, "module system 'module'", tuple(body + exported), **self._end(t)
+        )
+
+    def parse_instance(self) -> S.Decl:
+        t = self.advance()
+        self.ident()
+        self.expect("=")
+        self.parse_postfix_unary()
+        prev = self.toks[self.pos - 1]
+        if prev.text == ")" and self.toks[self.pos - 2].text == "(":
+            raise CspmSyntaxError("an instance's argument list cannot be empty", self.file, t.line, t.col)
+        return S.UnsupportedDecl(t.line, t.col, "module system 'instance'", (), **self._end(t))
+
+    def parse_timed(self) -> S.Decl:
+        t = self.advance()
+        if self.at("("):
+            self.advance()
+            self.bracketed()
+            self.parse_expr()
+            self.expect(")")
+            self.unbracket()
+        self.expect("{")
+        inner = self.parse_block(("}",), "timed")
+        self.expect_raw("}")
+        return S.UnsupportedDecl(t.line, t.col, "timed sections", tuple(inner), **self._end(t))
 
     def _is_annotation(self) -> bool:
         i = self.pos
@@ -442,7 +532,7 @@ class Parser:
             names.append(self.ident())
         return names
 
-    def parse_assert(self) -> S.AssertDecl:
+    def parse_assert(self) -> S.Decl:
         at = self.advance()
         negated = False
         if self.at("not"):
@@ -451,17 +541,20 @@ class Parser:
         start = self.peek()
         left = self.parse_expr()
         t = self.peek()
-        if t.kind == "op" and t.text in ("[T=", "[F=", "[FD="):
+        if t.kind == "op" and t.text in ("[T=", "[F=", "[FD=", "[R=", "[V=", "[M=", "[VD=", "[RD="):
             self.advance()
             right = self.parse_expr()
-            if self.at(":"):
-                raise self.unsupported("assertion options (tau priority)", self.peek())
+            options = self.assert_options()
+            if t.text not in ("[T=", "[F=", "[FD="):
+                return S.UnsupportedDecl(at.line, at.col, f"refinement model {t.text}", (), **self._end(at))
+            if options:
+                return S.UnsupportedDecl(
+                    at.line, at.col, f"assertion option '{options[0]}'", (), **self._end(at)
+                )
             text = self.text_between(start, self.toks[self.pos - 1])
             return S.AssertDecl(
                 at.line, at.col, text, "refines", t.text[1:-1], negated, left, right, None, **self._end(at)
             )
-        if t.kind == "op" and t.text in _UNSUPPORTED_OPS:
-            raise self.unsupported(_UNSUPPORTED_OPS[t.text], t)
         if not self.at(":"):
             raise self.err("a refinement ('[T=', '[F=', '[FD=') or ':[' property")
         self.advance()
@@ -501,12 +594,42 @@ class Parser:
             if self.at(":"):
                 self.advance()
             trace = self.parse_expr()
-        if self.at(":"):
-            raise self.unsupported("assertion options", self.peek())
+        options = self.assert_options()
+        if options:
+            return S.UnsupportedDecl(at.line, at.col, f"assertion option '{options[0]}'", (), **self._end(at))
         text = self.text_between(start, self.toks[self.pos - 1])
         return S.AssertDecl(
             at.line, at.col, text, kinds[prop], model, negated, left, None, trace, **self._end(at)
         )
+
+    def assert_options(self) -> list[str]:
+        """``:[tau priority]: A``, ``:[partial order reduce]`` ... (parsed, not supported)."""
+        opts: list[str] = []
+        while self.at(":") and self.peek_at(1).text == "[":
+            t = self.advance()
+            self.advance()
+            words: list[str] = []
+            while self.peek().kind in ("ident", "kw"):
+                words.append(self.advance().text)
+            if self.at("["):
+                self.advance()
+                while self.peek().kind in ("ident", "kw"):
+                    self.advance()
+                if self.at("]]"):
+                    self.advance()
+                else:
+                    self.expect("]")
+                    self.expect("]")
+            else:
+                self.expect("]")
+            name = " ".join(words)
+            if name in opts:
+                raise CspmSyntaxError(f"assertion option '{name}' given twice", self.file, t.line, t.col)
+            if name.startswith("tau priority"):
+                self.expect(":")
+                self.parse_level(_DOT)
+            opts.append(name)
+        return opts
 
     def parse_let_decls(self) -> list[S.Decl]:
         first = self.peek()
@@ -520,22 +643,15 @@ class Parser:
                     break
                 if raw.kind == "eof":
                     raise self.err("'within'", raw)
-                if raw.kind == "kw" and raw.text in (
-                    "channel",
-                    "datatype",
-                    "subtype",
-                    "nametype",
-                    "assert",
-                    "include",
-                    "print",
-                    "module",
-                    "instance",
-                    "timed",
-                ):
+                if raw.kind == "kw" and raw.text in ("print", "module", "instance"):
                     raise CspmSyntaxError(
                         f"'{raw.text}' is not allowed inside let", self.file, raw.line, raw.col
                     )
-                d = self.parse_decl()
+                self.ctx.append("let")
+                try:
+                    d = self.parse_decl()
+                finally:
+                    self.ctx.pop()
                 if d is not None:
                     decls.append(d)
                 self.end_decl()
@@ -586,7 +702,12 @@ class Parser:
         return nxt.kind == "kw" and nxt.text in ("true", "false", "not", "if", "let")
 
     def lvl_hide(self, level: int) -> S.Expr:
-        return self._left_binary(level, ("\\", "\\\\"), "proc")
+        left = self._left_binary(level, ("\\", "\\\\"), "proc")
+        while self.at("|\\"):
+            t = self.advance()
+            right = self.parse_level(level + 1)
+            left = S.Unsupported(left.line, left.col, "project |\\", (left, right), **self._end(t))
+        return left
 
     def lvl_interleave(self, level: int) -> S.Expr:
         return self._left_binary(level, ("|||",), "proc")
@@ -600,7 +721,13 @@ class Parser:
                 self.bracketed()
                 sync = self.parse_expr()
                 if self.at("|>"):
-                    raise self.unsupported("exception operator [| A |>", self.peek())
+                    self.advance()
+                    self.unbracket()
+                    right = self.parse_level(level + 1)
+                    left = S.Unsupported(
+                        left.line, left.col, "exception operator [| A |>", (left, sync, right), **self._end(t)
+                    )
+                    continue
                 self.expect("|]")
                 self.unbracket()
                 right = self.parse_level(level + 1)
@@ -624,8 +751,6 @@ class Parser:
                     left = S.LinkPar(left.line, left.col, left, links, stmts, right, **self._end(t))
                 else:
                     raise self.err("'||' or '<->'")
-            elif t.kind == "op" and t.text in ("[+", "|>"):
-                raise self.unsupported(_UNSUPPORTED_OPS[t.text], t)
             else:
                 return left
 
@@ -647,13 +772,36 @@ class Parser:
         return self._left_binary(level, ("|~|",), "proc")
 
     def lvl_extchoice(self, level: int) -> S.Expr:
-        return self._left_binary(level, ("[]",), "proc")
+        left = self._left_binary(level, ("[]",), "proc")
+        while self.at("[+"):
+            t = self.advance()
+            self.bracketed()
+            sync = self.parse_expr()
+            self.expect("+]")
+            self.unbracket()
+            right = self._left_binary(level, ("[]",), "proc")
+            left = S.Unsupported(
+                left.line,
+                left.col,
+                "synchronising external choice [+ +]",
+                (left, sync, right),
+                **self._end(t),
+            )
+        return left
 
     def lvl_interrupt(self, level: int) -> S.Expr:
-        t = self.peek()
-        if t.kind == "op" and t.text == "/+":
-            raise self.unsupported(_UNSUPPORTED_OPS["/+"], t)
-        return self._left_binary(level, ("/\\",), "proc")
+        left = self._left_binary(level, ("/\\",), "proc")
+        while self.at("/+"):
+            t = self.advance()
+            self.bracketed()
+            sync = self.parse_expr()
+            self.expect("+\\")
+            self.unbracket()
+            right = self._left_binary(level, ("/\\",), "proc")
+            left = S.Unsupported(
+                left.line, left.col, "synchronising interrupt /+ +\\", (left, sync, right), **self._end(t)
+            )
+        return left
 
     def lvl_sliding(self, level: int) -> S.Expr:
         return self._left_binary(level, ("[>",), "proc")
@@ -841,6 +989,11 @@ class Parser:
             return S.Lit(t.line, t.col, t.text, "string", **self._end(t))
         if k == "ident":
             self.advance()
+            if self.at("::") and self.peek_at(1).kind == "ident":
+                while self.at("::") and self.peek_at(1).kind == "ident":
+                    self.advance()
+                    self.advance()
+                return S.Unsupported(t.line, t.col, "module scoping ::", (), **self._end(t))
             return S.Var(t.line, t.col, t.text, **self._end(t))
         if k == "kw":
             if t.text in _LIT_KWS:
@@ -885,6 +1038,20 @@ class Parser:
         if op == "_":
             self.advance()
             return S.Wildcard(t.line, t.col, **self._end(t))
+        if op == "(|":
+            self.advance()
+            self.bracketed()
+            parts: list[S.Expr] = []
+            while not self.at("|)"):
+                parts.append(self.parse_expr())
+                self.expect("=>")
+                parts.append(self.parse_expr())
+                if not self.at(","):
+                    break
+                self.advance()
+            self.expect("|)")
+            self.unbracket()
+            return S.Unsupported(t.line, t.col, "maps (| |)", tuple(parts), **self._end(t))
         if op == "<":
             return self.parse_seq()
         if op == "{":

@@ -281,6 +281,15 @@ class Replicated(Expr):
 
 
 @dataclass(frozen=True, eq=False)
+class Unsupported(Expr):
+    """A construct that parses but lies outside the supported subset (maps, ``[+ +]``,
+    ``[| A |>``, ``|\\``, ``M::x``...); rejected with CspmUnsupported before evaluation."""
+
+    construct: str
+    parts: tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
 class Wildcard(Expr):
     """``_`` in expression position (only valid once converted to a pattern)."""
 
@@ -364,6 +373,15 @@ class AssertDecl(Decl):
     left: Expr
     right: Expr | None
     trace: Expr | None
+
+
+@dataclass(frozen=True, eq=False)
+class UnsupportedDecl(Decl):
+    """A declaration outside the supported subset (modules, instances, timed sections,
+    unsupported assertion models / options); rejected with CspmUnsupported on load."""
+
+    construct: str
+    inner: tuple[Decl, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,6 +24,7 @@ from processors.csp.evaluator import UNSUPPORTED_BUILTINS, Evaluator, builtin_na
 
 
 def check_module(decls: tuple[S.Decl, ...], file: str) -> None:
+    _reject_unsupported(decls, file)
     chk = _ScopeChecker(decls, file)
     chk.run()
     _check_payloads(decls, file, chk.ctors)
@@ -37,6 +38,25 @@ def check_module(decls: tuple[S.Decl, ...], file: str) -> None:
         # An internal limitation of the inference must not make a script unloadable:
         # the evaluator still reports genuine errors when it runs.
         return
+
+
+def _reject_unsupported(decls: tuple[S.Decl, ...], file: str) -> None:
+    """Constructs that parse but are outside the supported subset: the first one (in
+    source order) is reported as CspmUnsupported."""
+    found: list[S.Unsupported | S.UnsupportedDecl] = []
+    stack: list[object] = list(decls)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, S.Unsupported | S.UnsupportedDecl):
+            found.append(n)
+            continue
+        if isinstance(n, tuple):
+            stack.extend(n)
+        elif isinstance(n, S.Node):
+            stack.extend(v for k, v in vars(n).items() if isinstance(v, S.Node | tuple))
+    if found:
+        first = min(found, key=lambda n: (n.line, n.col))
+        raise CspmUnsupported(first.construct, file, first.line, first.col)
 
 
 def _err(file: str, node: S.Node, msg: str) -> CspmTypeError:

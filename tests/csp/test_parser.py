@@ -6,6 +6,7 @@ import pytest
 
 from processors.csp import syntax as S
 from processors.csp.errors import CspmSyntaxError, CspmUnsupported
+from processors.csp.frontend import load_source
 from processors.csp.lexer import tokenize
 from processors.csp.parser import parse, parse_expression
 
@@ -85,16 +86,49 @@ def test_missing_arrow_is_syntax_error_with_position() -> None:
     assert "'STOP'" in str(ei.value)
 
 
-def test_unsupported_construct_names_line_and_col() -> None:
+def test_unsupported_construct_parses_but_is_rejected_on_load() -> None:
+    src = "channel a\nP = a -> STOP\nQ = P [+ {a} +] P\n"
+    m = parse(src, "m.csp")
+    q = m.decls[2]
+    assert isinstance(q, S.FunDecl) and isinstance(q.clauses[0].body, S.Unsupported)
     with pytest.raises(CspmUnsupported) as ei:
-        parse("channel a\nP = a -> STOP\nQ = P [+ {a} +] P\n", "m.csp")
+        load_source(src, "m.csp")
     assert "unsupported: synchronising external choice" in str(ei.value)
-    assert "at 3:7" in str(ei.value)
+    assert "at 3:5" in str(ei.value)
 
 
-def test_module_system_unsupported() -> None:
-    with pytest.raises(CspmUnsupported):
-        parse("module M\nexports\nendmodule\n")
+@pytest.mark.parametrize(
+    ("src", "construct"),
+    [
+        ("module M\nexports\n  x = 1\nendmodule\n", "module system"),
+        ("instance I = M(1)\n", "module system"),
+        ("Timed (f) {\n  P = STOP\n}\n", "timed sections"),
+        ("m = (| 0 => 1 |)\n", "maps"),
+        ("assert STOP [V= STOP\n", "refinement model [V="),
+        ("assert STOP [T= STOP :[tau priority]: {}\n", "assertion option"),
+        ("channel a\nP = (a -> STOP) [| {a} |> STOP\n", "exception operator"),
+    ],
+)
+def test_module_timed_maps_and_options_unsupported(src: str, construct: str) -> None:
+    parse(src)  # syntactically fine
+    with pytest.raises(CspmUnsupported) as ei:
+        load_source(src, "m.csp")
+    assert f"unsupported: {construct}" in str(ei.value)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "module M()\nexports\nendmodule\n",
+        "module M\nexports\n  assert STOP [T= STOP\nendmodule\n",
+        "P = let\n    channel c\n  within STOP\n",
+        "assert STOP [T= STOP :[tau priority over]: {} :[tau priority over]: {}\n",
+        "Timed {\n  print 0\n}\n",
+    ],
+)
+def test_misplaced_declarations_are_syntax_errors(src: str) -> None:
+    with pytest.raises(CspmSyntaxError):
+        parse(src)
 
 
 def test_patterns_from_expressions() -> None:
