@@ -348,11 +348,6 @@ class Infer:
                     self._unify(x, y)
                 self._unify(short[-1], TDotSeq(long_[len(short) - 1 :]))
                 return
-        # dotted values whose grouping we cannot determine statically
-        if (isinstance(a, TDotSeq | TDotable) or isinstance(b, TDotSeq | TDotable)) and _dotty_compatible(
-            a, b
-        ):
-            return
         raise _Mismatch(f"expected {show(b)}, found {show(a)}")
 
     def _bind(self, v: TVar, t: Type) -> None:
@@ -990,14 +985,6 @@ def _flat_fields(fs: tuple[Type, ...]) -> tuple[Type, ...]:
         else:
             out.append(f)
     return tuple(out)
-
-
-def _dotty_compatible(a: Type, b: Type) -> bool:
-    """A dotted value against a type whose dot structure is not known statically."""
-    for x, y in ((a, b), (b, a)):
-        if isinstance(x, TDotSeq) and isinstance(y, TDotable | TData | TCon) and y != PROC:
-            return isinstance(y, TDotable)
-    return False
 
 
 def _contains_proc(t: Type, seen: set[str]) -> bool:
