@@ -816,6 +816,10 @@ class Parser:
         while True:
             t = self.peek()
             if t.kind == "op" and t.text in ("?", "!", "$"):
+                if t.text == "$" and fields and fields[-1].kind != "$":
+                    raise CspmSyntaxError(
+                        "a '$' field must come before '?' and '!' fields", self.file, t.line, t.col
+                    )
                 self.advance()
                 if t.text == "!":
                     e = self.parse_level(_DOT)

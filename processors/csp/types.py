@@ -961,7 +961,7 @@ def infer_module(decls: tuple[S.Decl, ...], file: str) -> None:
         )
         for n in names:
             for fty in inf.ctor_fields.get(n, ()):
-                if isinstance(prune(fty), TVar):
+                if isinstance(prune(fty), TVar | TRigid):
                     raise inf.err(d, f"type error: the type of a field of {n} is ambiguous (an empty set?)")
 
 
