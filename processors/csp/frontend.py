@@ -27,6 +27,16 @@ _RECURSION_LIMIT = 20000
 
 @dataclass(frozen=True)
 class Assertion:
+    """One ``assert`` of the script.
+
+    ``text`` is the assertion's source without ``assert`` (and without ``not``:
+    see ``negated``), whitespace-normalised, e.g. ``"SPEC [T= IMPL"``. ``model``
+    is ``None`` when the script gives none (FDR's default is FD for deadlock
+    freedom and determinism). ``left`` is the spec of a refinement or the
+    process of a property; ``right`` the implementation; ``trace`` the sequence
+    of ``:[has trace]``.
+    """
+
     text: str
     kind: AssertKind
     model: Model | None
