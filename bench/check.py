@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         if why is not None:
             print(f"# CSPm front end not usable ({why}); using --direct hand-built networks")
             direct = True
+    if args.n_max == DEFAULT_N_MAX:
+        print("# N capped at 9 by default: N=10 is ~3.3e8 states / ~7 GB / ~5 min (use --n-max 10)")
     print(
         f"# models: {'direct Python networks' if direct else 'CSPm bench/models/*.csp via frontend + to_network'}"
     )

@@ -87,10 +87,11 @@ class _Visited:
     def nbytes(self) -> int:
         return self.table.nbytes
 
-    def add(self, cand: Words, want_inverse: bool = False) -> _Batch:
+    def add(self, cand: Words, want_inverse: bool = False, owned: bool = False) -> _Batch:
+        """Insert candidate codes; ``owned``: ``cand`` may be overwritten."""
         inverse: IntArray | None = None
         if isinstance(self.table, CodeSet):
-            m = mix(cand[0])
+            m = mix(cand[0], in_place=owned)
             if want_inverse:
                 u, inverse = np.unique(m, return_inverse=True)
             else:
@@ -179,7 +180,7 @@ def find_deadlock_compiled(
                 if stuck >= 0:
                     dead = (depth - 1, lo + stuck)
             if chunks:
-                new = visited.add(_candidates(enc.num_words, chunks)).new
+                new = visited.add(_candidates(enc.num_words, chunks), owned=True).new
                 states += len(new[0])
                 if states > max_states:
                     raise _limit(max_states)

@@ -123,9 +123,13 @@ MIXED_EMPTY = 1 << 63  # mix(1 << 63): never the image of a code (codes use 63 b
 UintArray = npt.NDArray[np.uint64]
 
 
-def mix(codes: IntArray) -> UintArray:
+def mix(codes: IntArray, in_place: bool = False) -> UintArray:
     """A bijection of 64-bit words whose top bits are well spread (Fibonacci hashing)."""
-    out: UintArray = codes.view(np.uint64) * np.uint64(_MIX)
+    u = codes.view(np.uint64)
+    if in_place:
+        u *= np.uint64(_MIX)
+        return u
+    out: UintArray = u * np.uint64(_MIX)
     return out
 
 
