@@ -42,7 +42,7 @@ from processors.csp.values import (
     vbool,
 )
 
-MAX_DEPTH = 2000
+MAX_DEPTH = 5000
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from processors.csp.values import Value, VDot, VName, render
 AssertKind = Literal["refines", "deadlock free", "divergence free", "deterministic", "has trace"]
 Model = Literal["T", "F", "FD"]
 
-_RECURSION_LIMIT = 20000
+_RECURSION_LIMIT = 60000
 
 
 @dataclass(frozen=True)
