@@ -8,20 +8,23 @@ code paths afterwards.
 
 from __future__ import annotations
 
-import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from infra import procs, seaweed, tansu
-from infra.clickhouse import parse_clickhouse_url
+from infra.endpoints import (
+    Endpoints,
+    StackError,
+    clickhouse_url,
+    endpoints_for,
+    is_running,
+    resolve_endpoints,
+    running_state,
+)
 from infra.ports import free_port, is_free
-from infra.s3 import bucket_exists
 from infra.settings import Settings
 from infra.state import (
     StackState,
@@ -33,24 +36,26 @@ from infra.state import (
     write_pid,
     write_state,
 )
+from infra.status import stack_status
 from streams.admin import BrokerUnavailable, ensure_topics, list_topics, wait_ready
 from streams.catalog import CATALOG
+
+__all__ = [
+    "Endpoints",
+    "StackError",
+    "StackPorts",
+    "clickhouse_url",
+    "is_running",
+    "resolve_endpoints",
+    "running_stack",
+    "stack_status",
+    "start_stack",
+    "stop_stack",
+]
 
 SEAWEED_READY_S = 120.0
 KAFKA_READY_S = 60.0
 COMPONENTS = ("tansu", "weed")  # stop order: broker first, then its store
-
-
-class StackError(RuntimeError):
-    """The local stack could not be started, or is not running."""
-
-
-@dataclass
-class Endpoints:
-    kafka_bootstrap: str
-    clickhouse_url: str
-    schema_registry_url: str | None
-    local: bool
 
 
 @dataclass(frozen=True)
@@ -59,39 +64,6 @@ class StackPorts:
 
     kafka: int = 0
     seaweed: Mapping[str, int] = field(default_factory=dict)
-
-
-def clickhouse_url(settings: Settings) -> str:
-    if settings.clickhouse_url:
-        return settings.clickhouse_url
-    return f"chdb://{settings.resolved_data_dir() / 'clickhouse'}"
-
-
-def _endpoints(settings: Settings, bootstrap: str, local: bool) -> Endpoints:
-    return Endpoints(
-        kafka_bootstrap=bootstrap,
-        clickhouse_url=clickhouse_url(settings),
-        schema_registry_url=settings.schema_registry_url,
-        local=local,
-    )
-
-
-def _alive(state: StackState, component: str) -> bool:
-    pid = state.pids.get(component)
-    return pid is not None and procs.is_alive(pid, tansu.NAME if component == "tansu" else seaweed.NAME)
-
-
-def _running(data_dir: Path) -> StackState | None:
-    state = read_state(data_dir)
-    if state is None or not state.running:
-        return None
-    needed = ["tansu"] + (["weed"] if state.mode == "durable" else [])
-    return state if all(_alive(state, c) for c in needed) else None
-
-
-def is_running(settings: Settings) -> bool:
-    """True if the local stack of ``settings.data_dir`` runs (its processes are alive)."""
-    return _running(settings.resolved_data_dir()) is not None
 
 
 def _stop_components(data_dir: Path, pids: Mapping[str, int], timeout_s: float) -> None:
@@ -203,14 +175,14 @@ def start_stack(
     """
     if settings.kafka_bootstrap:
         ensure_topics(settings.kafka_bootstrap, CATALOG, timeout_s=settings.kafka_timeout_s)
-        return _endpoints(settings, settings.kafka_bootstrap, local=False)
+        return endpoints_for(settings, settings.kafka_bootstrap, local=False)
     wanted = ports or StackPorts(kafka=settings.kafka_port)
     data_dir = settings.resolved_data_dir()
     with locked(data_dir):
-        running = _running(data_dir)
+        running = running_state(data_dir)
         if running is not None:
             ensure_topics(running.bootstrap, CATALOG, timeout_s=30)
-            return _endpoints(settings, running.bootstrap, local=True)
+            return endpoints_for(settings, running.bootstrap, local=True)
         previous = read_state(data_dir)
         # Leftovers of a crashed or half-started stack: stop them, drop stale pid files.
         _stop_components(data_dir, {**read_pids(data_dir), **(previous.pids if previous else {})}, 30)
@@ -245,7 +217,7 @@ def start_stack(
         state.running = True
         state.startup_s = round(time.monotonic() - t0, 3)
         write_state(data_dir, state)
-        return _endpoints(settings, bootstrap, local=True)
+        return endpoints_for(settings, bootstrap, local=True)
 
 
 def stop_stack(settings: Settings, timeout_s: float = 30) -> list[str]:
@@ -273,124 +245,6 @@ def stop_stack(settings: Settings, timeout_s: float = 30) -> list[str]:
         return stopped
 
 
-def resolve_endpoints(settings: Settings) -> Endpoints:
-    """External Kafka if CSP_KAFKA_BOOTSTRAP is set, else the running local stack's addresses."""
-    if settings.kafka_bootstrap:
-        return _endpoints(settings, settings.kafka_bootstrap, local=False)
-    data_dir = settings.resolved_data_dir()
-    running = _running(data_dir)
-    if running is None:
-        raise StackError(
-            f"no local stack is running in {data_dir}: run `csp up --data-dir {data_dir}` "
-            "or set CSP_KAFKA_BOOTSTRAP to an external Kafka"
-        )
-    return _endpoints(settings, running.bootstrap, local=True)
-
-
-def _writable_or_creatable(path: Path) -> bool:
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return False
-        probe = probe.parent
-    return os.access(probe, os.W_OK)
-
-
-def _clickhouse_health(url: str) -> dict[str, Any]:
-    try:
-        target = parse_clickhouse_url(url)
-    except ValueError as exc:
-        return {"url": url, "kind": "invalid", "healthy": False, "error": str(exc)}
-    if target.kind == "chdb":
-        path = Path(target.path or "/")
-        return {
-            "url": url,
-            "kind": "chdb",
-            "path": str(path),
-            # chdb allows one process per path, so status does not open it.
-            "healthy": _writable_or_creatable(path),
-        }
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=3) as response:  # noqa: S310
-            ok = response.status == 200
-        return {"url": url, "kind": "http", "healthy": ok}
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return {"url": url, "kind": "http", "healthy": False, "error": str(exc)}
-
-
-def _kafka_health(bootstrap: str | None) -> tuple[dict[str, Any], dict[str, int]]:
-    if bootstrap is None:
-        return {"bootstrap": None, "healthy": False, "error": "never started"}, {}
-    try:
-        topics = list_topics(bootstrap, timeout_s=3)
-    except BrokerUnavailable as exc:
-        return {"bootstrap": bootstrap, "healthy": False, "error": str(exc)}, {}
-    return {"bootstrap": bootstrap, "healthy": True}, topics
-
-
-def stack_status(settings: Settings) -> dict[str, Any]:
-    """Health of each component, the topics and the addresses (JSON-able)."""
-    data_dir = settings.resolved_data_dir()
-    ch = _clickhouse_health(clickhouse_url(settings))
-    if settings.kafka_bootstrap:
-        kafka, topics = _kafka_health(settings.kafka_bootstrap)
-        kafka["external"] = True
-        storage: dict[str, Any] = {"engine": "external"}
-        mode, running = "external", bool(kafka["healthy"])
-    else:
-        state = read_state(data_dir)
-        if state is not None and not _alive(state, "tansu"):
-            kafka, topics = {"bootstrap": state.bootstrap, "healthy": False, "error": "broker not running"}, {}
-        else:
-            kafka, topics = _kafka_health(state.bootstrap if state else None)
-        kafka["external"] = False
-        mode = state.mode if state else "stopped"
-        storage = {"engine": "memory://" if mode == "ephemeral" else "s3://tansu/ on SeaweedFS"}
-        if state is not None:
-            kafka.update(pid=state.pids.get("tansu"), process_alive=_alive(state, "tansu"))
-            if state.seaweed_ports:
-                storage.update(_storage_health(data_dir, state))
-            kafka["healthy"] = bool(kafka["healthy"] and kafka["process_alive"])
-        running = _running(data_dir) is not None
-        if state is not None:
-            storage["startup_s"] = state.startup_s
-    missing = [s.name for s in CATALOG if s.name not in topics]
-    # e.g. auto-created by a producer before `up` (Tansu: 4 partitions); cannot be fixed in place.
-    mismatched = {
-        s.name: {"declared": s.partitions, "actual": topics[s.name]}
-        for s in CATALOG
-        if s.name in topics and topics[s.name] != s.partitions
-    }
-    return {
-        "mode": mode,
-        "running": running,
-        "data_dir": str(data_dir),
-        "kafka": kafka,
-        "storage": storage,
-        "clickhouse": ch,
-        "schema_registry": {"url": settings.schema_registry_url},
-        "topics": topics,
-        "catalog_missing": missing if kafka["healthy"] else [s.name for s in CATALOG],
-        "partition_mismatch": mismatched,
-    }
-
-
-def _storage_health(data_dir: Path, state: StackState) -> dict[str, Any]:
-    endpoint = state.s3_endpoint
-    out: dict[str, Any] = {
-        "s3_endpoint": endpoint,
-        "ports": state.seaweed_ports,
-        "pid": state.pids.get("weed"),
-        "process_alive": _alive(state, "weed"),
-    }
-    try:
-        ok = endpoint is not None and bucket_exists(endpoint, seaweed.BUCKET, seaweed.credentials(data_dir), 3)
-        out["healthy"] = bool(ok and out["process_alive"])
-    except OSError as exc:
-        out.update(healthy=False, error=str(exc))
-    return out
-
-
 @contextmanager
 def running_stack(
     settings: Settings, ephemeral: bool = False, ports: StackPorts | None = None, stop_timeout_s: float = 30
@@ -401,7 +255,7 @@ def running_stack(
     are tied to the calling *thread* (Linux PR_SET_PDEATHSIG): enter it from a thread that
     lives as long as the block, normally the main thread.
     """
-    already = settings.kafka_bootstrap is not None or _running(settings.resolved_data_dir()) is not None
+    already = settings.kafka_bootstrap is not None or running_state(settings.resolved_data_dir()) is not None
     endpoints = start_stack(settings, ephemeral=ephemeral, ports=ports, tie_to_parent=not already)
     try:
         yield endpoints
