@@ -185,11 +185,11 @@ def test_durable_stack_status_ports_recorded_and_reused(durable_stack):
     assert state is not None and state.mode == "durable" and state.kafka_port == kafka_port
     assert state.seaweed_ports is not None and len(set(state.seaweed_ports.values())) == len(state.seaweed_ports)
     report = stack_status(settings)
-    assert report["running"] is True and report["mode"] == "durable"
-    assert report["kafka"]["healthy"] is True
-    assert report["storage"]["healthy"] is True
+    assert report["running"] is True and report["mode"] == "durable", report
+    assert report["kafka"]["healthy"] is True, report
+    assert report["storage"]["healthy"] is True, report
     assert report["storage"]["s3_endpoint"] == f"http://127.0.0.1:{state.seaweed_ports['s3']}"
-    assert report["catalog_missing"] == []
+    assert report["catalog_missing"] == [], report
     pids = dict(state.pids)
     assert set(pids) == {"tansu", "weed"}
     assert sorted(durable_stack.stop(settings)) == ["tansu", "weed"]
@@ -197,8 +197,9 @@ def test_durable_stack_status_ports_recorded_and_reused(durable_stack):
         assert not procs.is_alive(pid) and procs.group_members(pid) == []
     # the next `up` reuses the recorded ports (they are free again)
     _, again = durable_stack.start(settings)
-    assert again.kafka_bootstrap == endpoints.kafka_bootstrap
-    assert read_state(data_dir).seaweed_ports == state.seaweed_ports
+    restarted = read_state(data_dir)
+    assert again.kafka_bootstrap == endpoints.kafka_bootstrap, restarted
+    assert restarted.seaweed_ports == state.seaweed_ports, (restarted, state)
 
 
 def test_explicit_busy_kafka_port_is_a_clear_error(tmp_path):
