@@ -20,6 +20,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.csp.errors import CspmUnsupported
 from processors.csp.procs import Proc
 
 
@@ -88,7 +89,30 @@ class VFunc:
         return hash(("VFunc", self.key))
 
 
-Value = Any  # int | VBool | VChar | VName | VTuple | VDot | VSeq | VSet | VFunc | Proc
+Value = Any  # int | VBool | VChar | VName | VTuple | VDot | VSeq | VSet | VInf | VFunc | Proc
+
+
+@dataclass(frozen=True)
+class VInf:
+    """An infinite set of integers ``{lo..}`` (``lo is None``: ``Int``) or an infinite type."""
+
+    lo: int | None
+    name: str = "Int"
+    elem: Value = None  # for Seq(A): the element set A
+
+    def contains(self, v: Value) -> bool:
+        if self.name == "Char":
+            return isinstance(v, VChar)
+        if self.name == "Seq":
+            el = self.elem
+            if not isinstance(v, VSeq):
+                return False
+            if isinstance(el, VInf):
+                return all(el.contains(x) for x in v.items)
+            return isinstance(el, VSet) and all(x in el.items for x in v.items)
+        if self.name != "Int":
+            raise CspmUnsupported(f"membership in infinite type {self.name}")
+        return isinstance(v, int) and not isinstance(v, bool) and (self.lo is None or v >= self.lo)
 
 
 def dot(a: Value, b: Value) -> Value:

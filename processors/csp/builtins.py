@@ -1,0 +1,380 @@
+"""CSPm builtins: set / sequence / relation functions, processes and type names.
+
+Pure functions over :mod:`processors.csp.values`; the few that need the
+module's channels (``extensions``, ``productions``) use the evaluator passed to
+:func:`make_builtins`. Compression functions are the identity on the semantics
+(``normal``, ``sbisim``...); builtins outside the supported subset
+(``prioritise``, ``chase``, timed, maps...) raise :class:`CspmUnsupported`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from processors.csp import procs as P
+from processors.csp.errors import CspmEvalError, CspmUnsupported
+from processors.csp.values import (
+    FALSE,
+    TRUE,
+    Value,
+    VChar,
+    VDot,
+    VFunc,
+    VInf,
+    VSeq,
+    VSet,
+    VTuple,
+    atoms_to_value,
+    render,
+    sort_key,
+    sorted_values,
+    vbool,
+)
+
+if TYPE_CHECKING:
+    from processors.csp.evaluator import Evaluator
+
+COMPRESSIONS = frozenset(
+    {
+        "transpose",
+        "relational_image",
+        "relational_inverse_image",
+        "mtransclose",
+        "normal",
+        "normalise",
+        "normalize",
+        "sbisim",
+        "tau_loop_factor",
+        "diamond",
+        "model_compress",
+        "explicate",
+        "dbisim",
+        "wbisim",
+        "lazyenumerate",
+        "lazynorm",
+        "loop",
+    }
+)
+
+
+def _spread(fn: Callable[..., Value]) -> Callable[[tuple[Value, ...]], Value]:
+    def apply(args: tuple[Value, ...]) -> Value:
+        return fn(*args)
+
+    return apply
+
+
+def make_builtins(ev: Evaluator) -> dict[str, Value]:
+    """The builtin functions, processes and types, bound to evaluator ``ev``."""
+
+    def err(msg: str) -> CspmEvalError:
+        return CspmEvalError(msg, ev.file, 0, 0)
+
+    def s(v: Value) -> frozenset[Value]:
+        if isinstance(v, VSet):
+            return v.items
+        if isinstance(v, VInf):
+            raise CspmUnsupported("infinite set", ev.file, 0, 0)
+        raise err(f"expected a set, found {render(v)}")
+
+    def q(v: Value) -> tuple[Value, ...]:
+        if isinstance(v, VSeq):
+            return v.items
+        raise err(f"expected a sequence, found {render(v)}")
+
+    def union(a: Value, b: Value) -> Value:
+        if isinstance(a, VInf) and isinstance(b, VInf) and a.name == b.name == "Int":
+            if a.lo is None or b.lo is None:
+                return VInf(None)
+            return VInf(min(a.lo, b.lo))
+        if isinstance(a, VInf) and isinstance(b, VSet) and all(a.contains(x) for x in b.items):
+            return a
+        if isinstance(b, VInf) and isinstance(a, VSet) and all(b.contains(x) for x in a.items):
+            return b
+        return VSet(s(a) | s(b))
+
+    def inter(a: Value, b: Value) -> Value:
+        if isinstance(a, VInf) and isinstance(b, VInf) and a.name == b.name == "Int":
+            if a.lo is None:
+                return b
+            if b.lo is None:
+                return a
+            return VInf(max(a.lo, b.lo))
+        if isinstance(a, VInf) and isinstance(b, VSet):
+            return VSet(frozenset(x for x in b.items if a.contains(x)))
+        if isinstance(b, VInf) and isinstance(a, VSet):
+            return VSet(frozenset(x for x in a.items if b.contains(x)))
+        return VSet(s(a) & s(b))
+
+    def diff(a: Value, b: Value) -> Value:
+        if isinstance(a, VSet) and isinstance(b, VInf):
+            return VSet(frozenset(x for x in a.items if not b.contains(x)))
+        if (
+            isinstance(a, VInf)
+            and isinstance(b, VInf)
+            and a.name == b.name == "Int"
+            and (b.lo is None or (a.lo is not None and a.lo >= b.lo))
+        ):
+            return VSet(frozenset())
+        if isinstance(a, VInf) and a.lo is not None and isinstance(b, VSet):
+            lo = a.lo
+            while lo in b.items:
+                lo += 1
+            if all(not isinstance(x, int) or x < lo for x in b.items):
+                return VInf(lo)
+        return VSet(s(a) - s(b))
+
+    def member(x: Value, a: Value) -> Value:
+        if isinstance(a, VInf):
+            return vbool(a.contains(x))
+        return vbool(x in s(a))
+
+    def Union(a: Value) -> Value:
+        out: frozenset[Value] = frozenset()
+        for x in s(a):
+            out = out | s(x)
+        return VSet(out)
+
+    def Inter(a: Value) -> Value:
+        items = [s(x) for x in s(a)]
+        if not items:
+            raise err("Inter of an empty set")
+        out = items[0]
+        for x in items[1:]:
+            out = out & x
+        return VSet(out)
+
+    def powerset(a: Value) -> Value:
+        items = sorted_values(s(a))
+        if len(items) > 16:
+            raise CspmUnsupported("Set(A) of a large set", ev.file, 0, 0)
+        out = set()
+        for r in range(len(items) + 1):
+            for c in itertools.combinations(items, r):
+                out.add(VSet(frozenset(c)))
+        return VSet(frozenset(out))
+
+    def head(a: Value) -> Value:
+        items = q(a)
+        if not items:
+            raise err("head of an empty sequence")
+        return items[0]
+
+    def tail(a: Value) -> Value:
+        items = q(a)
+        if not items:
+            raise err("tail of an empty sequence")
+        return VSeq(items[1:])
+
+    def concat(a: Value) -> Value:
+        out: tuple[Value, ...] = ()
+        for x in q(a):
+            out = out + q(x)
+        return VSeq(out)
+
+    def error_(msg: Value) -> Value:
+        raise err("error: " + "".join(c.c for c in q(msg) if isinstance(c, VChar)))
+
+    def show(v: Value) -> Value:
+        return VSeq(tuple(VChar(c) for c in render(v)))
+
+    def chaos(a: Value) -> Value:
+        return P.Chaos(frozenset(render(x) for x in s(a)))
+
+    def run(a: Value) -> Value:
+        return P.Run(frozenset(render(x) for x in s(a)))
+
+    def loop(p: Value) -> Value:
+        """``loop(P) = P ; loop(P)``."""
+        if not isinstance(p, P.Proc):
+            raise err("loop expects a process")
+        proc: P.Proc = p
+
+        def again() -> P.Proc:
+            return P.SeqComp(proc, P.Call(("loop", proc), "loop", again))
+
+        return P.Call(("loop", proc), "loop", again)
+
+    def ident(p: Value) -> Value:
+        if not isinstance(p, P.Proc):
+            raise err("compression functions expect a process")
+        return p
+
+    def unsupported(name: str) -> Callable[..., Value]:
+        def f(*_: Value) -> Value:
+            raise CspmUnsupported(f"builtin {name}", ev.file, 0, 0)
+
+        return f
+
+    def pairs(r: Value) -> list[tuple[Value, Value]]:
+        out = []
+        for x in s(r):
+            if not (isinstance(x, VTuple) and len(x.items) == 2):
+                raise err(f"expected a set of pairs, found {render(r)}")
+            out.append((x.items[0], x.items[1]))
+        return out
+
+    def transpose(r: Value) -> Value:
+        return VSet(frozenset(VTuple((b, a)) for a, b in pairs(r)))
+
+    def image(r: Value, inverse: bool) -> Value:
+        table: dict[Value, set[Value]] = {}
+        for a, b in pairs(r):
+            k, v = (b, a) if inverse else (a, b)
+            table.setdefault(k, set()).add(v)
+
+        def look(args: tuple[Value, ...]) -> Value:
+            return VSet(frozenset(table.get(args[0], ())))
+
+        name = "relational_inverse_image" if inverse else "relational_image"
+        return VFunc((name, r), name, 1, look)
+
+    def rel_image(r: Value) -> Value:
+        return image(r, False)
+
+    def rel_inverse_image(r: Value) -> Value:
+        return image(r, True)
+
+    def mtransclose(r: Value, dom: Value) -> Value:
+        """Equivalence classes of the closure of ``r`` over ``dom``: pairs (representative, member)."""
+        items = sorted_values(s(dom))
+        parent: dict[Value, Value] = {x: x for x in items}
+
+        def find(x: Value) -> Value:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for a, b in pairs(r):
+            if a in parent and b in parent:
+                ra, rb = find(a), find(b)
+                if ra != rb:
+                    if sort_key(ra) < sort_key(rb):
+                        parent[rb] = ra
+                    else:
+                        parent[ra] = rb
+        return VSet(frozenset(VTuple((find(x), x)) for x in items if find(x) != x))
+
+    def extensions(v: Value) -> Value:
+        n = len(v.atoms) if isinstance(v, VDot) else 1
+        out = set()
+        for x in ev.production(v, None):
+            xat = x.atoms if isinstance(x, VDot) else (x,)
+            out.add(atoms_to_value(xat[n:]) if len(xat) > n else _UNIT)
+        return VSet(frozenset(out))
+
+    table: dict[str, tuple[int, Callable[..., Value]]] = {
+        "extensions": (1, extensions),
+        "productions": (1, lambda v: VSet(frozenset(ev.production(v, None)))),
+        "union": (2, union),
+        "inter": (2, inter),
+        "diff": (2, diff),
+        "member": (2, member),
+        "Union": (1, Union),
+        "Inter": (1, Inter),
+        "card": (1, lambda a: len(s(a))),
+        "empty": (1, lambda a: vbool(isinstance(a, VSet) and not a.items)),
+        "Set": (1, powerset),
+        "seq": (1, lambda a: VSeq(tuple(sorted_values(s(a))))),
+        "set": (1, lambda a: VSet(frozenset(q(a)))),
+        "head": (1, head),
+        "tail": (1, tail),
+        "concat": (1, concat),
+        "elem": (2, lambda x, a: vbool(x in q(a))),
+        "null": (1, lambda a: vbool(not q(a))),
+        "length": (1, lambda a: len(q(a))),
+        "error": (1, error_),
+        "show": (1, show),
+        "CHAOS": (1, chaos),
+        "RUN": (1, run),
+        "Seq": (1, lambda a: VInf(None, "Seq", a)),
+        "transpose": (1, transpose),
+        "relational_image": (1, rel_image),
+        "relational_inverse_image": (1, rel_inverse_image),
+        "mtransclose": (2, mtransclose),
+        "prioritise": (2, unsupported("prioritise")),
+        "prioritise_nocache": (2, unsupported("prioritise")),
+        "prioritisepo": (4, unsupported("prioritisepo")),
+        "chase": (1, unsupported("chase")),
+        "chase_nocache": (1, unsupported("chase")),
+        "loop": (1, loop),
+        "deter": (1, unsupported("deter")),
+        "WAIT": (1, unsupported("timed WAIT")),
+        "TSTOP": (0, unsupported("timed TSTOP")),
+        "TSKIP": (0, unsupported("timed TSKIP")),
+        "emptyMap": (0, unsupported("maps")),
+        "mapFromList": (1, unsupported("maps")),
+        "mapLookup": (2, unsupported("maps")),
+        "mapMember": (2, unsupported("maps")),
+        "mapToList": (1, unsupported("maps")),
+        "mapUpdate": (3, unsupported("maps")),
+        "mapUpdateMultiple": (2, unsupported("maps")),
+        "mapDelete": (2, unsupported("maps")),
+        "Map": (2, unsupported("maps")),
+        "sbisim": (1, ident),
+        "normal": (1, ident),
+        "diamond": (1, ident),
+        "explicate": (1, ident),
+        "wbisim": (1, ident),
+        "dbisim": (1, ident),
+        "tau_loop_factor": (1, ident),
+        "model_compress": (1, ident),
+        "lazyenumerate": (1, ident),
+        "lazynorm": (1, ident),
+    }
+    out: dict[str, Value] = {}
+    for name, (arity, fn) in table.items():
+        out[name] = VFunc(("builtin", name), name, arity, _spread(fn))
+    out["STOP"] = P.Stop()
+    out["SKIP"] = P.Skip()
+    out["DIV"] = P.Div()
+    out["true"] = TRUE
+    out["false"] = FALSE
+    out["Bool"] = VSet(frozenset({TRUE, FALSE}))
+    out["Int"] = VInf(None)
+    out["Char"] = VInf(None, "Char")
+    out["Proc"] = VInf(None, "Proc")
+    out["Events"] = LazyEvents()
+    return out
+
+
+_UNIT = VTuple(())
+
+
+class LazyEvents:
+    """Placeholder for ``Events``, resolved by :meth:`Evaluator.lookup`."""
+
+
+UNSUPPORTED_BUILTINS = frozenset(
+    {
+        "prioritise",
+        "prioritise_nocache",
+        "prioritisepo",
+        "chase",
+        "chase_nocache",
+        "deter",
+        "WAIT",
+        "TSTOP",
+        "TSKIP",
+        "emptyMap",
+        "mapFromList",
+        "mapLookup",
+        "mapMember",
+        "mapToList",
+        "mapUpdate",
+        "mapUpdateMultiple",
+        "mapDelete",
+        "Map",
+    }
+)
+
+
+def builtin_names() -> frozenset[str]:
+    """Names predefined by the evaluator (builtin functions, processes, types)."""
+    return frozenset(make_builtins(None)) | frozenset({"Events"})  # type: ignore[arg-type]
+
+
+__all__ = ["COMPRESSIONS", "UNSUPPORTED_BUILTINS", "LazyEvents", "builtin_names", "make_builtins"]
