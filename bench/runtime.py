@@ -20,7 +20,6 @@ Last line: RESULT events_per_s=... raw_per_s=... ratio=... bytes_per_instance=..
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import time
 import uuid
@@ -40,7 +39,7 @@ from gateway.sdk import partition_for  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from processors.csp.runtime.deploy import plan  # noqa: E402
 from processors.csp.runtime.model import Instance  # noqa: E402
-from processors.csp.runtime.processor import RuntimeProcessor  # noqa: E402
+from processors.csp.runtime.processor import RuntimeProcessor, tune_gc  # noqa: E402
 from processors.csp.runtime.records import command_record  # noqa: E402
 from processors.csp.runtime.registry import DeploymentStore, deployment_record, publish  # noqa: E402
 from processors.csp.runtime.topics import RuntimeTopics  # noqa: E402
@@ -48,7 +47,7 @@ from schemas.codec import Codec  # noqa: E402
 from schemas.registry import LocalRegistry  # noqa: E402
 from streams.admin import ensure_topics  # noqa: E402
 from streams.clients import producer_config  # noqa: E402
-from streams.engine import AssignContext, Engine, EngineConfig, PartitionRef  # noqa: E402
+from streams.engine import AssignContext, Engine, EngineConfig  # noqa: E402
 from streams.logs import configure_logging  # noqa: E402
 
 
@@ -71,7 +70,9 @@ class TimedProcessor(RuntimeProcessor):
             self.assigned_at = time.perf_counter()
 
 
-def produce_commands(bootstrap: str, topic: str, parts: int, codec: Codec, instances: int, offers: int) -> int:
+def produce_commands(
+    bootstrap: str, topic: str, parts: int, codec: Codec, instances: int, offers: int
+) -> int:
     producer = Producer(producer_config(bootstrap, **{"linger.ms": 20}))
     n = 0
 
@@ -130,13 +131,17 @@ def instance_memory(proc: RuntimeProcessor) -> tuple[int, int]:
 
 
 def run_runtime(bootstrap: str, topics: RuntimeTopics, codec: Codec, total: int, batch: int,
-                snapshot_every: int) -> tuple[float, float, TimedProcessor]:  # fmt: skip
+                snapshot_every: int, producer: dict[str, Any]) -> tuple[float, float, TimedProcessor]:  # fmt: skip
     store = DeploymentStore(bootstrap, codec, topics)
     proc = TimedProcessor(store, codec, topics, snapshot_every=snapshot_every)
-    engine = Engine(proc, codec, EngineConfig(bootstrap=bootstrap, batch_size=batch, worker_id="bench"))
+    engine = Engine(
+        proc,
+        codec,
+        EngineConfig(bootstrap=bootstrap, batch_size=batch, worker_id="bench", producer_overrides=producer),
+    )
     engine.start()
     deadline = time.monotonic() + 1200
-    gc.freeze()
+    tune_gc()
     try:
         while engine.processed < total and time.monotonic() < deadline:
             engine.run_once()
@@ -158,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offers", type=int, default=2, help="offers per instance")
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--snapshot-every", type=int, default=100)
+    ap.add_argument("--producer", action="append", default=[], metavar="KEY=VALUE",
+                    help="librdkafka producer setting for the runtime worker (repeatable)")  # fmt: skip
     ap.add_argument("--bootstrap", default=None, help="external Kafka (default: embedded ephemeral Tansu)")
     args = ap.parse_args(argv)
     configure_logging("WARNING")
@@ -166,13 +173,25 @@ def main(argv: list[str] | None = None) -> int:
     assert not pl.refused, [r.text for r in pl.failed]
     with broker(args.bootstrap) as bootstrap:
         topics = RuntimeTopics(f"bench{uuid.uuid4().hex[:6]}")
-        ensure_topics(bootstrap, topics.specs() + [topics.channel_spec("buffer", c) for c in pl.deployment.channels])
-        publish(bootstrap, codec, topics.registry, deployment_record(pl.deployment, Settings().resolved_data_dir()))
+        ensure_topics(
+            bootstrap, topics.specs() + [topics.channel_spec("buffer", c) for c in pl.deployment.channels]
+        )
+        publish(
+            bootstrap,
+            codec,
+            topics.registry,
+            deployment_record(pl.deployment, Settings().resolved_data_dir()),
+        )
         t = time.perf_counter()
-        total = produce_commands(bootstrap, topics.commands, topics.partitions, codec, args.instances, args.offers)
+        total = produce_commands(
+            bootstrap, topics.commands, topics.partitions, codec, args.instances, args.offers
+        )
         print(f"produced {total} commands ({args.instances} START + {args.instances * args.offers} OFFER) "
               f"in {time.perf_counter() - t:.1f}s", flush=True)  # fmt: skip
-        elapsed, events_per_s, proc = run_runtime(bootstrap, topics, codec, total, args.batch, args.snapshot_every)
+        producer = dict(kv.split("=", 1) for kv in args.producer)
+        elapsed, events_per_s, proc = run_runtime(
+            bootstrap, topics, codec, total, args.batch, args.snapshot_every, producer
+        )
         s = proc.stats
         count, size = proc.mem  # type: ignore[attr-defined]
         out_records = s.events + s.snapshots + s.refusals + (s.events * 2) // 3
@@ -182,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
               f"~{out_records / elapsed:,.0f} output records/s", flush=True)  # fmt: skip
         print(f"  time in the processor (step + encode): {proc.process_s:.2f}s of {elapsed:.2f}s "
               f"({1e6 * proc.process_s / total:.1f} us/command)", flush=True)  # fmt: skip
-        print(f"  memory: {count} instances, {size / max(1, count):.0f} bytes/instance (deep size of the table)")
+        print(
+            f"  memory: {count} instances, {size / max(1, count):.0f} bytes/instance (deep size of the table)"
+        )
         raw_out = topics.name("bench.raw")
         from engine import create_topics
 

@@ -28,6 +28,10 @@ EVENT_FIELDS = (
     "instance_id", "system", "version", "seq", "event", "kind", "channel", "payload", "offer_id",
     "command_id", "state_before", "state_after", "choice", "timestamp", "command_partition", "command_offset",
 )  # fmt: skip
+SNAPSHOT_FIELDS = (
+    "instance_id", "system", "version", "seq", "state", "status", "trace_length", "timestamp",
+    "command_partition", "command_offset", "params",
+)  # fmt: skip
 CHANNEL_FIELDS = ("instance_id", "system", "channel", "event", "values", "seq", "timestamp")
 _HEADER = struct.Struct(">bI")
 
@@ -83,6 +87,11 @@ class FastEncoder:
         raw_chan = codec.registry.raw_schema("ChannelMessage")
         self.fast_event = tuple(f["name"] for f in raw_event["fields"]) == EVENT_FIELDS
         self.fast_channel = tuple(f["name"] for f in raw_chan["fields"]) == CHANNEL_FIELDS
+        raw_snap = codec.registry.raw_schema("CspSnapshot")
+        self.fast_snapshot = tuple(f["name"] for f in raw_snap["fields"]) == SNAPSHOT_FIELDS
+        status_field = next(f for f in raw_snap["fields"] if f["name"] == "status")
+        self._status_index = {sym: zlong(i) for i, sym in enumerate(status_field["type"]["symbols"])}
+        self._snap_header = self._header("CspSnapshot")
         kind_field = next(f for f in raw_event["fields"] if f["name"] == "kind")
         self._kind_index = {s: i for i, s in enumerate(kind_field["type"]["symbols"])}
         self._event_header = self._header("CspEvent")
@@ -214,7 +223,30 @@ class FastEncoder:
         return self.generic("CspRefusal", R.refusal_record(iid, inst, command_id, refusal, ts, system))
 
     def snapshot(self, inst: Instance, partition: int | None, offset: int | None) -> bytes:
-        return self.generic("CspSnapshot", R.snapshot_record(inst, partition, offset))
+        if not self.fast_snapshot:
+            return self.generic("CspSnapshot", R.snapshot_record(inst, partition, offset))
+        params = inst.params
+        if params:
+            pbytes = zlong(len(params)) + b"".join(zstr(k) + zstr(v) for k, v in params.items()) + b"\x00"
+        else:
+            pbytes = b"\x00"
+        seq_b = zl(inst.seq)
+        return b"".join(
+            (
+                self._snap_header,
+                zstr(inst.instance_id),
+                zstr(inst.system),
+                zl(inst.version),
+                seq_b,
+                zl(inst.state),
+                self._status_index[inst.status.value],
+                seq_b,
+                zlong(inst.updated_at),
+                zopt_long(partition),
+                zopt_long(offset),
+                pbytes,
+            )
+        )
 
 
 COMMAND_FIELDS = (

@@ -177,17 +177,29 @@ class Deployment:
         got = self._macros[key] = self._compute_macro(state, label)
         return got
 
+    def start_macro(self) -> Macro | None:
+        """The deterministic settling of a new instance (None: it needs a draw or diverges); cached."""
+        key = (-1, -1)
+        try:
+            return self._macros[key]
+        except KeyError:
+            pass
+        got = self._macros[key] = self._settle_macro([], self.lts.initial)
+        return got
+
     def _compute_macro(self, state: int, label: int) -> Macro | None:
         targets = self.inputs(state).get(label)
         if targets is None or len(targets) != 1:
             return None
-        steps = [(label, state, targets[0])]
-        cur = targets[0]
+        return self._settle_macro([(label, state, targets[0])], targets[0])
+
+    def _settle_macro(self, steps: list[tuple[int, int, int]], cur: int) -> Macro | None:
+        inputs = 1 if steps else 0
         while True:
             auto = self.auto(cur)
             if not auto:
                 return Macro(tuple(steps), cur, Status.DEADLOCKED if self.is_dead(cur) else Status.RUNNING)
-            if len(auto) > 1 or len(steps) - 1 >= self.macro_bound:
+            if len(auto) > 1 or len(steps) - inputs >= self.macro_bound:
                 return None
             lab, tgt = auto[0]
             steps.append((lab, cur, tgt))

@@ -16,7 +16,7 @@ import threading
 from types import FrameType
 
 from infra.settings import Settings
-from processors.csp.runtime.processor import DEFAULT_SNAPSHOT_EVERY, RuntimeProcessor
+from processors.csp.runtime.processor import DEFAULT_SNAPSHOT_EVERY, RuntimeProcessor, tune_gc
 from processors.csp.runtime.registry import DeploymentStore
 from processors.csp.runtime.step import DEFAULT_BOUND
 from processors.csp.runtime.topics import RuntimeTopics
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
         bootstrap = resolve_endpoints(settings).kafka_bootstrap
     stop = threading.Event()
+    tune_gc()
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
         stop.set()
