@@ -1,4 +1,4 @@
-"""CSPm abstract syntax (immutable).
+"""CSPm abstract syntax (treated as immutable; nodes compare by identity).
 
 Every node has a source position (``line``, ``col``, ``end_line``,
 ``end_col``); the file name lives on the enclosing declaration list.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Node:
     line: int
     col: int
@@ -21,54 +21,54 @@ class Node:
 # ---------------------------------------------------------------- patterns
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Pat(Node):
     pass
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PVar(Pat):
     name: str  # may name a datatype constructor / channel (resolved at use)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PWild(Pat):
     pass
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PLit(Pat):
     value: object  # int | bool | Char (str of len 1 tagged via kind)
     kind: str  # "int" | "bool" | "char" | "string"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PTuple(Pat):
     items: tuple[Pat, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PDot(Pat):
     items: tuple[Pat, ...]  # flattened a.b.c
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PSeq(Pat):
     items: tuple[Pat, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PConcat(Pat):
     left: Pat
     right: Pat
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PSet(Pat):
     items: tuple[Pat, ...]  # empty or singleton
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PDouble(Pat):
     left: Pat
     right: Pat
@@ -77,83 +77,83 @@ class PDouble(Pat):
 # ------------------------------------------------------------- expressions
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Expr(Node):
     pass
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Lit(Expr):
     value: object
     kind: str  # "int" | "bool" | "char" | "string"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Var(Expr):
     name: str
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Tuple(Expr):
     items: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Dot(Expr):
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class App(Expr):
     func: Expr
     args: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Let(Expr):
     decls: tuple[Decl, ...]
     body: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class If(Expr):
     cond: Expr
     then: Expr
     orelse: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Lambda(Expr):
     pats: tuple[Pat, ...]
     body: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class BinOp(Expr):
     op: str  # + - * / % == != < > <= >= and or ^
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class UnOp(Expr):
     op: str  # "neg" | "not" | "#"
     operand: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Paren(Expr):
     inner: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Gen(Node):
     pat: Pat
     expr: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Filter(Node):
     cond: Expr
 
@@ -161,43 +161,43 @@ class Filter(Node):
 Stmt = Gen | Filter
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class SeqLit(Expr):
     items: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class SeqRange(Expr):
     lo: Expr
     hi: Expr | None
     stmts: tuple[Stmt, ...] = ()  # <a..b | x <- s>: concatenated ranges
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class SeqComp(Expr):
     items: tuple[Expr, ...]
     stmts: tuple[Stmt, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class SetLit(Expr):
     items: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class SetRange(Expr):
     lo: Expr
     hi: Expr | None
     stmts: tuple[Stmt, ...] = ()  # {a..b | x <- s}: union of ranges
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class SetComp(Expr):
     items: tuple[Expr, ...]
     stmts: tuple[Stmt, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class EnumSet(Expr):
     """``{| c, d.1 |}`` (with optional comprehension statements)."""
 
@@ -205,7 +205,7 @@ class EnumSet(Expr):
     stmts: tuple[Stmt, ...] = ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Field(Node):
     kind: str  # "?" | "!" | "$"
     expr: Expr | None  # for "!"
@@ -213,20 +213,20 @@ class Field(Node):
     restrict: Expr | None  # ?x:S
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Prefix(Expr):
     event: Expr
     fields: tuple[Field, ...]
     body: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Guard(Expr):
     cond: Expr
     proc: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class ProcOp(Expr):
     """Binary process operators: [] |~| ||| /\\ [> ; and hiding (op "\\")."""
 
@@ -235,14 +235,14 @@ class ProcOp(Expr):
     right: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class GenPar(Expr):
     left: Expr
     sync: Expr
     right: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class AlphaPar(Expr):
     left: Expr
     alpha_left: Expr
@@ -250,7 +250,7 @@ class AlphaPar(Expr):
     right: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class LinkPar(Expr):
     left: Expr
     links: tuple[tuple[Expr, Expr], ...]
@@ -258,14 +258,14 @@ class LinkPar(Expr):
     right: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class RenameE(Expr):
     proc: Expr
     pairs: tuple[tuple[Expr, Expr], ...]
     stmts: tuple[Stmt, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Replicated(Expr):
     """``[] x:S @ P`` and friends. ``op`` in [] |~| ||| ; || [|A|] [link].
 
@@ -280,7 +280,7 @@ class Replicated(Expr):
     link_stmts: tuple[Stmt, ...] = ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Unsupported(Expr):
     """A construct that parses but lies outside the supported subset (maps, ``[+ +]``,
     ``[| A |>``, ``|\\``, ``M::x``...); rejected with CspmUnsupported before evaluation."""
@@ -289,12 +289,12 @@ class Unsupported(Expr):
     parts: tuple[Expr, ...] = ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Wildcard(Expr):
     """``_`` in expression position (only valid once converted to a pattern)."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class DoublePatE(Expr):
     left: Expr
     right: Expr
@@ -303,18 +303,18 @@ class DoublePatE(Expr):
 # ------------------------------------------------------------ declarations
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Decl(Node):
     pass
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Clause(Node):
     groups: tuple[tuple[Pat, ...], ...]  # f(a,b)(c) -> ((a,b),(c,))
     body: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class FunDecl(Decl):
     """A name defined by one or more clauses (a constant has one clause with no groups)."""
 
@@ -322,49 +322,49 @@ class FunDecl(Decl):
     clauses: tuple[Clause, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class PatDecl(Decl):
     pat: Pat
     body: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class ChannelDecl(Decl):
     names: tuple[str, ...]
     type: Expr | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class DataClause(Node):
     name: str
     type: Expr | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class DataTypeDecl(Decl):
     name: str
     clauses: tuple[DataClause, ...]
     subtype: bool = False
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class NameTypeDecl(Decl):
     name: str
     expr: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class ExternalDecl(Decl):
     names: tuple[str, ...]
     transparent: bool
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class IncludeDecl(Decl):
     path: str
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class AssertDecl(Decl):
     text: str
     kind: str  # refines | deadlock free | divergence free | deterministic | has trace
@@ -375,7 +375,7 @@ class AssertDecl(Decl):
     trace: Expr | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class UnsupportedDecl(Decl):
     """A declaration outside the supported subset (modules, instances, timed sections,
     unsupported assertion models / options); rejected with CspmUnsupported on load."""
@@ -384,7 +384,7 @@ class UnsupportedDecl(Decl):
     inner: tuple[Decl, ...] = ()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class ModuleFile:
     file: str
     decls: tuple[Decl, ...]
@@ -393,43 +393,43 @@ class ModuleFile:
 # ------------------------------------------------------- type annotations
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class TyExpr(Node):
     pass
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class TyName(TyExpr):
     name: str  # Int Bool Char Proc Event, a datatype / nametype, or a type variable
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class TySet(TyExpr):
     elem: TyExpr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class TySeq(TyExpr):
     elem: TyExpr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class TyTuple(TyExpr):
     items: tuple[TyExpr, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class TyFunc(TyExpr):
     args: tuple[TyExpr, ...]
     ret: TyExpr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class TyDot(TyExpr):
     items: tuple[TyExpr, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class TyDotable(TyExpr):
     """``a => b`` (takes one field ``a`` giving ``b``); ``a =>* b`` (any number of fields)."""
 
@@ -438,7 +438,7 @@ class TyDotable(TyExpr):
     star: bool
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class AnnotDecl(Decl):
     """``f, g :: (Eq a) => (a) -> Bool``."""
 
