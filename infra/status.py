@@ -17,6 +17,8 @@ from infra.state import StackState, read_state
 from streams.admin import BrokerUnavailable, list_topics
 from streams.catalog import CATALOG
 
+STATUS_PROBE_S = 5.0  # per probe; generous because the 2 shared cores can be saturated
+
 
 def _writable_or_creatable(path: Path) -> bool:
     probe = path
@@ -42,7 +44,7 @@ def _clickhouse_health(url: str) -> dict[str, Any]:
             "healthy": _writable_or_creatable(path),
         }
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=3) as response:  # noqa: S310
+        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=STATUS_PROBE_S) as response:  # noqa: S310
             ok = response.status == 200
         return {"url": url, "kind": "http", "healthy": ok}
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -53,7 +55,7 @@ def _kafka_health(bootstrap: str | None) -> tuple[dict[str, Any], dict[str, int]
     if bootstrap is None:
         return {"bootstrap": None, "healthy": False, "error": "never started"}, {}
     try:
-        topics = list_topics(bootstrap, timeout_s=3)
+        topics = list_topics(bootstrap, timeout_s=STATUS_PROBE_S)
     except BrokerUnavailable as exc:
         return {"bootstrap": bootstrap, "healthy": False, "error": str(exc)}, {}
     return {"bootstrap": bootstrap, "healthy": True}, topics
@@ -115,7 +117,7 @@ def _storage_health(data_dir: Path, state: StackState) -> dict[str, Any]:
         "process_alive": component_alive(state, "weed"),
     }
     try:
-        ok = endpoint is not None and bucket_exists(endpoint, seaweed.BUCKET, seaweed.credentials(data_dir), 3)
+        ok = endpoint is not None and bucket_exists(endpoint, seaweed.BUCKET, seaweed.credentials(data_dir), STATUS_PROBE_S)
         out["healthy"] = bool(ok and out["process_alive"])
     except OSError as exc:
         out.update(healthy=False, error=str(exc))
