@@ -116,11 +116,11 @@ class Evaluator:
     # ------------------------------------------------------------- errors
     def error(self, msg: str, node: S.Node | None) -> CspmEvalError:
         line, col = _pos(node) if node is not None else (0, 0)
-        return CspmEvalError(msg, self.file, line, col)
+        return CspmEvalError(msg, (node.file if node is not None else "") or self.file, line, col)
 
     def unsupported(self, what: str, node: S.Node | None) -> CspmUnsupported:
         line, col = _pos(node) if node is not None else (0, 0)
-        return CspmUnsupported(what, self.file, line, col)
+        return CspmUnsupported(what, (node.file if node is not None else "") or self.file, line, col)
 
     # -------------------------------------------------------- declarations
     def declare(self, d: S.Decl) -> None:
@@ -1021,12 +1021,14 @@ class Evaluator:
         def cont(event: str) -> P.Proc:
             env2 = conts.get(event)
             if env2 is None:
-                raise CspmEvalError(f"event {event} is not offered by this prefix", self.file, e.line, e.col)
+                raise CspmEvalError(
+                    f"event {event} is not offered by this prefix", e.file or self.file, e.line, e.col
+                )
             try:
                 return self.ev_proc(body, env2)
             except RecursionError:
                 raise CspmEvalError(
-                    "recursion too deep evaluating a prefix continuation", self.file, e.line, e.col
+                    "recursion too deep evaluating a prefix continuation", e.file or self.file, e.line, e.col
                 ) from None
 
         pre = P.Prefix(key, events, cont, self.span(e))
@@ -1181,7 +1183,7 @@ class Evaluator:
                 env2 = conts.get(event)
                 if env2 is None:
                     raise CspmEvalError(
-                        f"event {event} is not offered by this prefix", self.file, e.line, e.col
+                        f"event {event} is not offered by this prefix", e.file or self.file, e.line, e.col
                     )
                 return self.ev_proc(body, env2)
 
@@ -1414,9 +1416,10 @@ def _spread(fn: Callable[..., Value]) -> Callable[[tuple[Value, ...]], Value]:
 
 
 def _relocate(err: CspmError, file: str, node: S.Node) -> CspmError:
+    where = node.file or file
     if isinstance(err, CspmUnsupported):
-        return CspmUnsupported(err.construct, file, node.line, node.col)
-    return type(err)(err.message, file, node.line, node.col)
+        return CspmUnsupported(err.construct, where, node.line, node.col)
+    return type(err)(err.message, where, node.line, node.col)
 
 
 def _tuple_split(d: S.PatDecl) -> bool:
@@ -1444,7 +1447,7 @@ def _flat(cls: type, p: P.Proc) -> tuple[P.Proc, ...]:
 
 
 def _span(file: str, e: S.Node) -> P.Span:
-    return P.Span(file, e.line, e.col, e.end_line or e.line, e.end_col or e.col)
+    return P.Span(e.file or file, e.line, e.col, e.end_line or e.line, e.end_col or e.col)
 
 
 def _const(v: Value, name: str) -> Thunk:

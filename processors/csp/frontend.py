@@ -74,7 +74,7 @@ class Module:
         self.assertions: list[Assertion] = []
         for d in decls:
             if isinstance(d, syntax.AssertDecl):
-                span = procs.Span(file, d.line, d.col, d.end_line or d.line, d.end_col or d.col)
+                span = procs.Span(d.file or file, d.line, d.col, d.end_line or d.line, d.end_col or d.col)
                 self.assertions.append(
                     Assertion(
                         d.text,
@@ -144,9 +144,13 @@ class Module:
         """Where the top-level ``name`` is defined (first clause to last), if it is."""
         for d in self.decls:
             if isinstance(d, syntax.FunDecl | syntax.NameTypeDecl) and d.name == name:
-                return procs.Span(self.file, d.line, d.col, d.end_line or d.line, d.end_col or d.col)
+                return procs.Span(
+                    d.file or self.file, d.line, d.col, d.end_line or d.line, d.end_col or d.col
+                )
             if isinstance(d, syntax.ChannelDecl) and name in d.names:
-                return procs.Span(self.file, d.line, d.col, d.end_line or d.line, d.end_col or d.col)
+                return procs.Span(
+                    d.file or self.file, d.line, d.col, d.end_line or d.line, d.end_col or d.col
+                )
         return None
 
     def all_events(self) -> frozenset[str]:

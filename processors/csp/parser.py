@@ -15,6 +15,8 @@ operand. Inside brackets layout is off.
 
 from __future__ import annotations
 
+from typing import Any
+
 from processors.csp import syntax as S
 from processors.csp.errors import CspmError, CspmSyntaxError, CspmUnsupported
 from processors.csp.lexer import Token, tokenize
@@ -184,9 +186,9 @@ class Parser:
     def unsupported(self, what: str, tok: Token) -> CspmUnsupported:
         return CspmUnsupported(what, self.file, tok.line, tok.col)
 
-    def _end(self, node_tok: Token) -> dict[str, int]:
+    def _end(self, node_tok: Token) -> dict[str, Any]:
         prev = self.toks[self.pos - 1] if self.pos > 0 else node_tok
-        return {"end_line": prev.end_line, "end_col": prev.end_col}
+        return {"end_line": prev.end_line, "end_col": prev.end_col, "file": self.file}
 
     def text_between(self, start: Token, end: Token) -> str:
         a = self._line_starts[start.line - 1] + start.col - 1
@@ -1192,7 +1194,7 @@ class Parser:
 
     # ------------------------------------------------------------ patterns
     def to_pat(self, e: S.Expr) -> S.Pat:
-        pos = {"end_line": e.end_line, "end_col": e.end_col}
+        pos: dict[str, Any] = {"end_line": e.end_line, "end_col": e.end_col, "file": e.file}
         if isinstance(e, S.Var):
             return S.PVar(e.line, e.col, e.name, **pos)
         if isinstance(e, S.Wildcard):

@@ -16,6 +16,7 @@ class Node:
     col: int
     end_line: int = field(default=0, kw_only=True)
     end_col: int = field(default=0, kw_only=True)
+    file: str = field(default="", kw_only=True)  # source file ("" = the module's main file)
 
 
 # ---------------------------------------------------------------- patterns

@@ -56,11 +56,11 @@ def _reject_unsupported(decls: tuple[S.Decl, ...], file: str) -> None:
             stack.extend(v for k, v in vars(n).items() if isinstance(v, S.Node | tuple))
     if found:
         first = min(found, key=lambda n: (n.line, n.col))
-        raise CspmUnsupported(first.construct, file, first.line, first.col)
+        raise CspmUnsupported(first.construct, first.file or file, first.line, first.col)
 
 
 def _err(file: str, node: S.Node, msg: str) -> CspmTypeError:
-    return CspmTypeError(msg, file, node.line, node.col)
+    return CspmTypeError(msg, node.file or file, node.line, node.col)
 
 
 class _ScopeChecker:
@@ -141,7 +141,7 @@ class _ScopeChecker:
         if name in scope or name in self.top:
             return
         if name in UNSUPPORTED_BUILTINS:
-            raise CspmUnsupported(f"builtin {name}", self.file, node.line, node.col)
+            raise CspmUnsupported(f"builtin {name}", node.file or self.file, node.line, node.col)
         if name in self.builtins:
             return
         raise _err(self.file, node, f"undefined identifier '{name}'")
@@ -344,7 +344,7 @@ def _check_partial(ev: Evaluator, parts: list[S.Expr], p: S.Prefix) -> None:
         return
     if next(iter(ev.events_with_prefix(head.name, atoms[1:], p)), None) is None:
         raise CspmTypeError(
-            f"event {render(v)} is not in the type of channel {head.name}", ev.file, p.line, p.col
+            f"event {render(v)} is not in the type of channel {head.name}", p.file or ev.file, p.line, p.col
         )
 
 

@@ -268,7 +268,7 @@ class Infer:
         return TVar(self.counter, self.level, set(constraints or ()))
 
     def err(self, node: S.Node, msg: str) -> CspmTypeError:
-        return CspmTypeError(msg, self.file, node.line, node.col)
+        return CspmTypeError(msg, node.file or self.file, node.line, node.col)
 
     def instantiate(self, s: Scheme | Type) -> Type:
         if not isinstance(s, Scheme):

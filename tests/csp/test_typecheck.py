@@ -135,3 +135,11 @@ def test_include_is_resolved_relative_to_the_including_file(tmp_path: Path) -> N
     with pytest.raises(CspmSyntaxError) as ei:
         load_file(tmp_path / "missing.csp")
     assert "nope.csp" in str(ei.value) and ei.value.line == 1
+
+
+def test_errors_in_included_files_name_that_file(tmp_path: Path) -> None:
+    (tmp_path / "defs.csp").write_text("channel a : {0..1}\nP = a!3 -> STOP\n", encoding="utf-8")
+    (tmp_path / "main.csp").write_text('include "defs.csp"\nQ = P\n', encoding="utf-8")
+    with pytest.raises(CspmTypeError) as ei:
+        load_file(tmp_path / "main.csp")
+    assert ei.value.file.endswith("defs.csp") and (ei.value.line, ei.value.col) == (2, 5)
