@@ -190,7 +190,11 @@ def render(v: Value) -> str:
     if isinstance(v, VFunc):
         return f"<function {v.name}>"
     if isinstance(v, Proc):
-        return f"<process {type(v).__name__}>"
+        name = getattr(v, "name", None)
+        if isinstance(name, str):
+            return name  # a Call: the process name and arguments
+        simple = {"Stop": "STOP", "Skip": "SKIP", "Div": "DIV", "Omega": "Ω"}
+        return simple.get(type(v).__name__, f"<process {type(v).__name__}>")
     return str(v)
 
 
