@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 
 LOOPBACK = "127.0.0.1"
 
@@ -28,4 +29,15 @@ def is_free(port: int, host: str = LOOPBACK) -> bool:
 def is_listening(port: int, host: str = LOOPBACK, timeout_s: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
         return True
+    return False
+
+
+def is_reusable(port: int, host: str = LOOPBACK, attempts: int = 10, pause_s: float = 0.1) -> bool:
+    """``is_free``, retried briefly: a port recorded by a stopped stack can be held for a moment
+    by a transient socket (for instance a client connection that was using it as its local port)."""
+    for attempt in range(attempts):
+        if is_free(port, host):
+            return True
+        if attempt < attempts - 1:
+            time.sleep(pause_s)
     return False

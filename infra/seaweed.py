@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from infra.ports import LOOPBACK, free_port, is_free
+from infra.ports import LOOPBACK, free_port, is_reusable
 from infra.s3 import S3Credentials, ensure_bucket, get_object, put_object
 
 NAME = "weed"
@@ -46,7 +46,7 @@ class SeaweedPorts:
         chosen: dict[str, int] = {}
         for field in cls.__dataclass_fields__:
             want = fixed.get(field) or 0
-            if not want and previous and previous.get(field) and is_free(previous[field]):
+            if not want and previous and previous.get(field) and is_reusable(previous[field]):
                 want = previous[field]
             while not want or want in chosen.values():
                 want = free_port()

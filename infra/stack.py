@@ -24,7 +24,7 @@ from infra.endpoints import (
     resolve_endpoints,
     running_state,
 )
-from infra.ports import free_port, is_free
+from infra.ports import free_port, is_free, is_reusable
 from infra.settings import Settings
 from infra.state import (
     StackState,
@@ -77,7 +77,7 @@ def _stop_components(data_dir: Path, pids: Mapping[str, int], timeout_s: float) 
 def _kafka_port(requested: int, previous: StackState | None) -> int:
     if requested:
         return requested
-    if previous is not None and is_free(previous.kafka_port):
+    if previous is not None and is_reusable(previous.kafka_port):
         return previous.kafka_port
     return free_port()
 
