@@ -278,7 +278,8 @@ def conform(
         raise _fail(f"{spec_proc}: {exc}", EXIT_INPUT) from None
     with _platform(data_dir, namespace) as platform:
         events = [e for e in platform.events() if e["system"] == system]
-    per: dict[str, list[dict[str, Any]]] = {}
+        started = [i.instance_id for i in platform.instances() if i.system == system]
+    per: dict[str, list[dict[str, Any]]] = {iid: [] for iid in started}
     for e in events:
         per.setdefault(e["instance_id"], []).append(e)
     traces = {iid: visible_trace(evs) for iid, evs in per.items()}

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from processors.csp.runtime.model import KIND_TICK, Instance, Status
+from processors.csp.runtime.model import KIND_TICK, Instance, Status, frozen_params
 from processors.csp.runtime.records import instance_from_snapshot
 from processors.csp.runtime.step import DeploymentLookup
 
@@ -179,7 +179,7 @@ def replay(
             0,
             Status.RUNNING,
             base.updated_at,
-            dict(snaps[0].get("params") or {}),
+            frozen_params(snaps[0].get("params")),
         )
     inst = apply_events(base, per, lookup, until)
     halted = [s for s in snaps if int(s["seq"]) == inst.seq and s["status"] in ("STOPPED", "DIVERGENT")]

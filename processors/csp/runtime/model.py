@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
 from processors.csp.lts import LTS, TAU, TICK
 
@@ -287,6 +288,14 @@ def _match_fields(rest: str, fields: tuple[tuple[str, ...], ...], i: int) -> tup
     return (i, rest.split(".", 1)[0])
 
 
+NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+
+
+def frozen_params(params: Mapping[str, str] | None) -> Mapping[str, str]:
+    """START parameters as an immutable mapping; the empty case shares one object (memory per instance)."""
+    return MappingProxyType(dict(params)) if params else NO_PARAMS
+
+
 @dataclass(frozen=True, slots=True)
 class Instance:
     """State of one instance after its event ``seq`` (seq 0: nothing happened yet)."""
@@ -298,7 +307,7 @@ class Instance:
     seq: int
     status: Status
     updated_at: int = 0  # timestamp of the last command that changed it (ms)
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=lambda: NO_PARAMS)
 
     def with_(self, state: int, seq: int, status: Status, updated_at: int) -> Instance:
         return Instance(

@@ -30,7 +30,7 @@ from typing import Any
 
 from processors.csp.runtime import fold
 from processors.csp.runtime.encoding import CommandDecoder, FastEncoder, zl, zlong, zopt_str, zstr
-from processors.csp.runtime.model import KIND_INPUT, KIND_OUTPUT, Deployment, Instance, Status
+from processors.csp.runtime.model import KIND_INPUT, KIND_OUTPUT, Deployment, Instance, Status, frozen_params
 from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.registry import DeploymentStore
 from processors.csp.runtime.step import DEFAULT_BOUND, Refusal, apply, command_from_record
@@ -275,7 +275,7 @@ class RuntimeProcessor(ProcessorBase):
                                          b"".join((enc.channel_header, iid_b, chan_mid, seq_b, ts_b))))  # fmt: skip
             self.stats.events += seq
         new = Instance(
-            iid, dep.system, dep.version, macro.state, seq, macro.status, ts, dict(value["params"])
+            iid, dep.system, dep.version, macro.state, seq, macro.status, ts, frozen_params(value["params"])
         )
         insts[iid] = new
         out.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from processors.csp.runtime.model import Deployment, Instance, Status
+from processors.csp.runtime.model import Deployment, Instance, Status, frozen_params
 from processors.csp.runtime.step import Command, Refusal, Step
 
 
@@ -90,7 +90,7 @@ def instance_from_snapshot(rec: Mapping[str, Any]) -> Instance:
         int(rec["seq"]),
         Status(rec["status"]),
         int(rec.get("timestamp") or 0),
-        dict(rec.get("params") or {}),
+        frozen_params(rec.get("params")),
     )
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.csp.lts import TICK
-from processors.csp.runtime.model import KIND_TICK, Deployment, Instance, Status
+from processors.csp.runtime.model import KIND_TICK, Deployment, Instance, Status, frozen_params
 
 DEFAULT_BOUND = 1000
 
@@ -182,7 +182,7 @@ def start(dep: Deployment, cmd: Command, bound: int = DEFAULT_BOUND) -> Outcome:
     steps: list[Step] = []
     state, seq, status = settle(dep, cmd.instance_id, dep.lts.initial, 0, bound, steps)
     inst = Instance(
-        cmd.instance_id, dep.system, dep.version, state, seq, status, cmd.issued_at, dict(cmd.params)
+        cmd.instance_id, dep.system, dep.version, state, seq, status, cmd.issued_at, frozen_params(cmd.params)
     )
     refusal = None
     if status is Status.DIVERGENT:
