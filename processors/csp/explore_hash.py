@@ -179,7 +179,13 @@ class CodeSet:
             del order
         else:
             old_keys.sort(kind="stable")  # table order is nearly sorted: timsort is fast here
-        self._alloc(log2)
+        # Grow the arrays in place (realloc keeps the pages already touched:
+        # first-touch page faults are what growing costs most) and refill.
+        self.log2 = log2
+        self.keys.resize(1 << log2, refcheck=False)
+        self.keys.fill(MIXED_EMPTY)
+        if self.with_values:
+            self.values.resize(1 << log2, refcheck=False)
         slots = self._place(old_keys)
         if self.with_values:
             self.values[slots] = old_values
@@ -193,20 +199,21 @@ class CodeSet:
         cap = 1 << self.log2
         shift = np.uint64(64 - self.log2)
         slots = np.empty(n, dtype=np.int64)
+        steps = np.arange(min(n, chunk), dtype=np.int64)
         carry = -1  # slot of the previous key
         for lo in range(0, n, chunk):
-            part = keys[lo : lo + chunk]
-            x = (part >> shift).view(np.int64) - np.arange(len(part), dtype=np.int64)
+            x = slots[lo : lo + chunk]
+            np.right_shift(keys[lo : lo + chunk], shift, out=x.view(np.uint64))
+            x -= steps[: len(x)]
             x[0] = max(int(x[0]), carry + 1)
             np.maximum.accumulate(x, out=x)
-            x += np.arange(len(part), dtype=np.int64)
-            slots[lo : lo + chunk] = x
+            x += steps[: len(x)]
             carry = int(x[-1])
-        fits = slots < cap
-        self.keys[slots[fits]] = keys[fits]
-        self.size = int(np.count_nonzero(fits))
-        if not fits.all():  # the tail wraps around to the start of the table
-            _, slots[~fits] = self.insert(keys[~fits], want_slots=True)
+        fit = int(np.searchsorted(slots, cap))  # slots increase: the ones past the end are a tail
+        self.keys[slots[:fit]] = keys[:fit]
+        self.size = fit
+        if fit < n:  # the tail wraps around to the start of the table
+            _, slots[fit:] = self.insert(keys[fit:], want_slots=True)
         return slots
 
     def insert(self, keys: UintArray, want_slots: bool = False) -> tuple[npt.NDArray[np.bool_], IntArray]:
@@ -222,6 +229,7 @@ class CodeSet:
         pos = (keys >> np.uint64(64 - self.log2)).view(np.int64)
         wrap = (1 << self.log2) - 1
         table = self.keys
+        ordered = True  # pos is non-decreasing: sorted keys, and probing keeps it so until it wraps
         while True:
             t = table[pos]
             done = t == k
@@ -232,7 +240,7 @@ class CodeSet:
             e = np.flatnonzero(empty)
             if e.size:
                 pe = pos[e]
-                if len(pe) < 2 or bool((pe[1:] >= pe[:-1]).all()):
+                if ordered or len(pe) < 2 or bool((pe[1:] >= pe[:-1]).all()):
                     first = np.ones(len(e), dtype=np.bool_)
                     np.not_equal(pe[1:], pe[:-1], out=first[1:])
                     we = e[first]
@@ -245,12 +253,16 @@ class CodeSet:
                 if slots:
                     slot[wid] = pos[we]
                 done[we] = True
-            rest = np.flatnonzero(~done)
+            np.logical_not(done, out=done)
+            rest = np.flatnonzero(done)
             if not rest.size:
                 break
-            advance = ~empty[rest]
+            advance = np.flatnonzero(~empty[rest])
             pos = pos[rest]
-            pos[advance] = (pos[advance] + 1) & wrap
+            moved = pos[advance]
+            if ordered and moved.size and moved[-1] == wrap:
+                ordered = False
+            pos[advance] = (moved + 1) & wrap
             ids = rest if ids is None else ids[rest]
             k = k[rest]
         self.size += int(np.count_nonzero(is_new))

@@ -258,3 +258,34 @@ def test_wide_state_uses_several_code_words() -> None:
     stuck = N.Parallel(node, N.Leaf(from_edges(EV, 0, 3, [(0, 2, 1), (1, 2, 2)])), frozenset({"a"}))
     result = find_deadlock(stuck)
     assert result.trace == ["a", "a"]
+
+
+# ---------------------------------------------------------------- visited sets
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_code_set_matches_python_set(seed: int) -> None:
+    from processors.csp.explore_hash import CodeSet, StateTable, mix
+
+    rng = np.random.default_rng(seed)
+    # repeats across batches; clusters at both ends of the table make probing
+    # (and the rehash when growing) wrap around to slot 0
+    top = np.uint64(0xFFFF_FFFF_FFFF_FF00)
+    fast, with_values, general = CodeSet(), CodeSet(with_values=True), StateTable(2)
+    seen: set[int] = set()
+    for _ in range(30):
+        spread = mix(rng.integers(0, 40_000, size=rng.integers(1, 2000)))
+        bottom = rng.integers(0, 60, size=20).astype(np.uint64)  # home slot 0
+        high = top + rng.integers(0, 60, size=20).astype(np.uint64)  # home slot: the last
+        keys = np.unique(np.concatenate([spread, bottom, high]))
+        expect = np.array([int(x) not in seen for x in keys])
+        is_new, _ = fast.insert(keys)
+        assert (is_new == expect).all()
+        is_new, slot = with_values.insert(keys)
+        assert (is_new == expect).all()
+        assert (with_values.keys[slot] == keys).all()
+        signed = keys.view(np.int64)
+        is_new, _ = general.insert((signed & 0x7FFF_FFFF, signed >> 31 & 0x7FFF_FFFF_FFFF))
+        assert (is_new == expect).all()
+        seen.update(int(x) for x in keys)
+    assert fast.size == with_values.size == general.size == len(seen)
