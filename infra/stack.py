@@ -82,6 +82,10 @@ def _kafka_port(requested: int, previous: StackState | None) -> int:
     return free_port()
 
 
+class _ExitedEarly(StackError):
+    """A component exited while starting (typically: its port was taken meanwhile)."""
+
+
 def _start_seaweed(
     data_dir: Path, ports: seaweed.SeaweedPorts, state: StackState, tie: bool
 ) -> tansu.S3Storage:
@@ -96,12 +100,12 @@ def _start_seaweed(
         seaweed.wait_s3_ready(endpoint, creds, SEAWEED_READY_S, alive=lambda: procs.is_alive(pid))
     except (TimeoutError, RuntimeError) as exc:
         log = log_path(data_dir, "weed")
-        raise StackError(f"{exc} (log: {log}){_log_tail(log)}") from None
+        exited = not procs.is_alive(pid)
+        if exited:
+            state.pids.pop("weed", None)
+            remove_pid(data_dir, "weed")
+        raise (_ExitedEarly if exited else StackError)(f"{exc} (log: {log}){_log_tail(log)}") from None
     return tansu.S3Storage(endpoint, seaweed.BUCKET, creds.access_key, creds.secret_key)
-
-
-class _ExitedEarly(StackError):
-    """A component exited while starting (typically: its port was taken meanwhile)."""
 
 
 def _log_tail(path: Path, lines: int = 3) -> str:
@@ -138,6 +142,27 @@ def _start_tansu(
         except BrokerUnavailable as exc:
             if time.monotonic() >= deadline:
                 raise StackError(f"{exc} (log: {log_path(data_dir, 'tansu')})") from None
+
+
+def _start_seaweed_retrying(
+    data_dir: Path,
+    ports: seaweed.SeaweedPorts,
+    state: StackState,
+    tie: bool,
+    fixed: Mapping[str, int],
+    attempts: int = 2,
+) -> tansu.S3Storage:
+    """Start SeaweedFS; if it exits at once (a port we picked was taken meanwhile), pick fresh ports."""
+    for attempt in range(attempts):
+        try:
+            return _start_seaweed(data_dir, ports, state, tie)
+        except _ExitedEarly:
+            if attempt == attempts - 1:
+                raise
+            ports = seaweed.SeaweedPorts.allocate(None, **fixed)
+            state.seaweed_ports = ports.as_dict()
+            write_state(data_dir, state)
+    raise AssertionError("unreachable")
 
 
 def _start_tansu_retrying(
@@ -189,10 +214,13 @@ def start_stack(
         t0 = time.monotonic()
         mode = "ephemeral" if ephemeral else "durable"
         seaweed_ports = None
+        overrides = dict(wanted.seaweed)
         if not ephemeral:
-            overrides = dict(wanted.seaweed)
             if settings.s3_port and "s3" not in overrides:
                 overrides["s3"] = settings.s3_port
+            busy = [f"{name} 127.0.0.1:{port}" for name, port in overrides.items() if port and not is_free(port)]
+            if busy:
+                raise StackError(f"SeaweedFS port(s) already in use: {', '.join(busy)}")
             seaweed_ports = seaweed.SeaweedPorts.allocate(
                 previous.seaweed_ports if previous else None, **overrides
             )
@@ -204,7 +232,11 @@ def start_stack(
         )
         write_state(data_dir, state)
         try:
-            storage = _start_seaweed(data_dir, seaweed_ports, state, tie_to_parent) if seaweed_ports else None
+            storage = (
+                _start_seaweed_retrying(data_dir, seaweed_ports, state, tie_to_parent, overrides)
+                if seaweed_ports
+                else None
+            )
             bootstrap = _start_tansu_retrying(
                 data_dir, storage, state, fixed_port=bool(wanted.kafka), tie=tie_to_parent
             )

@@ -263,3 +263,16 @@ def test_status_reports_catalog_topics_with_wrong_partition_counts(tmp_path):
             assert report["partition_mismatch"] == {"csp.events": {"declared": 4, "actual": 2}}
         finally:
             procs.stop(pid, 10)
+
+
+def test_explicit_busy_seaweed_port_is_a_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = _local(tmp_path / "busy-s3")
+        with pytest.raises(StackError, match=f"already in use: s3 127.0.0.1:{port}"):
+            start_stack(settings, ports=StackPorts(seaweed={"s3": port}))
+    assert read_pids(settings.resolved_data_dir()) == {}
