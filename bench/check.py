@@ -37,7 +37,7 @@ DEFAULT_N_MAX = 9
 # ----------------------------------------------------------------- direct networks
 
 
-def _leaf(cycle: list[list[str]], n_states: int, edges: list[tuple[int, str, int]]) -> N.Leaf:
+def _leaf(n_states: int, edges: list[tuple[int, str, int]]) -> N.Leaf:
     names = sorted({e for _, e, _ in edges})
     events = (TAU_NAME, TICK_NAME, *names)
     index = {e: i for i, e in enumerate(events)}
@@ -57,7 +57,7 @@ def _phil(i: int, n: int) -> tuple[N.Leaf, frozenset[str]]:
         f"getsup.{i}",
     ]
     edges = [(k, e, (k + 1) % len(seq)) for k, e in enumerate(seq)]
-    return _leaf([], len(seq), edges), frozenset(seq)
+    return _leaf(len(seq), edges), frozenset(seq)
 
 
 def _fork(i: int, n: int) -> tuple[N.Leaf, frozenset[str]]:
@@ -68,13 +68,13 @@ def _fork(i: int, n: int) -> tuple[N.Leaf, frozenset[str]]:
         (0, f"pickup.{p}.{i}", 2),
         (2, f"putdown.{p}.{i}", 0),
     ]
-    return _leaf([], 3, edges), frozenset(e for _, e, _ in edges)
+    return _leaf(3, edges), frozenset(e for _, e, _ in edges)
 
 
 def _butler(n: int) -> N.Leaf:
     edges = [(j, f"sit.{i}", j + 1) for j in range(n - 1) for i in range(n)]
     edges += [(j, f"getsup.{i}", j - 1) for j in range(1, n) for i in range(n)]
-    return _leaf([], n, edges)
+    return _leaf(n, edges)
 
 
 def direct_network(system: str, n: int) -> N.Node:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from processors.csp.explore_encoding import Encoding, Words
 from processors.csp.explore_rules import Flat
-from processors.csp.lts import LTS, TICK, IntArray
+from processors.csp.lts import LTS, TAU_NAME, TICK, TICK_NAME, IntArray
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -123,8 +123,6 @@ def compile_rules(flat: Flat, enc: Encoding) -> Compiled:
 
 
 def _event_table(flat: Flat) -> tuple[str, ...]:
-    from processors.csp.lts import TAU_NAME, TICK_NAME
-
     visible = sorted({r.label for r in flat.rules} - {TAU_NAME, TICK_NAME})
     return (TAU_NAME, TICK_NAME, *visible)
 
@@ -188,7 +186,6 @@ def _fire(r: int, rule: CompiledRule, pdeltas: tuple[int, ...], idx: IntArray, w
             d = None if d is None else d[keep]
         ds.append(d)
     const = [0] * len(words)
-    const[rule.pivot.word] = 0
     for i, m in enumerate(rule.others):
         if m.const_delta is not None:
             const[m.word] += m.const_delta
