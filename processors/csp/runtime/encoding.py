@@ -132,6 +132,13 @@ class FastEncoder:
             )
         return got
 
+    @property
+    def event_header(self) -> bytes:
+        return self._event_header
+
+    def sysver(self, dep: Deployment) -> bytes:
+        return self._sys(dep)
+
     def _sys(self, dep: Deployment) -> bytes:
         got = self._sysver.get(dep.key)
         if got is None:
@@ -281,15 +288,22 @@ class CommandDecoder:
 
     def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
         """(schema name, record); raises on bytes that are not a valid record."""
-        if self.fast and data[:5] == self._header:
-            try:
-                return "CspCommand", self._decode(data)
-            except (IndexError, UnicodeDecodeError, ValueError):
-                pass  # let the codec produce its precise error
+        got = self.decode_tuple(data)
+        if got is not None:
+            return "CspCommand", as_command_dict(got)
         name, rec = self._codec.decode(data)
         return name, rec
 
-    def _decode(self, b: bytes) -> dict[str, Any]:
+    def decode_tuple(self, data: bytes) -> CommandTuple | None:
+        """The fields of a current-schema CspCommand in schema order; None: not one (use ``decode``)."""
+        if self.fast and data[:5] == self._header:
+            try:
+                return self._decode(data)
+            except (IndexError, UnicodeDecodeError, ValueError):
+                return None  # ``decode`` lets the codec produce its precise error
+        return None
+
+    def _decode(self, b: bytes) -> CommandTuple:
         command_id, pos = _rstr(b, 5)
         instance_id, pos = _rstr(b, pos)
         ki, pos = _rlong(b, pos)
@@ -323,17 +337,17 @@ class CommandDecoder:
         issued_at, pos = _rlong(b, pos)
         if pos != len(b):
             raise ValueError("trailing bytes")
-        return {
-            "command_id": command_id,
-            "instance_id": instance_id,
-            "kind": self._kinds[ki],
-            "system": system,
-            "version": version,
-            "params": params,
-            "event": event,
-            "offer_id": offer_id,
-            "issued_at": issued_at,
-        }
+        return (command_id, instance_id, self._kinds[ki], system, version, params, event, offer_id, issued_at)
+
+
+CommandTuple = tuple[
+    str, str, str, "str | None", "int | None", dict[str, str], "str | None", "str | None", int
+]
+
+
+def as_command_dict(t: CommandTuple) -> dict[str, Any]:
+    return dict(zip(("command_id", "instance_id", "kind", "system", "version", "params", "event", "offer_id",
+                     "issued_at"), t, strict=True))  # fmt: skip
 
 
 def _rlong(b: bytes, pos: int) -> tuple[int, int]:

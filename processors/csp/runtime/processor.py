@@ -29,8 +29,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from processors.csp.runtime import fold
-from processors.csp.runtime.encoding import CommandDecoder, FastEncoder, zl, zlong, zopt_str, zstr
-from processors.csp.runtime.model import KIND_INPUT, KIND_OUTPUT, Deployment, Instance, Status, frozen_params
+from processors.csp.runtime.encoding import CommandDecoder, FastEncoder, as_command_dict, zl, zlong, zstr
+from processors.csp.runtime.model import (
+    KIND_INPUT,
+    KIND_OUTPUT,
+    Deployment,
+    Instance,
+    Macro,
+    Status,
+    frozen_params,
+)
 from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.registry import DeploymentStore
 from processors.csp.runtime.step import DEFAULT_BOUND, Refusal, apply, command_from_record
@@ -95,6 +103,8 @@ class RuntimeProcessor(ProcessorBase):
         self._refreshed = False
         self._channel_topics: dict[tuple[str, str], str] = {}
         self._deps: dict[tuple[str, int], Deployment] = {}
+        # (deployment, state, label) -> (macro, its encoded parts, its length) or None
+        self._macro_cache: dict[tuple[tuple[str, int], int, int], tuple[Macro, Any, int] | None] = {}
         self.dec = CommandDecoder(codec)
         # instances whose id the default partitioner would not put on their command partition:
         # their outputs carry an explicit partition (normally none)
@@ -143,6 +153,10 @@ class RuntimeProcessor(ProcessorBase):
         out: list[OutRecord] = []
         append = out.append
         decode = self.dec.decode
+        decode_tuple = self.dec.decode_tuple
+        macros = self._macro_cache
+        ev_header = self.enc.event_header
+        sysver = self.enc.sysver
         partitions = self.partitions
         deps = self._deps
         enc = self.enc
@@ -160,73 +174,95 @@ class RuntimeProcessor(ProcessorBase):
         try:
             for rec in batch:
                 msg = rec._msg
-                raw = msg.value()
-                try:
-                    name, value = decode(raw)
-                except Exception as exc:
-                    ctx.dead_letter(rec, f"undecodable record: {exc}")
-                    continue
-                if name != COMMAND_SCHEMA:
-                    ctx.dead_letter(
-                        rec, f"expected a {COMMAND_SCHEMA} record on {rec.topic}, got a {name} record"
-                    )
-                    continue
+                t = decode_tuple(msg.value())
                 part = msg.partition()
                 insts = partitions.get(part)
                 if insts is None:
                     insts = partitions[part] = {}
-                # -- fast path: a deterministic accepted offer (no draw, bounded settling) --
-                iid = value["instance_id"]
-                inst = insts.get(iid)
-                if inst is not None and inst.status is running and value["kind"] == "OFFER":
-                    key = msg.key()
-                    dep = deps.get((inst.system, inst.version))
-                    event = value["event"]
-                    label = (
-                        None
-                        if dep is None or event is None or key != iid.encode()
-                        else dep.label_of.get(event)
-                    )
-                    macro = (
-                        None
-                        if dep is None or label is None or dep.macro_bound != bound
-                        else dep.macro(inst.state, label)
-                    )
-                    if macro is not None and dep is not None:
-                        offset = msg.offset()
-                        iid_b = zstr(iid)
-                        prefix = enc.event_prefix(dep, iid_b)
-                        cmd_b = zstr(value["command_id"])
-                        ts = value["issued_at"]
-                        ts_b = zl(ts) if ts >= 0 else zlong(ts)
-                        ev_part = part if iid in unnatural.get(part, ()) else None
-                        tail = ts_b + b"\x02" + zl(part) + b"\x02" + zl(offset)
-                        offer_b = zopt_str(value["offer_id"])
-                        seq = inst.seq
-                        first = True
-                        for label_b, states_b, chan_mid, chan_topic in enc.macro_parts(
-                            dep, macro, chan_topic_of
-                        ):
-                            seq += 1
-                            seq_b = zl(seq)
-                            append(OutRecord(events_topic, key, None, None, b"".join(
-                                (prefix, seq_b, label_b, offer_b if first else b"\x00", cmd_b, states_b, tail)
-                            ), ev_part))  # fmt: skip
-                            first = False
-                            if chan_topic is not None:
-                                append(OutRecord(chan_topic, key, None, None,
-                                                 b"".join((chan_header, iid_b, chan_mid, seq_b, ts_b))))  # type: ignore[arg-type]  # fmt: skip
-                        n_events += len(macro.steps)
-                        new = Instance(
-                            iid, inst.system, inst.version, macro.state, seq, macro.status, ts, inst.params
-                        )
-                        insts[iid] = new
-                        if macro.status is not running or inst.seq // every != seq // every:
-                            append(OutRecord(snapshots_topic, key, None, None,
-                                             enc.snapshot(new, part, offset), ev_part))  # fmt: skip
-                            self.stats.snapshots += 1
+                if t is not None:
+                    # -- fast path: a deterministic accepted offer (no draw, bounded settling) --
+                    iid = t[1]
+                    inst = insts.get(iid)
+                    event = t[6]
+                    if inst is not None and inst.status is running and t[2] == "OFFER" and event is not None:
+                        dep = deps.get((inst.system, inst.version))
+                        key = msg.key()
+                        cached = None
+                        if dep is not None and key == iid.encode():
+                            label = dep.label_of.get(event)
+                            if label is not None:
+                                ck = (dep.key, inst.state, label)
+                                cached = macros.get(ck)
+                                if cached is None and ck not in macros:
+                                    m = dep.macro(inst.state, label) if dep.macro_bound == bound else None
+                                    cached = macros[ck] = (
+                                        None
+                                        if m is None
+                                        else (m, enc.macro_parts(dep, m, chan_topic_of), len(m.steps))
+                                    )
+                        if cached is not None and dep is not None:
+                            macro, parts, nsteps = cached
+                            offset = msg.offset()
+                            iid_b = zstr(iid)
+                            prefix = ev_header + iid_b + sysver(dep)
+                            cmd_b = zstr(t[0])
+                            ts = t[8]
+                            ts_b = zl(ts) if ts >= 0 else zlong(ts)
+                            ev_part = part if iid in unnatural.get(part, ()) else None
+                            tail = ts_b + b"\x02" + zl(part) + b"\x02" + zl(offset)
+                            offer_id = t[7]
+                            mid = b"\x00" + cmd_b
+                            seq = inst.seq
+                            first = True
+                            for label_b, states_b, chan_mid, chan_topic in parts:
+                                seq += 1
+                                seq_b = zl(seq)
+                                if first:
+                                    first = False
+                                    head = (
+                                        label_b
+                                        + (b"\x00" if offer_id is None else b"\x02" + zstr(offer_id))
+                                        + cmd_b
+                                    )
+                                else:
+                                    head = label_b + mid
+                                append(OutRecord(events_topic, key, None, None,
+                                                 b"".join((prefix, seq_b, head, states_b, tail)), ev_part))  # fmt: skip
+                                if chan_topic is not None:
+                                    append(OutRecord(chan_topic, key, None, None,
+                                                     b"".join((chan_header, iid_b, chan_mid, seq_b, ts_b))))  # fmt: skip
+                            n_events += nsteps
+                            new = Instance(
+                                iid,
+                                inst.system,
+                                inst.version,
+                                macro.state,
+                                seq,
+                                macro.status,
+                                ts,
+                                inst.params,
+                            )
+                            insts[iid] = new
+                            if macro.status is not running or inst.seq // every != seq // every:
+                                append(OutRecord(snapshots_topic, key, None, None,
+                                                 enc.snapshot(new, part, offset), ev_part))  # fmt: skip
+                                self.stats.snapshots += 1
+                            continue
+                    value = as_command_dict(t)
+                else:
+                    try:
+                        name, value = decode(msg.value())
+                    except Exception as exc:
+                        ctx.dead_letter(rec, f"undecodable record: {exc}")
                         continue
-                elif inst is None and value["kind"] == "START" and self._fast_start(msg, value, insts, out):
+                    if name != COMMAND_SCHEMA:
+                        ctx.dead_letter(
+                            rec, f"expected a {COMMAND_SCHEMA} record on {rec.topic}, got a {name} record"
+                        )
+                        continue
+                    iid = value["instance_id"]
+                    inst = insts.get(iid)
+                if inst is None and value["kind"] == "START" and self._fast_start(msg, value, insts, out):
                     continue
                 self._general(rec, value, insts, out, ctx)
         finally:
