@@ -108,9 +108,11 @@ def _start_seaweed(
     return tansu.S3Storage(endpoint, seaweed.BUCKET, creds.access_key, creds.secret_key)
 
 
-def _log_tail(path: Path, lines: int = 3) -> str:
+def _log_tail(path: Path, lines: int = 3, max_bytes: int = 16384) -> str:
     try:
-        tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - max_bytes))
+            tail = handle.read().decode(errors="replace").strip().splitlines()[-lines:]
     except OSError:
         return ""
     return (" | last log lines: " + " / ".join(t.strip()[:300] for t in tail)) if tail else ""
