@@ -144,6 +144,8 @@ def _print_status(report: dict[str, Any]) -> None:
     typer.echo(f"clickhouse {_health(ch.get('healthy'))}  {ch['url']}")
     topics = report["topics"]
     typer.echo(f"topics     {len(topics)} ({len(report['catalog_missing'])} catalog topics missing)")
+    for name, counts in report.get("partition_mismatch", {}).items():
+        typer.echo(f"  WARNING {name}: {counts['actual']} partitions, the catalog declares {counts['declared']}")
     for name, partitions in topics.items():
         typer.echo(f"  {name}  [{partitions}]")
 
@@ -172,7 +174,8 @@ def _live_topics(settings: Settings) -> dict[str, int] | None:
 
     try:
         return list_topics(resolve_endpoints(settings).kafka_bootstrap, timeout_s=5)
-    except (StackError, BrokerUnavailable):
+    except (StackError, BrokerUnavailable) as exc:
+        typer.echo(f"note: not showing which topics exist: {exc}", err=True)
         return None
 
 
