@@ -22,6 +22,7 @@ TOPIC = "durability.records"
 PARTITIONS = 3
 N = 20_000
 HALF = N // 2
+EXPLICIT = {0: 7, 1: 1234, 2: 4321}
 GUARD_S = 180  # hang guard for poll loops, not a performance threshold
 
 
@@ -87,6 +88,12 @@ def test_down_up_keeps_records_and_committed_offsets(tmp_path):
             p: o for p, o in expected_committed.items() if o > 0
         }
 
+        # a second group with explicit offsets, committed without joining the group
+        other = Consumer(consumer_config(bootstrap, "durability-explicit", read_committed=False))
+        other.commit(offsets=[TopicPartition(TOPIC, p, o) for p, o in EXPLICIT.items()], asynchronous=False)
+        assert {tp.partition: tp.offset for tp in other.committed(partitions, timeout=30)} == EXPLICIT
+        other.close()
+
         pids = read_pids(Path(data_dir).resolve())
         assert set(pids) == {"tansu", "weed"}
     finally:
@@ -106,6 +113,9 @@ def test_down_up_keeps_records_and_committed_offsets(tmp_path):
         resumed = Consumer(consumer_config(bootstrap, "durability-group", read_committed=False))
         after = {tp.partition: tp.offset for tp in resumed.committed(partitions, timeout=30)}
         assert after == committed
+        other = Consumer(consumer_config(bootstrap, "durability-explicit", read_committed=False))
+        assert {tp.partition: tp.offset for tp in other.committed(partitions, timeout=30)} == EXPLICIT
+        other.close()
         resumed.subscribe([TOPIC])
         rest = _consume(resumed, N - HALF)
         resumed.close()
