@@ -160,7 +160,7 @@ def run_runtime(bootstrap: str, topics: RuntimeTopics, codec: Codec, total: int,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--instances", type=int, default=100_000)
-    ap.add_argument("--offers", type=int, default=2, help="offers per instance")
+    ap.add_argument("--offers", type=int, default=4, help="offers per instance")
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--snapshot-every", type=int, default=100)
     ap.add_argument("--producer", action="append", default=[], metavar="KEY=VALUE",

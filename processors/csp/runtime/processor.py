@@ -169,6 +169,7 @@ class RuntimeProcessor(ProcessorBase):
         unnatural = self._unnatural
         chan_topic_of = self._channel_topic
         n_events = 0
+        last_ts, last_ts_b = 0, b"\x00"
         gc_was = gc.isenabled()
         gc.disable()  # the hot path makes no reference cycles; a full collection per batch costs more
         try:
@@ -207,7 +208,9 @@ class RuntimeProcessor(ProcessorBase):
                             prefix = ev_header + iid_b + sysver(dep)
                             cmd_b = zstr(t[0])
                             ts = t[8]
-                            ts_b = zl(ts) if ts >= 0 else zlong(ts)
+                            if ts != last_ts:  # commands of a batch mostly share a timestamp
+                                last_ts, last_ts_b = ts, zlong(ts)
+                            ts_b = last_ts_b
                             ev_part = part if iid in unnatural.get(part, ()) else None
                             tail = ts_b + b"\x02" + zl(part) + b"\x02" + zl(offset)
                             offer_id = t[7]
