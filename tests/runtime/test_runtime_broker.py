@@ -37,6 +37,17 @@ def test_offers_refusals_channels_replay(kafka_bootstrap: str, tmp_path: Path) -
         m = platform.start("misc")
         assert m.offer("go").accepted
         assert m.offer("go").refusal["reason"] == "DEADLOCKED"  # type: ignore[index]
+        # divergence: the bound on τ steps halts the instance with a DIVERGENT refusal; termination
+        d = platform.start("misc")
+        spin = d.offer("spin")
+        assert spin.accepted and len(spin.follow) >= 1
+        div = next(r for r in platform.refusals() if r["instance_id"] == d.instance_id)
+        assert div["reason"] == "DIVERGENT" and "internal/output steps" in div["message"]
+        assert d.offer("go").refusal["reason"] == "DIVERGENT"  # type: ignore[index]
+        t = platform.start("misc")
+        fin = t.offer("fin")
+        assert fin.accepted and [e["kind"] for e in fin.follow] == ["TICK"]
+        assert t.offer("go").refusal["reason"] == "TERMINATED"  # type: ignore[index]
         # stop
         assert inst.stop()["status"] == "STOPPED"
         assert inst.offer("in.1").refusal["reason"] == "STOPPED"  # type: ignore[index]
