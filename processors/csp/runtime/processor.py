@@ -405,8 +405,10 @@ class RuntimeProcessor(ProcessorBase):
         self.store.refresh()
         self._check_partition_counts(ctx.bootstrap)
         for ref in mine:
-            committed = ctx.committed.get(ref, -1)
-            insts = self.recover_partition(ref.partition, max(0, committed))
+            if ref not in ctx.committed:
+                # without the committed offset, records of aborted transactions cannot be told apart
+                raise RuntimeError(f"{ref.topic}[{ref.partition}]: committed offset unknown; cannot recover")
+            insts = self.recover_partition(ref.partition, max(0, ctx.committed[ref]))
             self.partitions[ref.partition] = insts
             self._unnatural[ref.partition] = {i for i in insts if not self._natural(i, ref.partition)}
             for inst in insts.values():
