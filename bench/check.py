@@ -152,11 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         "--n-max",
         type=int,
         default=DEFAULT_N_MAX,
-        help="default 9: N=10 has ~3.3e8 butler states (~7 GB, ~5 min), too big for a routine run",
+        help="default 9: N=10 has ~3.3e8 butler states (>10 GB, >5 min), too big for a routine run",
     )
     ap.add_argument("--systems", default="forks,butler")
     ap.add_argument("--direct", action="store_true", help="hand-built networks instead of the CSPm front end")
-    ap.add_argument("--max-states", type=int, default=200_000_000)
+    ap.add_argument("--max-states", type=int, default=400_000_000)
     ap.add_argument("--tracemalloc", action="store_true", help="also report traced peak bytes per state")
     args = ap.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# CSPm front end not usable ({why}); using --direct hand-built networks")
             direct = True
     if args.n_max == DEFAULT_N_MAX:
-        print("# N capped at 9 by default: N=10 is ~3.3e8 states / ~7 GB / ~5 min (use --n-max 10)")
+        print("# N capped at 9 by default: N=10 is ~3.3e8 states, >10 GB and >5 min here (use --n-max 10)")
     print(
         f"# models: {'direct Python networks' if direct else 'CSPm bench/models/*.csp via frontend + to_network'}"
     )
