@@ -4,11 +4,11 @@ The network is flattened into leaves and supercombinator rules
 (:mod:`processors.csp.explore_rules`), product states are integer coded
 (:mod:`processors.csp.explore_encoding`), successors of a whole BFS level are
 generated with numpy table lookups (:mod:`processors.csp.explore_succ`), and
-each level's candidates are deduplicated with ``np.unique`` and a vectorised
-hash set (:mod:`processors.csp.explore_hash`).
+each batch of candidates is hashed (a bijective multiply), sorted, made
+unique and inserted into a vectorised hash set (:mod:`processors.csp.explore_hash`).
 
 * :func:`explore_network` builds the full product LTS (CSR), states numbered
-  in BFS order (level by level; within a level by code), state 0 initial.
+  in BFS order (level by level; within a level by hashed code), state 0 initial.
 * :func:`find_deadlock` is the fast path: it keeps only the visited set and
   the codes of each level (no transitions), and reconstructs a shortest
   trace to a deadlock by re-firing rules backwards level by level.
