@@ -56,8 +56,14 @@ class Move:
 class CompiledRule:
     label: int
     pivot: Move
-    pivot_states: tuple[tuple[int, tuple[int, ...]], ...]  # (local state, code deltas)
+    # (local state, code deltas) of the pivot; empty for a rule whose pivot is
+    # enabled in many local states: it scans the whole batch instead, with the
+    # pivot among ``others``.
+    pivot_states: tuple[tuple[int, tuple[int, ...]], ...]
     others: tuple[Move, ...]
+
+
+MAX_BUCKETS = 4  # a pivot enabled in more local states than this scans instead
 
 
 @dataclass(frozen=True)
@@ -76,10 +82,13 @@ class Chunk:
     succ: Words
 
 
-def _move(lts: LTS, leaf: int, label: int, enc: Encoding) -> Move:
+def _sources(lts: LTS) -> IntArray:
+    return np.repeat(np.arange(lts.num_states, dtype=np.int64), np.diff(lts.offsets))
+
+
+def _move(lts: LTS, src: IntArray, leaf: int, label: int, enc: Encoding) -> Move:
     f = enc.fields[leaf]
     n = lts.num_states
-    src = np.repeat(np.arange(n, dtype=np.int64), np.diff(lts.offsets))
     sel = lts.labels == label
     pairs = np.unique(np.stack([src[sel], lts.targets[sel]], axis=1), axis=0)
     s, t = pairs[:, 0], pairs[:, 1]
@@ -104,13 +113,22 @@ def _move(lts: LTS, leaf: int, label: int, enc: Encoding) -> Move:
 def compile_rules(flat: Flat, enc: Encoding) -> Compiled:
     events = _event_table(flat)
     index = {e: i for i, e in enumerate(events)}
+    sources = [_sources(lts) for lts in flat.leaves]
+    cache: dict[tuple[int, int], Move] = {}
     rules = []
     for rule in flat.rules:
-        moves = [_move(flat.leaves[leaf], leaf, label, enc) for leaf, label in rule.participants]
+        moves = []
+        for leaf, label in rule.participants:
+            if (leaf, label) not in cache:
+                cache[leaf, label] = _move(flat.leaves[leaf], sources[leaf], leaf, label, enc)
+            moves.append(cache[leaf, label])
         if any(not m.enabled.any() for m in moves):
             continue
         pivot = min(moves, key=lambda m: (float(m.enabled.mean()), -len(m.enabled), m.leaf))
         states = np.flatnonzero(pivot.enabled)
+        if len(states) > MAX_BUCKETS:
+            rules.append(CompiledRule(index[rule.label], pivot, (), tuple(moves)))
+            continue
         entries = tuple(
             (int(s), tuple(int(d) for d in pivot.deltas[pivot.starts[s] : pivot.starts[s] + pivot.counts[s]]))
             for s in states
@@ -148,8 +166,14 @@ def successors(comp: Compiled, words: Words, rule_subset: Sequence[int] | None =
     buckets: dict[tuple[int, int], IntArray] = {}
     chunks: list[Chunk] = []
     order = range(len(comp.rules)) if rule_subset is None else rule_subset
+    everything: IntArray | None = None
     for r in order:
         rule = comp.rules[r]
+        if not rule.pivot_states:  # scan: the pivot is checked like the other moves
+            if everything is None:
+                everything = np.arange(len(words[0]), dtype=np.int64)
+            chunks.extend(_fire(r, rule, (0,), everything, words, pivot_word=0))
+            continue
         p = rule.pivot
         if p.leaf not in digits:
             digits[p.leaf] = _small(enc.digit(words, p.leaf), len(p.enabled))
@@ -160,11 +184,13 @@ def successors(comp: Compiled, words: Words, rule_subset: Sequence[int] | None =
                 idx = np.flatnonzero(digits[p.leaf] == s)
                 buckets[key] = idx
             if idx.size:
-                chunks.extend(_fire(r, rule, pdeltas, idx, words))
+                chunks.extend(_fire(r, rule, pdeltas, idx, words, p.word))
     return chunks
 
 
-def _fire(r: int, rule: CompiledRule, pdeltas: tuple[int, ...], idx: IntArray, words: Words) -> list[Chunk]:
+def _fire(
+    r: int, rule: CompiledRule, pdeltas: tuple[int, ...], idx: IntArray, words: Words, pivot_word: int
+) -> list[Chunk]:
     cur = [w[idx] for w in words]
     ds: list[IntArray | None] = []
     for m in rule.others:
@@ -207,9 +233,9 @@ def _fire(r: int, rule: CompiledRule, pdeltas: tuple[int, ...], idx: IntArray, w
         ds = [None if x is None else x[rep] for x in ds]
         cur[m.word] += m.deltas[off]
     for w, add in enumerate(const):
-        if add and w != rule.pivot.word:
+        if add and w != pivot_word:
             cur[w] += add
-    pw = rule.pivot.word
+    pw = pivot_word
     out = []
     for k, pd in enumerate(pdeltas):
         succ = list(cur) if k == len(pdeltas) - 1 else [x.copy() for x in cur]

@@ -289,3 +289,23 @@ def test_code_set_matches_python_set(seed: int) -> None:
         assert (is_new == expect).all()
         seen.update(int(x) for x in keys)
     assert fast.size == with_values.size == general.size == len(seen)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:60])
+def test_scanning_rules_match_reference(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rules whose pivot is enabled in many local states scan the whole batch."""
+    from processors.csp import explore_succ
+
+    monkeypatch.setattr(explore_succ, "MAX_BUCKETS", 0)
+    node = random_node(random.Random(seed), 3)
+    assert all(not r.pivot_states for r in compile_network(node).rules)
+    dist, succ = ref_bfs(node)
+    lts = explore_network(node)
+    assert (lts.num_states, lts.num_transitions) == (len(dist), sum(len(m) for m in succ.values()))
+    result = find_deadlock(node)
+    dead = [s for s, m in succ.items() if not m and not ref_terminated(node, s)]
+    assert result.deadlock == bool(dead)
+    if dead:
+        assert result.path is not None
+        assert len(result.path) == min(dist[s] for s in dead)
+        assert replays_to_deadlock(node, succ, result.path)
