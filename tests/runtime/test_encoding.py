@@ -5,7 +5,7 @@ from __future__ import annotations
 from lts_fixtures import buffer_deployment, choice_deployment
 
 from processors.csp.runtime import records as R
-from processors.csp.runtime.encoding import FastEncoder
+from processors.csp.runtime.encoding import EventDecoder, FastEncoder
 from processors.csp.runtime.step import Command, apply
 from schemas.codec import Codec
 from schemas.registry import LocalRegistry
@@ -14,7 +14,8 @@ from schemas.registry import LocalRegistry
 def test_fast_encoders_match_codec() -> None:
     codec = Codec(LocalRegistry.load())
     enc = FastEncoder(codec)
-    assert enc.fast_event and enc.fast_channel
+    edec = EventDecoder(codec)
+    assert enc.fast_event and enc.fast_channel and edec.fast
     buf, ch = buffer_deployment(), choice_deployment()
     deps = {d.key: d for d in (buf, ch)}
 

@@ -385,3 +385,81 @@ def _rostr(b: bytes, pos: int) -> tuple[str | None, int]:
     if u == 2:
         return _rstr(b, pos + 1)
     raise ValueError("bad union index")
+
+
+class EventDecoder:
+    """Hand-written decoder of the current ``CspEvent`` schema, for recovery reads (others: the codec)."""
+
+    def __init__(self, codec: Any) -> None:
+        self._codec = codec
+        raw = codec.registry.raw_schema("CspEvent")
+        self.fast = tuple(f["name"] for f in raw["fields"]) == EVENT_FIELDS
+        self._header = _HEADER.pack(0, codec.schema_id("CspEvent"))
+        kind = next(f for f in raw["fields"] if f["name"] == "kind")["type"]
+        self._kinds = tuple(kind["symbols"])
+
+    def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
+        if self.fast and data[:5] == self._header:
+            try:
+                return "CspEvent", self._decode(data)
+            except (IndexError, UnicodeDecodeError, ValueError):
+                pass
+        name, rec = self._codec.decode(data)
+        return name, rec
+
+    def _decode(self, b: bytes) -> dict[str, Any]:
+        iid, pos = _rstr(b, 5)
+        system, pos = _rstr(b, pos)
+        version, pos = _rlong(b, pos)
+        seq, pos = _rlong(b, pos)
+        event, pos = _rstr(b, pos)
+        ki, pos = _rlong(b, pos)
+        if not 0 <= ki < len(self._kinds):
+            raise ValueError("bad enum index")
+        channel, pos = _rostr(b, pos)
+        payload: list[str] = []
+        while True:
+            count, pos = _rlong(b, pos)
+            if count == 0:
+                break
+            if count < 0:
+                count = -count
+                _size, pos = _rlong(b, pos)
+            for _ in range(count):
+                item, pos = _rstr(b, pos)
+                payload.append(item)
+        offer_id, pos = _rostr(b, pos)
+        command_id, pos = _rstr(b, pos)
+        state_before, pos = _rlong(b, pos)
+        state_after, pos = _rlong(b, pos)
+        u = b[pos]
+        choice: dict[str, int] | None = None
+        if u == 0:
+            pos += 1
+        elif u == 2:
+            seed, pos = _rlong(b, pos + 1)
+            options, pos = _rlong(b, pos)
+            chosen, pos = _rlong(b, pos)
+            choice = {"seed": seed, "options": options, "chosen": chosen}
+        else:
+            raise ValueError("bad union index")
+        timestamp, pos = _rlong(b, pos)
+        cpart, pos = _rolong(b, pos)
+        coff, pos = _rolong(b, pos)
+        if pos != len(b):
+            raise ValueError("trailing bytes")
+        return {
+            "instance_id": iid, "system": system, "version": version, "seq": seq, "event": event,
+            "kind": self._kinds[ki], "channel": channel, "payload": payload, "offer_id": offer_id,
+            "command_id": command_id, "state_before": state_before, "state_after": state_after,
+            "choice": choice, "timestamp": timestamp, "command_partition": cpart, "command_offset": coff,
+        }  # fmt: skip
+
+
+def _rolong(b: bytes, pos: int) -> tuple[int | None, int]:
+    u = b[pos]
+    if u == 0:
+        return None, pos + 1
+    if u == 2:
+        return _rlong(b, pos + 1)
+    raise ValueError("bad union index")

@@ -29,7 +29,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from processors.csp.runtime import fold
-from processors.csp.runtime.encoding import CommandDecoder, FastEncoder, as_command_dict, zl, zlong, zstr
+from processors.csp.runtime.encoding import (
+    CommandDecoder,
+    EventDecoder,
+    FastEncoder,
+    as_command_dict,
+    zl,
+    zlong,
+    zstr,
+)
 from processors.csp.runtime.model import (
     KIND_INPUT,
     KIND_OUTPUT,
@@ -106,6 +114,7 @@ class RuntimeProcessor(ProcessorBase):
         # (deployment, state, label) -> (macro, its encoded parts, its length) or None
         self._macro_cache: dict[tuple[tuple[str, int], int, int], tuple[Macro, Any, int] | None] = {}
         self.dec = CommandDecoder(codec)
+        self._event_decoder = EventDecoder(codec)
         # instances whose id the default partitioner would not put on their command partition:
         # their outputs carry an explicit partition (normally none)
         self._unnatural: dict[int, set[str]] = {}
@@ -433,7 +442,7 @@ class RuntimeProcessor(ProcessorBase):
         return got
 
     def _read(self, topic: str, partition: int, schema: str) -> Iterable[Mapping[str, Any]]:
-        decode = self.codec.decode
+        decode = self._event_decoder.decode if schema == "CspEvent" else self.codec.decode
         for _off, _key, value, _ts in read_to_end(self.store.bootstrap, topic, partition):
             if value is None:
                 continue
