@@ -9,8 +9,8 @@ a network is reported separately (``front s``). The last line is
 ``RESULT states_per_s=... n=...`` for the largest butler run.
 
 Models: ``bench/models/dining_{forks,butler}.csp`` (``N = ...`` substituted)
-through the CSPm front end and ``compile.to_network``; ``--direct`` builds the
-same networks by hand in Python instead (used when the front end is missing).
+through the CSPm front end (``load_source(text).process("SYSTEM")``) and
+``compile.to_network``.
 """
 
 from __future__ import annotations
@@ -27,66 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from processors.csp import network as N  # noqa: E402
 from processors.csp.explore import compile_network, find_deadlock_compiled  # noqa: E402
-from processors.csp.lts import TAU_NAME, TICK_NAME, from_edges  # noqa: E402
 
 MODELS = ROOT / "bench" / "models"
 SYSTEMS = ("forks", "butler")
 DEFAULT_N_MAX = 9
-
-
-# ----------------------------------------------------------------- direct networks
-
-
-def _leaf(n_states: int, edges: list[tuple[int, str, int]]) -> N.Leaf:
-    names = sorted({e for _, e, _ in edges})
-    events = (TAU_NAME, TICK_NAME, *names)
-    index = {e: i for i, e in enumerate(events)}
-    return N.Leaf(from_edges(events, 0, n_states, [(s, index[e], t) for s, e, t in edges]))
-
-
-def _phil(i: int, n: int) -> tuple[N.Leaf, frozenset[str]]:
-    r = (i + 1) % n
-    seq = [
-        f"think.{i}",
-        f"sit.{i}",
-        f"pickup.{i}.{i}",
-        f"pickup.{i}.{r}",
-        f"eat.{i}",
-        f"putdown.{i}.{r}",
-        f"putdown.{i}.{i}",
-        f"getsup.{i}",
-    ]
-    edges = [(k, e, (k + 1) % len(seq)) for k, e in enumerate(seq)]
-    return _leaf(len(seq), edges), frozenset(seq)
-
-
-def _fork(i: int, n: int) -> tuple[N.Leaf, frozenset[str]]:
-    p = (i + n - 1) % n
-    edges = [
-        (0, f"pickup.{i}.{i}", 1),
-        (1, f"putdown.{i}.{i}", 0),
-        (0, f"pickup.{p}.{i}", 2),
-        (2, f"putdown.{p}.{i}", 0),
-    ]
-    return _leaf(3, edges), frozenset(e for _, e, _ in edges)
-
-
-def _butler(n: int) -> N.Leaf:
-    edges = [(j, f"sit.{i}", j + 1) for j in range(n - 1) for i in range(n)]
-    edges += [(j, f"getsup.{i}", j - 1) for j in range(1, n) for i in range(n)]
-    return _leaf(n, edges)
-
-
-def direct_network(system: str, n: int) -> N.Node:
-    pairs = []
-    for i in range(n):
-        (phil, ap), (fork, af) = _phil(i, n), _fork(i, n)
-        pairs.append((N.AlphaParallel(((phil, ap), (fork, af))), ap | af))
-    node: N.Node = N.AlphaParallel(tuple(pairs))
-    if system == "butler":
-        sync = frozenset(f"{c}.{i}" for c in ("sit", "getsup") for i in range(n))
-        node = N.Parallel(node, _butler(n), sync)
-    return node
 
 
 # ----------------------------------------------------------------- CSPm networks
@@ -105,21 +49,12 @@ def cspm_network(system: str, n: int) -> N.Node:
     return node
 
 
-def frontend_usable() -> str | None:
-    """None if the CSPm front end builds the model, else why not."""
-    try:
-        cspm_network("butler", 3)
-    except Exception as exc:  # noqa: BLE001 - any failure means fall back
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 # ----------------------------------------------------------------- runs
 
 
-def run(system: str, n: int, direct: bool, max_states: int, trace_memory: bool) -> dict[str, object]:
+def run(system: str, n: int, max_states: int, trace_memory: bool) -> dict[str, object]:
     t0 = time.perf_counter()
-    node = direct_network(system, n) if direct else cspm_network(system, n)
+    node = cspm_network(system, n)
     front = time.perf_counter() - t0
     if trace_memory:
         tracemalloc.start()
@@ -155,22 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         help="default 9: N=10 has ~3.3e8 butler states (>10 GB, >5 min), too big for a routine run",
     )
     ap.add_argument("--systems", default="forks,butler")
-    ap.add_argument("--direct", action="store_true", help="hand-built networks instead of the CSPm front end")
     ap.add_argument("--max-states", type=int, default=400_000_000)
     ap.add_argument("--tracemalloc", action="store_true", help="also report traced peak bytes per state")
     args = ap.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
-    direct = args.direct
-    if not direct:
-        why = frontend_usable()
-        if why is not None:
-            print(f"# CSPm front end not usable ({why}); using --direct hand-built networks")
-            direct = True
     if args.n_max == DEFAULT_N_MAX:
         print("# N capped at 9 by default: N=10 is ~3.3e8 states, >10 GB and >5 min here (use --n-max 10)")
-    print(
-        f"# models: {'direct Python networks' if direct else 'CSPm bench/models/*.csp via frontend + to_network'}"
-    )
+    print("# models: CSPm bench/models/*.csp via frontend + to_network")
     header = f"{'N':>3} {'system':<7} {'states':>12} {'transitions':>13} {'front s':>8} {'seconds':>8} {'states/s':>12} {'B/state':>8}"
     if args.tracemalloc:
         header += f" {'peakB/st':>8}"
@@ -178,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     best: dict[str, object] | None = None
     for n in range(args.n_min, args.n_max + 1):
         for system in systems:
-            row = run(system, n, direct, args.max_states, args.tracemalloc)
+            row = run(system, n, args.max_states, args.tracemalloc)
             line = (
                 f"{n:>3} {system:<7} {row['states']:>12,} {row['transitions']:>13,} {row['front']:>8.3f} "
                 f"{row['seconds']:>8.3f} {row['rate']:>12,.0f} {row['bps']:>8.1f}"
