@@ -54,7 +54,7 @@ def test_sigkill_mid_stream_then_restart(kafka_bootstrap: str, tmp_path: Path) -
     total = sum(len(v) for v in expected.values())
     log = tmp_path / "worker.log"
     counter = EventCounter(platform)
-    worker = spawn_worker(platform, "w1", log, "--batch-size", "25", "--snapshot-every", "10")
+    worker = spawn_worker(platform, "w1", log, "--batch-size", "10", "--snapshot-every", "10")
     try:
         half = len(w.offers) // 2
         platform.send_many(as_fields(c) for c in w.starts + w.offers[:half])
@@ -96,18 +96,19 @@ def test_scale_out_two_workers_one_leaves(kafka_bootstrap: str, tmp_path: Path) 
     w1 = spawn_worker(platform, "w1", logs[0], *env_info, info=True)
     w2 = spawn_worker(platform, "w2", logs[1], *env_info, info=True)
     try:
+        # both workers in the group, sharing the partitions
+        wait_until(lambda: all(assigned_partitions(p, last=True) for p in logs), 90, "both workers assigned")
+        shares = [assigned_partitions(p, last=True) for p in logs]
+        assert not (shares[0] & shares[1]) and len(shares[0] | shares[1]) == platform.partitions, shares
         half = len(w.offers) // 2
         platform.send_many(as_fields(c) for c in w.starts + w.offers[:half])
-        first = {iid: evs for iid, evs in expected.items()}
-        w_half = make_partial(w, half)
-        exp_half, _ = w_half.reference()
+        exp_half, _ = make_partial(w, half).reference()
         wait_until(lambda: counter.poll() >= sum(len(v) for v in exp_half.values()), 120, "first half")
-        assigned = [assigned_partitions(p) for p in logs]
-        assert all(assigned), f"both workers should own partitions: {assigned}"
+        # worker 2 leaves; worker 1 takes over its partitions and instances
         w2.send_signal(signal.SIGTERM)
         assert w2.wait(60) == 0
         platform.send_many(as_fields(c) for c in w.offers[half:])
-        wait_until(lambda: complete(platform, first, counter), 120, "all events after worker 2 left")
+        wait_until(lambda: complete(platform, expected, counter), 120, "all events after worker 2 left")
         assert len(assigned_partitions(logs[0], last=True)) == platform.partitions
     finally:
         counter.close()
