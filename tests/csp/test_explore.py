@@ -309,3 +309,17 @@ def test_scanning_rules_match_reference(seed: int, monkeypatch: pytest.MonkeyPat
         assert result.path is not None
         assert len(result.path) == min(dist[s] for s in dead)
         assert replays_to_deadlock(node, succ, result.path)
+
+
+def test_multi_word_codes_grow_the_table() -> None:
+    # 12 toggling leaves (2^12 states) plus 20 idle 16-state leaves: 92 bits, two words
+    toggle = N.Leaf(from_edges(EV, 0, 2, [(0, 2, 1), (1, 3, 0)]))
+    idle = N.Leaf(from_edges(EV, 0, 16, []))
+    node: N.Node = idle
+    for leaf in [toggle] * 12 + [idle] * 19:
+        node = N.Parallel(node, leaf, frozenset())
+    lts = explore_network(node)
+    assert lts.num_states == 4096
+    assert lts.num_transitions == 12 * 4096
+    result = find_deadlock(node)
+    assert (result.states, result.transitions, result.deadlock) == (4096, 12 * 4096, False)
