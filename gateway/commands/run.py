@@ -21,11 +21,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.live import Live
 from rich.text import Text
-
-from infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -118,7 +114,11 @@ def run(
     duration: Annotated[float, typer.Option("--duration", help="stop after this many seconds (0: until Ctrl-C)")] = 0,
 ) -> None:
     """Run the platform: stack + CSP runtime worker (+ demo traffic), with a live status line."""
+    from rich.console import Console
+    from rich.live import Live
+
     from gateway.sdk import Platform
+    from infra.settings import Settings
     from infra.stack import start_stack, stop_stack
 
     console = Console()
