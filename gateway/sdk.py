@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -500,6 +500,34 @@ class Platform:
                 )
             system = owners[0]
         topic = self.topics.channel(system, channel)
+        return self.stream(topic, "ChannelMessage", from_beginning=from_beginning, timeout_s=timeout_s)
+
+    def follow(
+        self, what: str = "events", *, from_beginning: bool = True, timeout_s: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate over csp.events (deduplicated on (instance, seq)) or csp.refusals (on command id)."""
+        if what == "events":
+            return self.stream(
+                self.topics.events, "CspEvent", from_beginning=from_beginning, timeout_s=timeout_s
+            )
+        if what == "refusals":
+            return self.stream(self.topics.refusals, "CspRefusal", from_beginning=from_beginning,
+                               timeout_s=timeout_s, dedupe=lambda r: (r["command_id"], 0))  # fmt: skip
+        raise ValueError(f"follow: {what!r} is not 'events' or 'refusals'")
+
+    def stream(
+        self,
+        topic: str,
+        schema: str,
+        *,
+        from_beginning: bool = True,
+        timeout_s: float | None = None,
+        dedupe: Callable[[Mapping[str, Any]], tuple[str, int]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """``schema`` records of every partition of ``topic``, deduplicated (default: on (instance, seq)).
+
+        Ends after ``timeout_s`` seconds without a record (None: never)."""
+        key_of = dedupe or (lambda r: (r.get("instance_id", ""), r.get("seq", -1)))
         conf = consumer_config(
             self.bootstrap, f"csp-sub-{uuid.uuid4().hex}", **{"enable.partition.eof": False}
         )
@@ -513,16 +541,17 @@ class Platform:
             seen: set[tuple[str, int]] = set()
             last = time.monotonic()
             while True:
-                msgs = consumer.consume(500, 0.2)
-                for msg in msgs:
+                for msg in consumer.consume(500, 0.2):
                     if msg.error() is not None or msg.value() is None:
                         continue
                     try:
                         name, rec = self.codec.decode(msg.value() or b"")
                     except Exception:
                         continue
-                    k = (rec.get("instance_id", ""), rec.get("seq", -1))
-                    if name != "ChannelMessage" or k in seen:
+                    if name != schema:
+                        continue
+                    k = key_of(rec)
+                    if k in seen:
                         continue
                     seen.add(k)
                     last = time.monotonic()

@@ -9,6 +9,7 @@ Heavy modules are imported inside the commands so that ``csp`` starts fast.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -190,7 +191,10 @@ def tail(
                     typer.echo(json.dumps(msg) if as_json else
                                f"{msg['instance_id']} #{msg['seq']} {msg['event']} values={msg['values']}")  # fmt: skip
             return
-        rows = platform.refusals() if refusals else platform.events(instance)
+        if follow:
+            rows: Iterable[dict[str, Any]] = platform.follow("refusals" if refusals else "events")
+        else:
+            rows = platform.refusals() if refusals else platform.events(instance)
         for rec in rows:
             if instance is not None and rec["instance_id"] != instance:
                 continue
