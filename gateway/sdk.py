@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -338,8 +338,21 @@ class Platform:
         )
         if pl.refused:
             return pl
-        self.publish_deployment(pl.deployment)
-        return pl
+        dep = pl.deployment
+        for _attempt in range(5):
+            self.publish_deployment(dep)
+            got = self.store.record(dep.system, dep.version)
+            if (
+                got is not None
+                and got["source_hash"] == dep.source_hash
+                and got["deployed_at"] == dep.deployed_at
+            ):
+                return Plan(dep, pl.results, pl.failed, pl.force)
+            # a concurrent deploy took this version first (first record wins): take the next one
+            dep = replace(dep, version=self.next_version(dep.system))
+        raise PlatformError(
+            f"could not register {dep.system}: versions kept being taken by concurrent deploys"
+        )
 
     def publish_deployment(self, dep: Deployment) -> int:
         """Register ``dep`` (its version as given) and create its channel topics; returns the record offset."""
