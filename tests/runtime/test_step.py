@@ -60,8 +60,9 @@ def test_refusals_name_the_reason() -> None:
         assert out.refusal.reason == reason, (event, out.refusal)
         assert event in out.refusal.message
         assert out.instance == inst
-    out = apply(cmd("OFFER", event="out.1"), inst, lk)
-    assert out.refusal is not None and out.refusal.acceptable == ("in.0", "in.1", "in.2")
+    for event in ("out.1", "in.7", "nosuch.1"):  # every offer refusal lists what was acceptable
+        out = apply(cmd("OFFER", event=event), inst, lk)
+        assert out.refusal is not None and out.refusal.acceptable == ("in.0", "in.1", "in.2")
     assert apply(cmd("OFFER", "nobody", event="in.1"), None, lk).refusal.reason == "UNKNOWN_INSTANCE"  # type: ignore[union-attr]
     assert apply(cmd("START", system="other"), None, lk).refusal.reason == "UNKNOWN_SYSTEM"  # type: ignore[union-attr]
     assert apply(cmd("START", system="buf"), inst, lk).refusal.reason == "ALREADY_STARTED"  # type: ignore[union-attr]

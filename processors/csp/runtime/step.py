@@ -211,7 +211,10 @@ def offer(dep: Deployment, inst: Instance, cmd: Command, bound: int = DEFAULT_BO
     if targets is None:
         problem = dep.check_event(event)
         if problem is not None:
-            return Outcome(inst, (), Refusal(problem[0], problem[1], event, cmd.offer_id, (), inst.state))
+            acceptable = tuple(dep.acceptable(inst.state))
+            return Outcome(
+                inst, (), Refusal(problem[0], problem[1], event, cmd.offer_id, acceptable, inst.state)
+            )
         acceptable = tuple(dep.acceptable(inst.state))
         if (
             label is not None
