@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -411,15 +412,34 @@ class RuntimeProcessor(ProcessorBase):
         mine = [p for p in partitions if p.topic == self.topics.commands]
         if not mine:
             return
-        self.store.refresh()
-        self._check_partition_counts(ctx.bootstrap)
         for ref in mine:
             if ref not in ctx.committed:
                 # without the committed offset, records of aborted transactions cannot be told apart
                 raise RuntimeError(f"{ref.topic}[{ref.partition}]: committed offset unknown; cannot recover")
-            insts = self.recover_partition(ref.partition, max(0, ctx.committed[ref]))
-            self.partitions[ref.partition] = insts
-            self._unnatural[ref.partition] = {i for i in insts if not self._natural(i, ref.partition)}
+        # the registry and every partition's snapshots and events are read concurrently (the reads
+        # mostly wait on the broker), then folded
+        with ThreadPoolExecutor(max_workers=2 * len(mine) + 1) as pool:
+            registry = pool.submit(self.store.refresh)
+            reads = {
+                (ref.partition, topic): pool.submit(self._read_all, topic, ref.partition, schema)
+                for ref in mine
+                for topic, schema in (
+                    (self.topics.snapshots, "CspSnapshot"),
+                    (self.topics.events, "CspEvent"),
+                )
+            }
+            registry.result()
+            logs = {k: f.result() for k, f in reads.items()}
+        self._check_partition_counts(ctx.bootstrap)
+        for ref in mine:
+            p = ref.partition
+            insts = fold.recover(
+                logs[(p, self.topics.snapshots)], logs[(p, self.topics.events)], max(0, ctx.committed[ref]),
+                self.store.lookup,
+            )  # fmt: skip
+            self.stats.recovered_instances += len(insts)
+            self.partitions[p] = insts
+            self._unnatural[p] = {i for i in insts if not self._natural(i, p)}
             for inst in insts.values():
                 self.lookup(inst.system, inst.version)
 
@@ -440,6 +460,9 @@ class RuntimeProcessor(ProcessorBase):
         got = fold.recover(snaps, events, committed, self.store.lookup)
         self.stats.recovered_instances += len(got)
         return got
+
+    def _read_all(self, topic: str, partition: int, schema: str) -> list[Mapping[str, Any]]:
+        return list(self._read(topic, partition, schema))
 
     def _read(self, topic: str, partition: int, schema: str) -> Iterable[Mapping[str, Any]]:
         decode = self._event_decoder.decode if schema == "CspEvent" else self.codec.decode
