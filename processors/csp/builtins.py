@@ -58,6 +58,15 @@ COMPRESSIONS = frozenset(
     }
 )
 
+# compression functions proper (the identity on the semantics)
+PROC_COMPRESSIONS = COMPRESSIONS - {
+    "transpose",
+    "relational_image",
+    "relational_inverse_image",
+    "mtransclose",
+    "loop",
+}
+
 
 def _spread(fn: Callable[..., Value]) -> Callable[[tuple[Value, ...]], Value]:
     def apply(args: tuple[Value, ...]) -> Value:
@@ -202,6 +211,39 @@ def make_builtins(ev: Evaluator) -> dict[str, Value]:
             raise err("compression functions expect a process")
         return p
 
+    def buffer(n: Value, r: Value) -> Value:
+        """FDR's ``BUFFER(N, {(in, out)})``: a FIFO buffer of capacity ``N`` that
+        accepts any ``in`` event while it holds fewer than ``N`` items and offers
+        the ``out`` event paired with its oldest item."""
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise err(f"BUFFER: expected an integer capacity, found {render(n)}")
+        if n <= 0:
+            raise err(f"BUFFER: the capacity must be at least 1, found {n}")
+        ps = sorted(((render(a), render(b)) for a, b in pairs(r)))
+        seen: set[str] = set()
+        for ev_ in (x for p in ps for x in p):
+            if ev_ in seen:
+                raise err(f"BUFFER: event {ev_} occurs more than once in the buffer events")
+            seen.add(ev_)
+        ins = tuple(a for a, _ in ps)
+        index = {a: i for i, a in enumerate(ins)}
+        outs = {b for _, b in ps}
+        cap = n
+        ident_ = ("BUFFER", cap, tuple(ps))
+
+        def state(q: tuple[int, ...]) -> P.Proc:
+            offered = (ins if len(q) < cap else ()) + ((ps[q[0]][1],) if q else ())
+
+            def cont(e: str) -> P.Proc:
+                if e in outs:
+                    return state(q[1:])
+                return state(q + (index[e],))
+
+            return P.Prefix(ident_ + (q,), offered, cont)
+
+        first = state(())
+        return P.Call(ident_, f"BUFFER({cap}, {render(r)})", lambda: first)
+
     def unsupported(name: str) -> Callable[..., Value]:
         def f(*_: Value) -> Value:
             raise CspmUnsupported(f"builtin {name}", ev.file, 0, 0)
@@ -301,6 +343,9 @@ def make_builtins(ev: Evaluator) -> dict[str, Value]:
         "chase": (1, unsupported("chase")),
         "chase_nocache": (1, unsupported("chase")),
         "loop": (1, loop),
+        "BUFFER": (2, buffer),
+        "WEAK_BUFFER": (3, unsupported("WEAK_BUFFER")),
+        "SIGNAL_BUFFER": (4, unsupported("SIGNAL_BUFFER")),
         "deter": (1, unsupported("deter")),
         "WAIT": (1, unsupported("timed WAIT")),
         "TSTOP": (0, unsupported("timed TSTOP")),
@@ -356,6 +401,8 @@ UNSUPPORTED_BUILTINS = frozenset(
         "chase",
         "chase_nocache",
         "deter",
+        "WEAK_BUFFER",
+        "SIGNAL_BUFFER",
         "WAIT",
         "TSTOP",
         "TSKIP",
@@ -377,4 +424,11 @@ def builtin_names() -> frozenset[str]:
     return frozenset(make_builtins(None)) | frozenset({"Events"})  # type: ignore[arg-type]
 
 
-__all__ = ["COMPRESSIONS", "UNSUPPORTED_BUILTINS", "LazyEvents", "builtin_names", "make_builtins"]
+__all__ = [
+    "COMPRESSIONS",
+    "PROC_COMPRESSIONS",
+    "UNSUPPORTED_BUILTINS",
+    "LazyEvents",
+    "builtin_names",
+    "make_builtins",
+]

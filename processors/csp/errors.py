@@ -32,6 +32,10 @@ class CspmEvalError(CspmError):
     """Runtime evaluation error, including runaway recursion."""
 
 
+class CspmSelfDependency(CspmEvalError):
+    """A value that depends on itself with no guard in between (``P = P``)."""
+
+
 class CspmUnsupported(CspmError):
     """A construct outside the supported CSPm subset."""
 

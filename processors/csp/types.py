@@ -1187,6 +1187,12 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         return TFunc((tset(EVENT),), PROC)
     if name in ("STOP", "SKIP", "DIV"):
         return PROC
+    if name == "BUFFER":
+        return TFunc((INT, tset(TTuple((EVENT, EVENT)))), PROC)
+    if name == "WEAK_BUFFER":
+        return TFunc((INT, EVENT, tset(TTuple((EVENT, EVENT)))), PROC)
+    if name == "SIGNAL_BUFFER":
+        return TFunc((INT, EVENT, EVENT, tset(TTuple((EVENT, EVENT)))), PROC)
     if name in ("true", "false"):
         return BOOL
     if name == "Bool":
