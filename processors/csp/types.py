@@ -831,7 +831,12 @@ class Infer:
             for n, bt in binds.items():
                 self.unify(bt, mono[n], d)
         elif isinstance(d, S.NameTypeDecl):
-            self.unify(self.type_expr(d.expr, env), mono[d.name], d)
+            nt = prune(self.type_expr(d.expr, env))
+            if isinstance(nt, TApp) and isinstance(_norm(prune(nt.arg)), TDotable):
+                raise self.err(
+                    d, f"type error: nametype {d.name} has incomplete values of type {show(prune(nt.arg))}"
+                )
+            self.unify(nt, mono[d.name], d)
         elif isinstance(d, S.AssertDecl):
             self.check(d.left, env, PROC, "an assertion")
             if d.right is not None:

@@ -253,3 +253,60 @@ def test_loop_builtin_unfolds_to_sequential_composition() -> None:
     assert isinstance(q, P.Call)
     body = q.body()
     assert isinstance(body, P.SeqComp) and isinstance(body.left, P.Prefix) and body.right == q
+
+
+def _buffer_lts(src: str, name: str) -> dict[P.Proc, list[tuple[str, P.Proc]]]:
+    from processors.csp.semantics import transitions
+
+    m = load_source(src, "b.csp")
+    start = m.process(name)
+    seen: dict[P.Proc, list[tuple[str, P.Proc]]] = {}
+    todo = [start]
+    while todo:
+        q = todo.pop()
+        if q in seen:
+            continue
+        seen[q] = list(transitions(q))
+        todo.extend(t for _, t in seen[q])
+    return seen
+
+
+def test_buffer_is_a_fifo_of_the_given_capacity() -> None:
+    src = "channel c, d : {0..2}\nB = BUFFER(2, {(c.x, d.x) | x <- {0..2}})\n"
+    lts = _buffer_lts(src, "B")
+    # one state per content: sequences of length 0..2 over 3 values
+    assert len([q for q in lts if isinstance(q, P.Prefix)]) == 1 + 3 + 9
+    m = load_source(src, "b.csp")
+    from processors.csp.semantics import transitions
+
+    s = m.process("B")
+    for e in ("c.2", "c.0"):
+        s = dict(transitions(s))[e]
+    offered = sorted(e for e, _ in transitions(s))
+    assert offered == ["d.2"]  # full: no input; oldest item first
+    s = dict(transitions(s))["d.2"]
+    assert sorted(e for e, _ in transitions(s)) == ["c.0", "c.1", "c.2", "d.0"]
+
+
+@pytest.mark.parametrize(
+    ("body", "msg"),
+    [
+        ("BUFFER(0, {(c.x, d.x) | x <- Bool})", "capacity must be at least 1"),
+        ("BUFFER(2, {(c.x, d.true) | x <- Bool})", "occurs more than once"),
+    ],
+)
+def test_buffer_rejects_bad_arguments(body: str, msg: str) -> None:
+    m = load_source(f"channel c, d : Bool\nB = {body}\n", "b.csp")
+    with pytest.raises(CspmEvalError) as ei:
+        m.process("B")
+    assert msg in str(ei.value)
+
+
+def test_compression_of_itself_is_unsupported_not_a_generic_error() -> None:
+    m = load_source("transparent normal\nchannel a\nP = normal(P)\nQ = a -> normal(Q)\n", "n.csp")
+    with pytest.raises(CspmUnsupported) as ei:
+        m.process("P")
+    assert "unsupported: compression normal" in str(ei.value) and "at 3:5" in str(ei.value)
+    from processors.csp.semantics import transitions
+
+    assert [e for e, _ in transitions(m.process("Q"))] == ["a"]

@@ -78,6 +78,13 @@ def test_unsupported_is_reported_not_misevaluated() -> None:
     assert "unsupported: builtin prioritise" in str(ei.value)
 
 
+def test_weak_buffer_is_unsupported_with_its_position() -> None:
+    src = "channel c, d : Bool\nchannel x\nP = WEAK_BUFFER(2, x, {(c.b, d.b) | b <- Bool})\n"
+    with pytest.raises(CspmUnsupported) as ei:
+        load_source(src, "m.csp")
+    assert "unsupported: builtin WEAK_BUFFER at 3:5" in str(ei.value)
+
+
 @pytest.mark.parametrize(
     "src",
     [
@@ -91,6 +98,8 @@ def test_unsupported_is_reported_not_misevaluated() -> None:
         "f = let g(x) = x within (g(0), g(true))\n",
         "channel c : {0..1}\nP = c?x?y -> STOP\n",
         "P = ; x : {0,1} @ SKIP\n",
+        "datatype A = A0\ndatatype B = B0.A\ndatatype D = D0.B.A\nnametype E = {D0.B0.d | d <- A}\n",
+        "channel c, d : Bool\nP = BUFFER(true, {(c.x, d.x) | x <- Bool})\n",
     ],
 )
 def test_type_errors_are_rejected(src: str) -> None:
@@ -107,6 +116,8 @@ def test_type_errors_are_rejected(src: str) -> None:
         "channel c : {0..1}.Bool\nP = c?x -> c!x -> P\nQ = c.0?b -> (if b then STOP else SKIP)\n",
         "datatype T = A | B.{0..2}\nchannel d : T\nP = d?B.n -> d!B.((n+1)%3) -> P [] d.A -> SKIP\n",
         "channel a, b : {0..2}\nP = a?x -> b!x -> P\nQ = P [[ a <- b ]] \\ {| b |}\n",
+        "datatype A = A0\ndatatype B = B0.A\ndatatype D = D0.B.A\nnametype E = {D0.B0.d.d | d <- A}\n",
+        "channel c, d : Bool\nP = BUFFER(2, {(c.x, d.x) | x <- Bool})\n",
     ],
 )
 def test_well_typed_scripts_load(src: str) -> None:
