@@ -15,6 +15,11 @@ transaction:
 A record on the commands topic that is not a ``CspCommand`` is dead-lettered;
 a malformed command is refused (MALFORMED). Nothing is dropped.
 
+Hot path: an offer whose outcome needs no draw (a *macro step*, see
+:meth:`Deployment.macro`) and a START with a deterministic initial settling are
+emitted from cached, pre-encoded fragments; everything else goes through the
+pure step. Both produce identical records (``tests/runtime/test_processor_paths.py``).
+
 Recovery (``on_assign``) reads the partition's snapshots and events to their
 end, ignores records of commands at or past the committed offset (aborted or
 not yet committed: those commands are processed again), deduplicates on

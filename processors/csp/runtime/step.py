@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.csp.lts import TICK
-from processors.csp.runtime.model import KIND_TICK, Deployment, Instance, Status, frozen_params
+from processors.csp.runtime.model import Deployment, Instance, Status, frozen_params
 
 DEFAULT_BOUND = 1000
 
@@ -305,6 +305,3 @@ def apply(
         )
     return offer(dep, inst, cmd, bound)
 
-
-def is_tick(kind: str) -> bool:
-    return kind == KIND_TICK
