@@ -251,7 +251,16 @@ def _predecessor(comp: Compiled, prev: Words, target: tuple[int, ...], chunk: in
 
 def explore_network(node: network.Node, max_states: int = 10_000_000) -> LTS:
     """The full product LTS of the network (CSR), states in BFS order."""
-    comp = compile_network(node)
+    return explore_network_compiled(compile_network(node), max_states)
+
+
+def has_tau(comp: Compiled) -> bool:
+    """Whether some rule of the compiled network is a τ (hiding, internal moves of a leaf)."""
+    return any(comp.events[r.label] == TAU_NAME for r in comp.rules)
+
+
+def explore_network_compiled(comp: Compiled, max_states: int = 10_000_000) -> LTS:
+    """:func:`explore_network` on a compiled network."""
     enc = comp.encoding
     visited = _Visited(enc, with_values=True)
     frontier = enc.encode(comp.initial)

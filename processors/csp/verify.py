@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from processors.csp import checker
+from processors.csp import compile as C
 from processors.csp import procs as P
 from processors.csp.compile import DEFAULT_MAX_STATES, StateSpaceLimit, compile_process
 from processors.csp.errors import CspmError, CspmEvalError, CspmUnsupported
@@ -306,10 +307,16 @@ def _definition_span(module: Module, name: str, proc: P.Proc) -> P.Span | None:
 
 
 class Compiler:
-    """Compiles processes for one run, reusing the LTS of a process checked by several assertions."""
+    """Compiles processes for one run, reusing the LTS of a process checked by several assertions.
 
-    def __init__(self, max_states: int = DEFAULT_MAX_STATES) -> None:
+    ``fast_deadlock``: check ``deadlock free`` on a network with
+    :func:`explore.find_deadlock` (no transitions stored) where that gives the
+    same verdict, counterexample and statistics as the compiled LTS.
+    """
+
+    def __init__(self, max_states: int = DEFAULT_MAX_STATES, fast_deadlock: bool = True) -> None:
         self.max_states = max_states
+        self.fast_deadlock = fast_deadlock
         self._cache: dict[P.Proc, LTS] = {}
 
     def __call__(self, proc: P.Proc) -> LTS:
@@ -318,10 +325,57 @@ class Compiler:
             got = self._cache[proc] = compile_process(proc, self.max_states)
         return got
 
+    def deadlock(self, proc: P.Proc, model: str) -> checker.CheckResult | None:
+        """``deadlock free`` by the network explorer, or None where the compiled LTS must decide.
+
+        Follows :func:`compile.compile_process`: a process small enough for the
+        term-level search, or without network structure, is compiled as usual
+        (and cached). A network is explored by :func:`explore.find_deadlock`,
+        which counts the same states and transitions as the LTS
+        ``compile_process`` would build from it. Its shortest path is a
+        shortest visible trace only when no transition is a τ; with τs a
+        deadlock's trace (and, in FD, divergence) is left to the checker on
+        the compiled LTS, built from the same network.
+        """
+        if not self.fast_deadlock or proc in self._cache:
+            return None
+        if self.max_states <= C.SMALL_STATES:
+            return None
+        try:
+            self._cache[proc] = C.explore_terms(proc, C.SMALL_STATES).lts
+            return None
+        except StateSpaceLimit:
+            pass
+        node = C.to_network(proc, self.max_states)
+        if node is None:
+            return None
+        from processors.csp import explore
+
+        net = explore.compile_network(node)
+        taus = explore.has_tau(net)
+        try:
+            if model == "FD" and taus:
+                self._cache[proc] = explore.explore_network_compiled(net, self.max_states)
+                return None
+            res = explore.find_deadlock_compiled(net, self.max_states)
+            if res.trace is not None and taus:
+                self._cache[proc] = explore.explore_network_compiled(net, self.max_states)
+                return None
+        except explore.StateSpaceLimit as exc:
+            raise StateSpaceLimit(self.max_states) from exc
+        if res.trace is None:
+            return checker.CheckResult(True, None, res.states, res.transitions, res.states)
+        cex = checker.Counterexample(kind="deadlock", trace=tuple(res.trace), state=-1, accepted=frozenset())
+        return checker.CheckResult(False, cex, res.states, res.transitions, res.states)
+
 
 def _property(
     target: _Named, kind: str, model: str, comp: Compiler
 ) -> tuple[checker.CheckResult, Failure | None]:
+    if kind == "deadlock free":
+        fast = comp.deadlock(target.proc, "FD" if model == "FD" else "F")
+        if fast is not None:
+            return fast, _failure(fast, target, None, comp.max_states, None, None)
     lts = comp(target.proc)
     if kind == "deadlock free":
         res = checker.deadlock_free(lts, "FD" if model == "FD" else "F")
