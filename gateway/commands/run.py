@@ -163,25 +163,32 @@ def run(
             traffic = threading.Thread(target=_demo_traffic, args=(platform, stats, stop), daemon=True)
             traffic.start()
         deadline = time.monotonic() + duration if duration > 0 else None
+
+        def status() -> tuple[bool, Text]:
+            alive = worker.poll() is None
+            return alive, stats.line(endpoints.kafka_bootstrap, mode, alive, systems)
+
+        def running() -> bool:
+            return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
+
         if console.is_terminal:
-            with Live(stats.line(endpoints.kafka_bootstrap, mode, True, systems), console=console,
-                      refresh_per_second=4) as live:  # fmt: skip
-                while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                    alive = worker.poll() is None
-                    live.update(stats.line(endpoints.kafka_bootstrap, mode, alive, systems))
+            with Live(status()[1], console=console, refresh_per_second=4) as live:
+                while running():
+                    alive, line = status()
+                    live.update(line)
                     if not alive:
                         code = 1
                         break
                     stop.wait(0.25)
-        else:
-            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                alive = worker.poll() is None
-                console.print(stats.line(endpoints.kafka_bootstrap, mode, alive, systems))
+        else:  # not a terminal: a status line every 2 s
+            while running():
+                alive, line = status()
+                console.print(line)
                 if not alive:
                     code = 1
                     break
                 stop.wait(2.0)
-            console.print(stats.line(endpoints.kafka_bootstrap, mode, worker.poll() is None, systems))
+            console.print(status()[1])
     finally:
         stop.set()
         if traffic is not None:
