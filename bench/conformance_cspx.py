@@ -201,8 +201,8 @@ def check_matches(expect: dict[str, Any], actual: Any) -> bool:
             return False
         for key in ("states", "transitions"):
             if key in expect["stats"]:
-                v = _int_field(stats, key)
-                if v < 0 or not match_int(v, expect["stats"][key]):
+                n = _int_field(stats, key)
+                if n < 0 or not match_int(n, expect["stats"][key]):
                     return False
     return True
 
