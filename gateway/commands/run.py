@@ -69,6 +69,7 @@ def _demo_traffic(platform: object, stats: Stats, stop: threading.Event) -> None
     from gateway.sdk import Platform, PlatformError
 
     assert isinstance(platform, Platform)
+    versions = {name: max(vs) for name, vs in platform.systems().items()}  # pin: no registry read per start
     buffers: list[str] = []
     dinings: list[str] = []
     counter = itertools.count()
@@ -76,19 +77,21 @@ def _demo_traffic(platform: object, stats: Stats, stop: threading.Event) -> None
         n = next(counter)
         try:
             if len(buffers) < 5:
-                buffers.append(platform.start("buffer").instance_id)
+                buffers.append(platform.start("buffer", version=versions["buffer"]).instance_id)
                 with stats.lock:
                     stats.instances += 1
             if len(dinings) < 2:
-                dinings.append(platform.start("dining").instance_id)
+                dinings.append(platform.start("dining", version=versions["dining"]).instance_id)
                 with stats.lock:
                     stats.instances += 1
-            if n % 3 == 0:
+            if n % 10 == 9:  # an output event cannot be offered: shows a refusal
+                target, event = buffers[n % len(buffers)], "right.0"
+            elif n % 3 == 0:
                 target, event = buffers[n % len(buffers)], f"left.{n % 3}"
             elif n % 3 == 1:
                 target, event = dinings[n % len(dinings)], f"hungry.{n % 3}"
             else:
-                inst = platform.start("agents")
+                inst = platform.start("agents", version=versions["agents"])
                 with stats.lock:
                     stats.instances += 1
                 target, event = inst.instance_id, "request.0"
@@ -160,6 +163,7 @@ def run(
                 verdicts = ", ".join(f"{r.status} {r.text}" for r in plan.results) or "no assertions"
                 console.print(f"deployed {name}: {verdicts}" if not plan.refused else f"[red]refused {name}[/]")
             systems = ", ".join(f"{s} v{max(v)}" for s, v in sorted(platform.systems().items())) or "-"
+            stats.started = time.monotonic()
             traffic = threading.Thread(target=_demo_traffic, args=(platform, stats, stop), daemon=True)
             traffic.start()
         deadline = time.monotonic() + duration if duration > 0 else None
