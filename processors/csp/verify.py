@@ -328,24 +328,21 @@ class Compiler:
     def deadlock(self, proc: P.Proc, model: str) -> checker.CheckResult | None:
         """``deadlock free`` by the network explorer, or None where the compiled LTS must decide.
 
-        Follows :func:`compile.compile_process`: a process small enough for the
-        term-level search, or without network structure, is compiled as usual
-        (and cached). A network is explored by :func:`explore.find_deadlock`,
-        which counts the same states and transitions as the LTS
-        ``compile_process`` would build from it. Its shortest path is a
+        Agrees with checking the LTS of :func:`compile.compile_process`, which
+        is the network's product LTS (same states and transitions) when the
+        process has network structure and the term-level search finds more
+        than ``SMALL_STATES`` states. That search numbers at least the
+        network's states less one (a term per network state, plus the τ-steps
+        of distributed termination; the network syncs ✓ in one step), so a
+        network with more than ``SMALL_STATES + 1`` states qualifies without
+        running it. Smaller processes, and processes without network
+        structure, are left to the checker. ``find_deadlock``'s shortest path is a
         shortest visible trace only when no transition is a τ; with τs a
-        deadlock's trace (and, in FD, divergence) is left to the checker on
-        the compiled LTS, built from the same network.
+        deadlock's trace (and, in FD, divergence) is found by the checker on
+        the product LTS, built from the same network.
         """
-        if not self.fast_deadlock or proc in self._cache:
+        if not self.fast_deadlock or proc in self._cache or self.max_states <= C.SMALL_STATES:
             return None
-        if self.max_states <= C.SMALL_STATES:
-            return None
-        try:
-            self._cache[proc] = C.explore_terms(proc, C.SMALL_STATES).lts
-            return None
-        except StateSpaceLimit:
-            pass
         node = C.to_network(proc, self.max_states)
         if node is None:
             return None
@@ -355,9 +352,13 @@ class Compiler:
         taus = explore.has_tau(net)
         try:
             if model == "FD" and taus:
-                self._cache[proc] = explore.explore_network_compiled(net, self.max_states)
+                lts = explore.explore_network_compiled(net, self.max_states)
+                if lts.num_states > C.SMALL_STATES:
+                    self._cache[proc] = lts
                 return None
             res = explore.find_deadlock_compiled(net, self.max_states)
+            if res.states <= C.SMALL_STATES + 1:
+                return None
             if res.trace is not None and taus:
                 self._cache[proc] = explore.explore_network_compiled(net, self.max_states)
                 return None

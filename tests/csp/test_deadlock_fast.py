@@ -7,6 +7,7 @@ take it, and compare every field of the results of both paths.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,35 @@ def test_dining_philosophers_both_paths(monkeypatch: pytest.MonkeyPatch) -> None
             assert fast_r.failure is not None and slow_r.failure is not None
             assert len(fast_r.failure.trace) == len(slow_r.failure.trace) == 3 * n
             assert fast_r.failure.spans == slow_r.failure.spans
+
+
+@pytest.mark.parametrize(("label", "src", "deadlocks", "taus"), MODELS, ids=[m[0] for m in MODELS])
+def test_the_term_level_search_never_numbers_fewer_states(
+    label: str, src: str, deadlocks: bool, taus: bool
+) -> None:
+    """What lets the fast path skip the term-level probe of ``compile_process``: a network
+    with more than SMALL_STATES + 1 states has a term LTS too large for the probe (the
+    term level adds the τ-steps of distributed termination, the network syncs ✓)."""
+    proc = load_source(HEADER + src, "m.csp").process("SYS")
+    node = C.to_network(proc)
+    assert node is not None
+    net = explore.compile_network(node)
+    assert explore.has_tau(net) == taus
+    terms = C.explore_terms(proc).lts
+    product = explore.explore_network_compiled(net)
+    found = explore.find_deadlock_compiled(net)
+    assert (product.num_states, product.num_transitions) == (found.states, found.transitions)
+    assert found.states <= terms.num_states + 1
+    assert found.deadlock == deadlocks
+
+
+@pytest.mark.parametrize(("label", "src", "deadlocks", "taus"), MODELS, ids=[m[0] for m in MODELS])
+def test_small_processes_keep_the_term_level_result(
+    label: str, src: str, deadlocks: bool, taus: bool
+) -> None:
+    """Below SMALL_STATES compile_process keeps the term LTS (named states): so does check."""
+    fast, _ = _run(src, "F", fast=True)
+    slow, _ = _run(src, "F", fast=False)
+    assert fast == dataclasses.replace(slow, seconds=fast.seconds)
+    if deadlocks:
+        assert fast.failure is not None and fast.failure.state is not None
