@@ -40,6 +40,6 @@ class EngineMetrics:
             setattr(self, attr, metric.labels(processor=processor))
 
     def serve(self, port: int) -> None:
-        """Expose /metrics on ``port`` (0 disables)."""
+        """Expose /metrics on ``port`` (0 disables); the server thread is a daemon."""
         if port:
-            start_http_server(port, registry=self.registry)
+            start_http_server(port, addr="0.0.0.0", registry=self.registry)

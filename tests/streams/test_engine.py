@@ -207,3 +207,25 @@ def test_run_stops_on_event(kafka_bootstrap: str, unique_topic: Any, codec: Code
     stop.set()
     t.join(30)
     assert not t.is_alive()
+
+
+def test_engine_serves_prometheus_metrics(kafka_bootstrap: str, unique_topic: Any, codec: Codec) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = unique_topic("eng.metrics")
+    dst = unique_topic("eng.metrics.out")
+    produce(kafka_bootstrap, src, [codec.encode("CspCommand", command(i)) for i in range(7)])
+    proc = ToEvents(f"g-{src}", src, dst)
+    engine = Engine(proc, codec, EngineConfig(bootstrap=kafka_bootstrap, worker_id="m", metrics_port=port))
+    engine.start()
+    deadline = time.monotonic() + 60
+    while engine.processed < 7 and time.monotonic() < deadline:
+        engine.run_once()
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    engine.close()
+    assert f'csp_engine_records_in_total{{processor="{proc.name}"}} 7.0' in body
+    assert "csp_engine_transactions_total" in body

@@ -48,6 +48,7 @@ def build_engine(
         batch_size=batch_size,
         worker_id=worker_id,
         session_timeout_ms=settings.session_timeout_ms,
+        metrics_port=settings.metrics_port,
     )
     return Engine(proc, codec, config), proc
 
