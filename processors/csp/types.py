@@ -209,6 +209,18 @@ class Infer:
         if isinstance(ty, S.TyDot):
             return TDotSeq(tuple(go(i) for i in ty.items))
         if isinstance(ty, S.TyDotable):
+            if ty.star and not (
+                isinstance(ty.arg, S.TyName)
+                and ty.arg.name not in ("Int", "Bool", "Char", "Proc", "Event")
+                and ty.arg.name not in self.data_names
+            ):
+                # libcspm: the fields of an extendable ``a =>* b`` are a type variable
+                raise CspmTypeError(
+                    "type error: the left of '=>*' must be a type variable",
+                    ty.file or self.file,
+                    ty.line,
+                    ty.col,
+                )
             arg, res = go(ty.arg), go(ty.result)
             if ty.star:
                 return ANY

@@ -100,6 +100,8 @@ def test_weak_buffer_is_unsupported_with_its_position() -> None:
         "P = ; x : {0,1} @ SKIP\n",
         "datatype A = A0\ndatatype B = B0.A\ndatatype D = D0.B.A\nnametype E = {D0.B0.d | d <- A}\n",
         "channel c, d : Bool\nP = BUFFER(true, {(c.x, d.x) | x <- Bool})\n",
+        "f :: (Event =>* b) -> Event =>* b\nf(x) = x\n",
+        "f :: (Int =>* Event) -> Proc\nf(x) = STOP\n",
     ],
 )
 def test_type_errors_are_rejected(src: str) -> None:
@@ -118,6 +120,7 @@ def test_type_errors_are_rejected(src: str) -> None:
         "channel a, b : {0..2}\nP = a?x -> b!x -> P\nQ = P [[ a <- b ]] \\ {| b |}\n",
         "datatype A = A0\ndatatype B = B0.A\ndatatype D = D0.B.A\nnametype E = {D0.B0.d.d | d <- A}\n",
         "channel c, d : Bool\nP = BUFFER(2, {(c.x, d.x) | x <- Bool})\n",
+        "f :: (a =>* Event) -> Proc\nf(x) = STOP\nchannel c : Bool\nP = f(c)\n",
     ],
 )
 def test_well_typed_scripts_load(src: str) -> None:
