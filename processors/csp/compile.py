@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from processors.csp import network as N
 from processors.csp import procs as P
+from processors.csp.errors import CspmError
 from processors.csp.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
 from processors.csp.semantics import Memo, describe, fire, normalise
 
@@ -147,14 +148,16 @@ def to_network(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES) -> N.Node | N
 
     Returns None when ``proc`` has no parallel / hiding / renaming at the top
     (a single leaf gains nothing) or when some component is not finite-state
-    on its own (the whole term must then be explored directly).
+    on its own, or fails to evaluate on its own (a component alone may reach
+    states the whole process never does): the whole term must then be
+    explored directly.
     """
     top = normalise(proc)
     if not isinstance(top, P.GenParallel | P.AlphaParallel | P.Hide | P.Rename):
         return None
     try:
         return _network(top, min(max_states, LEAF_MAX_STATES))
-    except StateSpaceLimit:
+    except (StateSpaceLimit, CspmError):
         return None
 
 

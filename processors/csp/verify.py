@@ -343,7 +343,11 @@ class Compiler:
         """
         if not self.fast_deadlock or proc in self._cache or self.max_states <= C.SMALL_STATES:
             return None
-        node = C.to_network(proc, self.max_states)
+        try:
+            node = C.to_network(proc, self.max_states)
+        except (CspmError, RecursionError):
+            # a component alone may reach states (and errors) the whole process never does
+            return None
         if node is None:
             return None
         from processors.csp import explore

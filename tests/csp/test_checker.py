@@ -278,7 +278,9 @@ def test_determinism_fast_path_agrees_with_the_search() -> None:
     rng = random.Random(7)
     for _ in range(300):
         n = rng.randint(1, 6)
-        edges = [(rng.randrange(n), rng.choice([1, 2, 3]), rng.randrange(n)) for _ in range(rng.randint(0, 9))]
+        edges = [
+            (rng.randrange(n), rng.choice([1, 2, 3]), rng.randrange(n)) for _ in range(rng.randint(0, 9))
+        ]
         g = lts(n, edges)
         fast = deterministic(g).passed
         slow = checker._deterministic_search(g, "FD").passed
@@ -328,7 +330,9 @@ def test_refinement_agrees_with_brute_force_on_random_lts() -> None:
 
     def rand_lts() -> LTS:
         n = rng.randint(1, 4)
-        edges = [(rng.randrange(n), rng.choice([TAU, A, B]), rng.randrange(n)) for _ in range(rng.randint(0, 7))]
+        edges = [
+            (rng.randrange(n), rng.choice([TAU, A, B]), rng.randrange(n)) for _ in range(rng.randint(0, 7))
+        ]
         return lts(n, edges)
 
     for _ in range(250):
@@ -361,7 +365,9 @@ def test_lazy_lts_numbers_states_on_demand() -> None:
     from processors.csp.compile import LazyLTS
 
     def count(n: int) -> P.Proc:
-        return P.Prefix(key=("up", n), events=("up", "reset"), cont=lambda e: count(n + 1) if e == "up" else count(0))
+        return P.Prefix(
+            key=("up", n), events=("up", "reset"), cont=lambda e: count(n + 1) if e == "up" else count(0)
+        )
 
     lazy = LazyLTS(count(0), max_states=100)
     assert lazy.successors(lazy.initial) == [("up", 1), ("reset", 0)]
@@ -372,3 +378,20 @@ def test_lazy_lts_numbers_states_on_demand() -> None:
     with pytest.raises(StateSpaceLimit):
         for _ in range(200):
             s = lazy.successors(s)[0][1]
+
+
+def test_to_network_gives_up_on_a_component_that_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A component explored on its own may reach an error the whole process never reaches."""
+    from processors.csp import compile as C
+    from processors.csp.frontend import load_source
+
+    monkeypatch.setattr(C, "SMALL_STATES", 1)  # past the term-level probe
+
+    src = (
+        "channel a, b, c\n"
+        "P(n) = a -> P(n) [] b -> P(n + 1) [] n > 1 & c -> P(head(<>))\n"
+        "SYS = P(0) [| {b} |] (b -> STOP)\n"
+    )
+    proc = load_source(src, "e.csp").process("SYS")
+    assert to_network(proc) is None
+    assert compile_process(proc, max_states=10, use_network=True).num_states == 2

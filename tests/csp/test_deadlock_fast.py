@@ -226,3 +226,13 @@ def test_small_processes_keep_the_term_level_result(
     assert fast == dataclasses.replace(slow, seconds=fast.seconds)
     if deadlocks:
         assert fast.failure is not None and fast.failure.state is not None
+
+
+def test_an_error_only_a_component_alone_reaches_does_not_change_the_result() -> None:
+    """``to_network`` explores each component on its own; an evaluation error in a
+    component state the whole process never reaches must not decide the check."""
+    src = "P(n) = a -> P(n) [] b -> P(n + 1) [] n > 1 & c -> P(head(<>))\nSYS = P(0) [| {b} |] (b -> STOP)\n"
+    fast, _ = _run(src, "F", fast=True)
+    slow, _ = _run(src, "F", fast=False)
+    assert slow.status == "pass"
+    assert fast == dataclasses.replace(slow, seconds=fast.seconds)
