@@ -93,8 +93,19 @@ def plan(
         lts = compile_process(module.process(process), max_states)
     except StateSpaceLimit as exc:
         raise DeployError(f"{process}: {exc}") from None
+    # Only channels the system can actually communicate on get a role and a topic:
+    # hidden (or unused) channels are internal to the process.
+    visible = {ev.split(".", 1)[0] for ev in lts.events[2:]}
+    internal = [o for o in outs if o not in visible]
+    if internal:
+        raise DeployError(
+            f"--outputs names channel(s) {', '.join(internal)} that {process} never communicates on "
+            f"(hidden or unused); visible channels: {', '.join(sorted(visible)) or 'none'}"
+        )
     channels: dict[str, ChannelSpec] = {}
     for ch, fields in sorted(module.channels.items()):
+        if ch not in visible:
+            continue
         values = tuple(tuple(render(v) for v in sorted_values(set(f))) for f in fields)
         channels[ch] = ChannelSpec(
             ch, OUTPUT if ch in outs else INPUT, tuple(_type_name(v) for v in values), values
