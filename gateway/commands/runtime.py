@@ -186,6 +186,7 @@ def tail(
     """Print the event log (deduplicated on (instance, seq)), a channel's messages, or the refusals."""
     with _platform(data_dir, namespace) as platform:
         if channel is not None:
+            system, channel = _resolve_channel(platform, channel, system)
             for msg in platform.subscribe(channel, system=system, timeout_s=None if follow else 1.0):
                 if instance is None or msg["instance_id"] == instance:
                     typer.echo(json.dumps(msg) if as_json else
@@ -208,6 +209,43 @@ def tail(
                 typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['kind']:6} {rec['event']}  "
                            f"[{rec['state_before']}->{rec['state_after']}]"
                            + (f" choice {rec['choice']['chosen']}/{rec['choice']['options']}" if rec.get("choice") else ""))  # fmt: skip
+
+
+def _resolve_channel(platform: Platform, channel: str, system: str | None) -> tuple[str, str]:
+    """(system, channel) of ``--channel``/``--system``; exits 1 when no deployed system has that channel."""
+    if system is None and "." in channel:
+        system, channel = channel.split(".", 1)
+    systems = platform.systems()
+
+    def channels_of(name: str) -> set[str]:
+        deps = (platform.store.lookup(name, v) for v in systems.get(name, []))
+        return {c for dep in deps if dep is not None for c in dep.channels}
+
+    if system is None:
+        owners = sorted(s for s in systems if channel in channels_of(s))
+        if not owners:
+            raise _fail(
+                f"no deployed system has a channel {channel!r} (deployed: {', '.join(sorted(systems)) or 'none'})",
+                EXIT_REFUSED,
+            )
+        if len(owners) > 1:
+            raise _fail(
+                f"channel {channel!r} is on {len(owners)} deployed systems ({', '.join(owners)}); "
+                "name one with --system SYSTEM or --channel SYSTEM.CHANNEL",
+                EXIT_REFUSED,
+            )
+        return owners[0], channel
+    if system not in systems:
+        raise _fail(
+            f"no deployed system {system!r} (deployed: {', '.join(sorted(systems)) or 'none'})", EXIT_REFUSED
+        )
+    known = channels_of(system)
+    if channel not in known:
+        raise _fail(
+            f"system {system} has no channel {channel!r} (channels: {', '.join(sorted(known)) or 'none'})",
+            EXIT_REFUSED,
+        )
+    return system, channel
 
 
 def instances(
@@ -281,6 +319,12 @@ def conform(
     except Exception as exc:
         raise _fail(f"{spec_proc}: {exc}", EXIT_INPUT) from None
     with _platform(data_dir, namespace) as platform:
+        systems = platform.systems()
+        if system not in systems:
+            raise _fail(
+                f"no deployed system {system!r} (deployed: {', '.join(sorted(systems)) or 'none'})",
+                EXIT_REFUSED,
+            )
         events = [e for e in platform.events() if e["system"] == system]
         started = [i.instance_id for i in platform.instances() if i.system == system]
     per: dict[str, list[dict[str, Any]]] = {iid: [] for iid in started}
