@@ -46,8 +46,20 @@ def _platform(data_dir: Path | None, namespace: str) -> Platform:
         kwargs["data_dir"] = data_dir
     settings = Settings(**kwargs)
     try:
-        return Platform.connect(settings, namespace=namespace)
+        platform = Platform.connect(settings, namespace=namespace)
     except Exception as exc:
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+    _probe(platform.bootstrap, settings.kafka_timeout_s)
+    return platform
+
+
+def _probe(bootstrap: str, timeout_s: float) -> None:
+    """Exit 3 with one line when the broker does not answer (instead of a timeout traceback later)."""
+    from streams.admin import BrokerUnavailable, wait_ready
+
+    try:
+        wait_ready(bootstrap, timeout_s)
+    except BrokerUnavailable as exc:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from None
 
 
@@ -347,19 +359,34 @@ def worker(
     ] = "0",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 5000,
     at_least_once: Annotated[bool, typer.Option("--at-least-once", help="No transactions")] = False,
+    bound: Annotated[
+        int, typer.Option("--bound", min=1, help="Max τ/output steps per command before DIVERGENT")
+    ] = 1000,
+    snapshot_every: Annotated[
+        int, typer.Option("--snapshot-every", min=1, help="Snapshot an instance every N events")
+    ] = 100,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Run a runtime worker in the foreground (Ctrl-C to stop); start more to scale out."""
+    from infra.settings import Settings
+    from infra.stack import StackError, resolve_endpoints
     from processors.csp.runtime.worker import main as worker_main
 
-    args = ["--worker-id", worker_id, "--batch-size", str(batch_size), "--namespace", namespace]
-    if at_least_once:
-        args.append("--at-least-once")
     if data_dir is not None:
         import os
 
         os.environ["CSP_DATA_DIR"] = str(data_dir)
+    settings = Settings()
+    try:
+        bootstrap = resolve_endpoints(settings).kafka_bootstrap
+    except StackError as exc:
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+    _probe(bootstrap, settings.kafka_timeout_s)
+    args = ["--worker-id", worker_id, "--batch-size", str(batch_size), "--namespace", namespace,
+            "--bootstrap", bootstrap, "--bound", str(bound), "--snapshot-every", str(snapshot_every)]  # fmt: skip
+    if at_least_once:
+        args.append("--at-least-once")
     raise typer.Exit(worker_main(args))
 
 

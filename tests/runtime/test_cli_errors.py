@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from pathlib import Path
 
@@ -53,3 +54,63 @@ def test_known_channel_still_tails(ns: str) -> None:
     assert (code, out, exc) == (0, "", None)
     code, out, exc = csp("tail", "--channel", "right", "--namespace", ns)
     assert (code, out, exc) == (0, "", None)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("worker",),
+        ("deploy", str(ROOT / "examples/buffer/buffer.csp"), "--process", "BUFFER"),
+        ("start", "BUFFER"),
+        ("offer", "x", "left.1"),
+        ("stop", "x"),
+        ("tail",),
+        ("instances",),
+        ("replay", "x"),
+    ],
+)
+def test_broker_down_is_one_line_exit_3(
+    args: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CSP_KAFKA_BOOTSTRAP", f"127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("CSP_KAFKA_TIMEOUT_S", "1")
+    monkeypatch.setenv("CSP_DATA_DIR", str(tmp_path))
+    code, out, exc = csp(*args)
+    assert exc is None, exc
+    assert code == 3, out
+    assert out.startswith("error: Kafka broker at 127.0.0.1:") and "unavailable" in out, out
+
+
+def test_worker_without_stack_is_one_line_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CSP_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.setenv("CSP_DATA_DIR", str(tmp_path))
+    code, out, exc = csp("worker")
+    assert exc is None, exc
+    assert code == 3 and out.startswith("error: no local stack is running in"), out
+
+
+def test_worker_passes_bound_and_snapshot_every(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import processors.csp.runtime.worker as worker_mod
+
+    got: list[list[str]] = []
+
+    def fake_main(argv: list[str] | None = None) -> int:
+        got.append(list(argv or []))
+        return 0
+
+    monkeypatch.setenv("CSP_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setattr(worker_mod, "main", fake_main)
+    code, out, exc = csp("worker", "--bound", "7", "--snapshot-every", "3")
+    assert (code, exc) == (0, None), out
+    argv = got[0]
+    assert argv[argv.index("--bound") + 1] == "7" and argv[argv.index("--snapshot-every") + 1] == "3"
+    assert argv[argv.index("--bootstrap") + 1] == kafka_bootstrap
