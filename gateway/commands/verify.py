@@ -296,7 +296,7 @@ def check(
         bool, typer.Option("--all-assertions", help="Check every assert in the file (the default).")
     ] = False,
     process: Annotated[str | None, typer.Option("--process", help="Process (name or expression) to check.")] = None,
-    model: Annotated[SemModel | None, typer.Option("--model", help="Semantic model for --assert (F or FD).")] = None,
+    model: Annotated[SemModel | None, typer.Option("--model", help="Semantic model for --assert or --process: T, F or FD (default: FD).")] = None,  # fmt: skip
     fmt: FormatOpt = Format.text,
     max_states: MaxStatesOpt = None,
 ) -> None:
@@ -364,6 +364,11 @@ def refine(
     run.finish([result])
 
 
+def _dot_str(text: str) -> str:
+    """A DOT quoted string: UTF-8 kept as is (Graphviz has no \\u escapes), quotes and backslashes escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 def explore(
     file: FileArg,
     proc: Annotated[str, typer.Argument(help="Process name or expression")],
@@ -389,12 +394,12 @@ def explore(
         raise typer.Exit(EXIT_UNSUPPORTED if isinstance(exc, CspmUnsupported) else EXIT_INPUT) from None
     names = lts.state_names or tuple(str(i) for i in range(lts.num_states))
     if dot:
-        lines = [f"digraph {json.dumps(proc)} {{", "  rankdir=LR;", '  init [shape=point];', "  init -> s0;"]
+        lines = [f"digraph {_dot_str(proc)} {{", "  rankdir=LR;", '  init [shape=point];', "  init -> s0;"]
         for s in range(lts.num_states):
-            lines.append(f"  s{s} [label={json.dumps(names[s])}];")
+            lines.append(f"  s{s} [label={_dot_str(names[s])}];")
         for s in range(lts.num_states):
             for lab, t in lts.successors(s):
-                lines.append(f"  s{s} -> s{t} [label={json.dumps(lts.events[lab])}];")
+                lines.append(f"  s{s} -> s{t} [label={_dot_str(lts.events[lab])}];")
         lines.append("}")
         sys.stdout.write("\n".join(lines) + "\n")
         return
