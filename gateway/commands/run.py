@@ -111,7 +111,9 @@ def _demo_traffic(platform: object, stats: Stats, stop: threading.Event) -> None
 
 
 def run(
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="stack data directory")] = Path(".csp"),
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="stack data directory (default: CSP_DATA_DIR or .csp)")
+    ] = None,
     ephemeral: Annotated[bool, typer.Option("--ephemeral", help="in-memory broker (nothing kept)")] = False,
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="deploy the examples and drive demo traffic")] = True,
     duration: Annotated[float, typer.Option("--duration", help="stop after this many seconds (0: until Ctrl-C)")] = 0,
@@ -121,11 +123,14 @@ def run(
     from rich.live import Live
 
     from gateway.sdk import Platform
+    from infra.endpoints import running_state
     from infra.settings import Settings
-    from infra.stack import start_stack, stop_stack
+    from infra.stack import is_running, start_stack, stop_stack
 
     console = Console()
-    settings = Settings(data_dir=data_dir) if "CSP_DATA_DIR" not in os.environ else Settings()
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    # a stack that was already running (`csp up`, an external Kafka) is left running at the end
+    already = settings.kafka_bootstrap is not None or is_running(settings)
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
@@ -134,9 +139,12 @@ def run(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    console.print(f"[bold]Enhanced CSP[/] — starting the {'ephemeral' if ephemeral else 'durable'} stack in {data_dir}")
+    what = "using the running stack" if already else f"starting the {'ephemeral' if ephemeral else 'durable'} stack"
+    console.print(f"[bold]Enhanced CSP[/] — {what} in {settings.resolved_data_dir()}")
     endpoints = start_stack(settings, ephemeral=ephemeral)
-    mode = "external" if not endpoints.local else ("ephemeral" if ephemeral else "durable, s3 on SeaweedFS")
+    state = running_state(settings.resolved_data_dir()) if endpoints.local else None
+    actual = state.mode if state is not None else ("ephemeral" if ephemeral else "durable")
+    mode = "external" if not endpoints.local else ("ephemeral" if actual == "ephemeral" else "durable, s3 on SeaweedFS")
     console.print(f"kafka {endpoints.kafka_bootstrap} · clickhouse {endpoints.clickhouse_url}")
     run_settings = settings.model_copy(update={"kafka_bootstrap": endpoints.kafka_bootstrap})
     log_path = settings.resolved_data_dir() / "runtime-worker.log"
@@ -205,8 +213,11 @@ def run(
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait(10)
-        stopped = stop_stack(settings)
-        console.print(f"stopped: runtime worker, {', '.join(stopped) or 'no local components'}")
+        if already:
+            console.print("stopped: runtime worker (the stack was running before `csp run`: left running)")
+        else:
+            stopped = stop_stack(settings)
+            console.print(f"stopped: runtime worker, {', '.join(stopped) or 'no local components'}")
     if code:
         console.print(f"[red]the runtime worker exited with {worker.returncode}; see {log_path}[/]")
         raise typer.Exit(code)
