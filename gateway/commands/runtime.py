@@ -37,6 +37,18 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _check_text_file(file: Path) -> None:
+    """Exit 2 with one line unless FILE is a readable UTF-8 text file."""
+    if not file.is_file():
+        raise _fail(f"{file}: no such file" if not file.exists() else f"{file}: not a file", EXIT_INPUT)
+    try:
+        file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file}: not UTF-8 text (byte {exc.start})", EXIT_INPUT) from None
+    except OSError as exc:
+        raise _fail(f"{file}: {exc.strerror}", EXIT_INPUT) from None
+
+
 def _platform(data_dir: Path | None, namespace: str) -> Platform:
     from gateway.sdk import Platform
     from infra.settings import Settings
@@ -83,8 +95,7 @@ def deploy(
     from processors.csp.errors import CspmError
     from processors.csp.runtime.deploy import DeployError, describe_failure
 
-    if not file.is_file():
-        raise _fail(f"no such file: {file}", EXIT_INPUT)
+    _check_text_file(file)
     platform = _platform(data_dir, namespace)
     try:
         plan = platform.deploy(
@@ -323,6 +334,7 @@ def conform(
     from processors.csp.runtime.conform import conform as check
     from processors.csp.runtime.conform import visible_trace
 
+    _check_text_file(spec_file)
     try:
         module = load_file(spec_file)
         spec = compile_process(module.process(spec_proc), max_states)

@@ -174,7 +174,10 @@ def _load(path: Path) -> Module:
         raise _InputError(f"{path}: no such file")
     if path.is_dir():
         raise _InputError(f"{path}: is a directory")
-    return load_file(path)
+    try:
+        return load_file(path)
+    except UnicodeDecodeError as exc:
+        raise _InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
 # --------------------------------------------------------------------------

@@ -25,3 +25,23 @@ def test_check_model_help_lists_every_accepted_model() -> None:
     res = CliRunner().invoke(app, ["check", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0
     assert "T, F or FD" in res.output
+
+
+def test_non_utf8_file_names_the_file(tmp_path: Path) -> None:
+    model = tmp_path / "bin.csp"
+    model.write_bytes(b"\xff\xfe")
+    for args in (["typecheck", str(model)], ["check", str(model)], ["explore", str(model), "P"]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit)
+        assert f"{model}: not UTF-8 text (byte 0)" in " ".join(res.output.split()), res.output  # Rich wraps
+
+
+def test_runtime_commands_reject_a_non_utf8_file_before_connecting(tmp_path: Path) -> None:
+    model = tmp_path / "bin.csp"
+    model.write_bytes(b"\xff\xfe")
+    env = {"CSP_DATA_DIR": str(tmp_path / "no-stack")}
+    for args in (["deploy", str(model), "--process", "P"], ["conform", "sys", str(model), "P"]):
+        res = CliRunner().invoke(app, args, env=env)
+        assert res.exit_code == 2, res.output
+        assert res.output.strip() == f"error: {model}: not UTF-8 text (byte 0)", res.output
