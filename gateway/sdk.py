@@ -46,6 +46,10 @@ class PlatformError(RuntimeError):
     """A platform operation failed (refused deployment, refused start, timeout, ...)."""
 
 
+class NoAnswer(PlatformError):
+    """No runtime worker answered a command in time (is ``csp worker`` running?)."""
+
+
 @dataclass(frozen=True)
 class OfferResult:
     """The outcome of an offer: the accepted event (a CspEvent dict) or the refusal (a CspRefusal dict)."""
@@ -305,7 +309,7 @@ class Platform:
             if now > deadline:
                 if done:
                     return evs, snap, ref
-                raise PlatformError(
+                raise NoAnswer(
                     f"no answer to command {command_id} ({self.topics.commands}[{part}]@{offset}) within {timeout_s}s: "
                     "is a runtime worker running (`csp worker`)?"
                 )

@@ -133,7 +133,7 @@ def start(
     namespace: Namespace = "",
 ) -> None:
     """Start an instance of SYSTEM; prints its id."""
-    from gateway.sdk import PlatformError
+    from gateway.sdk import NoAnswer, PlatformError
 
     params: dict[str, str] = {}
     for p in param or []:
@@ -146,6 +146,8 @@ def start(
             inst = platform.start(
                 system, version=version, params=params, instance_id=instance_id, timeout_s=timeout
             )
+        except NoAnswer as exc:
+            raise _fail(str(exc), EXIT_UNAVAILABLE) from None
         except PlatformError as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
     typer.echo(inst.instance_id)
@@ -183,12 +185,18 @@ def offer(
 
 def stop(
     instance_id: Annotated[str, typer.Argument(help="Instance id")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the runtime")] = 30.0,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Stop an instance."""
+    from gateway.sdk import PlatformError
+
     with _platform(data_dir, namespace) as platform:
-        got = platform.stop(instance_id)
+        try:
+            got = platform.stop(instance_id, timeout_s=timeout)
+        except PlatformError as exc:
+            raise _fail(str(exc), EXIT_UNAVAILABLE) from None
     if "reason" in got:
         raise _fail(f"{got['reason']}: {got['message']}", EXIT_REFUSED)
     typer.echo(f"{instance_id}: {got.get('status')}")

@@ -114,3 +114,14 @@ def test_worker_passes_bound_and_snapshot_every(
     argv = got[0]
     assert argv[argv.index("--bound") + 1] == "7" and argv[argv.index("--snapshot-every") + 1] == "3"
     assert argv[argv.index("--bootstrap") + 1] == kafka_bootstrap
+
+
+@pytest.mark.parametrize(
+    "args", [("start", "buf"), ("offer", "b1", "left.1"), ("stop", "b1")], ids=["start", "offer", "stop"]
+)
+def test_no_worker_is_one_line_exit_3(ns: str, args: tuple[str, ...]) -> None:
+    """Nobody consumes this namespace's commands: a timeout, reported as 'platform unavailable'."""
+    code, out, exc = csp(*args, "--timeout", "1", "--namespace", ns)
+    assert exc is None, exc
+    assert code == 3, out
+    assert out.startswith("error: no answer to command") and "csp worker" in out, out
