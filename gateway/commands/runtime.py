@@ -407,7 +407,21 @@ def worker(
             "--bootstrap", bootstrap, "--bound", str(bound), "--snapshot-every", str(snapshot_every)]  # fmt: skip
     if at_least_once:
         args.append("--at-least-once")
-    raise typer.Exit(worker_main(args))
+    try:
+        code = worker_main(args)
+    except Exception as exc:
+        from streams.admin import BrokerUnavailable, wait_ready
+
+        try:
+            wait_ready(bootstrap, 2.0)
+        except BrokerUnavailable:  # the broker went away under the worker: say so in one line
+            raise _fail(
+                f"runtime worker {worker_id} stopped: lost the Kafka broker at {bootstrap} "
+                f"({type(exc).__name__}: {exc})",
+                EXIT_UNAVAILABLE,
+            ) from None
+        raise  # the broker is fine: a real failure, keep the traceback
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

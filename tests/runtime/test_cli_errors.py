@@ -125,3 +125,44 @@ def test_no_worker_is_one_line_exit_3(ns: str, args: tuple[str, ...]) -> None:
     assert exc is None, exc
     assert code == 3, out
     assert out.startswith("error: no answer to command") and "csp worker" in out, out
+
+
+def test_worker_that_loses_its_broker_exits_3_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import processors.csp.runtime.worker as worker_mod
+    import streams.admin as admin
+    from streams.reader import ReadTimeout
+
+    probes: list[str] = []
+
+    def wait_ready(bootstrap: str, timeout_s: float) -> None:
+        probes.append(bootstrap)
+        if len(probes) > 1:  # up at start, gone after the worker failed
+            raise admin.BrokerUnavailable(f"Kafka broker at {bootstrap} is unavailable")
+
+    def fake_main(argv: list[str] | None = None) -> int:
+        raise ReadTimeout("csp.registry[0]: fence not seen within 30.0s")
+
+    monkeypatch.setenv("CSP_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    monkeypatch.setattr(admin, "wait_ready", wait_ready)
+    monkeypatch.setattr(worker_mod, "main", fake_main)
+    code, out, exc = csp("worker", "--worker-id", "w9")
+    assert exc is None, exc
+    assert code == 3, out
+    assert out.strip() == (
+        "error: runtime worker w9 stopped: lost the Kafka broker at 127.0.0.1:9 "
+        "(ReadTimeout: csp.registry[0]: fence not seen within 30.0s)"
+    ), out
+
+
+def test_worker_failure_with_a_live_broker_keeps_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import processors.csp.runtime.worker as worker_mod
+    import streams.admin as admin
+
+    def fake_main(argv: list[str] | None = None) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setenv("CSP_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    monkeypatch.setattr(admin, "wait_ready", lambda bootstrap, timeout_s: None)
+    monkeypatch.setattr(worker_mod, "main", fake_main)
+    res = CliRunner().invoke(app, ["worker"])
+    assert isinstance(res.exception, ZeroDivisionError)
