@@ -49,9 +49,26 @@ def _check_text_file(file: Path) -> None:
         raise _fail(f"{file}: {exc.strerror}", EXIT_INPUT) from None
 
 
+def _check_namespace(namespace: str) -> None:
+    """Exit 2 unless ``namespace`` makes legal Kafka topic names (``NS.csp.commands`` ...)."""
+    from streams.catalog import validate_topic_name
+
+    if not namespace:
+        return
+    try:
+        validate_topic_name(f"{namespace}.csp.commands.dlq")
+    except ValueError:
+        raise _fail(
+            f"--namespace {namespace!r}: use letters, digits, '.', '_' or '-' (it prefixes Kafka topic names)",
+            EXIT_INPUT,
+        ) from None
+
+
 def _platform(data_dir: Path | None, namespace: str) -> Platform:
     from gateway.sdk import Platform
     from infra.settings import Settings
+
+    _check_namespace(namespace)
 
     kwargs: dict[str, Any] = {}
     if data_dir is not None:
@@ -397,6 +414,7 @@ def worker(
         import os
 
         os.environ["CSP_DATA_DIR"] = str(data_dir)
+    _check_namespace(namespace)
     settings = Settings()
     try:
         bootstrap = resolve_endpoints(settings).kafka_bootstrap

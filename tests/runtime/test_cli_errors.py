@@ -166,3 +166,11 @@ def test_worker_failure_with_a_live_broker_keeps_the_traceback(monkeypatch: pyte
     monkeypatch.setattr(worker_mod, "main", fake_main)
     res = CliRunner().invoke(app, ["worker"])
     assert isinstance(res.exception, ZeroDivisionError)
+
+
+@pytest.mark.parametrize("args", [("instances",), ("tail",), ("worker",), ("start", "buf")])
+def test_illegal_namespace_is_bad_input(args: tuple[str, ...], tmp_path: Path) -> None:
+    code, out, exc = csp(*args, "--namespace", "bad ns", "--data-dir", str(tmp_path))
+    assert exc is None, exc
+    assert code == 2, out
+    assert out.startswith("error: --namespace 'bad ns': use letters, digits"), out
