@@ -132,13 +132,17 @@ def _health(flag: object) -> str:
     return "ok" if flag else "DOWN"
 
 
+def _pid(component: dict[str, Any]) -> str:
+    return f"  pid={component['pid']}" if component.get("pid") is not None else ""
+
+
 def _print_status(report: dict[str, Any]) -> None:
     kafka, storage, ch = report["kafka"], report["storage"], report["clickhouse"]
     typer.echo(f"mode       {report['mode']} ({'running' if report['running'] else 'not running'})")
     typer.echo(f"data dir   {report['data_dir']}")
-    typer.echo(f"kafka      {_health(kafka.get('healthy'))}  {kafka.get('bootstrap')}  pid={kafka.get('pid')}")
+    typer.echo(f"kafka      {_health(kafka.get('healthy'))}  {kafka.get('bootstrap') or '-'}{_pid(kafka)}")
     if "s3_endpoint" in storage:
-        typer.echo(f"seaweedfs  {_health(storage.get('healthy'))}  {storage['s3_endpoint']}  pid={storage.get('pid')}")
+        typer.echo(f"seaweedfs  {_health(storage.get('healthy'))}  {storage['s3_endpoint']}{_pid(storage)}")
     else:
         typer.echo(f"storage    {storage.get('engine')}")
     typer.echo(f"clickhouse {_health(ch.get('healthy'))}  {ch['url']}")
