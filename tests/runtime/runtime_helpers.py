@@ -36,8 +36,8 @@ def thread_worker(platform: Platform, worker_id: str = "w0", **kwargs: object) -
         platform.settings,
         namespace=platform.topics.namespace,
         worker_id=worker_id,
-        **kwargs,
-    )  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]
+    )
     stop = threading.Event()
     errors: list[BaseException] = []
 
