@@ -319,7 +319,9 @@ def instances(
 
 def replay(
     instance_id: Annotated[str, typer.Argument(help="Instance id")],
-    until: Annotated[int | None, typer.Option("--until", help="Rebuild the state after event SEQ")] = None,
+    until: Annotated[
+        int | None, typer.Option("--until", min=0, help="Rebuild the state after event SEQ")
+    ] = None,
     as_json: Json = False,
     data_dir: DataDir = None,
     namespace: Namespace = "",

@@ -174,3 +174,8 @@ def test_illegal_namespace_is_bad_input(args: tuple[str, ...], tmp_path: Path) -
     assert exc is None, exc
     assert code == 2, out
     assert out.startswith("error: --namespace 'bad ns': use letters, digits"), out
+
+
+def test_replay_until_must_not_be_negative(tmp_path: Path) -> None:
+    code, out, _exc = csp("replay", "x", "--until", "-1", "--data-dir", str(tmp_path))
+    assert code == 2 and "--until" in out, out
