@@ -311,7 +311,8 @@ class Platform:
                     return evs, snap, ref
                 raise NoAnswer(
                     f"no answer to command {command_id} ({self.topics.commands}[{part}]@{offset}) within {timeout_s}s: "
-                    "is a runtime worker running (`csp worker`)?"
+                    "is a runtime worker running (`csp worker`)? The command stays on the log and is applied "
+                    "when a worker consumes it."
                 )
 
     # -- deployments -------------------------------------------------------------------

@@ -299,7 +299,7 @@ def check(
         bool, typer.Option("--all-assertions", help="Check every assert in the file (the default).")
     ] = False,
     process: Annotated[str | None, typer.Option("--process", help="Process (name or expression) to check.")] = None,
-    model: Annotated[SemModel | None, typer.Option("--model", help="Semantic model for --assert or --process: T, F or FD (default: FD).")] = None,  # fmt: skip
+    model: Annotated[SemModel | None, typer.Option("--model", help="Semantic model for --assert or --process: F or FD (default: FD).")] = None,  # fmt: skip
     fmt: FormatOpt = Format.text,
     max_states: MaxStatesOpt = None,
 ) -> None:
@@ -312,6 +312,10 @@ def check(
         from processors.csp.verify import check_property, run_module
 
         limit = max_states or DEFAULT_MAX_STATES
+        if model is not None and model.value == "T" and (assert_ is not None or process is not None):
+            raise _InputError(
+                "--model T applies to refinement only; deadlock freedom and determinism are checked in F or FD"
+            )
         module = _load(file)
         if assert_ is not None:
             kind, m = _parse_property(assert_)

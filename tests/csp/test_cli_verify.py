@@ -177,3 +177,12 @@ def test_process_without_assert_checks_three_properties(tmp_path: Path) -> None:
         ("deterministic", "fail"),
     ]
     assert doc["assertions"][0]["counterexample"]["trace"] == ["a"]
+
+
+def test_model_t_is_refused_for_properties(tmp_path: Path) -> None:
+    f = write(tmp_path, "p.csp", "channel a\nP = a -> P\n")
+    result = CliRunner().invoke(app, ["check", str(f), "--process", "P", "--assert", "deadlock free", "--model", "T"])
+    assert result.exit_code == 2
+    assert "refinement only" in result.output
+    ok = CliRunner().invoke(app, ["check", str(f), "--process", "P", "--assert", "deadlock free", "--model", "F"])
+    assert ok.exit_code == 0, ok.output

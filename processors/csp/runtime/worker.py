@@ -10,6 +10,7 @@ namespace share the partitions (scale-out); a restarted worker with the same
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     tune_gc()
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        if stop.is_set():  # a second signal: the graceful stop is stuck (e.g. the broker is gone)
+            print("runtime worker: second signal, exiting now", file=sys.stderr, flush=True)
+            os._exit(130)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
