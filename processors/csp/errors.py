@@ -17,6 +17,8 @@ class CspmError(Exception):
         super().__init__(f"{file}:{line}:{col}: {message}")
 
     def __str__(self) -> str:
+        if self.line <= 0:  # not tied to a source position (e.g. a process name given on the command line)
+            return f"{self.file}: {self.message}"
         return f"{self.file}:{self.line}:{self.col}: {self.message}"
 
 

@@ -186,3 +186,12 @@ def test_model_t_is_refused_for_properties(tmp_path: Path) -> None:
     assert "refinement only" in result.output
     ok = CliRunner().invoke(app, ["check", str(f), "--process", "P", "--assert", "deadlock free", "--model", "F"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_error_without_position_has_no_zero_coordinates() -> None:
+    from processors.csp.errors import CspmEvalError
+    from processors.csp.frontend import load_source
+
+    with pytest.raises(CspmEvalError) as info:
+        load_source("channel a\nP = a -> P\n", "m.csp").process("NOPE")
+    assert str(info.value) == "m.csp: undefined process 'NOPE'"
