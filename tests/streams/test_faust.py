@@ -45,7 +45,7 @@ class CommandsToChannel(ProcessorBase):
         ]
 
 
-def test_faust_agent_reads_engine_output(kafka_bootstrap: str, unique_topic: Any) -> None:
+def test_faust_agent_reads_engine_output(kafka_bootstrap: str, unique_topic: Any, tmp_path: Any) -> None:
     codec = Codec(LocalRegistry.load())
     system = f"fsys{uuid.uuid4().hex[:6]}"
     spec = channel_topic(system, "out")
@@ -64,7 +64,7 @@ def test_faust_agent_reads_engine_output(kafka_bootstrap: str, unique_topic: Any
     engine.run(max_records=n, idle_timeout_s=60)
     assert engine.processed == n
 
-    app = make_app(f"faust-test-{uuid.uuid4().hex[:6]}", kafka_bootstrap, codec=codec)
+    app = make_app(f"faust-test-{uuid.uuid4().hex[:6]}", kafka_bootstrap, codec=codec, datadir=str(tmp_path))
     topic = platform_topic(app, spec.name)
     seen: dict[tuple[str, int], dict[str, Any]] = {}
     done = asyncio.Event()
