@@ -15,7 +15,7 @@ operand. Inside brackets layout is off.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from processors.csp import syntax as S
 from processors.csp.errors import CspmError, CspmSyntaxError, CspmUnsupported
@@ -1129,32 +1129,7 @@ class Parser:
         self.layout.append(0)
         self.seq_depth.append(True)
         try:
-            if self.at(">"):
-                self.advance()
-                return S.SeqLit(t.line, t.col, (), **self._end(t))
-            first = self.parse_expr()
-            if self.at(".."):
-                self.advance()
-                hi = None
-                if not self.at(">") and not self.at("|"):
-                    hi = self.parse_expr()
-                rstmts: tuple[S.Stmt, ...] = ()
-                if self.at("|"):
-                    self.advance()
-                    rstmts = self.stmts()
-                self.expect(">")
-                return S.SeqRange(t.line, t.col, first, hi, rstmts, **self._end(t))
-            items = [first]
-            while self.at(","):
-                self.advance()
-                items.append(self.parse_expr())
-            if self.at("|"):
-                self.advance()
-                stmts = self.stmts()
-                self.expect(">")
-                return S.SeqComp(t.line, t.col, tuple(items), stmts, **self._end(t))
-            self.expect(">")
-            return S.SeqLit(t.line, t.col, tuple(items), **self._end(t))
+            return self._collection(t, ">", S.SeqLit, S.SeqRange, S.SeqComp)
         finally:
             self.layout.pop()
             self.seq_depth.pop()
@@ -1163,34 +1138,38 @@ class Parser:
         t = self.advance()  # {
         self.bracketed()
         try:
-            if self.at("}"):
-                self.advance()
-                return S.SetLit(t.line, t.col, (), **self._end(t))
-            first = self.parse_expr()
-            if self.at(".."):
-                self.advance()
-                hi = None
-                if not self.at("}") and not self.at("|"):
-                    hi = self.parse_expr()
-                rstmts: tuple[S.Stmt, ...] = ()
-                if self.at("|"):
-                    self.advance()
-                    rstmts = self.stmts()
-                self.expect("}")
-                return S.SetRange(t.line, t.col, first, hi, rstmts, **self._end(t))
-            items = [first]
-            while self.at(","):
-                self.advance()
-                items.append(self.parse_expr())
-            if self.at("|"):
-                self.advance()
-                stmts = self.stmts()
-                self.expect("}")
-                return S.SetComp(t.line, t.col, tuple(items), stmts, **self._end(t))
-            self.expect("}")
-            return S.SetLit(t.line, t.col, tuple(items), **self._end(t))
+            return self._collection(t, "}", S.SetLit, S.SetRange, S.SetComp)
         finally:
             self.unbracket()
+
+    def _collection(self, t: Token, close: str, lit: Any, rng: Any, comp: Any) -> S.Expr:
+        """The inside of ``<...>`` or ``{...}``: a literal, a range or a comprehension."""
+        if self.at(close):
+            self.advance()
+            return cast(S.Expr, lit(t.line, t.col, (), **self._end(t)))
+        first = self.parse_expr()
+        if self.at(".."):
+            self.advance()
+            hi = None
+            if not self.at(close) and not self.at("|"):
+                hi = self.parse_expr()
+            rstmts: tuple[S.Stmt, ...] = ()
+            if self.at("|"):
+                self.advance()
+                rstmts = self.stmts()
+            self.expect(close)
+            return cast(S.Expr, rng(t.line, t.col, first, hi, rstmts, **self._end(t)))
+        items = [first]
+        while self.at(","):
+            self.advance()
+            items.append(self.parse_expr())
+        if self.at("|"):
+            self.advance()
+            stmts = self.stmts()
+            self.expect(close)
+            return cast(S.Expr, comp(t.line, t.col, tuple(items), stmts, **self._end(t)))
+        self.expect(close)
+        return cast(S.Expr, lit(t.line, t.col, tuple(items), **self._end(t)))
 
     # ------------------------------------------------------------ patterns
     def to_pat(self, e: S.Expr) -> S.Pat:
