@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -42,36 +41,6 @@ class _Timeout(Exception):
     pass
 
 
-def _children(p: P.Proc) -> Iterator[P.Proc]:
-    if isinstance(p, P.Call):
-        yield p.body()
-    elif isinstance(p, P.Prefix):
-        for e in p.events:
-            yield p.cont(e)
-    elif isinstance(p, (P.ExtChoice | P.IntChoice, P.GenParallel)):
-        yield from p.procs
-    elif isinstance(p, P.AlphaParallel):
-        for q, _ in p.procs:
-            yield q
-    elif isinstance(p, P.SlidingChoice | P.Interrupt | P.SeqComp | P.LinkedParallel):
-        yield p.left
-        yield p.right
-    elif isinstance(p, P.Hide | P.Rename):
-        yield p.proc
-
-
-def _unfold(p: P.Proc, budget: int = 300) -> None:
-    """Evaluate the first ``budget`` process terms reachable syntactically from ``p``."""
-    seen: set[P.Proc] = set()
-    todo = [p]
-    while todo and len(seen) < budget:
-        q = todo.pop()
-        if q in seen:
-            continue
-        seen.add(q)
-        todo.extend(_children(q))
-
-
 def _top_names(mod: Module) -> list[str]:
     names = []
     for d in mod.decls:
@@ -88,7 +57,7 @@ def _check_evaluator(path: Path) -> None:
             if v != TRUE:
                 raise CspmError(f"{name} evaluated to {v!r}, not true", str(path), 0, 0)
         elif name.startswith("procTest"):
-            _unfold(mod.eval_process(S.Var(0, 0, name)))
+            P.unfold(mod.eval_process(S.Var(0, 0, name)), 300)
 
 
 def _attempt(folder: str, path: Path) -> tuple[bool, bool]:

@@ -774,35 +774,22 @@ class Parser:
         return self._left_binary(level, ("|~|",), "proc")
 
     def lvl_extchoice(self, level: int) -> S.Expr:
-        left = self._left_binary(level, ("[]",), "proc")
-        while self.at("[+"):
-            t = self.advance()
-            self.bracketed()
-            sync = self.parse_expr()
-            self.expect("+]")
-            self.unbracket()
-            right = self._left_binary(level, ("[]",), "proc")
-            left = S.Unsupported(
-                left.line,
-                left.col,
-                "synchronising external choice [+ +]",
-                (left, sync, right),
-                **self._end(t),
-            )
-        return left
+        return self._with_sync_variant(level, "[]", "[+", "+]", "synchronising external choice [+ +]")
 
     def lvl_interrupt(self, level: int) -> S.Expr:
-        left = self._left_binary(level, ("/\\",), "proc")
-        while self.at("/+"):
+        return self._with_sync_variant(level, "/\\", "/+", "+\\", "synchronising interrupt /+ +\\")
+
+    def _with_sync_variant(self, level: int, op: str, open_: str, close: str, name: str) -> S.Expr:
+        """``op`` chains, plus its synchronising variant ``open_ A close`` (parsed, then unsupported)."""
+        left = self._left_binary(level, (op,), "proc")
+        while self.at(open_):
             t = self.advance()
             self.bracketed()
             sync = self.parse_expr()
-            self.expect("+\\")
+            self.expect(close)
             self.unbracket()
-            right = self._left_binary(level, ("/\\",), "proc")
-            left = S.Unsupported(
-                left.line, left.col, "synchronising interrupt /+ +\\", (left, sync, right), **self._end(t)
-            )
+            right = self._left_binary(level, (op,), "proc")
+            left = S.Unsupported(left.line, left.col, name, (left, sync, right), **self._end(t))
         return left
 
     def lvl_sliding(self, level: int) -> S.Expr:

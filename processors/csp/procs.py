@@ -20,7 +20,7 @@ Design:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 
 Events = frozenset[str]
@@ -194,3 +194,36 @@ class Rename(Proc):
     proc: Proc
     pairs: frozenset[tuple[str, str]]
     span: Span | None = field(default=None, compare=False)
+
+
+def operands(p: Proc) -> Iterator[Proc]:
+    """The terms ``p`` is built from, syntactically: a call's body, a prefix's
+    continuations, an operator's operands (evaluating lazy parts)."""
+    if isinstance(p, Call):
+        yield p.body()
+    elif isinstance(p, Prefix):
+        for e in p.events:
+            yield p.cont(e)
+    elif isinstance(p, ExtChoice | IntChoice | GenParallel):
+        yield from p.procs
+    elif isinstance(p, AlphaParallel):
+        for q, _ in p.procs:
+            yield q
+    elif isinstance(p, SlidingChoice | Interrupt | SeqComp | LinkedParallel):
+        yield p.left
+        yield p.right
+    elif isinstance(p, Hide | Rename):
+        yield p.proc
+
+
+def unfold(p: Proc, budget: int) -> int:
+    """Evaluate up to ``budget`` distinct terms reachable through :func:`operands`; returns how many."""
+    seen: set[Proc] = set()
+    todo = [p]
+    while todo and len(seen) < budget:
+        q = todo.pop()
+        if q in seen:
+            continue
+        seen.add(q)
+        todo.extend(operands(q))
+    return len(seen)

@@ -146,26 +146,7 @@ MODELS = sorted((Path(__file__).parent / "models").glob("*.csp"))
 
 def _walk(p: P.Proc, budget: int = 3000) -> int:
     """Unfold process terms syntactically (calls, prefixes, operands); returns terms seen."""
-    seen: set[P.Proc] = set()
-    todo = [p]
-    while todo and len(seen) < budget:
-        q = todo.pop()
-        if q in seen:
-            continue
-        seen.add(q)
-        if isinstance(q, P.Call):
-            todo.append(q.body())
-        elif isinstance(q, P.Prefix):
-            todo.extend(q.cont(e) for e in q.events)
-        elif isinstance(q, P.ExtChoice | P.IntChoice | P.GenParallel):
-            todo.extend(q.procs)
-        elif isinstance(q, P.AlphaParallel):
-            todo.extend(c for c, _ in q.procs)
-        elif isinstance(q, P.SlidingChoice | P.Interrupt | P.SeqComp | P.LinkedParallel):
-            todo.extend((q.left, q.right))
-        elif isinstance(q, P.Hide | P.Rename):
-            todo.append(q.proc)
-    return len(seen)
+    return P.unfold(p, budget)
 
 
 @pytest.mark.parametrize("path", MODELS, ids=[m.name for m in MODELS])

@@ -323,12 +323,9 @@ class CommandDecoder:
             pos += 1
         else:
             while True:
-                count, pos = _rlong(b, pos)
+                count, pos = _rblock(b, pos)
                 if count == 0:
                     break
-                if count < 0:
-                    count = -count
-                    _size, pos = _rlong(b, pos)
                 for _ in range(count):
                     k, pos = _rstr(b, pos)
                     params[k], pos = _rstr(b, pos)
@@ -361,6 +358,15 @@ def _rlong(b: bytes, pos: int) -> tuple[int, int]:
         n |= (c & 0x7F) << shift
         shift += 7
     return (n >> 1) ^ -(n & 1), pos
+
+
+def _rblock(b: bytes, pos: int) -> tuple[int, int]:
+    """Item count of an Avro array/map block (a negative count is followed by the block size)."""
+    count, pos = _rlong(b, pos)
+    if count < 0:
+        count = -count
+        _size, pos = _rlong(b, pos)
+    return count, pos
 
 
 def _rstr(b: bytes, pos: int) -> tuple[str, int]:
@@ -419,12 +425,9 @@ class EventDecoder:
         channel, pos = _rostr(b, pos)
         payload: list[str] = []
         while True:
-            count, pos = _rlong(b, pos)
+            count, pos = _rblock(b, pos)
             if count == 0:
                 break
-            if count < 0:
-                count = -count
-                _size, pos = _rlong(b, pos)
             for _ in range(count):
                 item, pos = _rstr(b, pos)
                 payload.append(item)
