@@ -47,9 +47,10 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from streams.catalog import DLQ_SUFFIX
 from streams.clients import check_reachable, consumer_config, producer_config
 from streams.metrics import EngineMetrics
-from streams.records import InRecord, OutRecord, SourcePosition
+from streams.records import InRecord, OutRecord
 
 MARKER_HEADER = "csp-marker"
 DEAD_LETTER_SCHEMA = "DeadLetter"
@@ -145,8 +146,8 @@ class EngineConfig:
 
 
 def dead_letter_topic_for(topic: str) -> str | None:
-    """Dead-letter topic of an input topic (``<topic>.dlq``); none for a DLQ itself."""
-    return None if topic.endswith(".dlq") else f"{topic}.dlq"
+    """Dead-letter topic of an input topic (``<topic>.dlq``, as the catalog names it); none for a DLQ itself."""
+    return None if topic.endswith(DLQ_SUFFIX) else f"{topic}{DLQ_SUFFIX}"
 
 
 class Engine:
@@ -479,6 +480,3 @@ def _next_offsets(batch: Sequence[InRecord]) -> list[TopicPartition]:
     last = {(r._msg.topic(), r._msg.partition()): r._msg.offset() for r in batch}
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
 
-
-def source_position(record: InRecord) -> SourcePosition:
-    return record.position

@@ -177,8 +177,3 @@ class OutRecord:
         msg = record._msg
         return OutRecord(topic, msg.key(), None, None, msg.value())
 
-
-def key_bytes(key: str | bytes | None) -> bytes | None:
-    if key is None or isinstance(key, bytes):
-        return key
-    return key.encode("utf-8")

@@ -18,10 +18,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from gateway.sdk import Platform
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -62,13 +65,12 @@ class Stats:
         return text
 
 
-def _demo_traffic(platform: object, stats: Stats, stop: threading.Event) -> None:
+def _demo_traffic(platform: Platform, stats: Stats, stop: threading.Event) -> None:
     """Drive the deployed examples: buffers get values, philosophers get hungry,
     buyers request and accept. Offers that the process cannot accept come back
     as refusals and are counted, not hidden."""
-    from gateway.sdk import Platform, PlatformError
+    from gateway.sdk import PlatformError
 
-    assert isinstance(platform, Platform)
     versions = {name: max(vs) for name, vs in platform.systems().items()}  # pin: no registry read per start
     buffers: list[str] = []
     dinings: list[str] = []
