@@ -15,12 +15,23 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from infra.private import FILE_MODE, PRIVATE_UMASK, private_dir
+
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     import ctypes
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _private_child() -> None:  # runs in the child between fork and exec
+    os.umask(PRIVATE_UMASK)
+
+
+def _private_tied_child() -> None:
+    _private_child()
+    _die_with_parent()
 
 
 def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
@@ -30,8 +41,9 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
     ``tie_to_parent`` (Linux): the child gets SIGTERM if the spawning process dies, so a
     crashed test session or ``make run`` leaves no orphan broker behind.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    private_dir(log_path.parent)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - argv built from fixed binaries
             list(argv),
             stdin=subprocess.DEVNULL,
@@ -41,7 +53,8 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
             cwd=str(cwd) if cwd is not None else None,
             start_new_session=True,
             close_fds=True,
-            preexec_fn=_die_with_parent if tie_to_parent and sys.platform == "linux" else None,  # noqa: PLW1509
+            # umask 077: the files a component writes (data, logs) are owner-only.
+            preexec_fn=_private_tied_child if tie_to_parent and sys.platform == "linux" else _private_child,  # noqa: PLW1509
         )
     return proc.pid
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from infra.ports import LOOPBACK, free_port, is_reusable
+from infra.private import private_dir, write_private
 from infra.s3 import S3Credentials, ensure_bucket, get_object, put_object
 
 NAME = "weed"
@@ -63,10 +64,8 @@ def credentials(data_dir: Path) -> S3Credentials:
     if path.exists():
         raw = json.loads(path.read_text())
         return S3Credentials(raw["access_key"], raw["secret_key"])
-    path.parent.mkdir(parents=True, exist_ok=True)
     creds = S3Credentials("csp" + secrets.token_hex(6), secrets.token_hex(20))
-    path.write_text(json.dumps({"access_key": creds.access_key, "secret_key": creds.secret_key}))
-    path.chmod(0o600)
+    write_private(path, json.dumps({"access_key": creds.access_key, "secret_key": creds.secret_key}))
     return creds
 
 
@@ -80,15 +79,36 @@ def write_s3_config(path: Path, creds: S3Credentials) -> Path:
             }
         ]
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
+    return write_private(path, json.dumps(config))
+
+
+def write_security_config(folder: Path) -> Path:
+    """``security.toml`` in ``folder`` (the weed process's working directory).
+
+    SeaweedFS reads ``./security.toml``. Random JWT keys make every HTTP read and write on
+    the master, volume and filer ports require a token that only the stack's own
+    components can mint, so the filer's HTTP API is closed to anyone else on the machine;
+    the S3 gateway (which Tansu uses, with its own credentials) talks to the filer over
+    gRPC. The admin UIs are off. Keys are made once and kept (0600) with the data.
+    """
+    path = folder / "security.toml"
+    if path.exists():
+        return path
+    keys = {name: secrets.token_hex(32) for name in ("signing", "signing_read", "filer", "filer_read")}
+    text = (
+        "# Written by Enhanced CSP: JWT keys for the embedded SeaweedFS. Keep private.\n"
+        "[access]\nui = false\n\n"
+        f'[jwt.signing]\nkey = "{keys["signing"]}"\nexpires_after_seconds = 10\n\n'
+        f'[jwt.signing.read]\nkey = "{keys["signing_read"]}"\nexpires_after_seconds = 10\n\n'
+        f'[jwt.filer_signing]\nkey = "{keys["filer"]}"\nexpires_after_seconds = 10\n\n'
+        f'[jwt.filer_signing.read]\nkey = "{keys["filer_read"]}"\nexpires_after_seconds = 10\n'
+    )
+    return write_private(path, text)
 
 
 def weed_command(store_dir: Path, ports: SeaweedPorts, s3_config: Path, host: str = LOOPBACK) -> list[str]:
     """argv of an all-in-one SeaweedFS server bound to loopback, every port explicit."""
-    store_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(store_dir)
     return [
         str(weed_binary()),
         "server",

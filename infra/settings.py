@@ -7,6 +7,9 @@ The same settings drive the embedded stack and an external deployment:
   ``chdb:///abs/path`` (embedded chdb through clickhouse-connect).
 * ``CSP_SCHEMA_REGISTRY_URL`` — an optional Confluent Schema Registry.
 * ``CSP_DATA_DIR`` — where the embedded stack keeps its data, ports and pids.
+* ``CSP_KAFKA_SECURITY_PROTOCOL``, ``CSP_KAFKA_SASL_*``, ``CSP_KAFKA_SSL_CA_LOCATION`` —
+  credentials for an external Kafka (the embedded broker is loopback-only; see
+  docs/stack.md, "Security").
 """
 
 from __future__ import annotations
@@ -26,10 +29,46 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = Field(default=None, description="Confluent Schema Registry URL")
     log_level: str = Field(default="INFO", description="structlog level")
     metrics_port: int = Field(default=0, description="Prometheus metrics port for processors (0: off)")
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the metrics endpoint binds (loopback unless configured)"
+    )
+    kafka_security_protocol: str | None = Field(
+        default=None, description="security.protocol for an external Kafka: SASL_PLAINTEXT, SASL_SSL, SSL"
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, description="sasl.mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name")
+    kafka_sasl_password: str | None = Field(default=None, description="SASL password")
+    kafka_ssl_ca_location: str | None = Field(default=None, description="CA bundle for SSL/SASL_SSL")
     session_timeout_ms: int = Field(default=6000, description="Kafka consumer session.timeout.ms")
     kafka_port: int = Field(default=0, description="Local broker port (0: reuse the recorded one or pick a free one)")
     s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
     kafka_timeout_s: float = Field(default=30.0, description="How long to wait for Kafka before BrokerUnavailable")
+
+    def kafka_security(self) -> dict[str, str]:
+        """librdkafka properties that authenticate to an external Kafka (empty: plaintext)."""
+        props = {
+            "security.protocol": self.kafka_security_protocol,
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": self.kafka_sasl_password,
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+        }
+        out = {key: value for key, value in props.items() if value}
+        if "sasl.mechanism" in out and not out.get("security.protocol", "").startswith("SASL"):
+            raise ValueError(
+                "CSP_KAFKA_SASL_MECHANISM is set but CSP_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol!r}: use SASL_PLAINTEXT or SASL_SSL"
+            )
+        if out.get("security.protocol", "").startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"CSP_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "CSP_KAFKA_SASL_USERNAME and CSP_KAFKA_SASL_PASSWORD"
+            )
+        return out
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

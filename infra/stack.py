@@ -91,8 +91,9 @@ def _start_seaweed(
 ) -> tansu.S3Storage:
     creds = seaweed.credentials(data_dir)
     config = seaweed.write_s3_config(data_dir / "seaweed" / "s3.json", creds)
+    seaweed.write_security_config(data_dir / "seaweed")
     argv = seaweed.weed_command(data_dir / "seaweed" / "data", ports, config)
-    pid = procs.spawn(argv, log_path(data_dir, "weed"), cwd=data_dir, tie_to_parent=tie)
+    pid = procs.spawn(argv, log_path(data_dir, "weed"), cwd=data_dir / "seaweed", tie_to_parent=tie)
     state.pids["weed"] = pid
     write_pid(data_dir, "weed", pid)
     endpoint = seaweed.s3_endpoint(ports)

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.private import FILE_MODE, private_dir, write_private
+
 STATE_FILE = "stack.json"
 
 
@@ -62,17 +64,12 @@ def read_state(data_dir: Path) -> StackState | None:
 
 
 def write_state(data_dir: Path, state: StackState) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = state_path(data_dir)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    private_dir(data_dir)
+    write_private(state_path(data_dir), json.dumps(asdict(state), indent=2, sort_keys=True))
 
 
 def write_pid(data_dir: Path, component: str, pid: int) -> None:
-    path = pid_path(data_dir, component)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{pid}\n")
+    write_private(pid_path(data_dir, component), f"{pid}\n")
 
 
 def read_pids(data_dir: Path) -> dict[str, int]:
@@ -92,8 +89,9 @@ def remove_pid(data_dir: Path, component: str) -> None:
 @contextlib.contextmanager
 def locked(data_dir: Path) -> Iterator[None]:
     """Serialise ``up``/``down`` on one data dir across processes."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / ".lock", "w") as handle:
+    private_dir(data_dir)
+    fd = os.open(data_dir / ".lock", os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    with os.fdopen(fd, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from streams.catalog import TopicSpec, with_dead_letters
+from streams.clients import security_config
 
 # CreateTopics error codes that mean "the broker does not accept these topic configs".
 _CONFIG_REJECTED = {
@@ -37,6 +38,7 @@ def _admin(bootstrap: str, timeout_s: float) -> AdminClient:
         "reconnect.backoff.max.ms": 1000,
         "log_level": 0,  # connection-refused spam; failures surface as BrokerUnavailable
     }
+    conf.update(security_config())
     return AdminClient(conf)
 
 

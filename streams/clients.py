@@ -19,6 +19,24 @@ DEFAULT_SESSION_TIMEOUT_MS = 6000
 PARTITIONER = "murmur2_random"
 
 
+def security_config() -> dict[str, str]:
+    """Authentication properties from the settings (``CSP_KAFKA_SECURITY_PROTOCOL``, ...).
+
+    Read at each call so that every client built by this module authenticates the same
+    way; empty for the embedded broker, which listens on loopback only.
+    """
+    from infra.settings import Settings
+
+    return Settings().kafka_security()
+
+
+def admin_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 5000}
+    conf.update(security_config())
+    conf.update(overrides)
+    return conf
+
+
 class BrokerUnreachable(RuntimeError):
     """The Kafka cluster did not answer a metadata request in time."""
 
@@ -45,6 +63,7 @@ def consumer_config(
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
         "socket.connection.setup.timeout.ms": 10000,
     }
+    conf.update(security_config())
     conf.update(overrides)
     return conf
 
@@ -64,6 +83,7 @@ def producer_config(bootstrap: str, *, transactional_id: str | None = None, **ov
     if transactional_id is not None:
         conf["transactional.id"] = transactional_id
         conf["transaction.timeout.ms"] = 60000
+    conf.update(security_config())
     conf.update(overrides)
     return conf
 
@@ -73,7 +93,7 @@ def check_reachable(bootstrap: str, timeout_s: float = 10.0) -> dict[str, int]:
 
     Raises :class:`BrokerUnreachable` naming the address when nothing answers.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 5000})
+    admin = AdminClient(admin_config(bootstrap))
     try:
         md = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:

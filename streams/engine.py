@@ -141,8 +141,9 @@ class EngineConfig:
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
     connect_timeout_s: float = 15.0
-    # serve Prometheus /metrics on this port while running (0: off)
+    # serve Prometheus /metrics on this port while running (0: off), bound to metrics_host
     metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
 
 def dead_letter_topic_for(topic: str) -> str | None:
@@ -195,7 +196,7 @@ class Engine:
             except KafkaException as exc:
                 raise FatalEngineError(f"{self.processor.name}: init_transactions failed: {exc}") from None
         self._consumer.subscribe(list(self.processor.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke)
-        self.metrics.serve(cfg.metrics_port)
+        self.metrics.serve(cfg.metrics_port, cfg.metrics_host)
         self.log.info("engine.started", inputs=list(self.processor.inputs), exactly_once=cfg.exactly_once)
 
     def close(self) -> None:

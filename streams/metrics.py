@@ -39,7 +39,11 @@ class EngineMetrics:
             metric = kind(name, doc, labelnames=["processor"], registry=self.registry)
             setattr(self, attr, metric.labels(processor=processor))
 
-    def serve(self, port: int) -> None:
-        """Expose /metrics on ``port`` (0 disables); the server thread is a daemon."""
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose /metrics on ``host:port`` (port 0 disables); the server thread is a daemon.
+
+        Loopback by default: a deployment that scrapes from elsewhere sets
+        ``CSP_METRICS_HOST`` (docker-compose does, inside its private network).
+        """
         if port:
-            start_http_server(port, addr="0.0.0.0", registry=self.registry)
+            start_http_server(port, addr=host, registry=self.registry)

@@ -5,6 +5,7 @@ No Docker engine runs in CI, so the file is validated statically.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,68 @@ def test_every_csp_env_var_is_a_setting() -> None:
     assert {"CSP_KAFKA_BOOTSTRAP", "CSP_CLICKHOUSE_URL"} <= seen
 
 
+_SECRETS = {
+    "CSP_KAFKA_PASSWORD": "kafka-secret",
+    "CSP_CLICKHOUSE_PASSWORD": "ch-secret",
+    "KAFKA_ADMIN_PASSWORD": "admin-secret",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
+}
+_INTERPOLATION = re.compile(r"\$\{(\w+)(:\?[^}]*)?\}")
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${VAR}`` / ``${VAR:?message}`` substitution (a missing VAR is an error)."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in env, f"compose needs {name} set"
+        return env[name]
+
+    return _INTERPOLATION.sub(sub, value)
+
+
 def test_settings_read_compose_values(monkeypatch: Any) -> None:
     env = _compose()["services"]["csp-runtime"]["environment"]
     for key, value in env.items():
-        monkeypatch.setenv(key, str(value))
+        monkeypatch.setenv(key, _interpolate(str(value), _SECRETS))
     settings = Settings()
     assert settings.kafka_bootstrap == "kafka:9092"
-    assert settings.clickhouse_url == "http://clickhouse:8123"
+    assert settings.clickhouse_url == "http://csp:ch-secret@clickhouse:8123"
+    assert settings.kafka_security() == {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "csp",
+        "sasl.password": "kafka-secret",
+    }
+
+
+def test_secrets_are_required_not_defaulted() -> None:
+    """Every password comes from the operator's environment; none is written in the file."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name in _SECRETS:
+        assert f"${{{name}:?" in text, f"{name} must be required (${{{name}:?...}})"
+    assert "password=\"" not in text.replace('password="${KAFKA_ADMIN_PASSWORD', "")
+
+
+def test_kafka_and_clickhouse_authenticate() -> None:
+    services = _compose()["services"]
+    kafka = services["kafka"]["environment"]
+    protocols = dict(item.split(":") for item in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    for listener in kafka["KAFKA_ADVERTISED_LISTENERS"].split(","):
+        name = listener.split("://")[0]
+        assert protocols[name] in ("SASL_PLAINTEXT", "SASL_SSL"), f"Kafka listener {name} is {protocols[name]}"
+    assert "SCRAM" in kafka["KAFKA_SASL_ENABLED_MECHANISMS"]
+    entrypoint = "\n".join(services["kafka"]["entrypoint"])
+    assert "--add-scram" in entrypoint and "name=csp" in entrypoint
+    ch = services["clickhouse"]["environment"]
+    assert ch["CLICKHOUSE_USER"] == "csp" and "CSP_CLICKHOUSE_PASSWORD" in ch["CLICKHOUSE_PASSWORD"]
+    assert services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_published_ports_bind_loopback() -> None:
+    for name, service in _compose()["services"].items():
+        for port in service.get("ports") or []:
+            assert str(port).startswith("127.0.0.1:"), f"service {name} publishes {port} on every interface"
 
 
 def test_mounted_files_exist() -> None:

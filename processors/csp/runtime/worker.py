@@ -50,6 +50,7 @@ def build_engine(
         worker_id=worker_id,
         session_timeout_ms=settings.session_timeout_ms,
         metrics_port=settings.metrics_port,
+        metrics_host=settings.metrics_host,
     )
     return Engine(proc, codec, config), proc
 
