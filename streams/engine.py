@@ -375,7 +375,8 @@ class Engine:
         self.metrics.dead_letters.inc(len(result))
         return result
 
-    def _commit(self, batch: list[InRecord], outputs: list[tuple[OutRecord, bytes | None]], ctx: BatchContext) -> None:
+    def _commit(self, batch: list[InRecord], outputs: list[tuple[OutRecord, bytes | None]], ctx: BatchContext) -> bool:
+        """Produce and commit; False when the transaction was aborted (the batch was rewound)."""
         producer = self._producer
         consumer = self._consumer
         assert producer is not None and consumer is not None
@@ -392,7 +393,7 @@ class Engine:
                 producer.commit_transaction(self.config.connect_timeout_s)
             except KafkaException as exc:
                 self._transaction_failed(producer, batch, exc)
-                return
+                return False
         else:
             self._produce(producer, outputs)
             self._produce(producer, dead)
@@ -402,6 +403,7 @@ class Engine:
             consumer.commit(offsets=offsets, asynchronous=False)
         self.metrics.records_out.inc(len(outputs))
         self.metrics.transactions.inc()
+        return True
 
     def _produce(self, producer: Producer, records: list[tuple[OutRecord, bytes | None]]) -> None:
         produce = producer.produce
@@ -472,7 +474,13 @@ class Engine:
                 raise
             except Exception as exc:
                 ctx.dead_letter(rec, f"processor {self.processor.name} failed: {type(exc).__name__}: {exc}")
-        self._commit(batch, outputs, ctx)
+        if self._commit(batch, outputs, ctx):
+            # The batch was rewound before this retry: move the consumer past it, or the
+            # next poll would hand the same records (and the same dead letters) back.
+            consumer = self._consumer
+            assert consumer is not None
+            for tp in _next_offsets(batch):
+                consumer.seek(tp)
 
 
 def _next_offsets(batch: Sequence[InRecord]) -> list[TopicPartition]:

@@ -173,13 +173,22 @@ def test_processor_failure_and_invalid_output_are_isolated(
     produce(kafka_bootstrap, src, [codec.encode("CspCommand", command(i, event=e)) for i, e in enumerate(events)])
     proc = ToEvents(f"g-{src}", src, dst)
     engine = Engine(proc, codec, EngineConfig(bootstrap=kafka_bootstrap, worker_id="t3"))
-    run_until(engine, lambda: engine.processed >= 5)
+    settle = [0.0]
+
+    def done() -> bool:  # all 5 processed, then 2 s more of polling: the failed batch must not return
+        if engine.processed < 5:
+            return False
+        settle[0] = settle[0] or time.monotonic() + 2.0
+        return time.monotonic() > settle[0]
+
+    run_until(engine, done)
     outs = [codec.decode(v)[1]["event"] for _p, _k, v in read_all(kafka_bootstrap, dst) if v is not None]
     # read_committed is not honoured by the embedded broker for aborted batches: dedupe by content
     assert sorted(set(outs)) == ["a", "b", "c"]
     dead = [codec.decode(v)[1] for _p, _k, v in read_all(kafka_bootstrap, f"{src}.dlq") if v is not None]
     errors = {d["source_offset"]: d["error"] for d in dead}
     assert set(errors) == {1, 3}
+    assert len(dead) == 2, f"each bad record is dead-lettered once, got {[d['source_offset'] for d in dead]}"
     assert "processor bug on boom" in errors[1]
     assert "seq" in errors[3]  # the schema error names the missing field
     # the failing batch was rewound: state hooks were called again
