@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
     kafka_timeout_s: float = Field(default=30.0, description="How long to wait for Kafka before BrokerUnavailable")
 
+    web3_provider_url: str | None = Field(
+        default=None, description="EVM JSON-RPC node for the ledger (unset: in-process eth-tester chain)"
+    )
+    ledger_keys: dict[str, str] = Field(
+        default_factory=dict, description='Agent keys as JSON {"agent": "0x<hex key>"} (win over the data dir)'
+    )
+
+    ledger_crash_after_send: int = Field(
+        default=0, description="Fault injection for tests: SIGKILL the ledger worker after its N-th sent batch"
+    )
+
     def kafka_security(self) -> dict[str, str]:
         """librdkafka properties that authenticate to an external Kafka (empty: plaintext)."""
         props = {

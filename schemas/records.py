@@ -19,6 +19,8 @@ QUANTUM_REQUEST: Final = "QuantumRequest"
 QUANTUM_RESULT: Final = "QuantumResult"
 LEDGER_TRANSACTION: Final = "LedgerTransaction"
 LEDGER_ANCHOR: Final = "LedgerAnchor"
+LEDGER_RECEIPT: Final = "LedgerReceipt"
+LEDGER_INTENT: Final = "LedgerIntent"
 AGENT_REQUEST: Final = "AgentRequest"
 AGENT_RESPONSE: Final = "AgentResponse"
 AUDIT_ENTRY: Final = "AuditEntry"
@@ -36,6 +38,8 @@ RECORD_TOPICS: Final[Mapping[str, str]] = MappingProxyType(
         QUANTUM_RESULT: "quantum.results",
         LEDGER_TRANSACTION: "ledger.transactions",
         LEDGER_ANCHOR: "ledger.anchors",
+        LEDGER_RECEIPT: "ledger.receipts",
+        LEDGER_INTENT: "ledger.journal",
         AGENT_REQUEST: "agents.requests",
         AGENT_RESPONSE: "agents.responses",
         AUDIT_ENTRY: "audit.log",
