@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -40,6 +40,9 @@ from streams.admin import ensure_topics, list_topics
 from streams.clients import consumer_config, producer_config
 from streams.engine import MARKER_HEADER
 from streams.reader import read_to_end
+
+if TYPE_CHECKING:
+    from processors.ledger.client import LedgerClient
 
 
 class PlatformError(RuntimeError):
@@ -185,6 +188,14 @@ class Platform:
 
     def __enter__(self) -> Platform:
         return self
+
+    def ledger(self) -> LedgerClient:
+        """The ledger service: signed EVM transactions over Kafka (docs/ledger.md)."""
+        from processors.ledger.client import LedgerClient
+        from processors.ledger.keys import keystore_for
+
+        keys = keystore_for(self.settings.resolved_data_dir(), self.settings.ledger_keys)
+        return LedgerClient(self.bootstrap, self.codec, keys)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
