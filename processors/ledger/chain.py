@@ -70,6 +70,7 @@ class Chain:
         self.dev = dev  # funded unlocked accounts available: fund agents on demand
         self.chain_id = int(w3.eth.chain_id)
         self.gas_price = int(w3.eth.gas_price)
+        self._funded: set[str] = set()
 
     @classmethod
     def connect(cls, provider_url: str | None = None, timeout_s: float = 30.0) -> Chain:
@@ -95,11 +96,15 @@ class Chain:
         if not self.dev:
             return
         address = Web3.to_checksum_address(address)
+        if address in self._funded:
+            return
         if self.w3.eth.get_balance(address) >= DEV_MIN_BALANCE_WEI:
+            self._funded.add(address)
             return
         funder = self.w3.eth.accounts[0]
         tx_hash = self.w3.eth.send_transaction({"from": funder, "to": address, "value": Wei(DEV_FUNDING_WEI)})
         self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        self._funded.add(address)
 
     # -- transactions ---------------------------------------------------------------------
 

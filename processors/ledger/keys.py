@@ -35,11 +35,15 @@ class Keystore:
     def __init__(self, folder: Path, configured: Mapping[str, str] | None = None) -> None:
         self.folder = folder
         self.configured = dict(configured or {})
+        self._loaded: dict[str, LocalAccount] = {}
 
     def _path(self, agent: str) -> Path:
         return self.folder / f"{validate_agent(agent)}.key"
 
     def get(self, agent: str) -> LocalAccount | None:
+        cached = self._loaded.get(agent)
+        if cached is not None:
+            return cached
         key = self.configured.get(agent)
         if key is None:
             path = self._path(agent)
@@ -47,6 +51,7 @@ class Keystore:
                 return None
             key = path.read_text().strip()
         account: LocalAccount = Account.from_key(key)
+        self._loaded[agent] = account  # keys are never changed once made
         return account
 
     def require(self, agent: str) -> LocalAccount:
