@@ -7,6 +7,8 @@ The same settings drive the embedded stack and an external deployment:
   ``chdb:///abs/path`` (embedded chdb through clickhouse-connect).
 * ``CSP_SCHEMA_REGISTRY_URL`` — an optional Confluent Schema Registry.
 * ``CSP_DATA_DIR`` — where the embedded stack keeps its data, ports and pids.
+* ``CSP_AUDIT_KEY``, ``CSP_AUDIT_ORIGIN`` — the audit trail's checkpoint signing key and origin
+  (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=0, description="Local broker port (0: reuse the recorded one or pick a free one)")
     s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
     kafka_timeout_s: float = Field(default=30.0, description="How long to wait for Kafka before BrokerUnavailable")
+    audit_key: str | None = Field(
+        default=None, description="Audit checkpoint signing key (PRIVATE+KEY+...); default: <data dir>/audit/signing.key"
+    )
+    audit_origin: str = Field(default="enhanced-csp/audit", description="Origin line of the audit log's checkpoints")
+    audit_checkpoint_every: int = Field(default=10_000, description="Audit checkpoint after this many new entries")
+    audit_checkpoint_interval_s: float = Field(default=10.0, description="...or after this many seconds")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
