@@ -45,9 +45,19 @@ class VerifyReport:
 
     @property
     def first_bad(self) -> Finding | None:
-        located = [f for f in self.findings if f.entry is not None]
-        if located:
-            return min(located, key=lambda f: f.entry if f.entry is not None else 0)
+        """The earliest entry-level finding, unless a checkpoint mismatch ends before it (then
+        that checkpoint's range holds an earlier bad entry)."""
+        def at(f: Finding) -> int:
+            return f.entry if f.entry is not None else 0
+
+        exact = [f for f in self.findings if f.entry is not None and f.kind != "checkpoint"]
+        ranges = [f for f in self.findings if f.entry is not None and f.kind == "checkpoint"]
+        if exact:
+            first = min(exact, key=at)
+            if not any(r.range_end is not None and r.range_end <= at(first) for r in ranges):
+                return first
+        if ranges:
+            return min(ranges, key=at)
         return self.findings[0] if self.findings else None
 
     def to_json(self) -> dict[str, Any]:
@@ -129,6 +139,11 @@ def verify_log(client: Any, verifier: Verifier, *, origin: str | None = None) ->
             assert problem is not None
             report.findings.append(Finding(problem[0], problem[1], index))
             chosen = rows[0]
+            # The stored leaf hash may still be the original (only the bytes were changed):
+            # the tree uses it, so the checkpoints tell whether it is.
+            leaf = chosen.leaf_hash if len(chosen.leaf_hash) == 32 else leaf_hash(chosen.canonical)
+        else:
+            leaf = leaf_hash(chosen.canonical)
         tp = (chosen.source_topic, chosen.source_partition)
         prev = offsets.get(tp)
         if prev is not None and chosen.source_offset <= prev[1]:
@@ -136,7 +151,7 @@ def verify_log(client: Any, verifier: Verifier, *, origin: str | None = None) ->
                 "reordered", f"entry {index}: {tp[0]}[{tp[1]}] offset {chosen.source_offset} comes after "
                 f"offset {prev[1]} (entry {prev[0]}): entries out of source order", index))
         offsets[tp] = (index, chosen.source_offset)
-        frontier.append(leaf_hash(chosen.canonical))
+        frontier.append(leaf)
         while ti < len(targets) and targets[ti].size == frontier.size:
             target = targets[ti]
             if frontier.root() == target.root:
