@@ -22,12 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from projections.audit.log import AuditLog, SourceLike  # noqa: E402
+from projections.audit.log import AuditLog  # noqa: E402
 
 TOPICS = ("csp.events", "csp.commands", "csp.channel.buffer.right", "agents.requests")
 
 
-def _records(n: int, value_bytes: int) -> list[SourceLike]:
+Record = tuple[str, int, int, bytes, bytes, int]
+
+
+def _records(n: int, value_bytes: int) -> list[Record]:
     value = bytes(range(256)) * (value_bytes // 256 + 1)
     return [
         (TOPICS[i % 4], (i >> 2) % 4, i, b"instance-%08d" % (i % 1000), value[i % 50: i % 50 + value_bytes],
