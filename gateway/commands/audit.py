@@ -93,6 +93,10 @@ def _emit(doc: dict[str, Any], out: Path | None) -> None:
 @app.command("verify")
 def verify(
     clickhouse: ClickHouse = None, database: Database = None, vkey: VKey = None,
+    kafka: Annotated[bool, typer.Option(
+        "--kafka", help="Also check the checkpoints announced on the audit topic (CSP_KAFKA_BOOTSTRAP "
+        "or the running stack): catches checkpoint rows deleted from ClickHouse")] = False,
+    audit_topic: Annotated[str, typer.Option("--audit-topic", help="The audit topic (with --kafka)")] = "audit.log",
     data_dir: DataDir = None, json_out: Json = False,
 ) -> None:
     """Recompute every leaf and the tree from ClickHouse; check every signed checkpoint.
@@ -104,12 +108,22 @@ def verify(
     verifier = _verifier(settings, vkey, required=True)
     assert verifier is not None
     client = _client(settings, clickhouse, database)
-    report = verify_log(client, verifier, origin=None)
+    notes: list[str] = []
+    if kafka:
+        from infra.endpoints import StackError, resolve_endpoints
+        from projections.audit.topic import read_checkpoint_notes
+
+        try:
+            notes = read_checkpoint_notes(resolve_endpoints(settings).kafka_bootstrap, settings, audit_topic)
+        except (StackError, LookupError) as exc:
+            raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+    report = verify_log(client, verifier, origin=None, notes=notes)
     if json_out:
         _emit(report.to_json(), None)
     else:
-        typer.echo(f"{report.entries} entries, {report.checkpoints} checkpoints "
-                   f"({report.checkpoints_verified} verified, covering {report.covered} entries)")
+        typer.echo(f"{report.entries} entries, {report.checkpoints} checkpoints"
+                   + (f" + {report.external_checkpoints} from {audit_topic}" if kafka else "")
+                   + f" ({report.checkpoints_verified} sizes verified, covering {report.covered} entries)")
         for f in report.findings[:20]:
             typer.echo(f"  {f.kind}: {f.message}")
         if len(report.findings) > 20:

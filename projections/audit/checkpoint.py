@@ -17,9 +17,12 @@ import structlog
 
 from infra.settings import Settings
 from projections.audit import canonical, store
-from projections.audit.log import AUDIT_TOPIC, AuditLog, Checkpoint, CheckpointPolicy
+from projections.audit.log import AuditLog, Checkpoint, CheckpointPolicy
 from projections.audit.merkle import Frontier, leaf_hash
 from projections.audit.note import Signer
+from projections.audit.topic import KafkaPublisher
+
+__all__ = ["AuditIntegrityError", "Checkpointer", "KafkaPublisher", "Publisher", "open_log", "restore_log"]
 
 log = structlog.get_logger(__name__)
 
@@ -30,27 +33,6 @@ class AuditIntegrityError(RuntimeError):
 
 class Publisher(Protocol):
     def publish(self, cp: Checkpoint, prev_root: bytes | None) -> None: ...
-
-
-class KafkaPublisher:
-    """Produces each checkpoint as an ``AuditEntry`` (v2) record on ``audit.log``."""
-
-    def __init__(self, bootstrap: str, settings: Settings, topic: str = AUDIT_TOPIC) -> None:
-        from confluent_kafka import Producer
-
-        from schemas.codec import codec_from_settings
-        from streams.clients import producer_config
-
-        self.topic = topic
-        self._codec = codec_from_settings(settings)
-        self._producer = Producer(producer_config(bootstrap))
-
-    def publish(self, cp: Checkpoint, prev_root: bytes | None) -> None:
-        value = self._codec.encode("AuditEntry", cp.avro_record(prev_root))
-        self._producer.produce(self.topic, key=AUDIT_TOPIC.encode(), value=value)
-        left = self._producer.flush(10)
-        if left:
-            raise RuntimeError(f"checkpoint {cp.size} not acknowledged by Kafka within 10 s")
 
 
 @dataclass

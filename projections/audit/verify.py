@@ -14,6 +14,7 @@ which its signed root authenticates, to the perfect subtree that holds the first
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ class VerifyReport:
     rows: int = 0
     checkpoints: int = 0
     checkpoints_verified: int = 0
+    external_checkpoints: int = 0  # checkpoints read from the audit topic
     covered: int = 0  # entries covered by the newest verified checkpoint
     findings: list[Finding] = field(default_factory=list)
 
@@ -65,6 +67,7 @@ class VerifyReport:
         return {
             "ok": self.ok, "entries": self.entries, "rows": self.rows, "checkpoints": self.checkpoints,
             "checkpoints_verified": self.checkpoints_verified, "covered": self.covered,
+            "external_checkpoints": self.external_checkpoints,
             "uncovered": max(0, self.entries - self.covered),
             "first_bad_entry": None if first is None else first.entry,
             "first_bad": None if first is None else asdict(first),
@@ -79,7 +82,7 @@ class _Target:
     frontier: tuple[bytes, ...]
 
 
-def _check_checkpoints(client: Any, verifier: Verifier, origin: str | None,
+def _check_checkpoints(client: Any, verifier: Verifier, origin: str | None, notes: Sequence[str],
                        report: VerifyReport) -> list[_Target]:
     targets: dict[int, _Target] = {}
     for cp in store.checkpoints(client):
@@ -100,6 +103,20 @@ def _check_checkpoints(client: Any, verifier: Verifier, origin: str | None,
         except ValueError:
             frontier = ()
         targets.setdefault(body.size, _Target(body.size, body.root, frontier))
+    for note in notes:
+        report.external_checkpoints += 1
+        try:
+            body = open_checkpoint(note, [verifier], origin)
+        except NoteError as exc:
+            report.findings.append(Finding("checkpoint", f"a checkpoint from the audit topic: {exc}"))
+            continue
+        known = targets.get(body.size)
+        if known is None:
+            targets[body.size] = _Target(body.size, body.root, ())
+        elif known.root != body.root:
+            report.findings.append(Finding(
+                "checkpoint", f"two signed checkpoints for size {body.size} disagree (ClickHouse vs the "
+                "audit topic): the log was rewritten after one of them", None))
     return sorted(targets.values(), key=lambda t: t.size)
 
 
@@ -112,9 +129,12 @@ def _locate(target: _Target, computed: Frontier, good: int) -> tuple[int, int]:
     return good, target.size
 
 
-def verify_log(client: Any, verifier: Verifier, *, origin: str | None = None) -> VerifyReport:
+def verify_log(client: Any, verifier: Verifier, *, origin: str | None = None,
+               notes: Sequence[str] = ()) -> VerifyReport:
+    """Verify the tables ``client`` reaches; ``notes``: more signed checkpoints (e.g. read from
+    the ``audit.log`` topic) the log must also match."""
     report = VerifyReport()
-    targets = _check_checkpoints(client, verifier, origin, report)
+    targets = _check_checkpoints(client, verifier, origin, notes, report)
     count, top = store.table_stats(client)
     report.rows = count
     frontier = Frontier()

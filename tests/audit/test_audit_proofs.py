@@ -109,3 +109,28 @@ def test_checkpoint_is_announced_on_kafka(audit_db: tuple[Any, str], audit_setti
     assert name == "AuditEntry" and record["seq"] == 5 and record["entry_hash"] == cp.root.hex()
     body = open_checkpoint(record["checkpoint"], [load_signer(audit_settings).verifier()])
     assert (body.size, body.root) == (5, log.root())
+
+
+def test_verify_with_kafka_catches_a_rollback(audit_db: tuple[Any, str], audit_settings: Settings,
+                                              kafka_bootstrap: str, unique_topic: Any, chdb_url: str,
+                                              monkeypatch: Any) -> None:
+    """Entries and their checkpoint rows deleted together: ClickHouse alone looks clean, the
+    checkpoint announced on the audit topic does not."""
+    client, db = audit_db
+    topic = unique_topic("audit.log")
+    log = open_log(client, audit_settings, publisher=KafkaPublisher(kafka_bootstrap, audit_settings, topic=topic))
+    recs = [AuditSource("csp.events", 0, i, None, b"x", 0) for i in range(100)]
+    store.insert_entries(client, log.append(recs[:50]))
+    assert log.checkpoint_now() is not None
+    store.insert_entries(client, log.append(recs[50:]))
+    assert log.checkpoint_now() is not None
+    client.command("ALTER TABLE audit_log DELETE WHERE entry_index >= 60 SETTINGS mutations_sync = 2")
+    client.command("ALTER TABLE audit_checkpoints DELETE WHERE tree_size = 100 SETTINGS mutations_sync = 2")
+    monkeypatch.setenv("CSP_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    where = ["--clickhouse", chdb_url, "--database", db, "--data-dir", str(audit_settings.data_dir), "--json"]
+    code, out = _csp("audit", "verify", *where)
+    assert code == 0, out  # the rollback is invisible from ClickHouse alone
+    code, out = _csp("audit", "verify", *where, "--kafka", "--audit-topic", topic)
+    doc = json.loads(out)
+    assert code == 1 and doc["external_checkpoints"] == 2
+    assert doc["first_bad_entry"] == 60 and doc["first_bad"]["kind"] == "deleted"
