@@ -171,13 +171,15 @@ def verify_log(client: Any, verifier: Verifier, *, origin: str | None = None,
                 "reordered", f"entry {index}: {tp[0]}[{tp[1]}] offset {chosen.source_offset} comes after "
                 f"offset {prev[1]} (entry {prev[0]}): entries out of source order", index))
         offsets[tp] = (index, chosen.source_offset)
+        if structural:  # past a missing index the tree cannot be rebuilt
+            return
         frontier.append(leaf)
         while ti < len(targets) and targets[ti].size == frontier.size:
             target = targets[ti]
             if frontier.root() == target.root:
                 report.checkpoints_verified += 1
                 report.covered = good = target.size
-            elif not structural:
+            else:
                 lo, hi = _locate(target, frontier, good)
                 report.findings.append(Finding(
                     "checkpoint", f"the entries do not match the signed checkpoint at size {target.size}: "
@@ -197,16 +199,12 @@ def verify_log(client: Any, verifier: Verifier, *, origin: str | None = None,
                     "deleted", f"entry {expected}{'' if missing == 1 else f'..{row.entry_index - 1}'} missing "
                     f"({missing} deleted row{'s' if missing > 1 else ''})", expected, row.entry_index))
                 structural = True
-                for _ in range(missing):  # keep the positions so later checks still line up
-                    frontier.append(b"\x00" * 32)
-                while ti < len(targets) and targets[ti].size <= frontier.size:
-                    ti += 1
             expected = row.entry_index + 1
         pending.append(row)
     if pending:
         finish_index(pending[0].entry_index, pending)
-    report.entries = frontier.size
-    for target in targets[ti:]:
+    report.entries = expected
+    for target in [] if structural else targets[ti:]:
         report.findings.append(Finding(
             "deleted", f"the signed checkpoint at size {target.size} covers entries {frontier.size}.."
             f"{target.size - 1}, which the table does not hold", frontier.size, target.size))

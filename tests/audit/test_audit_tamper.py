@@ -141,3 +141,13 @@ def test_another_key_fails(filled: tuple[Any, str, Settings]) -> None:
     report = verify_log(client, other)
     assert not report.ok and report.checkpoints_verified == 0
     assert all("no signature by a known key" in f.message for f in report.findings)
+
+
+def test_forged_row_far_beyond_the_end(filled: tuple[Any, str, Settings], chdb_url: str) -> None:
+    client, db, settings = filled
+    cols = ", ".join(AUDIT_COLUMNS)
+    rest = ", ".join(AUDIT_COLUMNS[1:])
+    client.command(f"INSERT INTO audit_log ({cols}) SELECT 1000000000000, {rest} FROM audit_log WHERE entry_index = 3")
+    code, doc, _ = _cli_verify(chdb_url, db, settings)
+    assert code == 1 and doc["first_bad_entry"] == N and doc["first_bad"]["kind"] == "deleted"
+    assert doc["checkpoints_verified"] == 3
