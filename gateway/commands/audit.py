@@ -2,8 +2,9 @@
 
 Exit codes: 0 ok, 1 tampering found or proof rejected, 2 bad input, 3 ClickHouse unavailable.
 ClickHouse is ``--clickhouse URL`` (an ``http://`` server, e.g. the projector's loopback SQL
-endpoint, or ``chdb:///abs/path``), else ``CSP_CLICKHOUSE_URL``, else the embedded
-``chdb://<data dir>/clickhouse``. Heavy modules are imported inside the commands.
+endpoint, or ``chdb:///abs/path``), else ``CSP_CLICKHOUSE_URL``, else the embedded one: through
+the running projector's SQL endpoint when there is one (``infra.projector.sql_endpoint``),
+else ``chdb://<data dir>/clickhouse`` directly. Heavy modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -52,12 +53,29 @@ def _settings(data_dir: Path | None) -> Settings:
     return Settings(data_dir=data_dir) if data_dir is not None else Settings()
 
 
+def _projector_endpoint(settings: Settings) -> tuple[str, str] | None:
+    """(url, password) of the running projector's SQL endpoint, when the projector exists."""
+    import importlib
+
+    try:
+        projector = importlib.import_module("infra.projector")
+    except ImportError:
+        return None
+    found = projector.sql_endpoint(settings.resolved_data_dir())
+    return None if found is None else (str(found[0]), str(found[1]))
+
+
 def _client(settings: Settings, url: str | None, database: str | None) -> Any:
     from infra.clickhouse import clickhouse_client
     from infra.endpoints import clickhouse_url
 
     target = url or clickhouse_url(settings)
     kwargs: dict[str, Any] = {"database": database} if database else {}
+    if url is None and target.startswith("chdb://"):
+        endpoint = _projector_endpoint(settings)  # the projector owns the embedded ClickHouse
+        if endpoint is not None:
+            target = endpoint[0]
+            kwargs.update(username="csp", password=endpoint[1])
     try:
         client = clickhouse_client(target, **kwargs)
         client.query("SELECT count() FROM audit_log")

@@ -125,13 +125,24 @@ def iter_entries(client: Any, start: int = 0, stop: int | None = None, page: int
                 return
             lo = int(nxt[0])
             continue
-        cols = [table.column(i).to_pylist() for i in range(6)]
+        cols: list[list[Any]] = [table.column(i).to_pylist() for i in range(4)]
+        cols += [_binary(table, 4), _binary(table, 5)]
         for idx, topic, part, off, canon, leaf in zip(*cols, strict=True):
             yield StoredEntry(
                 int(idx), topic.decode() if isinstance(topic, bytes) else str(topic),
                 int(part), int(off), bytes(canon), bytes(leaf),
             )
         lo = hi
+
+
+def _binary(table: Any, i: int) -> list[bytes]:
+    """Column ``i`` as bytes, whether the server sent String as Arrow binary or (unvalidated) utf8."""
+    import pyarrow as pa
+
+    col = table.column(i)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = col.cast(pa.binary())
+    return [bytes(v) for v in col.to_pylist()]
 
 
 def leaf_hashes(client: Any, size: int) -> list[bytes]:
@@ -151,6 +162,6 @@ def leaf_hashes(client: Any, size: int) -> list[bytes]:
             raise LookupError(
                 f"audit_log entries {lo}..{hi - 1} are not exactly one row per index; run `csp audit verify`"
             )
-        out.extend(bytes(h) for h in table.column(1).to_pylist())
+        out.extend(_binary(table, 1))
         lo = hi
     return out
