@@ -71,3 +71,31 @@ def test_open_resumes_from_clickhouse_and_checkpoints(audit_db: tuple[Any, str],
     assert resumed.append(recs[:50]) == []  # already there
     rows = resumed.append(_records(3, start=1000))
     assert [r["entry_index"] for r in rows] == [200, 201, 202]
+
+
+def test_checkpoint_policy_ignores_the_logs_own_topic() -> None:
+    from projections.audit.log import CheckpointPolicy
+    from projections.audit.note import Signer
+
+    log = AuditLog(policy=CheckpointPolicy(every=2, interval_s=3600))
+    log.append(_records(3))
+    assert log.checkpoint_due()
+    log.mark_checkpointed(log.checkpoint(Signer.generate("o")))
+    assert not log.checkpoint_due()
+    log.append([AuditSource("audit.log", 0, i, None, b"cp", 0) for i in range(5)])
+    assert not log.checkpoint_due()  # only the checkpoints' own records arrived
+    log.append(_records(1, start=500))
+    assert log.checkpoint_due()
+
+
+def test_restore_refuses_a_damaged_table(audit_db: tuple[Any, str]) -> None:
+    import pytest
+
+    from projections.audit.checkpoint import AuditIntegrityError
+
+    client, _ = audit_db
+    log = restore_log(client)
+    store.insert_entries(client, log.append(_records(20)))
+    client.command("ALTER TABLE audit_log DELETE WHERE entry_index = 7 SETTINGS mutations_sync = 2")
+    with pytest.raises(AuditIntegrityError, match="expected entry 7"):
+        restore_log(client)
