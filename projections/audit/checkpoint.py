@@ -17,7 +17,7 @@ import structlog
 
 from infra.settings import Settings
 from projections.audit import canonical, store
-from projections.audit.log import AuditLog, Checkpoint, CheckpointPolicy
+from projections.audit.log import AUDIT_TOPIC, AuditLog, Checkpoint, CheckpointPolicy
 from projections.audit.merkle import Frontier, leaf_hash
 from projections.audit.note import Signer
 from projections.audit.topic import KafkaPublisher
@@ -66,7 +66,7 @@ class Checkpointer:
 
 
 def restore_log(client: Any, *, policy: CheckpointPolicy | None = None,
-                checkpointer: Checkpointer | None = None) -> AuditLog:
+                checkpointer: Checkpointer | None = None, audit_topic: str = AUDIT_TOPIC) -> AuditLog:
     """The log as ClickHouse holds it; AuditIntegrityError if the rows after the newest usable
     checkpoint do not hash to what they claim or skip/duplicate an index."""
     store.ensure_schema(client)
@@ -94,15 +94,17 @@ def restore_log(client: Any, *, policy: CheckpointPolicy | None = None,
     if count != top:
         raise AuditIntegrityError(f"audit_log holds {count} rows for indices 0..{top - 1}; run `csp audit verify`")
     return AuditLog(frontier.size, frontier.hashes, store.partition_offsets(client),
-                    policy=policy, last_checkpoint=last, checkpointer=checkpointer)
+                    policy=policy, last_checkpoint=last, checkpointer=checkpointer, audit_topic=audit_topic)
 
 
 def open_log(client: Any, settings: Settings | None = None, *, signer: Signer | None = None,
-             publisher: Publisher | None | str = "auto", checkpoints: bool = True) -> AuditLog:
+             publisher: Publisher | None | str = "auto", checkpoints: bool = True,
+             audit_topic: str = AUDIT_TOPIC) -> AuditLog:
     """:func:`restore_log` with a :class:`Checkpointer` configured from ``settings``.
 
-    ``publisher="auto"`` announces checkpoints on the platform's Kafka when one is reachable
-    (``CSP_KAFKA_BOOTSTRAP`` or the running local stack), else only writes them to ClickHouse.
+    ``publisher="auto"`` announces checkpoints on ``audit_topic`` of the platform's Kafka when
+    one is reachable (``CSP_KAFKA_BOOTSTRAP`` or the running local stack), else only writes
+    them to ClickHouse. Pass a namespaced ``audit_topic`` when the topics are namespaced.
     """
     from projections.audit.keys import load_signer
 
@@ -111,13 +113,13 @@ def open_log(client: Any, settings: Settings | None = None, *, signer: Signer | 
     checkpointer = None
     if checkpoints:
         if publisher == "auto":
-            publisher = _auto_publisher(settings)
+            publisher = _auto_publisher(settings, audit_topic)
         assert not isinstance(publisher, str)
         checkpointer = Checkpointer(client, signer or load_signer(settings), settings.audit_origin, publisher)
-    return restore_log(client, policy=policy, checkpointer=checkpointer)
+    return restore_log(client, policy=policy, checkpointer=checkpointer, audit_topic=audit_topic)
 
 
-def _auto_publisher(settings: Settings) -> Publisher | None:
+def _auto_publisher(settings: Settings, topic: str) -> Publisher | None:
     from infra.endpoints import StackError, resolve_endpoints
 
     try:
@@ -125,4 +127,4 @@ def _auto_publisher(settings: Settings) -> Publisher | None:
     except StackError:
         log.info("audit_checkpoints_clickhouse_only", reason="no Kafka reachable")
         return None
-    return KafkaPublisher(bootstrap, settings)
+    return KafkaPublisher(bootstrap, settings, topic)

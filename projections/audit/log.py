@@ -158,6 +158,7 @@ class AuditLog:
         policy: CheckpointPolicy | None = None,
         last_checkpoint: tuple[int, bytes] | None = None,
         checkpointer: Checkpointer | None = None,
+        audit_topic: str = AUDIT_TOPIC,
     ) -> None:
         self.frontier = Frontier(size, frontier)
         self.offsets: dict[tuple[str, int], int] = dict(offsets or {})
@@ -168,6 +169,7 @@ class AuditLog:
         self._external_since_cp = size > self._cp.size
         self._topics: dict[str, tuple[bytes, str]] = {}
         self.checkpointer = checkpointer
+        self.audit_topic = audit_topic  # its records do not make a checkpoint due
 
     # ------------------------------------------------------------------ state
 
@@ -217,6 +219,7 @@ class AuditLog:
         sha256 = hashlib.sha256
         leaf0 = sha256(b"\x00")
         external = False
+        own_topic = self.audit_topic
         append_row = rows.append
         for e in entries:
             if type(e) is tuple:
@@ -233,7 +236,7 @@ class AuditLog:
             t = topics.get(topic)
             if t is None:
                 t = self._topic(topic)
-            if topic != AUDIT_TOPIC:
+            if topic != own_topic:
                 external = True
             data = b"".join((
                 head.pack(magic, version, size), t[0], coords.pack(partition, offset, ts),
