@@ -99,3 +99,13 @@ def test_restore_refuses_a_damaged_table(audit_db: tuple[Any, str]) -> None:
     client.command("ALTER TABLE audit_log DELETE WHERE entry_index = 7 SETTINGS mutations_sync = 2")
     with pytest.raises(AuditIntegrityError, match="expected entry 7"):
         restore_log(client)
+
+
+def test_the_documented_example_entry() -> None:
+    """docs/audit.md shows these canonical bytes and this leaf hash."""
+    row = AuditLog().append([AuditSource("csp.events", 2, 41, b"i-7", bytes.fromhex("000000000668656c6c6f"),
+                                         1_767_225_600_000)])[0]
+    assert row["canonical"].hex() == (
+        "43535041010000000000000000000a6373702e6576656e74730000000200000000000000290000019b76daa800"
+        "0100000003692d37010000000a000000000668656c6c6f")
+    assert row["leaf_hash"].hex() == "218b3e1d44e647818894f60e83971fa9a0277ffde725a527df3e03fe91ac1cc5"
