@@ -89,3 +89,14 @@ def test_key_from_settings(tmp_path: Path) -> None:
     assert not (tmp_path / "audit").exists()
     with pytest.raises(AuditKeyError, match="CSP_AUDIT_KEY"):
         load_signer(Settings(data_dir=tmp_path, audit_key="PRIVATE+KEY+x+00000000+AAAA"))
+
+
+def test_the_documented_example_checkpoint() -> None:
+    """docs/audit.md shows this checkpoint and its verifier key."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "audit.md").read_text()
+    note = ("enhanced-csp/audit\n5\nzWYoY3CLva70qEZ+eDRX+3IHrZiLp9Bc0K3pd3ntSwk=\n\n\u2014 enhanced-csp/audit "
+            "uTLqpUxGWdmXa0RqXLGIO0HURccbEmhxSKCCPvt+p3qX+m2Nn76oxUid1GPTiXXZBSTeXpQTkzNRHR9lBqWKjh32qQ8=\n")
+    vkey = "enhanced-csp/audit+b932eaa5+AZ92CSvJ2RDYJB3zP/fgaK2I1v2BVyY9+FpbD78St7tm"
+    assert note in doc and vkey in doc
+    body = open_checkpoint(note, [Verifier.parse(vkey)])
+    assert (body.origin, body.size) == ("enhanced-csp/audit", 5)
