@@ -142,10 +142,6 @@ class _CheckpointState:
     root: bytes | None = None
 
 
-def _ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 class AuditLog:
     """The Merkle log's state: size, frontier and the last offset per topic-partition."""
 
@@ -200,6 +196,9 @@ class AuditLog:
     def append(self, entries: Sequence[SourceLike]) -> list[dict[str, Any]]:
         """Append records (in order); return the ``audit_log`` rows to insert.
 
+        ``record_time`` and ``appended_at`` are microseconds since the epoch (int): the
+        DateTime64(6) ticks clickhouse-connect inserts as they are.
+
         Records at or below the last offset already appended for their topic-partition are
         skipped. If inserting the rows fails, insert the same rows again (or reopen the log
         from the tables): calling ``append`` again with the same records adds nothing.
@@ -209,7 +208,7 @@ class AuditLog:
         rows: list[dict[str, Any]] = []
         if not entries:
             return rows
-        now = datetime.now(UTC)
+        now_us = time.time_ns() // 1000
         offsets = self.offsets
         hashes = self.frontier.hashes
         size = self.frontier.size
@@ -253,8 +252,8 @@ class AuditLog:
             hashes.append(node)
             append_row({
                 "entry_index": size, "source_topic": topic, "source_partition": partition,
-                "source_offset": offset, "record_time": _ms_to_datetime(ts),
-                "record_name": t[1], "canonical": data, "leaf_hash": leaf, "appended_at": now,
+                "source_offset": offset, "record_time": ts * 1000,
+                "record_name": t[1], "canonical": data, "leaf_hash": leaf, "appended_at": now_us,
             })
             size += 1
         self.frontier.size = size
