@@ -10,6 +10,8 @@ The same settings drive the embedded stack and an external deployment:
 * ``CSP_KAFKA_SECURITY_PROTOCOL``, ``CSP_KAFKA_SASL_*``, ``CSP_KAFKA_SSL_CA_LOCATION`` —
   credentials for an external Kafka (the embedded broker is loopback-only; see
   docs/stack.md, "Security").
+* ``CSP_AUDIT_KEY``, ``CSP_AUDIT_ORIGIN`` — the audit trail's checkpoint signing key and origin
+  (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=0, description="Local broker port (0: reuse the recorded one or pick a free one)")
     s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
     kafka_timeout_s: float = Field(default=30.0, description="How long to wait for Kafka before BrokerUnavailable")
+    audit_key: str | None = Field(
+        default=None, description="Audit checkpoint signing key (PRIVATE+KEY+...); default: <data dir>/audit/signing.key"
+    )
+    audit_origin: str = Field(default="enhanced-csp/audit", description="Origin line of the audit log's checkpoints")
+    audit_checkpoint_every: int = Field(default=10_000, description="Audit checkpoint after this many new entries")
+    audit_checkpoint_interval_s: float = Field(default=10.0, description="...or after this many seconds")
 
     web3_provider_url: str | None = Field(
         default=None, description="EVM JSON-RPC node for the ledger (unset: in-process eth-tester chain)"

@@ -15,6 +15,7 @@ MODULES = (
     "gateway.commands.runtime",  # csp deploy / start / offer / tail / instances / replay / conform
     "gateway.commands.run",  # csp run: the main job in the foreground
     "gateway.commands.ledger",  # csp ledger deploy / call / transfer / tx / keys / worker
+    "gateway.commands.audit",  # csp audit verify / prove / consistency / verify-proof
 )
 
 

@@ -1,0 +1,220 @@
+"""``csp audit verify / prove / consistency / verify-proof``: the verifiable audit trail.
+
+Exit codes: 0 ok, 1 tampering found or proof rejected, 2 bad input, 3 ClickHouse unavailable.
+ClickHouse is ``--clickhouse URL`` (an ``http://`` server, e.g. the projector's loopback SQL
+endpoint, or ``chdb:///abs/path``), else ``CSP_CLICKHOUSE_URL``, else the embedded one: through
+the running projector's SQL endpoint when there is one (``infra.projector.sql_endpoint``),
+else ``chdb://<data dir>/clickhouse`` directly. Heavy modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
+    from projections.audit.note import Verifier
+
+EXIT_OK, EXIT_BAD, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+app = typer.Typer(help="The verifiable audit trail: verify, prove inclusion and consistency.", no_args_is_help=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Stack data directory (default: CSP_DATA_DIR or .csp)", show_default=False),
+]
+ClickHouse = Annotated[
+    str | None,
+    typer.Option("--clickhouse", help="ClickHouse URL: http(s)://user:pass@host:port or chdb:///abs/path "
+                 "(default: CSP_CLICKHOUSE_URL, else the embedded one in the data dir)", show_default=False),
+]
+Database = Annotated[str | None, typer.Option("--database", help="ClickHouse database (default: the client's)")]
+VKey = Annotated[
+    str | None,
+    typer.Option("--vkey", help="Verifier key <name>+<id>+<key>, or a file holding it "
+                 "(default: the public half of the data dir's signing key)", show_default=False),
+]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    from infra.settings import Settings
+
+    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+
+
+def _projector_endpoint(settings: Settings) -> tuple[str, str] | None:
+    """(url, password) of the running projector's SQL endpoint, when the projector exists."""
+    import importlib
+
+    try:
+        projector = importlib.import_module("infra.projector")
+    except ImportError:
+        return None
+    found = projector.sql_endpoint(settings.resolved_data_dir())
+    return None if found is None else (str(found[0]), str(found[1]))
+
+
+def _client(settings: Settings, url: str | None, database: str | None) -> Any:
+    from infra.clickhouse import clickhouse_client
+    from infra.endpoints import clickhouse_url
+
+    target = url or clickhouse_url(settings)
+    kwargs: dict[str, Any] = {"database": database} if database else {}
+    if url is None and target.startswith("chdb://"):
+        endpoint = _projector_endpoint(settings)  # the projector owns the embedded ClickHouse
+        if endpoint is not None:
+            target = endpoint[0]
+            kwargs.update(username="csp", password=endpoint[1])
+    try:
+        client = clickhouse_client(target, **kwargs)
+        client.query("SELECT count() FROM audit_log")
+    except ValueError as exc:
+        raise _fail(str(exc), EXIT_INPUT) from None
+    except Exception as exc:  # clickhouse-connect / chdb raise many kinds
+        hint = " (the projector holds the embedded one: pass --clickhouse http://... of its SQL endpoint)" \
+            if target.startswith("chdb://") else ""
+        raise _fail(f"ClickHouse at {target} is not usable: {str(exc).splitlines()[0]}{hint}", EXIT_UNAVAILABLE) from None
+    return client
+
+
+def _verifier(settings: Settings, vkey: str | None, *, required: bool) -> Verifier | None:
+    from projections.audit.keys import AuditKeyError, load_verifier
+
+    try:
+        return load_verifier(settings, vkey)
+    except (AuditKeyError, OSError) as exc:
+        if required or vkey:
+            raise _fail(f"{exc} (pass --vkey)", EXIT_INPUT) from None
+        return None
+
+
+def _emit(doc: dict[str, Any], out: Path | None) -> None:
+    text = json.dumps(doc, indent=2) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}", err=True)
+
+
+@app.command("verify")
+def verify(
+    clickhouse: ClickHouse = None, database: Database = None, vkey: VKey = None,
+    kafka: Annotated[bool, typer.Option(
+        "--kafka", help="Also check the checkpoints announced on the audit topic (CSP_KAFKA_BOOTSTRAP "
+        "or the running stack): catches checkpoint rows deleted from ClickHouse")] = False,
+    audit_topic: Annotated[str, typer.Option("--audit-topic", help="The audit topic (with --kafka)")] = "audit.log",
+    data_dir: DataDir = None, json_out: Json = False,
+) -> None:
+    """Recompute every leaf and the tree from ClickHouse; check every signed checkpoint.
+
+    Names the first bad entry (deleted, inserted, modified or reordered)."""
+    from projections.audit.verify import verify_log
+
+    settings = _settings(data_dir)
+    verifier = _verifier(settings, vkey, required=True)
+    assert verifier is not None
+    client = _client(settings, clickhouse, database)
+    notes: list[str] = []
+    if kafka:
+        from infra.endpoints import StackError, resolve_endpoints
+        from projections.audit.topic import read_checkpoint_notes
+
+        try:
+            notes = read_checkpoint_notes(resolve_endpoints(settings).kafka_bootstrap, settings, audit_topic)
+        except (StackError, LookupError) as exc:
+            raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+    report = verify_log(client, verifier, origin=None, notes=notes)
+    if json_out:
+        _emit(report.to_json(), None)
+    else:
+        typer.echo(f"{report.entries} entries, {report.checkpoints} checkpoints"
+                   + (f" + {report.external_checkpoints} from {audit_topic}" if kafka else "")
+                   + f" ({report.checkpoints_verified} sizes verified, covering {report.covered} entries)")
+        for f in report.findings[:20]:
+            typer.echo(f"  {f.kind}: {f.message}")
+        if len(report.findings) > 20:
+            typer.echo(f"  ... {len(report.findings) - 20} more")
+        first = report.first_bad
+        if first is None:
+            uncovered = report.entries - report.covered
+            typer.echo("OK" + (f" ({uncovered} newest entries not yet under a checkpoint)" if uncovered else ""))
+        else:
+            where = f"entry {first.entry}" if first.entry is not None else "a checkpoint"
+            typer.echo(f"TAMPERED: first bad entry: {where} ({first.kind})")
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_BAD)
+
+
+@app.command("prove")
+def prove(
+    entry: Annotated[int, typer.Argument(help="Entry index", min=0)],
+    size: Annotated[int | None, typer.Option("--size", help="Tree size (default: the newest checkpoint's)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON here")] = None,
+    clickhouse: ClickHouse = None, database: Database = None, data_dir: DataDir = None,
+) -> None:
+    """An inclusion proof of ENTRY (JSON), anchored in a signed checkpoint."""
+    from projections.audit.proofs import prove_inclusion
+
+    client = _client(_settings(data_dir), clickhouse, database)
+    try:
+        doc = prove_inclusion(client, entry, size)
+    except LookupError as exc:
+        raise _fail(str(exc), EXIT_BAD) from None
+    _emit(doc, out)
+
+
+@app.command("consistency")
+def consistency(
+    old: Annotated[int, typer.Argument(help="Older tree size", min=1)],
+    new: Annotated[int, typer.Argument(help="Newer tree size", min=1)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON here")] = None,
+    clickhouse: ClickHouse = None, database: Database = None, data_dir: DataDir = None,
+) -> None:
+    """A consistency proof (JSON) that the tree of size OLD is a prefix of the tree of size NEW."""
+    from projections.audit.proofs import prove_consistency
+
+    client = _client(_settings(data_dir), clickhouse, database)
+    try:
+        doc = prove_consistency(client, old, new)
+    except LookupError as exc:
+        raise _fail(str(exc), EXIT_BAD) from None
+    _emit(doc, out)
+
+
+@app.command("verify-proof")
+def verify_proof(
+    file: Annotated[Path, typer.Argument(help="Proof JSON from `csp audit prove` or `consistency` ('-': stdin)")],
+    vkey: VKey = None, data_dir: DataDir = None,
+) -> None:
+    """Check a proof offline: no platform needed. With a verifier key, also the checkpoint signature."""
+    from projections.audit.merkle import ProofError
+    from projections.audit.proofs import verify_bundle
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+        doc = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(f"{file}: {exc}", EXIT_INPUT) from None
+    verifier = _verifier(_settings(data_dir), vkey, required=False)
+    try:
+        lines = verify_bundle(doc, verifier)
+    except ProofError as exc:
+        typer.echo(f"REJECTED: {exc}")
+        raise typer.Exit(EXIT_BAD) from None
+    for line in lines:
+        typer.echo(line)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="audit")
