@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         default_factory=dict, description='Agent keys as JSON {"agent": "0x<hex key>"} (win over the data dir)'
     )
 
+    audit_anchor_address: str | None = Field(
+        default=None, description="AuditAnchor contract (default: the one `csp audit anchor-deploy` recorded)"
+    )
+    audit_anchor_every: int = Field(default=1, description="Anchor at least every N audit checkpoints")
+    audit_anchor_interval_s: float = Field(default=60.0, description="...or when this much time passed")
     ledger_crash_after_send: int = Field(
         default=0, description="Fault injection for tests: SIGKILL the ledger worker after its N-th sent batch"
     )

@@ -115,11 +115,17 @@ def verify(
         "--kafka", help="Also check the checkpoints announced on the audit topic (CSP_KAFKA_BOOTSTRAP "
         "or the running stack): catches checkpoint rows deleted from ClickHouse")] = False,
     audit_topic: Annotated[str, typer.Option("--audit-topic", help="The audit topic (with --kafka)")] = "audit.log",
+    chain: Annotated[bool, typer.Option(
+        "--chain", help="Also check every checkpoint root against its anchor on the EVM chain "
+        "(CSP_WEB3_PROVIDER_URL or --provider; AuditAnchor of csp audit anchor-deploy or --anchor)")] = False,
+    provider: Annotated[str | None, typer.Option("--provider", help="EVM JSON-RPC URL (with --chain)")] = None,
+    anchor: Annotated[str | None, typer.Option("--anchor", help="AuditAnchor address (with --chain)")] = None,
     data_dir: DataDir = None, json_out: Json = False,
 ) -> None:
     """Recompute every leaf and the tree from ClickHouse; check every signed checkpoint.
 
-    Names the first bad entry (deleted, inserted, modified or reordered)."""
+    Names the first bad entry (deleted, inserted, modified or reordered). With --chain, a
+    history rewritten and re-signed with the audit key is caught by the roots anchored on chain."""
     from projections.audit.verify import verify_log
 
     settings = _settings(data_dir)
@@ -136,8 +142,14 @@ def verify(
         except (StackError, LookupError) as exc:
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
     report = verify_log(client, verifier, origin=None, notes=notes)
+    chain_doc = _verify_chain(settings, client, provider, anchor) if chain else None
+    chain_ok = chain_doc is None or not chain_doc["findings"]
     if json_out:
-        _emit(report.to_json(), None)
+        doc = report.to_json()
+        if chain_doc is not None:
+            doc["chain"] = chain_doc
+            doc["ok"] = bool(doc["ok"]) and chain_ok
+        _emit(doc, None)
     else:
         typer.echo(f"{report.entries} entries, {report.checkpoints} checkpoints"
                    + (f" + {report.external_checkpoints} from {audit_topic}" if kafka else "")
@@ -153,7 +165,69 @@ def verify(
         else:
             where = f"entry {first.entry}" if first.entry is not None else "a checkpoint"
             typer.echo(f"TAMPERED: first bad entry: {where} ({first.kind})")
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_BAD)
+        if chain_doc is not None:
+            typer.echo(f"chain: {chain_doc['anchored']} of {chain_doc['checkpoints']} checkpoints anchored on "
+                       f"{chain_doc['contract']}")
+            for finding in chain_doc["findings"]:
+                typer.echo(f"  anchor: {finding['message']}")
+            typer.echo("chain OK" if chain_ok else "TAMPERED: the log does not match the roots anchored on chain")
+    raise typer.Exit(EXIT_OK if report.ok and chain_ok else EXIT_BAD)
+
+
+def _verify_chain(settings: Settings, client: Any, provider: str | None, anchor: str | None) -> dict[str, Any]:
+    """Every checkpoint root in ClickHouse against the AuditAnchor contract's roots."""
+    from processors.ledger.anchor import anchored_roots, compare_with_chain, load_anchor_address
+    from projections.audit import store
+
+    url = provider or settings.web3_provider_url
+    if not url:
+        raise _fail("--chain needs an EVM JSON-RPC node: --provider URL or CSP_WEB3_PROVIDER_URL "
+                    "(the in-process development chain lives inside the ledger worker)", EXIT_INPUT)
+    contract = anchor or load_anchor_address(settings.resolved_data_dir(), settings.audit_anchor_address)
+    if contract is None:
+        raise _fail("--chain needs the AuditAnchor address: --anchor, CSP_AUDIT_ANCHOR_ADDRESS, "
+                    "or csp audit anchor-deploy", EXIT_INPUT)
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    try:
+        anchored = anchored_roots(w3, contract)
+    except Exception as exc:
+        raise _fail(f"cannot read the anchors of {contract} at {url}: {str(exc).splitlines()[0]}",
+                    EXIT_UNAVAILABLE) from None
+    checkpoints = [(cp.tree_size, cp.root_hash) for cp in store.checkpoints(client)]
+    findings = compare_with_chain(checkpoints, anchored)
+    return {
+        "contract": contract,
+        "checkpoints": len(checkpoints),
+        "anchored": sum(1 for size, _ in checkpoints if size in anchored),
+        "findings": [{"size": f.size, "message": f.message} for f in findings],
+    }
+
+
+@app.command("anchor-deploy")
+def anchor_deploy(
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the receipt")] = 60.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Deploy the AuditAnchor contract through the ledger (as the platform) and record its address.
+
+    Then `csp ledger worker --anchor` anchors audit checkpoints on it."""
+    from gateway.commands.runtime import _platform
+    from processors.ledger.anchor import save_anchor_address
+
+    settings = _settings(data_dir)
+    platform = _platform(data_dir, "")
+    client = platform.ledger()
+    client.keys.create("platform")
+    tx_id = client.submit("deploy", "platform", contract="AuditAnchor")
+    receipt = client.receipt(tx_id, timeout_s=wait)
+    if receipt is None:
+        raise _fail(f"no receipt for {tx_id} within {wait:g}s: is a ledger worker running?", EXIT_UNAVAILABLE)
+    if receipt["status"] != "SUCCESS":
+        raise _fail(f"AuditAnchor deployment {receipt['status']}: {receipt.get('reason')}", EXIT_BAD)
+    path = save_anchor_address(settings.resolved_data_dir(), str(receipt["contract_address"]), client.chain_id)
+    typer.echo(f"AuditAnchor {receipt['contract_address']} (recorded in {path})")
 
 
 @app.command("prove")

@@ -9,7 +9,6 @@ it made, and every request's receipts name one transaction.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,37 +18,19 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from infra.ports import free_port
 from infra.settings import Settings
 from processors.ledger.client import LedgerClient
 from processors.ledger.keys import keystore_for
 from schemas.codec import codec_from_settings
+from tests.ledger.anvil import anvil_node
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _anvil() -> str | None:
-    local = ROOT / ".tools" / "node_modules" / ".bin" / "anvil"
-    return str(local) if local.exists() else shutil.which("anvil")
-
-
 @pytest.fixture
-def anvil_url(tmp_path: Path):
-    binary = _anvil()
-    if binary is None:
-        pytest.skip("anvil is not installed (make tools: npm install @foundry-rs/anvil)")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--host", "127.0.0.1", "--silent"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    w3 = Web3(Web3.HTTPProvider(url))
-    deadline = time.monotonic() + 30
-    while not w3.is_connected():
-        assert time.monotonic() < deadline, "anvil did not start"
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+def anvil_url():
+    with anvil_node() as url:
+        yield url
 
 
 def _worker(bootstrap: str, data_dir: Path, url: str, crash_after: int) -> subprocess.Popen[bytes]:
