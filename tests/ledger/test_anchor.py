@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 from web3 import Web3
 
