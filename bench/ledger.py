@@ -1,6 +1,6 @@
 """Ledger benchmark: signed transactions through Kafka to the chain, vs direct web3.
 
-Both sides run the same workload, ``--tx`` signed ether transfers from ``--agents``
+Both sides run the same workload in alternating rounds (so that a busy machine slows both alike), ``--tx`` signed ether transfers from ``--agents``
 agents, in the same run, each on a fresh chain of the same kind (the in-process
 eth-tester chain by default, or two anvil nodes with ``--anvil``):
 
@@ -65,54 +65,86 @@ def anvil_node() -> Iterator[str]:
         proc.wait(10)
 
 
-def run_raw(chain: Chain, keys: list, n: int) -> float:
-    for account in keys:
-        chain.ensure_funded(account.address)
-    nonces = {a.address: chain.pending_nonce(a.address) for a in keys}
-    start = time.perf_counter()
-    hashes = []
-    for i in range(n):
-        account = keys[i % len(keys)]
-        tx = {"from": account.address, "to": TARGET, "value": 1000 + i, "gas": 21_000,
-              "gasPrice": chain.gas_price, "chainId": chain.chain_id, "nonce": nonces[account.address]}
-        nonces[account.address] += 1
-        signed = account.sign_transaction(tx)
-        chain.w3.eth.send_raw_transaction(signed.raw_transaction)
-        hashes.append(signed.hash)
-    for h in hashes:
-        assert chain.wait_receipt("0x" + bytes(h).hex())["status"] == 1
-    return n / (time.perf_counter() - start)
+class RawSide:
+    """Direct web3: sign, send_raw_transaction, read the receipts."""
+
+    def __init__(self, chain: Chain, accounts: list) -> None:
+        self.chain, self.accounts = chain, accounts
+        for account in accounts:
+            chain.ensure_funded(account.address)
+        self.nonces = {a.address: chain.pending_nonce(a.address) for a in accounts}
+        self.seconds = 0.0
+
+    def round(self, first: int, n: int) -> None:
+        start = time.perf_counter()
+        hashes = []
+        for i in range(first, first + n):
+            account = self.accounts[i % len(self.accounts)]
+            tx = {"from": account.address, "to": TARGET, "value": 1000 + i, "gas": 21_000,
+                  "gasPrice": self.chain.gas_price, "chainId": self.chain.chain_id,
+                  "nonce": self.nonces[account.address]}
+            self.nonces[account.address] += 1
+            signed = account.sign_transaction(tx)
+            self.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
+            hashes.append(signed.hash)
+        for h in hashes:
+            assert self.chain.wait_receipt("0x" + bytes(h).hex())["status"] == 1
+        self.seconds += time.perf_counter() - start
 
 
-def run_kafka(bootstrap: str, data_dir: Path, chain: Chain, agents: list[str], n: int) -> float:
-    settings = Settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+class KafkaSide:
+    """The same transfers as signed requests through Kafka and the ledger processor."""
+
+    def __init__(self, bootstrap: str, data_dir: Path, chain: Chain, agents: list[str]) -> None:
+        settings = Settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+        self.agents = agents
+        self.client = LedgerClient(bootstrap, codec_from_settings(settings), keystore_for(data_dir), chain_id="bench")
+        self.engine, self.proc = build_engine(bootstrap, settings, chain=chain, batch_size=500)
+        for agent in agents:
+            chain.ensure_funded(self.client.keys.require(agent).address)
+        self.engine.start()
+        while not self.engine._assigned:  # wait for the partition (and the journal read)
+            self.engine.run_once()
+        self.tx_ids: list[str] = []
+        self.seconds = 0.0
+
+    def round(self, first: int, n: int) -> None:
+        for i in range(first, first + n):  # produced before the clock starts
+            self.tx_ids.append(self.client.submit("transfer", self.agents[i % len(self.agents)],
+                                                  address=TARGET, value_wei=1000 + i))
+        start = time.perf_counter()
+        done = 0
+        while done < n:
+            done += self.engine.run_once()
+        self.seconds += time.perf_counter() - start
+
+    def close(self) -> None:
+        self.engine.close()
+        self.proc.close()
+        receipts = {r["tx_id"]: r for r in self.client.receipts(timeout_s=2)}
+        ok = sum(1 for t in self.tx_ids if receipts.get(t, {}).get("status") == "SUCCESS")
+        assert ok == len(self.tx_ids), f"only {ok}/{len(self.tx_ids)} transfers succeeded"
+
+
+def measure(bootstrap: str, data_dir: Path, raw_chain: Chain, kafka_chain: Chain, agents: list[str],
+            n: int, rounds: int) -> tuple[float, float]:
+    """Alternate raw and Kafka rounds, so that a busy machine slows both alike."""
     keys = keystore_for(data_dir)
-    client = LedgerClient(bootstrap, codec_from_settings(settings), keys, chain_id="bench")
-    tx_ids = [client.submit("transfer", agents[i % len(agents)], address=TARGET, value_wei=1000 + i)
-              for i in range(n)]
-    engine, proc = build_engine(bootstrap, settings, chain=chain, batch_size=500)
-    for agent in agents:
-        chain.ensure_funded(keys.require(agent).address)
-    engine.start()
-    while not engine._assigned:  # wait for the partition (and the journal read)
-        engine.run_once()
-    start = time.perf_counter()
-    done = 0
-    while done < n:
-        done += engine.run_once()
-    elapsed = time.perf_counter() - start
-    engine.close()
-    proc.close()
-    receipts = {r["tx_id"]: r for r in client.receipts(timeout_s=2)}
-    ok = sum(1 for t in tx_ids if receipts.get(t, {}).get("status") == "SUCCESS")
-    assert ok == n, f"only {ok}/{n} transfers succeeded"
-    return n / elapsed
+    raw = RawSide(raw_chain, [keys.require(a) for a in agents])
+    kafka = KafkaSide(bootstrap, data_dir, kafka_chain, agents)
+    per = n // rounds
+    for r in range(rounds):
+        raw.round(r * per, per)
+        kafka.round(r * per, per)
+    kafka.close()
+    return per * rounds / kafka.seconds, per * rounds / raw.seconds
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tx", type=int, default=400)
     ap.add_argument("--agents", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=5, help="alternating raw/Kafka rounds")
     ap.add_argument("--anvil", action="store_true", help="two anvil nodes instead of eth-tester chains")
     ap.add_argument("--bootstrap", default=None)
     args = ap.parse_args()
@@ -120,18 +152,19 @@ def main() -> int:
         data_dir = Path(tmp)
         keys = keystore_for(data_dir)
         agents = [f"bench-{i}" for i in range(args.agents)]
-        accounts = [keys.create(a) for a in agents]
+        for agent in agents:
+            keys.create(agent)
         if args.anvil:
             with anvil_node() as url_raw, anvil_node() as url_kafka:
-                raw = run_raw(Chain.connect(url_raw), accounts, args.tx)
-                kafka = run_kafka(bootstrap, data_dir, Chain.connect(url_kafka), agents, args.tx)
+                kafka, raw = measure(bootstrap, data_dir, Chain.connect(url_raw), Chain.connect(url_kafka),
+                                     agents, args.tx, args.rounds)
             kind = "anvil"
         else:
-            raw = run_raw(Chain.connect(None), accounts, args.tx)
-            kafka = run_kafka(bootstrap, data_dir, Chain.connect(None), agents, args.tx)
+            kafka, raw = measure(bootstrap, data_dir, Chain.connect(None), Chain.connect(None), agents,
+                                 args.tx, args.rounds)
             kind = "eth-tester"
     ratio = kafka / raw
-    print(f"chain: {kind}, {args.tx} signed transfers from {args.agents} agents")
+    print(f"chain: {kind}, {args.tx} signed transfers from {args.agents} agents, {args.rounds} alternating rounds")
     print(f"direct web3 send_raw_transaction + receipt: {raw:,.1f} tx/s")
     print(f"through Kafka (ledger processor, exactly-once, journal): {kafka:,.1f} tx/s  ratio {ratio:.3f}")
     print(f"RESULT tx_per_s={kafka:.1f} raw_tx_per_s={raw:.1f} ratio={ratio:.3f}")
