@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=0, description="Local broker port (0: reuse the recorded one or pick a free one)")
     s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
     kafka_timeout_s: float = Field(default=30.0, description="How long to wait for Kafka before BrokerUnavailable")
+    quantum_fidelity_threshold: float = Field(default=0.85, description="Quantum results below this fidelity are flagged")
+    quantum_max_qubits: int = Field(default=20, description="Largest circuit the quantum processor simulates")
+    quantum_max_depth: int = Field(default=2000, description="Deepest circuit the quantum processor simulates")
+    quantum_max_shots: int = Field(default=100_000, description="Most shots per quantum request")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
