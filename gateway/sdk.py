@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -40,6 +40,9 @@ from streams.admin import ensure_topics, list_topics
 from streams.clients import consumer_config, producer_config
 from streams.engine import MARKER_HEADER
 from streams.reader import read_to_end
+
+if TYPE_CHECKING:
+    from gateway.quantum_sdk import QuantumClient
 
 
 class PlatformError(RuntimeError):
@@ -175,6 +178,18 @@ class Platform:
         self._producer: Producer | None = None
         self._results: _Results | None = None
         self._partitions: int | None = None
+        self._quantum: QuantumClient | None = None
+
+    @property
+    def quantum(self) -> QuantumClient:
+        """Quantum operations (entangle, teleport, run, error_correction): see :mod:`gateway.quantum_sdk`."""
+        if self._quantum is None:
+            from gateway.quantum_sdk import QuantumClient
+
+            self._quantum = QuantumClient(
+                self.bootstrap, codec=self.codec, namespace=self.topics.namespace, settings=self.settings
+            )
+        return self._quantum
 
     @classmethod
     def connect(cls, settings: Settings | None = None, namespace: str = "") -> Platform:
@@ -190,6 +205,9 @@ class Platform:
         self.close()
 
     def close(self) -> None:
+        if self._quantum is not None:
+            self._quantum.close()
+            self._quantum = None
         if self._results is not None:
             self._results.close()
             self._results = None
