@@ -158,6 +158,11 @@ def run(
         cwd=ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     console.print(f"runtime worker pid {worker.pid} (log {log_path})")
+    quantum = subprocess.Popen(  # the quantum processor (quantum.requests -> quantum.results)
+        [sys.executable, "-m", "processors.quantum.worker", "--bootstrap", endpoints.kafka_bootstrap],
+        cwd=ROOT, env=env, stdout=(log_path.parent / "quantum-worker.log").open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    console.print(f"quantum worker pid {quantum.pid} (log {log_path.parent / 'quantum-worker.log'})")
     stats = Stats()
     platform = Platform(endpoints.kafka_bootstrap, settings=run_settings)
     traffic: threading.Thread | None = None
@@ -208,6 +213,12 @@ def run(
         if traffic is not None:
             traffic.join(20)
         platform.close()
+        if quantum.poll() is None:
+            quantum.send_signal(signal.SIGTERM)
+            try:
+                quantum.wait(30)
+            except subprocess.TimeoutExpired:
+                quantum.kill()
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
             try:
