@@ -30,14 +30,12 @@ for p in (ROOT, ROOT / "examples"):
 
 from run_examples import check, deploy, kafka, worker  # noqa: E402
 
-from gateway.quantum_sdk import QuantumClient  # noqa: E402
+from gateway.quantum_demo import OUTPUTS, relay  # noqa: E402
 from gateway.sdk import Instance, Platform  # noqa: E402
-from processors.quantum.binding import ADAPTER  # noqa: E402
-from processors.services.api import BoundEvent, ServiceBinding  # noqa: E402
+from processors.services.api import ServiceBinding  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SYSTEM = "qteleport"
-OUTPUTS = ["qreq", "paired", "arrived", "deliver", "ack", "nack"]
 
 
 @contextlib.contextmanager
@@ -53,30 +51,16 @@ def quantum_worker(bootstrap: str, namespace: str, log: Path) -> Iterator[subpro
         proc.wait(30)
 
 
-def drive(inst: Instance, q: QuantumClient, binding: ServiceBinding, state: str) -> list[str]:
+def drive(inst: Instance, binding: ServiceBinding, state: str) -> list[str]:
     """Offer send.<state>, then relay qreq events to the quantum service and verdicts back."""
-    res = inst.offer(f"send.{state}")
-    check(res.accepted, f"{inst.instance_id}: send.{state} accepted")
-    trace = [res.event["event"]] if res.event else []
-    pending = list(res.follow)
-    while pending:
-        ev = pending.pop(0)
-        trace.append(ev["event"])
-        if ev.get("channel") != binding.channel:
-            continue
-        bound = BoundEvent(binding, inst.instance_id, int(ev["seq"]), ev["event"], tuple(ev["payload"]))
-        _key, record = ADAPTER.request(bound)
-        result = q.call(record, timeout_s=120)
-        reply = ADAPTER.reply(binding, result)
-        assert reply is not None
+    run = relay(inst, binding, state, timeout_s=120)
+    for result in run.results:
         fid = result.get("fidelity")
-        print(f"    {ev['event']} -> {result['status']}"
-              + (f" fidelity {fid:.4f}" if fid is not None else "") + f" -> {reply.event}")  # fmt: skip
-        answer = inst.offer(reply.event)
-        check(answer.accepted, f"{inst.instance_id}: {reply.event} accepted")
-        trace.append(reply.event)
-        pending.extend(answer.follow)
-    return trace
+        print(
+            f"    {result['operation']} -> {result['status']}"
+            + (f" fidelity {fid:.4f}" if fid is not None else "")
+        )
+    return run.trace
 
 
 def main() -> int:
@@ -90,12 +74,12 @@ def main() -> int:
                 platform:  # fmt: skip
             platform.partitions  # noqa: B018 - creates the runtime topics
             print("\n== quantum teleportation between two agents (examples/quantum/teleport.csp)", flush=True)
-            deploy(platform, HERE / "teleport.csp", "SYSTEM", SYSTEM, OUTPUTS)
+            deploy(platform, HERE / "teleport.csp", "SYSTEM", SYSTEM, list(OUTPUTS))
             q = platform.quantum
             clean = ServiceBinding(SYSTEM, "qreq", "quantum", reply_channel="qres")
             for k, state in enumerate(["plus", "one", "minus"]):
                 inst = platform.start(SYSTEM, instance_id=f"teleport-{k}")
-                trace = drive(inst, q, clean, state)
+                trace = drive(inst, clean, state)
                 print(f"  {inst.instance_id}: {' '.join(trace)}")
                 check(
                     trace[-2:] == [f"deliver.{state}", "ack"],
@@ -104,7 +88,7 @@ def main() -> int:
             noisy = ServiceBinding(SYSTEM, "qreq", "quantum", reply_channel="qres",
                                    options={"noise": "depolarizing=0.25"})  # fmt: skip
             inst = platform.start(SYSTEM, instance_id="teleport-noisy")
-            trace = drive(inst, q, noisy, "plus")
+            trace = drive(inst, noisy, "plus")
             print(f"  {inst.instance_id}: {' '.join(trace)}")
             check(
                 trace[-1] == "nack" and "ack" not in trace,
