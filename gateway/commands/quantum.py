@@ -227,7 +227,9 @@ def worker(
     worker_id: Annotated[
         str, typer.Option("--worker-id", help="Stable id: a restart fences the old worker")
     ] = "0",
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 500,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Requests per batch (one transaction)")
+    ] = 100,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:

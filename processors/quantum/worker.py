@@ -24,6 +24,10 @@ from streams.admin import ensure_topics
 from streams.engine import Engine, EngineConfig
 from streams.logs import configure_logging
 
+# requests per engine batch: a batch is simulated before its transaction and must stay well within the
+# consumer's max.poll.interval.ms (at about 0.2 ms per shot, 100 teleports of 1024 shots take about 20 s)
+DEFAULT_BATCH = 100
+
 
 def limits_from(settings: Settings) -> Limits:
     return Limits(
@@ -39,7 +43,7 @@ def build_engine(
     *,
     namespace: str = "",
     worker_id: str = "0",
-    batch_size: int = 500,
+    batch_size: int = DEFAULT_BATCH,
 ) -> tuple[Engine, QuantumProcessor]:
     topics = QuantumTopics(namespace)
     ensure_topics(bootstrap, topics.specs())
@@ -66,7 +70,12 @@ def resolve_bootstrap(settings: Settings, bootstrap: str | None) -> str:
 
 
 def serve(
-    bootstrap: str, settings: Settings, *, namespace: str = "", worker_id: str = "0", batch_size: int = 500
+    bootstrap: str,
+    settings: Settings,
+    *,
+    namespace: str = "",
+    worker_id: str = "0",
+    batch_size: int = DEFAULT_BATCH,
 ) -> int:
     """Run a worker in the foreground until SIGTERM/SIGINT; returns the number of requests processed."""
     stop = threading.Event()
@@ -95,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", default=None, help="Kafka bootstrap (default: settings / embedded stack)")
     ap.add_argument("--namespace", default="", help="topic namespace (tests)")
     ap.add_argument("--worker-id", default="0")
-    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     args = ap.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
