@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import qiskit_aer  # noqa: F401 - registers set_density_matrix / save_* on QuantumCircuit
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister, qasm2, qasm3, transpile
-from qiskit.quantum_info import Kraus
+from qiskit.quantum_info import DensityMatrix, Kraus
 
 from processors.quantum.spec import Limits, RequestError
 
@@ -29,19 +30,27 @@ def ghz_vector(n: int) -> np.ndarray:
     return v
 
 
-def teleport(theta: float, phi: float) -> QuantumCircuit:
+def bell_density() -> np.ndarray:
+    v = ghz_vector(2)
+    return np.outer(v, v.conj())
+
+
+def teleport(theta: float, phi: float, pair: np.ndarray | None = None) -> QuantumCircuit:
     """Teleport u(theta, phi, 0)|0> from qubit 0 (sender) to qubit 2 (receiver) over the pair (1, 2).
 
-    The sender's Bell measurement is a mid-circuit measurement into m0, m1; the receiver's
-    corrections are classical feed-forward (``if_test``): X if m1, then Z if m0.
+    The pair is the recorded pair's density matrix (the state its ``entangle`` produced, noise
+    included; an ideal Bell pair if ``None``), loaded with ``set_density_matrix``. The sender's
+    Bell measurement is a mid-circuit measurement into m0, m1; the receiver's corrections are
+    classical feed-forward (``if_test``): X if m1, then Z if m0.
     """
     q = QuantumRegister(3, "q")
     m0 = ClassicalRegister(1, "m0")
     m1 = ClassicalRegister(1, "m1")
     qc = QuantumCircuit(q, m0, m1, name="teleport")
+    rho_pair = bell_density() if pair is None else np.asarray(pair, dtype=complex)
+    # Aer orders qubits little-endian: the pair's (bit1, bit0) = (q2, q1), then q0 = |0>
+    qc.set_density_matrix(DensityMatrix(np.kron(rho_pair, np.diag([1.0, 0.0]))))
     qc.u(theta, phi, 0, q[0])  # the state to send
-    qc.h(q[1])  # the entangled pair: sender's half q1, receiver's half q2
-    qc.cx(q[1], q[2])
     qc.cx(q[0], q[1])  # Bell measurement of (q0, q1)
     qc.h(q[0])
     qc.measure(q[0], m0[0])

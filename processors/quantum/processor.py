@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -149,14 +149,42 @@ class QuantumProcessor(ProcessorBase):
                 items.append((rec, value, parse_request(value, self.limits)))
             except RequestError as exc:
                 items.append((rec, value, failed(exc.code, str(exc))))
-        jobs = [j for _r, _v, j in items if isinstance(j, Job)]
-        simulated = iter(self.sim.run(jobs)) if jobs else iter(())
+        # 1. everything but teleports, in one pass (entangled pairs must exist before they are used)
+        first = [j for _r, _v, j in items if isinstance(j, Job) and not isinstance(j.op, Teleport)]
+        outcomes: dict[int, Outcome] = (
+            dict(zip(map(id, first), self.sim.run(first), strict=True)) if first else {}
+        )
+        # 2. the pair registry, in input order: record pairs, give each teleport its pair (or refuse it)
+        pairs: dict[int, str] = {}
+        teleports: list[tuple[Job, Job]] = []  # (the request's job, the job over its pair)
+        for _src, _req, job in items:
+            if not isinstance(job, Job):
+                continue
+            if isinstance(job.op, Entangle):
+                done = outcomes[id(job)]
+                if done.status != "OK":  # a valid Bell/GHZ circuit cannot fail: let the engine isolate it
+                    raise RuntimeError(f"entangle {job.request_id}: simulation failed: {done.error}")
+                pid = pair_id_for(job.request_id)
+                pairs[id(job)] = pid
+                state = done.density_matrix if len(job.op.agents) == 2 else None
+                self.registry.add(pid, job.op.agents, state)
+            elif isinstance(job.op, Teleport):
+                decided = self._decide(job)
+                if isinstance(decided, Outcome):
+                    outcomes[id(job)] = decided
+                else:
+                    pid, rho = decided
+                    pairs[id(job)] = pid
+                    teleports.append((job, replace(job, pair=rho)))
+        # 3. the teleports over their pairs, in one pass
+        if teleports:
+            ran = self.sim.run([over for _job, over in teleports])
+            for (job, _over), done in zip(teleports, ran, strict=True):
+                outcomes[id(job)] = done
         out: list[OutRecord] = []
         for src, req, job in items:
-            outcome = job if isinstance(job, Outcome) else next(simulated)
-            pair_id: str | None = None
-            if isinstance(job, Job) and outcome.status == "OK":
-                outcome, pair_id = self._apply(job, outcome)
+            outcome = job if isinstance(job, Outcome) else outcomes[id(job)]
+            pair_id = pairs.get(id(job))  # a teleport that took a pair consumed it, even if Aer failed
             if outcome.density_matrix is not None and not _keeps_density(job, req):
                 outcome.density_matrix = None
             result = result_record(req, src, outcome, threshold=self.threshold, pair_id=pair_id)
@@ -166,29 +194,22 @@ class QuantumProcessor(ProcessorBase):
         self.stats.results += len(out)
         return out
 
-    def _apply(self, job: Job, outcome: Outcome) -> tuple[Outcome, str | None]:
-        """Apply an OK outcome to the pair registry (in input order)."""
+    def _decide(self, job: Job) -> Outcome | tuple[str, Any]:
+        """A teleport's pair (id, state), or the outcome that refuses it."""
         op = job.op
-        if isinstance(op, Entangle):
-            pid = pair_id_for(job.request_id)
-            self.registry.add(pid, op.agents)
-            return outcome, pid
-        if isinstance(op, Teleport):
-            for agent in (op.sender, op.receiver):
-                if agent not in self.registry.agents:
-                    return failed(
-                        "UNKNOWN_AGENT", f"unknown agent {agent!r}: it has never been entangled"
-                    ), None
-            taken = self.registry.take(op.sender, op.receiver)
-            if taken is None:
-                return failed(
-                    "NO_PAIR",
-                    f"refused: no entangled pair between {op.sender!r} and {op.receiver!r} "
-                    f"(entangle them first; each teleport consumes a pair)",
-                    status="REFUSED",
-                ), None
-            return outcome, taken
-        return outcome, None
+        assert isinstance(op, Teleport)
+        for agent in (op.sender, op.receiver):
+            if agent not in self.registry.agents:
+                return failed("UNKNOWN_AGENT", f"unknown agent {agent!r}: it has never been entangled")
+        taken = self.registry.take(op.sender, op.receiver)
+        if taken is None:
+            return failed(
+                "NO_PAIR",
+                f"refused: no entangled pair between {op.sender!r} and {op.receiver!r} "
+                f"(entangle them first; each teleport consumes a pair)",
+                status="REFUSED",
+            )
+        return taken
 
     # -- recovery ----------------------------------------------------------------------
 

@@ -127,7 +127,7 @@ def plan_entangle(job: Job, op: Entangle) -> Plan:
 
 
 def plan_teleport(job: Job, op: Teleport) -> Plan:
-    qc = qc_lib.teleport(op.theta, op.phi)
+    qc = qc_lib.teleport(op.theta, op.phi, job.pair)
     qc.save_density_matrix([2], label="rho")
     psi = qc_lib.state_vector(op.theta, op.phi)
 

@@ -95,6 +95,8 @@ class Job:
     seed: int
     instance_id: str | None
     requested_at: int
+    # teleport: the 4x4 density matrix of the recorded pair it uses (None: an ideal Bell pair)
+    pair: Any = None
 
     @property
     def operation(self) -> str:

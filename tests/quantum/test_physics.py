@@ -221,3 +221,42 @@ def test_bad_input_is_named(record: dict[str, Any], code: str, words: str) -> No
         assert exc.code == code and words in str(exc)
         return
     assert o.status == "ERROR" and o.error_code == code and o.error is not None and words in o.error
+
+
+SWAP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=complex)
+CX01 = np.kron(np.array([[1, 0], [0, 0]]), np.eye(4)) + np.kron(np.array([[0, 0], [0, 1]]), np.kron(X, I2))
+
+
+def _teleport_numpy(psi: np.ndarray, pair: np.ndarray) -> np.ndarray:
+    """Teleportation with a resource state ``pair`` (big-endian: sender's half first): the receiver's
+    state averaged over the four Bell-measurement outcomes, after the X^m1 Z^m0 corrections."""
+    rho = np.kron(np.outer(psi, psi.conj()), pair)
+    u = np.kron(H, np.eye(4)) @ CX01
+    rho = u @ rho @ u.conj().T
+    out = np.zeros((2, 2), dtype=complex)
+    for m0, m1 in itertools.product((0, 1), repeat=2):
+        proj = np.kron(np.kron(np.diag([1 - m0, m0]), np.diag([1 - m1, m1])), I2)
+        branch = (proj @ rho @ proj).reshape(2, 2, 2, 2, 2, 2)
+        received = np.einsum("abcabd->cd", branch)  # trace out q0, q1
+        fix = np.linalg.matrix_power(Z, m0) @ np.linalg.matrix_power(X, m1)
+        out += fix @ received @ fix.conj().T
+    return out
+
+
+@pytest.mark.parametrize("p", [0.0, 0.05, 0.2])
+def test_teleport_over_a_noisy_pair(p: float) -> None:
+    """The teleport runs over the recorded pair's state; its fidelity is what that resource state gives."""
+    amps, phases = RANDOM
+    psi = _state(amps, phases)
+    pair_be = _bell_under_depolarizing(p)
+    limits = Limits()
+    job = parse_request(req("tp", operation="teleport", agents=["a", "b"],
+                            state={"amplitudes": amps, "phases": phases}), limits)  # fmt: skip
+    from dataclasses import replace
+
+    (o,) = Simulator(limits).run([replace(job, pair=SWAP @ pair_be @ SWAP)])  # Aer's qubit order
+    expected = _teleport_numpy(psi, pair_be)
+    assert np.allclose(dm(o), expected, atol=1e-9)
+    assert o.fidelity == pytest.approx(fidelity(psi, expected), abs=1e-9)
+    if p > 0:
+        assert o.fidelity < 1.0 - p / 10
