@@ -47,7 +47,9 @@ def test_entangle_teleport_refuse_errors_and_dead_letters(kafka_bootstrap: str, 
         assert unnorm["status"] == "ERROR" and unnorm["error_code"] == "NOT_NORMALISED"
         over = q.teleport("dave", "carol", PLUS)  # over the recorded noisy pair (either direction)
         assert over["status"] == "OK" and over["pair_id"] == noisy["pair_id"]
-        assert 0.5 < over["fidelity"] < 0.9 and over["below_threshold"] is True  # the pair's noise carries over
+        assert (
+            0.5 < over["fidelity"] < 0.9 and over["below_threshold"] is True
+        )  # the pair's noise carries over
         ec = q.error_correction("bit_flip", 0.1)
         assert ec["logical_error_rate"] < ec["physical_error_rate"]
         # a duplicate request id is answered once; garbage goes to the dead-letter topic
