@@ -42,6 +42,7 @@ from streams.engine import MARKER_HEADER
 from streams.reader import read_to_end
 
 if TYPE_CHECKING:
+    from gateway.quantum_sdk import QuantumClient
     from processors.ledger.client import LedgerClient
 
 
@@ -178,6 +179,18 @@ class Platform:
         self._producer: Producer | None = None
         self._results: _Results | None = None
         self._partitions: int | None = None
+        self._quantum: QuantumClient | None = None
+
+    @property
+    def quantum(self) -> QuantumClient:
+        """Quantum operations (entangle, teleport, run, error_correction): see :mod:`gateway.quantum_sdk`."""
+        if self._quantum is None:
+            from gateway.quantum_sdk import QuantumClient
+
+            self._quantum = QuantumClient(
+                self.bootstrap, codec=self.codec, namespace=self.topics.namespace, settings=self.settings
+            )
+        return self._quantum
 
     @classmethod
     def connect(cls, settings: Settings | None = None, namespace: str = "") -> Platform:
@@ -201,6 +214,9 @@ class Platform:
         self.close()
 
     def close(self) -> None:
+        if self._quantum is not None:
+            self._quantum.close()
+            self._quantum = None
         if self._results is not None:
             self._results.close()
             self._results = None

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
                 "CSP_KAFKA_SASL_USERNAME and CSP_KAFKA_SASL_PASSWORD"
             )
         return out
+    quantum_fidelity_threshold: float = Field(default=0.85, description="Quantum results below this fidelity are flagged")
+    quantum_max_qubits: int = Field(default=20, description="Largest circuit the quantum processor simulates")
+    quantum_max_depth: int = Field(default=2000, description="Deepest circuit the quantum processor simulates")
+    quantum_max_shots: int = Field(default=100_000, description="Most shots per quantum request")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -16,6 +16,7 @@ MODULES = (
     "gateway.commands.run",  # csp run: the main job in the foreground
     "gateway.commands.ledger",  # csp ledger deploy / call / transfer / tx / keys / worker
     "gateway.commands.audit",  # csp audit verify / prove / consistency / verify-proof
+    "gateway.commands.quantum",  # csp quantum entangle / teleport / run / correct / worker
 )
 
 

@@ -34,6 +34,7 @@ DEMO_SYSTEMS = (
     ("buffer/buffer.csp", "BUFFER", "buffer", ("right",)),
     ("dining/dining.csp", "SYSTEM", "dining", ("sits", "getsup", "eats", "picks", "putsdown")),
     ("agents/agents.csp", "SELLER", "agents", ("propose", "deliver")),
+    ("quantum/teleport.csp", "SYSTEM", "quantum", ("qreq", "paired", "arrived", "deliver", "ack", "nack")),
 )
 
 
@@ -46,6 +47,8 @@ class Stats:
     refused: int = 0
     events: int = 0
     last_error: str = ""
+    teleports: int = 0  # quantum example runs (acknowledged)
+    teleport_fidelity: float = 0.0  # sum over acknowledged teleports
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def line(self, bootstrap: str, mode: str, worker_alive: bool, systems: str) -> Text:
@@ -60,6 +63,8 @@ class Stats:
             f"instances {self.instances}  offers {self.offers} (accepted {self.accepted}, refused {self.refused})  "
             f"events {self.events}  {rate:.1f} offers/s  up {up:.0f}s"
         )
+        if self.teleports:
+            text.append(f"  teleports {self.teleports} (mean fidelity {self.teleport_fidelity / self.teleports:.4f})")
         if self.last_error:
             text.append(f"  last error: {self.last_error[:80]}", style="yellow")
         return text
@@ -112,6 +117,30 @@ def _demo_traffic(platform: Platform, stats: Stats, stop: threading.Event) -> No
         stop.wait(0.05)
 
 
+def _quantum_traffic(platform: Platform, stats: Stats, stop: threading.Event) -> None:
+    """The quantum example (examples/quantum/teleport.csp): alice teleports states to bob."""
+    from gateway import quantum_demo
+
+    def on_round(run: quantum_demo.Relayed) -> None:
+        with stats.lock:
+            stats.instances += 1
+            if run.acknowledged:
+                stats.teleports += 1
+                stats.teleport_fidelity += float(run.results[-1].get("fidelity") or 0.0)  # type: ignore[arg-type]
+
+    from gateway.sdk import Platform
+
+    # its own client: a Platform reads answers with one consumer and is not shared between threads
+    own = Platform(platform.bootstrap, codec=platform.codec, settings=platform.settings)
+    try:
+        quantum_demo.demo_loop(own, "quantum", stop, on_round)
+    except Exception as exc:  # shown on the status line; the rest of the demo carries on
+        with stats.lock:
+            stats.last_error = f"quantum: {exc}"
+    finally:
+        own.close()
+
+
 def run(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="stack data directory (default: CSP_DATA_DIR or .csp)")
@@ -158,9 +187,15 @@ def run(
         cwd=ROOT, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     console.print(f"runtime worker pid {worker.pid} (log {log_path})")
+    quantum = subprocess.Popen(  # the quantum processor (quantum.requests -> quantum.results)
+        [sys.executable, "-m", "processors.quantum.worker", "--bootstrap", endpoints.kafka_bootstrap],
+        cwd=ROOT, env=env, stdout=(log_path.parent / "quantum-worker.log").open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    console.print(f"quantum worker pid {quantum.pid} (log {log_path.parent / 'quantum-worker.log'})")
     stats = Stats()
     platform = Platform(endpoints.kafka_bootstrap, settings=run_settings)
     traffic: threading.Thread | None = None
+    qtraffic: threading.Thread | None = None
     systems = "-"
     code = 0
     try:
@@ -176,6 +211,8 @@ def run(
             stats.started = time.monotonic()
             traffic = threading.Thread(target=_demo_traffic, args=(platform, stats, stop), daemon=True)
             traffic.start()
+            qtraffic = threading.Thread(target=_quantum_traffic, args=(platform, stats, stop), daemon=True)
+            qtraffic.start()
         deadline = time.monotonic() + duration if duration > 0 else None
 
         def status() -> tuple[bool, Text]:
@@ -207,7 +244,15 @@ def run(
         stop.set()
         if traffic is not None:
             traffic.join(20)
+        if qtraffic is not None:
+            qtraffic.join(20)
         platform.close()
+        if quantum.poll() is None:
+            quantum.send_signal(signal.SIGTERM)
+            try:
+                quantum.wait(30)
+            except subprocess.TimeoutExpired:
+                quantum.kill()
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
             try:

@@ -21,7 +21,7 @@ def test_csp_run_brings_up_the_platform_and_stops_cleanly(tmp_path: Path) -> Non
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    for system in ("buffer", "dining", "agents"):
+    for system in ("buffer", "dining", "agents", "quantum"):
         assert f"deployed {system}: " in out, out
     assert "pass " in out  # the examples' assertions were checked before deploying
     last = re.findall(r"offers (\d+) \(accepted (\d+), refused (\d+)\)", out)
