@@ -102,6 +102,7 @@ class Evaluator:
         self.nametypes: dict[str, S.Expr] = {}
         self.transparent: set[str] = set()
         self._fv: dict[int, tuple[str, ...]] = {}
+        self._vars: dict[int, tuple[S.Node, frozenset[str]]] = {}
         self._events_cache: dict[str, tuple[Value, ...]] = {}
         self._prefix_cache: dict[Hashable, P.Prefix] = {}
         self._field_sets: dict[str, tuple[Value, ...]] = {}
@@ -289,9 +290,7 @@ class Evaluator:
         k = id(node)
         r = self._fv.get(k)
         if r is None:
-            names: set[str] = set()
-            _collect_vars(node, names)
-            r = tuple(sorted(names))
+            r = tuple(sorted(_node_vars(node, self._vars)))
             self._fv[k] = r
         return r
 
@@ -1524,20 +1523,54 @@ def _pat_vars(p: S.Pat, ev: Evaluator) -> list[str]:
     return out
 
 
-def _collect_vars(node: object, out: set[str]) -> None:
-    if isinstance(node, S.Var):
-        out.add(node.name)
-        return
-    if isinstance(node, tuple):
-        for x in node:
-            _collect_vars(x, out)
-        return
-    if isinstance(node, S.Node):
-        for k, v in vars(node).items():
-            if k in ("line", "col", "end_line", "end_col"):
-                continue
-            if isinstance(v, S.Node | tuple):
-                _collect_vars(v, out)
+_POS_FIELDS = frozenset({"line", "col", "end_line", "end_col"})
+_NO_VARS: frozenset[str] = frozenset()
+
+
+def _child_nodes(node: S.Node) -> list[S.Node]:
+    out: list[S.Node] = []
+    todo: list[object] = [v for k, v in vars(node).items() if k not in _POS_FIELDS]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, S.Node):
+            out.append(x)
+        elif isinstance(x, tuple):
+            todo.extend(x)
+    return out
+
+
+def _node_vars(root: S.Node, memo: dict[int, tuple[S.Node, frozenset[str]]]) -> frozenset[str]:
+    """Every variable name occurring in ``root`` (bound ones included).
+
+    Computed bottom-up without recursion and memoised per node (the memo keeps
+    the node alive so its id is not reused): a node costs the size of its
+    children's sets, so a prefix chain of n steps is linear, not quadratic.
+    """
+    got = memo.get(id(root))
+    if got is not None:
+        return got[1]
+    stack: list[tuple[S.Node, list[S.Node] | None]] = [(root, None)]
+    while stack:
+        node, kids = stack.pop()
+        if id(node) in memo:
+            continue
+        if isinstance(node, S.Var):
+            memo[id(node)] = (node, frozenset((node.name,)))
+            continue
+        if kids is None:
+            kids = _child_nodes(node)
+            stack.append((node, kids))
+            stack.extend((c, None) for c in kids if id(c) not in memo)
+            continue
+        acc = _NO_VARS
+        for c in kids:
+            cv = memo[id(c)][1]
+            if not acc:
+                acc = cv
+            elif cv and not cv <= acc:
+                acc = acc | cv
+        memo[id(node)] = (node, acc)
+    return memo[id(root)][1]
 
 
 _DISPATCH: dict[type, Callable[[Evaluator, Any, Env], Value]] = {

@@ -236,6 +236,9 @@ def tokenize(src: str, file: str = "<string>") -> list[Token]:
             continue
         else:
             for op in OPERATORS:
+                if op == "(|" and i + 2 < n and src[i + 2] in "|~":
+                    # "(|||", "(||", "(|~|": a parenthesised replicated operator, not the map bracket
+                    continue
                 if src.startswith(op, i):
                     text = op
                     j = i + len(op)
