@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable, Iterator
 from functools import partial
 from typing import Any
 
+from processors.csp import limits
 from processors.csp import procs as P
 from processors.csp import syntax as S
 from processors.csp.builtins import (
@@ -49,6 +50,9 @@ from processors.csp.values import (
 )
 
 MAX_DEPTH = 5000
+_SMALL = 1 << 16
+# Wider parallel compositions exceed the checker's recursion depth; say so instead.
+MAX_PARALLEL_WIDTH = 50_000  # ranges this small are always built
 
 
 class Thunk:
@@ -654,6 +658,7 @@ class Evaluator:
         if e.hi is None:
             return VInf(lo)
         hi = self.ev_int(e.hi, env)
+        self._check_size(lo, hi, e, "{", "}")
         return VSet(frozenset(range(lo, hi + 1)))
 
     def ev_setcomp(self, e: S.SetComp, env: Env) -> Value:
@@ -677,7 +682,16 @@ class Evaluator:
         if e.hi is None:
             raise self.unsupported("infinite sequence <n..>", e)
         hi = self.ev_int(e.hi, env)
+        self._check_size(lo, hi, e, "<", ">")
         return VSeq(tuple(range(lo, hi + 1)))
+
+    def _check_size(self, lo: int, hi: int, e: S.SetRange | S.SeqRange, op: str, cl: str) -> None:
+        """Refuse a range that cannot fit the memory limit, before building it."""
+        if hi - lo < _SMALL:
+            return
+        why = limits.check_size(hi - lo + 1, f"the range {op}{lo}..{hi}{cl}")
+        if why is not None:
+            raise self.error(why, e)
 
     def ev_seqcomp(self, e: S.SeqComp, env: Env) -> Value:
         out: list[Value] = []
@@ -1357,6 +1371,13 @@ class Evaluator:
             if not ps:
                 raise self.error("replicated internal choice over an empty set", e)
             return P.IntChoice(ps, sp) if len(ps) > 1 else ps[0]
+        if op in ("|||", "[|", "||") and len(envs) > MAX_PARALLEL_WIDTH:
+            shown = "[| ... |]" if op == "[|" else op
+            raise self.error(
+                f"replicated {shown} over {len(envs)} processes is too wide: "
+                f"at most {MAX_PARALLEL_WIDTH} parallel components are supported",
+                e,
+            )
         if op == "|||":
             ps = tuple(self.ev_proc(e.body, x) for x in envs)
             return P.GenParallel(ps, frozenset(), sp) if ps else P.Skip()
