@@ -17,6 +17,7 @@ from typing import Literal, cast
 from processors.csp import procs, syntax
 from processors.csp.errors import CspmError, CspmEvalError, CspmSyntaxError
 from processors.csp.evaluator import Evaluator
+from processors.csp.modules import flatten_modules
 from processors.csp.parser import parse, parse_expression
 from processors.csp.typecheck import check_module
 from processors.csp.values import Value, VDot, VName, render
@@ -269,6 +270,7 @@ def _load(text: str, filename: str, read: Callable[[str], str] | None, allow_out
     def go() -> Module:
         mf = parse(text, filename)
         decls = _expand_includes(filename, mf.decls, read, (filename,), allow_outside)
+        decls = flatten_modules(decls, filename)
         check_module(decls, filename)
         return Module(filename, decls)
 

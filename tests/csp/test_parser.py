@@ -100,8 +100,6 @@ def test_unsupported_construct_parses_but_is_rejected_on_load() -> None:
 @pytest.mark.parametrize(
     ("src", "construct"),
     [
-        ("module M\nexports\n  x = 1\nendmodule\n", "module system"),
-        ("instance I = M(1)\n", "module system"),
         ("Timed (f) {\n  P = STOP\n}\n", "timed sections"),
         ("m = (| 0 => 1 |)\n", "maps"),
         ("assert STOP [V= STOP\n", "refinement model [V="),
