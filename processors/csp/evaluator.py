@@ -169,6 +169,8 @@ class Evaluator:
             self.globals[d.name] = Thunk(partial(self.eval_type, d.expr, {}), d.name)
         elif isinstance(d, S.ExternalDecl):
             for n in d.names:
+                if n in UNSUPPORTED_BUILTINS:
+                    continue  # declaring chase/prioritise/deter is fine; each use is refused with its line
                 if n not in COMPRESSIONS:
                     raise CspmUnsupported(
                         f"{'transparent' if d.transparent else 'external'} function {n}",

@@ -84,7 +84,7 @@ class _Flattener:
             return [d.name]
         if isinstance(d, S.PatDecl):
             return _pat_names(d.pat, frozenset())
-        if isinstance(d, S.ChannelDecl):
+        if isinstance(d, S.ChannelDecl | S.ExternalDecl):
             return list(d.names)
         if isinstance(d, S.DataTypeDecl):
             return [d.name] + ([] if d.subtype else [c.name for c in d.clauses])
@@ -164,7 +164,13 @@ class _Flattener:
                 sub = self.instance(d, f"{prefix}{seg}{d.name}::", names, fctors, templates)
             elif id(d) in self.raw and isinstance(d, S.FunDecl):
                 self.out.append(dataclasses.replace(d, name=names.get(d.name, d.name)))
-            elif isinstance(d, S.ExternalDecl | S.IncludeDecl):
+            elif isinstance(d, S.ExternalDecl):
+                self.out.append(d)
+                for n in d.names:  # M::normal names the builtin
+                    if names.get(n, n) != n:
+                        clause = S.Clause(d.line, d.col, (), S.Var(d.line, d.col, n, file=d.file))
+                        self.out.append(S.FunDecl(d.line, d.col, names[n], (clause,), file=d.file))
+            elif isinstance(d, S.IncludeDecl):
                 self.out.append(d)
             else:
                 self.out.append(_Renamer(names, fctors).decl(d))
@@ -329,7 +335,7 @@ class _Renamer:
         if isinstance(d, S.NameTypeDecl):
             return dataclasses.replace(d, name=self.name(d.name), expr=self.expr(d.expr))
         if isinstance(d, S.AnnotDecl):
-            return dataclasses.replace(d, names=tuple(self.name(n) for n in d.names))
+            return dataclasses.replace(d, names=tuple(self.name(n) for n in d.names), type=self.value(d.type))
         if isinstance(d, S.AssertDecl):
             return dataclasses.replace(
                 d, left=self.expr(d.left), right=self.opt(d.right), trace=self.opt(d.trace)
@@ -413,6 +419,8 @@ class _Renamer:
         return self.generic(e)
 
     def value(self, v: object) -> object:
+        if isinstance(v, S.TyName):
+            return dataclasses.replace(v, name=self.names[v.name]) if v.name in self.names else v
         if isinstance(v, S.Pat):
             return self.pat(v)
         if isinstance(v, S.Expr):

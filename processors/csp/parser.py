@@ -469,11 +469,15 @@ class Parser:
         t = self.peek()
         if t.kind == "ident":
             self.advance()
+            name = t.text
+            while self.at("::") and self.peek_at(1).kind == "ident":  # a type exported by a module
+                self.advance()
+                name += "::" + self.advance().text
             if self.at("->"):
                 raise CspmSyntaxError(
                     "function argument types must be parenthesised: (T) -> U", self.file, t.line, t.col
                 )
-            return S.TyName(t.line, t.col, t.text, **self._end(t))
+            return S.TyName(t.line, t.col, name, **self._end(t))
         if self.at("{"):
             self.advance()
             self.bracketed()

@@ -200,6 +200,8 @@ class Infer:
                 return fixed[n]
             if n in self.data_names:
                 return TData(n)
+            if "::" in n:  # a module's type: only datatypes are types
+                raise self.err(ty, f"type error: {n} is not a datatype")
             if n in varmap:
                 return varmap[n]
             if n in self.scoped and n not in cons:
