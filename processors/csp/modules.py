@@ -335,7 +335,9 @@ class _Renamer:
         if isinstance(d, S.NameTypeDecl):
             return dataclasses.replace(d, name=self.name(d.name), expr=self.expr(d.expr))
         if isinstance(d, S.AnnotDecl):
-            return dataclasses.replace(d, names=tuple(self.name(n) for n in d.names), type=self.value(d.type))
+            ty = self.value(d.type)
+            assert isinstance(ty, S.TyExpr)
+            return dataclasses.replace(d, names=tuple(self.name(n) for n in d.names), type=ty)
         if isinstance(d, S.AssertDecl):
             return dataclasses.replace(
                 d, left=self.expr(d.left), right=self.opt(d.right), trace=self.opt(d.trace)
