@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from processors.csp import procs as P
 from processors.csp.errors import CspmEvalError, CspmUnsupported
@@ -34,7 +34,15 @@ from processors.csp.values import (
 )
 
 if TYPE_CHECKING:
-    from processors.csp.evaluator import Evaluator
+    from processors.csp import syntax as S
+
+
+class EvaluatorView(Protocol):
+    """What the builtins need from the evaluator (no import of :mod:`evaluator`: no import cycle)."""
+
+    file: str
+
+    def production(self, v: Value, node: S.Node | None) -> list[Value]: ...
 
 COMPRESSIONS = frozenset(
     {
@@ -75,7 +83,7 @@ def _spread(fn: Callable[..., Value]) -> Callable[[tuple[Value, ...]], Value]:
     return apply
 
 
-def make_builtins(ev: Evaluator) -> dict[str, Value]:
+def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
     """The builtin functions, processes and types, bound to evaluator ``ev``."""
 
     def err(msg: str) -> CspmEvalError:
