@@ -16,7 +16,7 @@ from processors.csp.frontend import load_source
 from processors.csp.parser import parse
 from processors.csp.typecheck import check_module
 
-RATIO_BOUND = 8.0
+RATIO_BOUND = 9.0  # linear: about 4; the quadratic code measured 14-19
 
 
 def _best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -33,8 +33,14 @@ def _best_time(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def _ratio(work: Callable[[int], Callable[[], object]], small: int) -> float:
-    return _best_time(work(4 * small), 2) / _best_time(work(small), 3)
+def _ratio(work: Callable[[int], Callable[[], object]], small: int, rounds: int = 3) -> float:
+    """Best time at 4x the size over best time at the size, measured alternately (load bursts hit both)."""
+    lo, hi = work(small), work(4 * small)
+    t_lo = t_hi = float("inf")
+    for _ in range(rounds):
+        t_lo = min(t_lo, _best_time(lo, 1))
+        t_hi = min(t_hi, _best_time(hi, 1))
+    return t_hi / t_lo
 
 
 def test_prefix_chain_evaluation_is_linear() -> None:
@@ -49,7 +55,7 @@ def test_prefix_chain_evaluation_is_linear() -> None:
         assert P.unfold(mod.process("P"), 10 * n) > n
         return run
 
-    ratio = _ratio(work, 2000)
+    ratio = _ratio(work, 2500)
     assert ratio < RATIO_BOUND, f"prefix chain 4x longer took {ratio:.1f}x the time"
 
 
