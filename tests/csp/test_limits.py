@@ -122,3 +122,13 @@ def test_wide_replication_says_what_is_too_wide() -> None:
     with pytest.raises(CspmEvalError, match=r"replicated \|\|\| over 100001 processes is too wide") as e:
         m.process("P")
     assert e.value.line == 2
+
+
+def test_explore_and_refine_take_the_limits(tmp_path: Path) -> None:
+    f = write(tmp_path, "wide.csp", WIDE + "SPEC = P\nIMPL = P\n")  # needs the whole space
+    r = CliRunner().invoke(app, ["explore", str(f), "P", "--timeout", "1", "--max-states", "100000000"])
+    assert r.exit_code == 2 and "time limit of 1 s reached" in r.output, r.output
+    r = CliRunner().invoke(app, ["refine", "--model", "T", str(f), str(f), "--timeout", "1"])
+    assert r.exit_code == 2 and "time limit of 1 s reached" in r.output, r.output
+    r = CliRunner().invoke(app, ["typecheck", str(f), "--max-memory", "lots"])
+    assert r.exit_code == 2 and "--max-memory" in r.output, r.output
