@@ -107,18 +107,31 @@ def deploy(
     ] = 1_000_000,
     data_dir: DataDir = None,
     namespace: Namespace = "",
+    max_memory: Annotated[
+        str | None,
+        typer.Option("--max-memory", help="Memory limit for checks and compilation, e.g. 4G (default: 75% of RAM)"),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Time limit in seconds for checks and compilation", min=0.0)
+    ] = None,
 ) -> None:
     """Type-check, verify (every assert) and compile FILE, then register it as a new version."""
     from processors.csp.errors import CspmError
+    from processors.csp.limits import Guard, Limits, default_max_memory, parse_size
     from processors.csp.runtime.deploy import DeployError, describe_failure
 
     _check_text_file(file)
+    try:
+        limits = Limits(parse_size(max_memory) if max_memory else default_max_memory(), timeout or None)
+    except ValueError as exc:
+        raise _fail(f"--max-memory: {exc}", EXIT_INPUT) from None
     platform = _platform(data_dir, namespace)
     try:
-        plan = platform.deploy(
-            file, process, name=name, outputs=[o.strip() for o in outputs.split(",") if o.strip()],
-            force=force, max_states=max_states,
-        )  # fmt: skip
+        with Guard(limits):
+            plan = platform.deploy(
+                file, process, name=name, outputs=[o.strip() for o in outputs.split(",") if o.strip()],
+                force=force, max_states=max_states,
+            )  # fmt: skip
     except (CspmError, DeployError, ValueError) as exc:
         raise _fail(str(exc), EXIT_INPUT) from None
     finally:

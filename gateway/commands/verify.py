@@ -21,6 +21,7 @@ import typer
 
 if TYPE_CHECKING:
     from processors.csp.frontend import Module
+    from processors.csp.limits import Guard
     from processors.csp.verify import AssertionResult
 
 SCHEMA_VERSION = "1.0"
@@ -53,6 +54,7 @@ class _Run:
     """One CLI invocation: collects results and prints them in the chosen format."""
 
     def __init__(self, command: str, args: list[str], fmt: Format, inputs: list[Path]) -> None:
+        self.guard: Guard | None = None
         self.command = command
         self.args = args
         self.fmt = fmt
@@ -69,6 +71,7 @@ class _Run:
     ) -> None:
         from processors.csp.verify import check_json, result_json
 
+        self.stop_limits()
         status, code = status_override or _overall(results)
         if self.fmt is Format.json:
             doc = {
@@ -90,9 +93,22 @@ class _Run:
             _print_human(results, error, status)
         raise typer.Exit(code)
 
+    def start_limits(self, max_memory: str | None, timeout: float | None) -> None:
+        """Enforce --max-memory / --timeout on the rest of the command (stopped by ``finish``)."""
+        self.guard = _guard(max_memory, timeout).start()
+
+    def stop_limits(self) -> None:
+        if self.guard is not None:
+            self.guard.stop()
+
     def fail_input(self, exc: BaseException, name: str) -> None:
         """Report an error that stopped the run before any assertion was checked."""
         from processors.csp.errors import CspmError, CspmSyntaxError, CspmTypeError, CspmUnsupported
+        from processors.csp.limits import ResourceLimitExceeded
+
+        self.stop_limits()
+        if isinstance(exc, MemoryError) and self.guard is not None:
+            exc = self.guard.memory_error()
 
         unsupported = isinstance(exc, CspmUnsupported)
         status, code = ("unsupported", EXIT_UNSUPPORTED) if unsupported else ("error", EXIT_INPUT)
@@ -104,6 +120,8 @@ class _Run:
                 if isinstance(exc, CspmSyntaxError)
                 else "type"
                 if isinstance(exc, CspmTypeError)
+                else "limit"
+                if isinstance(exc, ResourceLimitExceeded)
                 else "evaluation"
             )
             where = exc.file if exc.file and not exc.file.startswith("<") else ""
@@ -167,7 +185,17 @@ def _input_json(p: Path) -> dict[str, Any]:
     return {"path": str(p), "sha256": digest}
 
 
-def _load(path: Path) -> Module:
+def _guard(max_memory: str | None, timeout: float | None) -> Guard:
+    from processors.csp.limits import Guard, Limits, default_max_memory, parse_size
+
+    try:
+        budget = parse_size(max_memory) if max_memory is not None else default_max_memory()
+    except ValueError as exc:
+        raise _InputError(f"--max-memory: {exc}") from None
+    return Guard(Limits(budget, timeout if timeout else None))
+
+
+def _load(path: Path, allow_include_outside: bool = False) -> Module:
     from processors.csp.frontend import load_file
 
     if not path.exists():
@@ -175,7 +203,7 @@ def _load(path: Path) -> Module:
     if path.is_dir():
         raise _InputError(f"{path}: is a directory")
     try:
-        return load_file(path)
+        return load_file(path, allow_include_outside)
     except UnicodeDecodeError as exc:
         raise _InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
@@ -254,19 +282,43 @@ MaxStatesOpt = Annotated[
     int | None, typer.Option("--max-states", help="Stop with an error past this many states.", min=1)
 ]
 FileArg = Annotated[Path, typer.Argument(help="CSPm script")]
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        help="Stop with an error when the process uses more memory than this (e.g. 512M, 4G; "
+        "default: 75% of the machine's memory).",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--timeout", help="Stop with an error after this many seconds (default: no limit).", min=0.0),
+]
+IncludeOutsideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-include-outside",
+        help="Allow `include` of files outside the including file's folder (refused by default).",
+    ),
+]
 
 
 def typecheck(
     file: FileArg,
     fmt: FormatOpt = Format.text,
+    max_memory: MaxMemoryOpt = None,
+    timeout: TimeoutOpt = None,
+    allow_include_outside: IncludeOutsideOpt = False,
 ) -> None:
     """Parse and type-check a CSPm script."""
     run = _Run("typecheck", [str(file)], fmt, [file])
     try:
-        module = _load(file)
+        run.start_limits(max_memory, timeout)
+        module = _load(file, allow_include_outside)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a clear report, never a traceback
         run.fail_input(exc, "typecheck")
         return
+    run.stop_limits()
     if fmt is Format.text:
         from rich.console import Console
         from rich.markup import escape
@@ -302,12 +354,16 @@ def check(
     model: Annotated[SemModel | None, typer.Option("--model", help="Semantic model for --assert or --process: F or FD (default: FD).")] = None,  # fmt: skip
     fmt: FormatOpt = Format.text,
     max_states: MaxStatesOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    timeout: TimeoutOpt = None,
+    allow_include_outside: IncludeOutsideOpt = False,
 ) -> None:
     """Check assertions: every `assert` in FILE (default), one property with --assert,
     or all three properties of --process P."""
     args = [str(file)] + (["--assert", assert_] if assert_ else []) + (["--process", process] if process else [])
     run = _Run("check", args, fmt, [file])
     try:
+        run.start_limits(max_memory, timeout)
         from processors.csp.compile import DEFAULT_MAX_STATES
         from processors.csp.verify import check_property, run_module
 
@@ -316,7 +372,7 @@ def check(
             raise _InputError(
                 "--model T applies to refinement only; deadlock freedom and determinism are checked in F or FD"
             )
-        module = _load(file)
+        module = _load(file, allow_include_outside)
         if assert_ is not None:
             kind, m = _parse_property(assert_)
             results = [check_property(module, kind, process, (model.value if model else None) or m, limit)]
@@ -355,15 +411,19 @@ def refine(
     impl: Annotated[str, typer.Option("--impl", help="Implementation process in IMPL_FILE.")] = "IMPL",
     fmt: FormatOpt = Format.text,
     max_states: MaxStatesOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    timeout: TimeoutOpt = None,
+    allow_include_outside: IncludeOutsideOpt = False,
 ) -> None:
     """Check SPEC [M= IMPL with SPEC from SPEC_FILE and IMPL from IMPL_FILE."""
     run = _Run("refine", ["--model", model.value, str(spec_file), str(impl_file)], fmt, [spec_file, impl_file])
     try:
+        run.start_limits(max_memory, timeout)
         from processors.csp.compile import DEFAULT_MAX_STATES
         from processors.csp.verify import check_refinement
 
-        spec_module = _load(spec_file)
-        impl_module = _load(impl_file)
+        spec_module = _load(spec_file, allow_include_outside)
+        impl_module = _load(impl_file, allow_include_outside)
         result = check_refinement(spec_module, impl_module, model.value, spec, impl, max_states or DEFAULT_MAX_STATES)
     except Exception as exc:  # noqa: BLE001
         run.fail_input(exc, "refine")
@@ -381,21 +441,32 @@ def explore(
     proc: Annotated[str, typer.Argument(help="Process name or expression")],
     dot: Annotated[bool, typer.Option("--dot", help="Print the LTS as Graphviz DOT.")] = False,
     max_states: MaxStatesOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    timeout: TimeoutOpt = None,
+    allow_include_outside: IncludeOutsideOpt = False,
 ) -> None:
     """Print the states and transitions of a process (optionally as DOT)."""
     from rich.console import Console
     from rich.markup import escape
 
     err = Console(stderr=True, highlight=False)
+    guard: Guard | None = None
     try:
+        guard = _guard(max_memory, timeout).start()
         from processors.csp.compile import explore_terms
         from processors.csp.verify import named_process
 
-        module = _load(file)
+        module = _load(file, allow_include_outside)
         named = named_process(module, proc)
         lts = explore_terms(named.proc, max_states or EXPLORE_MAX_STATES).lts
+        guard.stop()
     except Exception as exc:  # noqa: BLE001
         from processors.csp.errors import CspmUnsupported
+
+        if guard is not None:
+            guard.stop()
+            if isinstance(exc, MemoryError):
+                exc = guard.memory_error()
 
         err.print(f"[bold red]error:[/] {escape(_plain(exc) if isinstance(exc, OSError) else str(exc))}")
         raise typer.Exit(EXIT_UNSUPPORTED if isinstance(exc, CspmUnsupported) else EXIT_INPUT) from None

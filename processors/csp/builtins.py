@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from processors.csp import procs as P
 from processors.csp.errors import CspmEvalError, CspmUnsupported
@@ -23,10 +23,12 @@ from processors.csp.values import (
     VDot,
     VFunc,
     VInf,
+    VLazySeq,
     VSeq,
     VSet,
     VTuple,
     atoms_to_value,
+    force_seq,
     render,
     sort_key,
     sorted_values,
@@ -34,7 +36,16 @@ from processors.csp.values import (
 )
 
 if TYPE_CHECKING:
-    from processors.csp.evaluator import Evaluator
+    from processors.csp import syntax as S
+
+
+class EvaluatorView(Protocol):
+    """What the builtins need from the evaluator (no import of :mod:`evaluator`: no import cycle)."""
+
+    file: str
+
+    def production(self, v: Value, node: S.Node | None) -> list[Value]: ...
+
 
 COMPRESSIONS = frozenset(
     {
@@ -75,7 +86,7 @@ def _spread(fn: Callable[..., Value]) -> Callable[[tuple[Value, ...]], Value]:
     return apply
 
 
-def make_builtins(ev: Evaluator) -> dict[str, Value]:
+def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
     """The builtin functions, processes and types, bound to evaluator ``ev``."""
 
     def err(msg: str) -> CspmEvalError:
@@ -89,6 +100,11 @@ def make_builtins(ev: Evaluator) -> dict[str, Value]:
         raise err(f"expected a set, found {render(v)}")
 
     def q(v: Value) -> tuple[Value, ...]:
+        if isinstance(v, VLazySeq):
+            try:
+                v = force_seq(v)
+            except ValueError as exc:
+                raise err(str(exc)) from None
         if isinstance(v, VSeq):
             return v.items
         raise err(f"expected a sequence, found {render(v)}")
@@ -166,12 +182,20 @@ def make_builtins(ev: Evaluator) -> dict[str, Value]:
         return VSet(frozenset(out))
 
     def head(a: Value) -> Value:
+        if isinstance(a, VLazySeq):
+            if a.empty():
+                raise err("head of an empty sequence")
+            return a.head()
         items = q(a)
         if not items:
             raise err("head of an empty sequence")
         return items[0]
 
     def tail(a: Value) -> Value:
+        if isinstance(a, VLazySeq):
+            if a.empty():
+                raise err("tail of an empty sequence")
+            return a.drop(1)
         items = q(a)
         if not items:
             raise err("tail of an empty sequence")
@@ -326,7 +350,7 @@ def make_builtins(ev: Evaluator) -> dict[str, Value]:
         "tail": (1, tail),
         "concat": (1, concat),
         "elem": (2, lambda x, a: vbool(x in q(a))),
-        "null": (1, lambda a: vbool(not q(a))),
+        "null": (1, lambda a: vbool(a.empty() if isinstance(a, VLazySeq) else not q(a))),
         "length": (1, lambda a: len(q(a))),
         "error": (1, error_),
         "show": (1, show),

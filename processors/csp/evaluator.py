@@ -14,10 +14,11 @@ Pure: the evaluator works on a parsed module; it never reads files.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
+from processors.csp import limits
 from processors.csp import procs as P
 from processors.csp import syntax as S
 from processors.csp.builtins import (
@@ -30,18 +31,21 @@ from processors.csp.builtins import (
 )
 from processors.csp.errors import CspmError, CspmEvalError, CspmSelfDependency, CspmUnsupported
 from processors.csp.values import (
+    LazyCells,
     Value,
     VBool,
     VChar,
     VDot,
     VFunc,
     VInf,
+    VLazySeq,
     VName,
     VSeq,
     VSet,
     VTuple,
     atoms_to_value,
     dot,
+    force_seq,
     render,
     sort_key,
     sorted_values,
@@ -49,6 +53,10 @@ from processors.csp.values import (
 )
 
 MAX_DEPTH = 5000
+_END = object()
+_SMALL = 1 << 16
+# Wider parallel compositions exceed the checker's recursion depth; say so instead.
+MAX_PARALLEL_WIDTH = 50_000  # ranges this small are always built
 
 
 class Thunk:
@@ -102,6 +110,7 @@ class Evaluator:
         self.nametypes: dict[str, S.Expr] = {}
         self.transparent: set[str] = set()
         self._fv: dict[int, tuple[str, ...]] = {}
+        self._vars: dict[int, tuple[S.Node, frozenset[str]]] = {}
         self._events_cache: dict[str, tuple[Value, ...]] = {}
         self._prefix_cache: dict[Hashable, P.Prefix] = {}
         self._field_sets: dict[str, tuple[Value, ...]] = {}
@@ -164,6 +173,8 @@ class Evaluator:
             self.globals[d.name] = Thunk(partial(self.eval_type, d.expr, {}), d.name)
         elif isinstance(d, S.ExternalDecl):
             for n in d.names:
+                if n in UNSUPPORTED_BUILTINS:
+                    continue  # declaring chase/prioritise/deter is fine; each use is refused with its line
                 if n not in COMPRESSIONS:
                     raise CspmUnsupported(
                         f"{'transparent' if d.transparent else 'external'} function {n}",
@@ -289,9 +300,7 @@ class Evaluator:
         k = id(node)
         r = self._fv.get(k)
         if r is None:
-            names: set[str] = set()
-            _collect_vars(node, names)
-            r = tuple(sorted(names))
+            r = tuple(sorted(_node_vars(node, self._vars)))
             self._fv[k] = r
         return r
 
@@ -553,13 +562,16 @@ class Evaluator:
             # Haskell's div / mod (as libcspm): rounding towards negative infinity
             return a // b if op == "/" else a % b
         if op == "^":
-            a = self.ev(e.left, env)
+            a = self.forced(self.ev(e.left, env), e)
             b = self.ev(e.right, env)
+            if isinstance(a, VSeq) and isinstance(b, VLazySeq):  # <x>^xs with xs infinite stays lazy
+                return VLazySeq(LazyCells(itertools.chain(a.items, b.iterate())), 0, b.label)
+            b = self.forced(b, e)
             if not isinstance(a, VSeq) or not isinstance(b, VSeq):
                 raise self.error("'^' expects sequences", e)
             return VSeq(a.items + b.items)
-        a = self.ev(e.left, env)
-        b = self.ev(e.right, env)
+        a = self.forced(self.ev(e.left, env), e)
+        b = self.forced(self.ev(e.right, env), e)
         if op == "==":
             return vbool(_equal(a, b))
         if op == "!=":
@@ -592,12 +604,27 @@ class Evaluator:
             return pre if op == "<=" else pre and len(a.items) < len(b.items)
         raise self.error(f"cannot compare {render(a)} and {render(b)} with '{op}'", e)
 
+    def match_lazy(self, p: S.PSeq | S.PConcat, v: VLazySeq, binds: Env) -> bool:
+        """``<>``, ``<x, y>``, ``<x>^xs`` against a lazy sequence: only as much as the pattern fixes is read."""
+        if isinstance(p, S.PSeq):
+            got = v.take(len(p.items))
+            if got is None or v.take(len(p.items) + 1) is not None:
+                return False
+            return self.match(p, VSeq(got), binds)
+        lfix = _fixed_len(p.left)
+        if lfix is None:
+            return self.match(p, self.forced(v, p), binds)
+        got = v.take(lfix)
+        if got is None:
+            return False
+        return self.match(p.left, VSeq(got), binds) and self.match(p.right, v.drop(lfix), binds)
+
     def ev_unop(self, e: S.UnOp, env: Env) -> Value:
         if e.op == "not":
             return vbool(not self.ev_bool(e.operand, env))
         if e.op == "neg":
             return -self.ev_int(e.operand, env)
-        v = self.ev(e.operand, env)
+        v = self.forced(self.ev(e.operand, env), e)
         if isinstance(v, VSeq):
             return len(v.items)
         raise self.error(f"'#' expects a sequence, found {render(v)}", e)
@@ -615,29 +642,51 @@ class Evaluator:
     def iter_set(self, v: Value, node: S.Node) -> list[Value]:
         return sorted_values(self.to_set(v, node))
 
+    def forced(self, v: Value, node: S.Node) -> Value:
+        """``v`` with a lazy sequence made whole (an error naming it if it is infinite)."""
+        if isinstance(v, VLazySeq):
+            try:
+                return force_seq(v)
+            except ValueError as exc:
+                raise self.error(str(exc), node) from None
+        return v
+
     def to_seq(self, v: Value, node: S.Node) -> tuple[Value, ...]:
+        v = self.forced(v, node)
         if isinstance(v, VSeq):
             return v.items
         raise self.error(f"expected a sequence, found {render(v)}", node)
 
-    def comprehension(self, stmts: tuple[S.Stmt, ...], env: Env, seq: bool) -> Iterator[Env]:
+    def comprehension(
+        self, stmts: tuple[S.Stmt, ...], env: Env, seq: bool, lazy: list[bool] | None = None
+    ) -> Iterator[Env]:
+        """The environments of a comprehension's generators and filters, in order.
+
+        A generator over an infinite sequence is read lazily when ``lazy`` is given (a
+        sequence comprehension: ``lazy[0]`` is set so that its result stays lazy);
+        anywhere else it is refused.
+        """
         if not stmts:
             yield env
             return
         st, rest = stmts[0], stmts[1:]
         if isinstance(st, S.Filter):
             if self.ev_bool(st.cond, env):
-                yield from self.comprehension(rest, env, seq)
+                yield from self.comprehension(rest, env, seq, lazy)
             return
         src = self.ev(st.expr, env)
-        if isinstance(src, VSeq):
-            items: list[Value] | tuple[Value, ...] = src.items
+        items: Iterable[Value]
+        if isinstance(src, VLazySeq) and lazy is not None:
+            lazy[0] = True
+            items = src.iterate()
+        elif isinstance(src, VSeq | VLazySeq):
+            items = self.to_seq(src, st.expr)
         else:
             items = self.iter_set(src, st.expr)
         for v in items:
             binds: Env = {}
             if self.match(st.pat, v, binds):
-                yield from self.comprehension(rest, {**env, **binds}, seq)
+                yield from self.comprehension(rest, {**env, **binds}, seq, lazy)
 
     def ev_setlit(self, e: S.SetLit, env: Env) -> Value:
         return VSet(frozenset(self.ev(i, env) for i in e.items))
@@ -655,6 +704,7 @@ class Evaluator:
         if e.hi is None:
             return VInf(lo)
         hi = self.ev_int(e.hi, env)
+        self._check_size(lo, hi, e, "{", "}")
         return VSet(frozenset(range(lo, hi + 1)))
 
     def ev_setcomp(self, e: S.SetComp, env: Env) -> Value:
@@ -676,16 +726,30 @@ class Evaluator:
             return VSeq(tuple(out))
         lo = self.ev_int(e.lo, env)
         if e.hi is None:
-            raise self.unsupported("infinite sequence <n..>", e)
+            return VLazySeq(LazyCells(itertools.count(lo)), 0, f"<{lo}..>")
         hi = self.ev_int(e.hi, env)
+        self._check_size(lo, hi, e, "<", ">")
         return VSeq(tuple(range(lo, hi + 1)))
 
+    def _check_size(self, lo: int, hi: int, e: S.SetRange | S.SeqRange, op: str, cl: str) -> None:
+        """Refuse a range that cannot fit the memory limit, before building it."""
+        if hi - lo < _SMALL:
+            return
+        why = limits.check_size(hi - lo + 1, f"the range {op}{lo}..{hi}{cl}")
+        if why is not None:
+            raise self.error(why, e)
+
     def ev_seqcomp(self, e: S.SeqComp, env: Env) -> Value:
+        lazy = [False]
+        gen = (self.ev(i, env2) for env2 in self.comprehension(e.stmts, env, True, lazy) for i in e.items)
         out: list[Value] = []
-        for env2 in self.comprehension(e.stmts, env, True):
-            for i in e.items:
-                out.append(self.ev(i, env2))
-        return VSeq(tuple(out))
+        while not lazy[0]:
+            x = next(gen, _END)
+            if x is _END:
+                return VSeq(tuple(out))
+            out.append(x)
+        # a generator reads an infinite sequence: the rest is produced on demand
+        return VLazySeq(LazyCells(itertools.chain(out, gen)), 0, "<..|..>")
 
     def ev_enum(self, e: S.EnumSet, env: Env) -> Value:
         out: set[Value] = set()
@@ -899,6 +963,8 @@ class Evaluator:
         if isinstance(p, S.PDot):
             atoms = v.atoms if isinstance(v, VDot) else (v,)
             return self.match_dot(p.items, atoms, 0, binds)
+        if isinstance(v, VLazySeq) and isinstance(p, S.PSeq | S.PConcat):
+            return self.match_lazy(p, v, binds)
         if isinstance(p, S.PSeq):
             return (
                 isinstance(v, VSeq)
@@ -1358,6 +1424,13 @@ class Evaluator:
             if not ps:
                 raise self.error("replicated internal choice over an empty set", e)
             return P.IntChoice(ps, sp) if len(ps) > 1 else ps[0]
+        if op in ("|||", "[|", "||") and len(envs) > MAX_PARALLEL_WIDTH:
+            shown = "[| ... |]" if op == "[|" else op
+            raise self.error(
+                f"replicated {shown} over {len(envs)} processes is too wide: "
+                f"at most {MAX_PARALLEL_WIDTH} parallel components are supported",
+                e,
+            )
         if op == "|||":
             ps = tuple(self.ev_proc(e.body, x) for x in envs)
             return P.GenParallel(ps, frozenset(), sp) if ps else P.Skip()
@@ -1524,20 +1597,54 @@ def _pat_vars(p: S.Pat, ev: Evaluator) -> list[str]:
     return out
 
 
-def _collect_vars(node: object, out: set[str]) -> None:
-    if isinstance(node, S.Var):
-        out.add(node.name)
-        return
-    if isinstance(node, tuple):
-        for x in node:
-            _collect_vars(x, out)
-        return
-    if isinstance(node, S.Node):
-        for k, v in vars(node).items():
-            if k in ("line", "col", "end_line", "end_col"):
-                continue
-            if isinstance(v, S.Node | tuple):
-                _collect_vars(v, out)
+_POS_FIELDS = frozenset({"line", "col", "end_line", "end_col"})
+_NO_VARS: frozenset[str] = frozenset()
+
+
+def _child_nodes(node: S.Node) -> list[S.Node]:
+    out: list[S.Node] = []
+    todo: list[object] = [v for k, v in vars(node).items() if k not in _POS_FIELDS]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, S.Node):
+            out.append(x)
+        elif isinstance(x, tuple):
+            todo.extend(x)
+    return out
+
+
+def _node_vars(root: S.Node, memo: dict[int, tuple[S.Node, frozenset[str]]]) -> frozenset[str]:
+    """Every variable name occurring in ``root`` (bound ones included).
+
+    Computed bottom-up without recursion and memoised per node (the memo keeps
+    the node alive so its id is not reused): a node costs the size of its
+    children's sets, so a prefix chain of n steps is linear, not quadratic.
+    """
+    got = memo.get(id(root))
+    if got is not None:
+        return got[1]
+    stack: list[tuple[S.Node, list[S.Node] | None]] = [(root, None)]
+    while stack:
+        node, kids = stack.pop()
+        if id(node) in memo:
+            continue
+        if isinstance(node, S.Var):
+            memo[id(node)] = (node, frozenset((node.name,)))
+            continue
+        if kids is None:
+            kids = _child_nodes(node)
+            stack.append((node, kids))
+            stack.extend((c, None) for c in kids if id(c) not in memo)
+            continue
+        acc = _NO_VARS
+        for c in kids:
+            cv = memo[id(c)][1]
+            if not acc:
+                acc = cv
+            elif cv and not cv <= acc:
+                acc = acc | cv
+        memo[id(node)] = (node, acc)
+    return memo[id(root)][1]
 
 
 _DISPATCH: dict[type, Callable[[Evaluator, Any, Env], Value]] = {

@@ -6,6 +6,8 @@ Only :func:`load_file` touches the file system (reading the script and its
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Literal, cast
 from processors.csp import procs, syntax
 from processors.csp.errors import CspmError, CspmEvalError, CspmSyntaxError
 from processors.csp.evaluator import Evaluator
+from processors.csp.modules import flatten_modules
 from processors.csp.parser import parse, parse_expression
 from processors.csp.typecheck import check_module
 from processors.csp.values import Value, VDot, VName, render
@@ -194,34 +197,80 @@ class Module:
         return got
 
 
+MAX_SCRIPT_BYTES = 64 << 20
+
+
+def read_script(path: str | Path) -> str:
+    """The text of a script file: regular files only (not a device, FIFO or directory), at most 64 MiB.
+
+    The file is opened non-blocking, so a FIFO is refused instead of waiting for a writer.
+    """
+    p = str(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(p, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CspmError("not a regular file (scripts and includes must be regular files)", p, 0, 0)
+        if st.st_size > MAX_SCRIPT_BYTES:
+            raise CspmError(f"file too large ({st.st_size} bytes; at most {MAX_SCRIPT_BYTES})", p, 0, 0)
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            data = f.read(MAX_SCRIPT_BYTES + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise CspmError(f"file too large (more than {MAX_SCRIPT_BYTES} bytes)", p, 0, 0)
+    return data.decode("utf-8")
+
+
 def _expand_includes(
-    file: str, decls: tuple[syntax.Decl, ...], read: Callable[[str], str] | None, seen: tuple[str, ...]
+    file: str,
+    decls: tuple[syntax.Decl, ...],
+    read: Callable[[str], str] | None,
+    seen: tuple[str, ...],
+    allow_outside: bool = False,
 ) -> tuple[syntax.Decl, ...]:
     out: list[syntax.Decl] = []
     for d in decls:
         if isinstance(d, syntax.IncludeDecl):
             if read is None:
                 raise CspmSyntaxError("include is only available when loading a file", file, d.line, d.col)
-            target = str(Path(file).parent / d.path)
+            folder = Path(file).parent
+            target = str(folder / d.path)
             if target in seen:
                 raise CspmSyntaxError(f"include cycle through {d.path}", file, d.line, d.col)
+            if not allow_outside and not Path(target).resolve().is_relative_to(folder.resolve()):
+                raise CspmSyntaxError(
+                    f"cannot include {d.path}: outside the folder of {Path(file).name} "
+                    "(allow it with --allow-include-outside)",
+                    file,
+                    d.line,
+                    d.col,
+                )
             try:
                 text = read(target)
             except OSError as exc:
                 raise CspmSyntaxError(
                     f"cannot include {d.path}: {exc.strerror}", file, d.line, d.col
                 ) from None
+            except CspmError as exc:
+                raise CspmSyntaxError(
+                    f"cannot include {d.path}: {exc.message}", file, d.line, d.col
+                ) from None
             sub = parse(text, target)
-            out.extend(_expand_includes(target, sub.decls, read, seen + (target,)))
+            out.extend(_expand_includes(target, sub.decls, read, seen + (target,), allow_outside))
         else:
             out.append(d)
     return tuple(out)
 
 
-def _load(text: str, filename: str, read: Callable[[str], str] | None) -> Module:
+def _load(text: str, filename: str, read: Callable[[str], str] | None, allow_outside: bool = False) -> Module:
     def go() -> Module:
         mf = parse(text, filename)
-        decls = _expand_includes(filename, mf.decls, read, (filename,))
+        decls = _expand_includes(filename, mf.decls, read, (filename,), allow_outside)
+        decls = flatten_modules(decls, filename)
         check_module(decls, filename)
         return Module(filename, decls)
 
@@ -238,11 +287,15 @@ def load_source(text: str, filename: str = "<string>") -> Module:
     return _load(text, filename, None)
 
 
-def load_file(path: str | Path) -> Module:
-    """Read, parse (with includes) and type check a CSPm script."""
+def load_file(path: str | Path, allow_include_outside: bool = False) -> Module:
+    """Read, parse (with includes) and type check a CSPm script.
+
+    The script and its includes must be regular files; an include must lie
+    under the including file's folder unless ``allow_include_outside``.
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_script(p)
     except OSError as exc:
         raise CspmError(f"cannot read file: {exc.strerror}", str(p), 0, 0) from None
-    return _load(text, str(p), lambda f: Path(f).read_text(encoding="utf-8"))
+    return _load(text, str(p), read_script, allow_include_outside)

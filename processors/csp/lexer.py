@@ -116,6 +116,9 @@ OPERATORS = (
     "~",
 )
 
+# Python converts at most 4300 digits (sys.get_int_max_str_digits); longer literals are refused here.
+MAX_INT_DIGITS = 4300
+
 IDENT_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 IDENT_CHARS = IDENT_START | frozenset("0123456789'")
 
@@ -192,6 +195,10 @@ def tokenize(src: str, file: str = "<string>") -> list[Token]:
                 j += 1
             text = src[i:j]
             kind = "int"
+            if j - i > MAX_INT_DIGITS:
+                raise CspmSyntaxError(
+                    f"integer literal of {j - i} digits is too long (at most {MAX_INT_DIGITS})", file, sl, sc
+                )
         elif ch in IDENT_START and not (ch == "_" and (i + 1 >= n or src[i + 1] not in IDENT_CHARS)):
             j = i
             while j < n and src[j] in IDENT_CHARS:
@@ -236,6 +243,9 @@ def tokenize(src: str, file: str = "<string>") -> list[Token]:
             continue
         else:
             for op in OPERATORS:
+                if op == "(|" and i + 2 < n and src[i + 2] in "|~":
+                    # "(|||", "(||", "(|~|": a parenthesised replicated operator, not the map bracket
+                    continue
                 if src.startswith(op, i):
                     text = op
                     j = i + len(op)

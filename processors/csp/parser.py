@@ -338,32 +338,54 @@ class Parser:
         t = self.advance()
         if "let" in self.ctx or "timed" in self.ctx:
             raise CspmSyntaxError(f"modules are not allowed inside {self.ctx[-1]}", self.file, t.line, t.col)
-        self.ident()
+        name = self.ident()
+        params: list[str] | None = None
+        bad_param: S.Expr | None = None
         if self.at("("):
             self.advance()
             if self.at(")"):
                 raise CspmSyntaxError("a module's parameter list cannot be empty", self.file, t.line, t.col)
-            self.parse_expr()
-            while self.at(","):
+            params = []
+            while True:
+                e = self.parse_expr()
+                if isinstance(e, S.Var) and "::" not in e.name:
+                    params.append(e.name)
+                elif bad_param is None:
+                    bad_param = e
+                if not self.at(","):
+                    break
                 self.advance()
-                self.parse_expr()
             self.expect(")")
         body = self.parse_block(("exports",), "module")
         self.expect_raw("exports")
         exported = self.parse_block(("endmodule",), "module")
         self.expect_raw("endmodule")
-        return S.UnsupportedDecl(
-            t.line, t.col, "module system 'module'", tuple(body + exported), **self._end(t)
+        if bad_param is not None:
+            return S.UnsupportedDecl(
+                bad_param.line, bad_param.col, "module parameter patterns", (), **self._end(t)
+            )
+        return S.ModuleDecl(
+            t.line,
+            t.col,
+            name,
+            tuple(params) if params is not None else None,
+            tuple(_combine(body)),
+            tuple(_combine(exported)),
+            **self._end(t),
         )
 
     def parse_instance(self) -> S.Decl:
         t = self.advance()
-        self.ident()
+        name = self.ident()
         self.expect("=")
-        self.parse_postfix_unary()
+        target = self.parse_postfix_unary()
         prev = self.toks[self.pos - 1]
         if prev.text == ")" and self.toks[self.pos - 2].text == "(":
             raise CspmSyntaxError("an instance's argument list cannot be empty", self.file, t.line, t.col)
+        if isinstance(target, S.Var):
+            return S.InstanceDecl(t.line, t.col, name, target.name, None, **self._end(t))
+        if isinstance(target, S.App) and isinstance(target.func, S.Var):
+            return S.InstanceDecl(t.line, t.col, name, target.func.name, target.args, **self._end(t))
         return S.UnsupportedDecl(t.line, t.col, "module system 'instance'", (), **self._end(t))
 
     def parse_timed(self) -> S.Decl:
@@ -447,11 +469,15 @@ class Parser:
         t = self.peek()
         if t.kind == "ident":
             self.advance()
+            name = t.text
+            while self.at("::") and self.peek_at(1).kind == "ident":  # a type exported by a module
+                self.advance()
+                name += "::" + self.advance().text
             if self.at("->"):
                 raise CspmSyntaxError(
                     "function argument types must be parenthesised: (T) -> U", self.file, t.line, t.col
                 )
-            return S.TyName(t.line, t.col, t.text, **self._end(t))
+            return S.TyName(t.line, t.col, name, **self._end(t))
         if self.at("{"):
             self.advance()
             self.bracketed()
@@ -983,10 +1009,11 @@ class Parser:
         if k == "ident":
             self.advance()
             if self.at("::") and self.peek_at(1).kind == "ident":
+                segs = [t.text]
                 while self.at("::") and self.peek_at(1).kind == "ident":
                     self.advance()
-                    self.advance()
-                return S.Unsupported(t.line, t.col, "module scoping ::", (), **self._end(t))
+                    segs.append(self.advance().text)
+                return S.Var(t.line, t.col, "::".join(segs), **self._end(t))
             return S.Var(t.line, t.col, t.text, **self._end(t))
         if k == "kw":
             if t.text in _LIT_KWS:

@@ -377,6 +377,25 @@ class AssertDecl(Decl):
 
 
 @dataclass(eq=False)
+class ModuleDecl(Decl):
+    """``module M(params) <private> exports <exported> endmodule`` (flattened by :mod:`modules`)."""
+
+    name: str
+    params: tuple[str, ...] | None  # None: not parameterised
+    private: tuple[Decl, ...]
+    exported: tuple[Decl, ...]
+
+
+@dataclass(eq=False)
+class InstanceDecl(Decl):
+    """``instance I = M(args)`` (``args`` is None for ``instance I = M``)."""
+
+    name: str
+    module: str
+    args: tuple[Expr, ...] | None
+
+
+@dataclass(eq=False)
 class UnsupportedDecl(Decl):
     """A declaration outside the supported subset (modules, instances, timed sections,
     unsupported assertion models / options); rejected with CspmUnsupported on load."""

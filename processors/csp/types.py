@@ -19,7 +19,8 @@ for the supported subset, while catching ordinary type errors.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections import ChainMap
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from processors.csp import syntax as S
@@ -139,6 +140,19 @@ class Scheme:
     type: Type
 
 
+TEnv = MutableMapping[str, "Scheme | Type"]
+
+
+def _extend(env: TEnv, binds: Mapping[str, Scheme | Type]) -> TEnv:
+    """``env`` with (a copy of) ``binds`` on top, without copying ``env`` (a scope overlay)."""
+    if not binds:
+        return env
+    top: dict[str, Scheme | Type] = dict(binds)
+    if isinstance(env, ChainMap):
+        return ChainMap(top, *env.maps)
+    return ChainMap(top, env)
+
+
 class _Mismatch(Exception):
     def __init__(self, msg: str) -> None:
         super().__init__(msg)
@@ -186,6 +200,8 @@ class Infer:
                 return fixed[n]
             if n in self.data_names:
                 return TData(n)
+            if "::" in n:  # a module's type: only datatypes are types
+                raise self.err(ty, f"type error: {n} is not a datatype")
             if n in varmap:
                 return varmap[n]
             if n in self.scoped and n not in cons:
@@ -233,7 +249,7 @@ class Infer:
     def group(
         self,
         group: Sequence[S.Decl],
-        env: dict[str, Scheme | Type],
+        env: TEnv,
         annots: dict[str, S.AnnotDecl],
         top: bool,
     ) -> None:
@@ -250,7 +266,7 @@ class Infer:
                     rigid_vars[n] = vm
                 else:
                     mono[n] = self.fresh()
-        inner = {**env, **mono}
+        inner: TEnv = _extend(env, mono)  # an overlay: copying env per group is quadratic
         for d in group:
             names = _decl_names(d, self.ctors)
             saved = self.scoped
@@ -528,17 +544,17 @@ class Infer:
         return [e]
 
     # -------------------------------------------------------- expressions
-    def expr(self, e: S.Expr, env: dict[str, Scheme | Type]) -> Type:
+    def expr(self, e: S.Expr, env: TEnv) -> Type:
         m = getattr(self, "e_" + type(e).__name__, None)
         if m is None:
             return ANY
         t: Type = m(e, env)
         return t
 
-    def check(self, e: S.Expr, env: dict[str, Scheme | Type], want: Type, what: str) -> None:
+    def check(self, e: S.Expr, env: TEnv, want: Type, what: str) -> None:
         self.unify(self.expr(e, env), want, e, what)
 
-    def e_Var(self, e: S.Var, env: dict[str, Scheme | Type]) -> Type:
+    def e_Var(self, e: S.Var, env: TEnv) -> Type:
         s = env.get(e.name)
         if s is None:
             if e.name in self.ctors:
@@ -547,20 +563,20 @@ class Infer:
             return b if b is not None else ANY
         return self.instantiate(s)
 
-    def e_Lit(self, e: S.Lit, env: dict[str, Scheme | Type]) -> Type:
+    def e_Lit(self, e: S.Lit, env: TEnv) -> Type:
         return {"int": INT, "bool": BOOL, "char": CHAR}.get(e.kind, tseq(CHAR))
 
-    def e_Paren(self, e: S.Paren, env: dict[str, Scheme | Type]) -> Type:
+    def e_Paren(self, e: S.Paren, env: TEnv) -> Type:
         return self.expr(e.inner, env)
 
-    def e_Tuple(self, e: S.Tuple, env: dict[str, Scheme | Type]) -> Type:
+    def e_Tuple(self, e: S.Tuple, env: TEnv) -> Type:
         return TTuple(tuple(self.expr(i, env) for i in e.items))
 
-    def e_Dot(self, e: S.Dot, env: dict[str, Scheme | Type]) -> Type:
+    def e_Dot(self, e: S.Dot, env: TEnv) -> Type:
         parts = self.flat_dot(e)
         return self.dot_items([(p, self.expr(p, env)) for p in parts], e)[0]
 
-    def e_App(self, e: S.App, env: dict[str, Scheme | Type]) -> Type:
+    def e_App(self, e: S.App, env: TEnv) -> Type:
         ft = prune(self.expr(e.func, env))
         args = [self.expr(a, env) for a in e.args]
         if isinstance(e.func, S.Var) and e.func.name == "extensions" and "extensions" not in env and args:
@@ -581,21 +597,21 @@ class Infer:
             return ret
         raise self.err(e.func, f"type error: {show(ft)} is not a function")
 
-    def e_Let(self, e: S.Let, env: dict[str, Scheme | Type]) -> Type:
+    def e_Let(self, e: S.Let, env: TEnv) -> Type:
         return self.expr(e.body, self.decls(e.decls, env))
 
-    def e_If(self, e: S.If, env: dict[str, Scheme | Type]) -> Type:
+    def e_If(self, e: S.If, env: TEnv) -> Type:
         self.check(e.cond, env, BOOL, "an if condition")
         t = self.expr(e.then, env)
         self.check(e.orelse, env, t, "the else branch")
         return t
 
-    def e_Lambda(self, e: S.Lambda, env: dict[str, Scheme | Type]) -> Type:
+    def e_Lambda(self, e: S.Lambda, env: TEnv) -> Type:
         binds: dict[str, Type] = {}
         pts = tuple(self.pat(p, binds) for p in e.pats)
-        return TFunc(pts, self.expr(e.body, {**env, **binds}))
+        return TFunc(pts, self.expr(e.body, _extend(env, binds)))
 
-    def e_BinOp(self, e: S.BinOp, env: dict[str, Scheme | Type]) -> Type:
+    def e_BinOp(self, e: S.BinOp, env: TEnv) -> Type:
         op = e.op
         if op in ("and", "or"):
             self.check(e.left, env, BOOL, f"'{op}'")
@@ -615,7 +631,7 @@ class Infer:
         self.check(e.right, env, t, f"'{op}'")
         return BOOL
 
-    def e_UnOp(self, e: S.UnOp, env: dict[str, Scheme | Type]) -> Type:
+    def e_UnOp(self, e: S.UnOp, env: TEnv) -> Type:
         if e.op == "not":
             self.check(e.operand, env, BOOL, "'not'")
             return BOOL
@@ -625,9 +641,7 @@ class Infer:
         self.check(e.operand, env, tseq(self.fresh()), "'#'")
         return INT
 
-    def stmts(
-        self, stmts: tuple[S.Stmt, ...], env: dict[str, Scheme | Type], kind: str
-    ) -> dict[str, Scheme | Type]:
+    def stmts(self, stmts: tuple[S.Stmt, ...], env: TEnv, kind: str) -> TEnv:
         for st in stmts:
             if isinstance(st, S.Filter):
                 self.check(st.cond, env, BOOL, "a comprehension condition")
@@ -648,50 +662,50 @@ class Infer:
                 )
             elif src != ANY:
                 raise self.err(st.expr, f"type error: a generator needs a set or sequence, found {show(src)}")
-            env = {**env, **binds}
+            env = _extend(env, binds)
         return env
 
-    def e_SetLit(self, e: S.SetLit, env: dict[str, Scheme | Type]) -> Type:
+    def e_SetLit(self, e: S.SetLit, env: TEnv) -> Type:
         el = self.fresh()
         for i in e.items:
             self.check(i, env, el, "a set")
         return tset(el)
 
-    def e_SeqLit(self, e: S.SeqLit, env: dict[str, Scheme | Type]) -> Type:
+    def e_SeqLit(self, e: S.SeqLit, env: TEnv) -> Type:
         el = self.fresh()
         for i in e.items:
             self.check(i, env, el, "a sequence")
         return tseq(el)
 
-    def e_SetRange(self, e: S.SetRange, env: dict[str, Scheme | Type]) -> Type:
+    def e_SetRange(self, e: S.SetRange, env: TEnv) -> Type:
         env = self.stmts(e.stmts, env, "set")
         self.check(e.lo, env, INT, "a range")
         if e.hi is not None:
             self.check(e.hi, env, INT, "a range")
         return tset(INT)
 
-    def e_SeqRange(self, e: S.SeqRange, env: dict[str, Scheme | Type]) -> Type:
+    def e_SeqRange(self, e: S.SeqRange, env: TEnv) -> Type:
         env = self.stmts(e.stmts, env, "seq")
         self.check(e.lo, env, INT, "a range")
         if e.hi is not None:
             self.check(e.hi, env, INT, "a range")
         return tseq(INT)
 
-    def e_SetComp(self, e: S.SetComp, env: dict[str, Scheme | Type]) -> Type:
+    def e_SetComp(self, e: S.SetComp, env: TEnv) -> Type:
         inner = self.stmts(e.stmts, env, "set")
         el = self.fresh()
         for i in e.items:
             self.check(i, inner, el, "a set comprehension")
         return tset(el)
 
-    def e_SeqComp(self, e: S.SeqComp, env: dict[str, Scheme | Type]) -> Type:
+    def e_SeqComp(self, e: S.SeqComp, env: TEnv) -> Type:
         inner = self.stmts(e.stmts, env, "seq")
         el = self.fresh()
         for i in e.items:
             self.check(i, inner, el, "a sequence comprehension")
         return tseq(el)
 
-    def e_EnumSet(self, e: S.EnumSet, env: dict[str, Scheme | Type]) -> Type:
+    def e_EnumSet(self, e: S.EnumSet, env: TEnv) -> Type:
         inner = self.stmts(e.stmts, env, "set")
         el = self.fresh()
         for i in e.items:
@@ -705,7 +719,7 @@ class Infer:
             self.unify(res, el, i, "a {| |} set")
         return tset(el)
 
-    def e_Prefix(self, e: S.Prefix, env: dict[str, Scheme | Type]) -> Type:
+    def e_Prefix(self, e: S.Prefix, env: TEnv) -> Type:
         parts = self.flat_dot(e.event)
         items: list[tuple[S.Node, Type]] = [(p, self.expr(p, env)) for p in parts]
         restricts: list[tuple[S.Field, Type]] = []
@@ -724,7 +738,7 @@ class Infer:
                         self.unify(rt, tset(self.fresh()), f.restrict, "an input restriction")
                     restricts[-1] = (f, TFunc((pt,), prune(rt)))
                 items.append((f, pt))
-                env = {**env, **binds}
+                env = _extend(env, binds)
         head = _norm(prune(items[0][1]))
         if isinstance(head, TCon | TApp | TTuple | TFunc | TData) and head not in (ANY, EVENT):
             raise self.err(e.event, f"type error: a prefix needs a channel or event, found {show(head)}")
@@ -758,12 +772,12 @@ class Infer:
             if all(not isinstance(prune(t), TVar) for _, t in items):
                 self.prefix_event(items, e)
 
-    def e_Guard(self, e: S.Guard, env: dict[str, Scheme | Type]) -> Type:
+    def e_Guard(self, e: S.Guard, env: TEnv) -> Type:
         self.check(e.cond, env, BOOL, "a guard")
         self.check(e.proc, env, PROC, "a guarded process")
         return PROC
 
-    def e_ProcOp(self, e: S.ProcOp, env: dict[str, Scheme | Type]) -> Type:
+    def e_ProcOp(self, e: S.ProcOp, env: TEnv) -> Type:
         self.check(e.left, env, PROC, f"'{e.op}'")
         if e.op == "\\":
             self.check(e.right, env, tset(EVENT), "a hidden set")
@@ -771,39 +785,37 @@ class Infer:
             self.check(e.right, env, PROC, f"'{e.op}'")
         return PROC
 
-    def e_GenPar(self, e: S.GenPar, env: dict[str, Scheme | Type]) -> Type:
+    def e_GenPar(self, e: S.GenPar, env: TEnv) -> Type:
         self.check(e.left, env, PROC, "a parallel")
         self.check(e.sync, env, tset(EVENT), "a synchronisation set")
         self.check(e.right, env, PROC, "a parallel")
         return PROC
 
-    def e_AlphaPar(self, e: S.AlphaPar, env: dict[str, Scheme | Type]) -> Type:
+    def e_AlphaPar(self, e: S.AlphaPar, env: TEnv) -> Type:
         self.check(e.left, env, PROC, "a parallel")
         self.check(e.alpha_left, env, tset(EVENT), "an alphabet")
         self.check(e.alpha_right, env, tset(EVENT), "an alphabet")
         self.check(e.right, env, PROC, "a parallel")
         return PROC
 
-    def _pairs(
-        self, pairs: tuple[tuple[S.Expr, S.Expr], ...], env: dict[str, Scheme | Type], what: str
-    ) -> None:
+    def _pairs(self, pairs: tuple[tuple[S.Expr, S.Expr], ...], env: TEnv, what: str) -> None:
         for a, b in pairs:
             ta = self.expr(a, env)
             tb = self.expr(b, env)
             self.unify(ta, tb, b, what)
 
-    def e_LinkPar(self, e: S.LinkPar, env: dict[str, Scheme | Type]) -> Type:
+    def e_LinkPar(self, e: S.LinkPar, env: TEnv) -> Type:
         self.check(e.left, env, PROC, "a linked parallel")
         self.check(e.right, env, PROC, "a linked parallel")
         self._pairs(e.links, self.stmts(e.stmts, env, "set"), "a link")
         return PROC
 
-    def e_RenameE(self, e: S.RenameE, env: dict[str, Scheme | Type]) -> Type:
+    def e_RenameE(self, e: S.RenameE, env: TEnv) -> Type:
         self.check(e.proc, env, PROC, "a renaming")
         self._pairs(e.pairs, self.stmts(e.stmts, env, "set"), "a renaming")
         return PROC
 
-    def e_Replicated(self, e: S.Replicated, env: dict[str, Scheme | Type]) -> Type:
+    def e_Replicated(self, e: S.Replicated, env: TEnv) -> Type:
         if e.op == "[|" and e.param is not None:
             self.check(e.param, env, tset(EVENT), "a synchronisation set")
         inner = self.stmts(e.stmts, env, "seq" if e.op in (";", "link") else "any")
@@ -815,9 +827,9 @@ class Infer:
         return PROC
 
     # ------------------------------------------------------- declarations
-    def decls(self, decls: tuple[S.Decl, ...], env: dict[str, Scheme | Type]) -> dict[str, Scheme | Type]:
+    def decls(self, decls: tuple[S.Decl, ...], env: TEnv) -> TEnv:
         """``let`` declarations: monomorphic, as in libcspm (unless annotated)."""
-        env = dict(env)
+        env = ChainMap({}, env)
         annots = {n: a for a in decls if isinstance(a, S.AnnotDecl) for n in a.names}
         for group in _sccs(decls):
             values = [d for d in group if isinstance(d, S.FunDecl | S.PatDecl)]
@@ -825,13 +837,13 @@ class Infer:
                 self.group(values, env, annots, top=False)
         return env
 
-    def decl(self, d: S.Decl, env: dict[str, Scheme | Type], mono: dict[str, Type]) -> None:
+    def decl(self, d: S.Decl, env: TEnv, mono: dict[str, Type]) -> None:
         if isinstance(d, S.FunDecl):
             t = mono[d.name]
             for c in d.clauses:
                 binds: dict[str, Type] = {}
                 groups = [tuple(self.pat(p, binds) for p in g) for g in c.groups]
-                body = self.expr(c.body, {**env, **binds})
+                body = self.expr(c.body, _extend(env, binds))
                 ct = body
                 for g in reversed(groups):
                     ct = TFunc(g, ct)
@@ -856,7 +868,7 @@ class Infer:
             if d.trace is not None:
                 self.check(d.trace, env, tseq(EVENT), "a trace")
 
-    def type_expr(self, e: S.Expr, env: dict[str, Scheme | Type]) -> Type:
+    def type_expr(self, e: S.Expr, env: TEnv) -> Type:
         """The type of a set used as a type (``A.B`` is the set of dotted pairs)."""
         if isinstance(e, S.Paren):
             return self.type_expr(e.inner, env)
@@ -870,7 +882,7 @@ class Infer:
         self.unify(t, tset(self.fresh()), e, "a type expression")
         return t
 
-    def elem_type(self, e: S.Expr, env: dict[str, Scheme | Type]) -> Type:
+    def elem_type(self, e: S.Expr, env: TEnv) -> Type:
         t = prune(self.type_expr(e, env))
         if isinstance(t, TApp):
             el = prune(t.arg)
@@ -881,7 +893,7 @@ class Infer:
             return el
         return ANY
 
-    def field_types(self, e: S.Expr | None, env: dict[str, Scheme | Type]) -> tuple[Type, ...]:
+    def field_types(self, e: S.Expr | None, env: TEnv) -> tuple[Type, ...]:
         if e is None:
             return ()
         parts = self.flat_dot(e) if isinstance(e, S.Dot) else [e]
@@ -902,7 +914,7 @@ class Infer:
 def infer_module(decls: tuple[S.Decl, ...], file: str) -> None:
     """Type check a module's declarations; raises CspmTypeError."""
     inf = Infer(file)
-    env: dict[str, Scheme | Type] = {}
+    env: TEnv = {}
     annots = {n: a for a in decls if isinstance(a, S.AnnotDecl) for n in a.names}
     inf.data_names = {d.name for d in decls if isinstance(d, S.DataTypeDecl)}
     for d in decls:

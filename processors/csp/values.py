@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,74 @@ class VDot:
 @dataclass(frozen=True)
 class VSeq:
     items: tuple[Value, ...]
+
+
+class LazyCells:
+    """The memoised cells of a possibly infinite stream (shared by a lazy sequence and its tails)."""
+
+    __slots__ = ("it", "cells", "done")
+
+    def __init__(self, it: Iterator[Any]) -> None:
+        self.it = it
+        self.cells: list[Any] = []
+        self.done = False
+
+    def has(self, i: int) -> bool:
+        """Whether cell ``i`` exists (forcing the stream up to it)."""
+        while len(self.cells) <= i and not self.done:
+            try:
+                self.cells.append(next(self.it))
+            except StopIteration:
+                self.done = True
+        return len(self.cells) > i
+
+
+@dataclass(frozen=True, eq=False)
+class VLazySeq:
+    """A lazily evaluated, possibly infinite sequence (``<0..>``, a comprehension over one).
+
+    Only ``head``, ``tail``, ``null``, comprehension generators, ``^`` on the
+    right and ``<x>^xs`` patterns look at it lazily; anything needing the whole
+    value (``#``, ``==``, ``set``...) forces it with :func:`force_seq`, which
+    refuses an infinite one.
+    """
+
+    cells: LazyCells
+    start: int = 0
+    label: str = "<..>"
+
+    def empty(self) -> bool:
+        return not self.cells.has(self.start)
+
+    def head(self) -> Any:
+        return self.cells.cells[self.start] if self.cells.has(self.start) else None
+
+    def drop(self, n: int) -> VLazySeq:
+        return VLazySeq(self.cells, self.start + n, self.label)
+
+    def take(self, n: int) -> tuple[Any, ...] | None:
+        """The first ``n`` items, or None if there are fewer."""
+        if n and not self.cells.has(self.start + n - 1):
+            return None
+        return tuple(self.cells.cells[self.start : self.start + n])
+
+    def iterate(self) -> Iterator[Any]:
+        i = self.start
+        while self.cells.has(i):
+            yield self.cells.cells[i]
+            i += 1
+
+
+FORCE_LIMIT = 1_000_000
+
+
+def force_seq(v: Any) -> Any:
+    """A lazy sequence as a :class:`VSeq` if it ends within ``FORCE_LIMIT`` items, else ValueError."""
+    if not isinstance(v, VLazySeq):
+        return v
+    if v.cells.has(v.start + FORCE_LIMIT):
+        raise ValueError(f"the infinite sequence {v.label} is used where its whole value is needed")
+    return VSeq(tuple(v.cells.cells[v.start :]))
 
 
 @dataclass(frozen=True)
@@ -185,6 +253,9 @@ def render(v: Value) -> str:
         if v.items and all(isinstance(c, VChar) for c in v.items):
             return '"' + "".join(c.c for c in v.items) + '"'
         return "<" + ",".join(render(a) for a in v.items) + ">"
+    if isinstance(v, VLazySeq):
+        first = [render(a) for _, a in zip(range(3), v.iterate(), strict=False)]
+        return "<" + ",".join(first) + ",...>"
     if isinstance(v, VSet):
         return "{" + ",".join(render(a) for a in sorted_values(v.items)) + "}"
     if isinstance(v, VFunc):

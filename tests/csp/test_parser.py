@@ -100,8 +100,6 @@ def test_unsupported_construct_parses_but_is_rejected_on_load() -> None:
 @pytest.mark.parametrize(
     ("src", "construct"),
     [
-        ("module M\nexports\n  x = 1\nendmodule\n", "module system"),
-        ("instance I = M(1)\n", "module system"),
         ("Timed (f) {\n  P = STOP\n}\n", "timed sections"),
         ("m = (| 0 => 1 |)\n", "maps"),
         ("assert STOP [V= STOP\n", "refinement model [V="),
@@ -151,3 +149,15 @@ def test_operator_at_line_start_continues_definition() -> None:
     p = m.decls[0]
     assert isinstance(p, S.FunDecl) and isinstance(p.clauses[0].body, S.ProcOp)
     assert len(m.decls) == 2
+
+
+@pytest.mark.parametrize("op", ["|||", "||", "|~|"])
+def test_parenthesised_replicated_operator_is_not_the_map_bracket(op: str) -> None:
+    # libcspm's map token "(|" needs a following space: "(|||" is "(" then "|||"
+    toks = tokenize(f"(|{op[1:]} i:S @ P(i))")
+    assert [t.text for t in toks[:2]] == ["(", op]
+    body = "[{a.i}] " if op == "||" else ""
+    src = f"channel a : {{0..2}}\nP = ({op} i:{{0..2}} @ {body}a.i -> STOP)\n"
+    m = load_source(src)
+    assert m.process("P") is not None
+    assert [t.text for t in tokenize("(| 1 => 2 |)")[:1]] == ["(|"]
