@@ -91,6 +91,7 @@ class RuntimeStats:
 
 class RuntimeProcessor(ProcessorBase):
     decode_inputs = False  # the processor decodes commands itself (hand-written Avro decoder)
+    transactional_scope = "partition"  # a worker taking a partition over fences its previous owner
 
     def __init__(
         self,

@@ -3,8 +3,10 @@
 Joins the runtime's consumer group on ``csp.commands`` and runs the
 :class:`~processors.csp.runtime.processor.RuntimeProcessor` on the engine
 (exactly-once by default) until SIGTERM/SIGINT. Workers with the same
-namespace share the partitions (scale-out); a restarted worker with the same
-``--worker-id`` fences its previous incarnation's transactions.
+namespace share the partitions (scale-out). Each worker has a unique id by default
+(``<host>-<pid>-<random>``, see :func:`default_worker_id`); transactional ids are per
+input partition (``<group>-<topic>-<partition>``), so whichever worker takes a partition
+over fences the previous owner of that partition and aborts its unfinished transaction.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
+import uuid
 from types import FrameType
 
 from infra.settings import Settings
@@ -27,12 +31,18 @@ from streams.engine import Engine, EngineConfig
 from streams.logs import configure_logging
 
 
+def default_worker_id() -> str:
+    """A worker id unique to this process: ``<host>-<pid>-<6 hex digits>``."""
+    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
 def build_engine(
     bootstrap: str,
     settings: Settings,
     *,
     namespace: str = "",
-    worker_id: str = "0",
+    worker_id: str | None = None,
     exactly_once: bool = True,
     batch_size: int = 5000,
     bound: int = DEFAULT_BOUND,
@@ -47,7 +57,7 @@ def build_engine(
         bootstrap=bootstrap,
         exactly_once=exactly_once,
         batch_size=batch_size,
-        worker_id=worker_id,
+        worker_id=worker_id or default_worker_id(),
         session_timeout_ms=settings.session_timeout_ms,
         metrics_port=settings.metrics_port,
     )
@@ -70,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--bootstrap", default=None, help="Kafka bootstrap (default: settings / embedded stack)")
     ap.add_argument("--namespace", default="", help="topic namespace (tests)")
-    ap.add_argument("--worker-id", default="0")
+    ap.add_argument("--worker-id", default=None, help="default: unique (<host>-<pid>-<random>)")
     ap.add_argument("--at-least-once", action="store_true", help="no transactions")
     ap.add_argument("--batch-size", type=int, default=5000)
     ap.add_argument("--bound", type=int, default=DEFAULT_BOUND, help="max τ/output steps per command")
@@ -83,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         from infra.stack import resolve_endpoints
 
         bootstrap = resolve_endpoints(settings).kafka_bootstrap
+    worker_id = args.worker_id or default_worker_id()
     stop = threading.Event()
     tune_gc()
 
@@ -94,19 +105,19 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"runtime worker {args.worker_id} on {bootstrap} (namespace {args.namespace or '-'})", flush=True)
+    print(f"runtime worker {worker_id} on {bootstrap} (namespace {args.namespace or '-'})", flush=True)
     n = run_worker(
         bootstrap,
         settings,
         stop,
         namespace=args.namespace,
-        worker_id=args.worker_id,
+        worker_id=worker_id,
         exactly_once=not args.at_least_once,
         batch_size=args.batch_size,
         bound=args.bound,
         snapshot_every=args.snapshot_every,
     )
-    print(f"runtime worker {args.worker_id} stopped after {n} commands", flush=True)
+    print(f"runtime worker {worker_id} stopped after {n} commands", flush=True)
     return 0
 
 
