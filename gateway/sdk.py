@@ -10,8 +10,8 @@
 
 Commands go to ``csp.commands`` keyed (and explicitly partitioned, Java
 murmur2) by instance id; results are read back from ``csp.events`` /
-``csp.snapshots`` / ``csp.refusals`` of the same partition, starting at a fence
-appended before the command, and matched by the command's position (events,
+``csp.snapshots`` / ``csp.refusals`` of the same partition, starting at the
+partition's end offset taken before the command (reads never write), and matched by the command's position (events,
 snapshots) or id (refusals). Consumers deduplicate on ``(instance, seq)``.
 """
 
@@ -38,8 +38,7 @@ from processors.csp.runtime.topics import RuntimeTopics
 from schemas.codec import Codec, codec_from_settings
 from streams.admin import ensure_topics, list_topics
 from streams.clients import consumer_config, producer_config
-from streams.engine import MARKER_HEADER
-from streams.reader import read_to_end
+from streams.reader import end_offset, read_to_end
 
 
 class PlatformError(RuntimeError):
@@ -241,8 +240,10 @@ class Platform:
         return int(got["offset"])
 
     def fence(self, topic: str, partition: int) -> int:
-        """Append a fence record; returns its offset (reading from it sees everything written later)."""
-        return self._produce_sync(topic, None, None, partition, [(MARKER_HEADER, uuid.uuid4().hex.encode())])
+        """The partition's current end offset: reading from it sees everything written later.
+
+        Writes nothing (it used to append a fence record; see :mod:`streams.reader`)."""
+        return end_offset(self.bootstrap, topic, partition)
 
     @property
     def results(self) -> _Results:
