@@ -304,4 +304,3 @@ def apply(
             ),
         )
     return offer(dep, inst, cmd, bound)
-
