@@ -34,6 +34,7 @@ from processors.csp.runtime.model import Instance as InstanceState
 from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.records import command_record
 from processors.csp.runtime.registry import DeploymentStore, deployment_record, publish
+from processors.csp.runtime.signing import key_path, load_or_create_key, sign_record
 from processors.csp.runtime.topics import RuntimeTopics
 from schemas.codec import Codec, codec_from_settings
 from streams.admin import ensure_topics, list_topics
@@ -170,7 +171,9 @@ class Platform:
         self.bootstrap = bootstrap
         self.codec = codec or codec_from_settings(self.settings)
         self.topics = RuntimeTopics(namespace)
-        self.store = DeploymentStore(bootstrap, self.codec, self.topics)
+        self.store = DeploymentStore(
+            bootstrap, self.codec, self.topics, compiled_dir=self.settings.resolved_data_dir() / "compiled"
+        )
         self._producer: Producer | None = None
         self._results: _Results | None = None
         self._partitions: int | None = None
@@ -366,12 +369,9 @@ class Platform:
             self.bootstrap,
             self.topics.specs() + [self.topics.channel_spec(dep.system, c) for c in dep.channels],
         )
-        offset = publish(
-            self.bootstrap,
-            self.codec,
-            self.topics.registry,
-            deployment_record(dep, self.settings.resolved_data_dir() / "compiled"),
-        )
+        record = deployment_record(dep, self.settings.resolved_data_dir() / "compiled")
+        signed = sign_record(record, load_or_create_key(key_path(self.settings)))
+        offset = publish(self.bootstrap, self.codec, self.topics.registry, signed)
         self.store.refresh()
         return offset
 

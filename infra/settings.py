@@ -7,6 +7,8 @@ The same settings drive the embedded stack and an external deployment:
   ``chdb:///abs/path`` (embedded chdb through clickhouse-connect).
 * ``CSP_SCHEMA_REGISTRY_URL`` — an optional Confluent Schema Registry.
 * ``CSP_DATA_DIR`` — where the embedded stack keeps its data, ports and pids.
+* ``CSP_DEPLOY_KEY`` / ``CSP_TRUSTED_KEYS`` — the deployment-signing key and the public keys
+  workers trust (``processors/csp/runtime/signing.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=0, description="Local broker port (0: reuse the recorded one or pick a free one)")
     s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
     kafka_timeout_s: float = Field(default=30.0, description="How long to wait for Kafka before BrokerUnavailable")
+    deploy_key: Path | None = Field(
+        default=None, description="Ed25519 private key that signs deployments (default <data_dir>/keys/deploy.ed25519)"
+    )
+    trusted_keys: str = Field(
+        default="", description="Comma-separated hex Ed25519 public keys whose deployments workers run"
+    )
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -212,4 +212,3 @@ def _network_explorer() -> Callable[[N.Node, int], LTS] | None:
             raise StateSpaceLimit(max_states) from exc
 
     return run
-

@@ -53,6 +53,7 @@ from processors.csp.runtime.encoding import (
     CommandDecoder,
     EventDecoder,
     FastEncoder,
+    _rstr,
     as_command_dict,
     zl,
     zlong,
@@ -430,12 +431,19 @@ class RuntimeProcessor(ProcessorBase):
         key = msg.key() or b""
         iid = key[:200].decode("utf-8", "replace")
         where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+        command_id = where
+        if raw[:5] == self.dec._header:  # name the command when its id is readable (bounded work)
+            try:
+                cid, _pos = _rstr(raw[:1100], 5)
+                command_id = cid[:1000] or where
+            except (IndexError, UnicodeDecodeError, ValueError):
+                pass
         refusal = Refusal(
             "TOO_LARGE",
             f"command record {where} is {len(raw)} bytes, above the runtime's limit of {self.max_command_bytes} "
             f"bytes (sha256 {hashlib.sha256(raw).hexdigest()}); it was not decoded or applied",
         )
-        self._refuse(out, msg.partition(), iid, None, where, refusal, rec.timestamp, None)
+        self._refuse(out, msg.partition(), iid, None, command_id, refusal, rec.timestamp, None)
 
     def _natural(self, iid: str, part: int) -> bool:
         """Does the default (murmur2) partitioner put ``iid`` on ``part`` of the output topics?"""
@@ -473,6 +481,8 @@ class RuntimeProcessor(ProcessorBase):
         if cmd.kind == "START" and cmd.version is None and before is None and cmd.system:
             cmd = replace(cmd, version=self.resolve_latest(cmd.system, cmd.issued_at))
         if cmd.kind == "START" and before is None and cmd.system:
+            if cmd.version is not None:
+                self.lookup(cmd.system, cmd.version)  # reads the registry once when the version is new
             why = self.untrusted(cmd.system, cmd.version)
             if why is not None:
                 bad = Refusal("UNTRUSTED_VERSION", why, cmd.event, cmd.offer_id)

@@ -17,18 +17,24 @@ import signal
 import socket
 import sys
 import threading
+import time
 import uuid
 from types import FrameType
 
 from infra.settings import Settings
 from processors.csp.runtime.processor import DEFAULT_SNAPSHOT_EVERY, RuntimeProcessor, tune_gc
 from processors.csp.runtime.registry import DeploymentStore
+from processors.csp.runtime.signing import TrustPolicy
 from processors.csp.runtime.step import DEFAULT_BOUND
 from processors.csp.runtime.topics import RuntimeTopics
 from schemas.codec import codec_from_settings
 from streams.admin import ensure_topics
 from streams.engine import Engine, EngineConfig
 from streams.logs import configure_logging
+
+# a worker exits at the latest this long after SIGTERM/SIGINT (docs/runtime.md promises 10 s)
+STOP_GRACE_S = 8.0
+EXIT_FORCED = 143
 
 
 def default_worker_id() -> str:
@@ -51,7 +57,13 @@ def build_engine(
     topics = RuntimeTopics(namespace)
     ensure_topics(bootstrap, topics.specs())
     codec = codec_from_settings(settings)
-    store = DeploymentStore(bootstrap, codec, topics)
+    store = DeploymentStore(
+        bootstrap,
+        codec,
+        topics,
+        trust=TrustPolicy.from_settings(settings),
+        compiled_dir=settings.resolved_data_dir() / "compiled",
+    )
     proc = RuntimeProcessor(store, codec, topics, bound=bound, snapshot_every=snapshot_every)
     config = EngineConfig(
         bootstrap=bootstrap,
@@ -97,27 +109,56 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     tune_gc()
 
+    stopping_since: list[float] = []
+
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
         if stop.is_set():  # a second signal: the graceful stop is stuck (e.g. the broker is gone)
             print("runtime worker: second signal, exiting now", file=sys.stderr, flush=True)
             os._exit(130)
+        stopping_since.append(time.monotonic())
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"runtime worker {worker_id} on {bootstrap} (namespace {args.namespace or '-'})", flush=True)
-    n = run_worker(
-        bootstrap,
-        settings,
-        stop,
-        namespace=args.namespace,
-        worker_id=worker_id,
-        exactly_once=not args.at_least_once,
-        batch_size=args.batch_size,
-        bound=args.bound,
-        snapshot_every=args.snapshot_every,
-    )
-    print(f"runtime worker {worker_id} stopped after {n} commands", flush=True)
+    # the engine runs on a thread, so this (main) thread always answers signals, even while the
+    # engine waits on the broker inside a client call
+    result: list[int] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(
+                run_worker(
+                    bootstrap,
+                    settings,
+                    stop,
+                    namespace=args.namespace,
+                    worker_id=worker_id,
+                    exactly_once=not args.at_least_once,
+                    batch_size=args.batch_size,
+                    bound=args.bound,
+                    snapshot_every=args.snapshot_every,
+                )
+            )
+        except BaseException as exc:  # re-raised on the main thread
+            failure.append(exc)
+
+    engine_thread = threading.Thread(target=run, name="csp-runtime-engine", daemon=True)
+    engine_thread.start()
+    while engine_thread.is_alive():
+        engine_thread.join(0.2)
+        if stopping_since and time.monotonic() - stopping_since[0] > STOP_GRACE_S and engine_thread.is_alive():
+            print(
+                f"runtime worker {worker_id}: not stopped {STOP_GRACE_S:.0f}s after the signal (the broker is "
+                "not answering?); exiting now. Uncommitted work is redone by the next worker.",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(EXIT_FORCED)
+    if failure:
+        raise failure[0]
+    print(f"runtime worker {worker_id} stopped after {result[0] if result else 0} commands", flush=True)
     return 0
 
 
