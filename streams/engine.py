@@ -257,14 +257,16 @@ class Engine:
                 cfg.bootstrap,
                 self.processor.name,
                 session_timeout_ms=cfg.session_timeout_ms,
-                **cfg.consumer_overrides,
+                **{**self._client_logging(), **cfg.consumer_overrides},
             )
         )
         txid = (
             f"{self.processor.name}-{cfg.worker_id}" if cfg.exactly_once and not self._per_partition else None
         )
         self._producer = Producer(
-            producer_config(cfg.bootstrap, transactional_id=txid, **cfg.producer_overrides)
+            producer_config(
+                cfg.bootstrap, transactional_id=txid, **{**self._client_logging(), **cfg.producer_overrides}
+            )
         )
         if cfg.exactly_once and not self._per_partition:
             try:
@@ -296,6 +298,14 @@ class Engine:
             self._producer = None
         self.log.info("engine.stopped", processed=self.processed)
 
+    def _client_logging(self) -> dict[str, Any]:
+        """Client settings: librdkafka's own error lines (one per connection attempt, 20 a second
+        while the broker is down) are not printed; errors reach :meth:`_client_error` instead."""
+        return {"log_level": 2, "log.connection.close": False, "error_cb": self._client_error}
+
+    def _client_error(self, err: KafkaError) -> None:
+        self.quiet.warning("engine.kafka_error", error=str(err), code=err.name())
+
     def transactional_id(self, ref: PartitionRef) -> str:
         """The transactional id of an input partition (per-partition scope)."""
         return f"{self.processor.name}-{ref.topic}-{ref.partition}"
@@ -312,7 +322,9 @@ class Engine:
         def make(ref: PartitionRef) -> Producer:
             producer = Producer(
                 producer_config(
-                    cfg.bootstrap, transactional_id=self.transactional_id(ref), **cfg.producer_overrides
+                    cfg.bootstrap,
+                    transactional_id=self.transactional_id(ref),
+                    **{**self._client_logging(), **cfg.producer_overrides},
                 )
             )
             try:
