@@ -55,6 +55,16 @@ def _consumer(bootstrap: str, read_committed: bool) -> Consumer:
     return Consumer(conf)
 
 
+def _exists(consumer: Consumer, topic: str, partition: int, timeout_s: float) -> bool:
+    """Does the partition exist? (A consumer assigned to a missing one waits silently.)"""
+    try:
+        md = consumer.list_topics(topic, timeout=min(10.0, timeout_s))
+    except Exception as exc:
+        raise ReadTimeout(f"{topic}[{partition}]: no metadata: {exc}") from None
+    t = md.topics.get(topic)
+    return t is not None and t.error is None and partition in t.partitions
+
+
 def read_to_end(
     bootstrap: str,
     topic: str,
@@ -71,6 +81,8 @@ def read_to_end(
     """
     consumer = _consumer(bootstrap, read_committed)
     try:
+        if not _exists(consumer, topic, partition, timeout_s):
+            return  # a topic that does not exist (yet) is empty
         consumer.assign([TopicPartition(topic, partition, max(0, start_offset))])
         deadline = time.monotonic() + timeout_s
         while True:
@@ -99,6 +111,8 @@ def end_offset(
     answer, a lower bound on the embedded broker, to the partition's EOF). Writes nothing."""
     consumer = _consumer(bootstrap, read_committed)
     try:
+        if not _exists(consumer, topic, partition, timeout_s):
+            return 0
         tp = TopicPartition(topic, partition)
         try:
             _low, high = consumer.get_watermark_offsets(tp, timeout=min(10.0, timeout_s))
