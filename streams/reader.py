@@ -45,12 +45,12 @@ def append_fence(bootstrap: str, topic: str, partition: int, timeout_s: float = 
     return fence
 
 
-def _consumer(bootstrap: str, read_committed: bool) -> Consumer:
+def _consumer(bootstrap: str, read_committed: bool, **overrides: Any) -> Consumer:
     conf: dict[str, Any] = consumer_config(
         bootstrap,
         f"csp-reader-{uuid.uuid4().hex}",
         read_committed=read_committed,
-        **{"enable.partition.eof": True},
+        **{"enable.partition.eof": True, **overrides},
     )
     return Consumer(conf)
 
@@ -107,9 +107,12 @@ def read_to_end(
 def end_offset(
     bootstrap: str, topic: str, partition: int, *, timeout_s: float = 30.0, read_committed: bool = True
 ) -> int:
-    """The partition's current end offset, from the fetch path (reading from the ListOffsets
-    answer, a lower bound on the embedded broker, to the partition's EOF). Writes nothing."""
-    consumer = _consumer(bootstrap, read_committed)
+    """The partition's current end offset (high watermark), from the fetch path: the high
+    watermark of the first fetch response (right on the embedded broker, unlike ListOffsets), or
+    the partition's EOF. One small fetch, whatever the partition's size. Writes nothing."""
+    consumer = _consumer(
+        bootstrap, read_committed, **{"max.partition.fetch.bytes": 1024}
+    )
     try:
         if not _exists(consumer, topic, partition, timeout_s):
             return 0
@@ -125,7 +128,7 @@ def end_offset(
         while True:
             if time.monotonic() > deadline:
                 raise ReadTimeout(f"{topic}[{partition}]: end of partition not reached within {timeout_s}s")
-            for msg in consumer.consume(10000, 0.2):
+            for msg in consumer.consume(1, 0.2):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
@@ -134,5 +137,8 @@ def end_offset(
                         raise RuntimeError(f"{topic}[{partition}]: {err}")
                     continue
                 end = max(end, (msg.offset() or 0) + 1)
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high is not None and high >= end:
+                    return int(high)
     finally:
         consumer.close()
