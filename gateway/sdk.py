@@ -11,8 +11,8 @@
 Commands go to ``csp.commands`` keyed (and explicitly partitioned, Java
 murmur2) by instance id; results are read back from ``csp.events`` /
 ``csp.snapshots`` / ``csp.refusals`` of the same partition, starting at the
-partition's end offset taken before the command (reads never write), and matched by the command's position (events,
-snapshots) or id (refusals). Consumers deduplicate on ``(instance, seq)``.
+partition's end offset taken before the command (reads never write), and
+matched by the command's position (events, snapshots) or id (refusals). Consumers deduplicate on ``(instance, seq)``.
 """
 
 from __future__ import annotations

@@ -99,94 +99,30 @@ def dead_letter_spec(spec: TopicSpec) -> TopicSpec:
 
 
 _BASE: tuple[TopicSpec, ...] = (
-    _spec(
-        "csp.registry",
-        1,
-        "system",
-        "CspRegistryRecord",
-        "deployed CSP system versions (definition, LTS fingerprint)",
-        input=True,
-    ),
-    _spec(
-        "csp.commands",
-        INSTANCE_PARTITIONS,
-        "instance_id",
-        "CspCommand",
-        "commands to CSP instances (start, offer event, stop)",
-        retention_ms=7 * DAY_MS,
-        input=True,
-    ),
-    _spec(
-        "csp.events",
-        INSTANCE_PARTITIONS,
-        "instance_id",
-        "CspEvent",
-        "the event log: every transition performed by an instance (source of truth)",
-        input=True,
-    ),
-    _spec(
-        "csp.refusals",
-        INSTANCE_PARTITIONS,
-        "instance_id",
-        "CspRefusal",
-        "commands refused by an instance (event not offered by the process)",
-        retention_ms=30 * DAY_MS,
-    ),
-    _spec(
-        "csp.snapshots",
-        INSTANCE_PARTITIONS,
-        "instance_id",
-        "CspSnapshot",
-        "latest state of each instance, for fast recovery",
-        cleanup_policy="compact",
-    ),
-    _spec(
-        "quantum.requests",
-        2,
-        "request_id",
-        "QuantumRequest",
-        "quantum circuits to execute",
-        retention_ms=7 * DAY_MS,
-        input=True,
-    ),
-    _spec(
-        "quantum.results",
-        2,
-        "request_id",
-        "QuantumResult",
-        "outcomes of quantum requests",
-        retention_ms=30 * DAY_MS,
-    ),
-    _spec(
-        "ledger.transactions", 1, "chain_id", "LedgerTransaction", "hash-chained ledger entries", input=True
-    ),
-    _spec(
-        "ledger.anchors", 1, "chain_id", "LedgerAnchor", "Merkle roots sealing blocks of ledger transactions"
-    ),
-    _spec(
-        "agents.requests",
-        2,
-        "request_id",
-        "AgentRequest",
-        "calls to AI agents / language models",
-        retention_ms=7 * DAY_MS,
-        input=True,
-    ),
-    _spec(
-        "agents.responses",
-        2,
-        "request_id",
-        "AgentResponse",
-        "answers from AI agents",
-        retention_ms=30 * DAY_MS,
-    ),
-    _spec(
-        "audit.log",
-        1,
-        "source_topic",
-        "AuditEntry",
-        "hash-chained audit trail of consumed records (one partition: one chain)",
-    ),
+    _spec("csp.registry", 1, "system", "CspRegistryRecord",
+          "deployed CSP system versions (definition, LTS fingerprint)", input=True),
+    _spec("csp.commands", INSTANCE_PARTITIONS, "instance_id", "CspCommand",
+          "commands to CSP instances (start, offer event, stop)", retention_ms=7 * DAY_MS, input=True),
+    _spec("csp.events", INSTANCE_PARTITIONS, "instance_id", "CspEvent",
+          "the event log: every transition performed by an instance (source of truth)", input=True),
+    _spec("csp.refusals", INSTANCE_PARTITIONS, "instance_id", "CspRefusal",
+          "commands refused by an instance (event not offered by the process)", retention_ms=30 * DAY_MS),
+    _spec("csp.snapshots", INSTANCE_PARTITIONS, "instance_id", "CspSnapshot",
+          "latest state of each instance, for fast recovery", cleanup_policy="compact"),
+    _spec("quantum.requests", 2, "request_id", "QuantumRequest",
+          "quantum circuits to execute", retention_ms=7 * DAY_MS, input=True),
+    _spec("quantum.results", 2, "request_id", "QuantumResult",
+          "outcomes of quantum requests", retention_ms=30 * DAY_MS),
+    _spec("ledger.transactions", 1, "chain_id", "LedgerTransaction",
+          "hash-chained ledger entries", input=True),
+    _spec("ledger.anchors", 1, "chain_id", "LedgerAnchor",
+          "Merkle roots sealing blocks of ledger transactions"),
+    _spec("agents.requests", 2, "request_id", "AgentRequest",
+          "calls to AI agents / language models", retention_ms=7 * DAY_MS, input=True),
+    _spec("agents.responses", 2, "request_id", "AgentResponse",
+          "answers from AI agents", retention_ms=30 * DAY_MS),
+    _spec("audit.log", 1, "source_topic", "AuditEntry",
+          "hash-chained audit trail of consumed records (one partition: one chain)"),
 )
 
 
@@ -206,7 +142,9 @@ _BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in CATALOG}
 def validate_topic_name(name: str) -> str:
     """Kafka's legal topic names: 1..249 of ``[A-Za-z0-9._-]``, not ``.`` or ``..``."""
     if not _TOPIC_LEGAL.match(name) or name in (".", ".."):
-        raise ValueError(f"illegal Kafka topic name {name!r}: use 1-249 characters from [A-Za-z0-9._-]")
+        raise ValueError(
+            f"illegal Kafka topic name {name!r}: use 1-249 characters from [A-Za-z0-9._-]"
+        )
     return name
 
 
@@ -219,19 +157,15 @@ def channel_topic(system: str, channel: str) -> TopicSpec:
             )
     name = validate_topic_name(f"{CHANNEL_PREFIX}{system}.{channel}")
     return _spec(
-        name,
-        INSTANCE_PARTITIONS,
-        "instance_id",
-        "ChannelMessage",
-        f"values communicated on channel {channel} of system {system}",
-        input=True,
+        name, INSTANCE_PARTITIONS, "instance_id", "ChannelMessage",
+        f"values communicated on channel {channel} of system {system}", input=True,
     )
 
 
 def _channel_parts(name: str) -> tuple[str, str] | None:
     if not name.startswith(CHANNEL_PREFIX):
         return None
-    parts = name[len(CHANNEL_PREFIX) :].split(".")
+    parts = name[len(CHANNEL_PREFIX):].split(".")
     if len(parts) != 2 or not all(_LEGAL.match(p) for p in parts):
         return None
     return parts[0], parts[1]

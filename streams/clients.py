@@ -49,9 +49,7 @@ def consumer_config(
     return conf
 
 
-def producer_config(
-    bootstrap: str, *, transactional_id: str | None = None, **overrides: Any
-) -> dict[str, Any]:
+def producer_config(bootstrap: str, *, transactional_id: str | None = None, **overrides: Any) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "partitioner": PARTITIONER,

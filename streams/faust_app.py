@@ -63,9 +63,7 @@ class AvroWireCodec(codecs.Codec):
         record = dict(s)
         name = record.pop("__schema__", None) or self._schema
         if name is None:
-            raise ValueError(
-                "csp-avro: a record to encode needs a '__schema__' entry naming its Avro record type"
-            )
+            raise ValueError("csp-avro: a record to encode needs a '__schema__' entry naming its Avro record type")
         return self._platform.encode(str(name), record)
 
 

@@ -92,9 +92,7 @@ class InRecord:
         timestamp: int = 0,
         headers: tuple[tuple[str, bytes], ...] = (),
     ) -> InRecord:
-        return cls(
-            StoredMessage(topic, partition, offset, key, raw, timestamp, list(headers) or None), decode
-        )
+        return cls(StoredMessage(topic, partition, offset, key, raw, timestamp, list(headers) or None), decode)
 
     @property
     def topic(self) -> str:
@@ -178,3 +176,4 @@ class OutRecord:
         """Forward an input record's bytes unchanged to ``topic``."""
         msg = record._msg
         return OutRecord(topic, msg.key(), None, None, msg.value())
+

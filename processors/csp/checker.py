@@ -30,9 +30,7 @@ import numpy.typing as npt
 from processors.csp.lts import LTS, TAU, TICK_NAME, IntArray
 
 Model = Literal["T", "F", "FD"]
-Kind = Literal[
-    "deadlock", "divergence", "nondeterminism", "trace", "refusal", "divergence_mismatch", "missing_trace"
-]
+Kind = Literal["deadlock", "divergence", "nondeterminism", "trace", "refusal", "divergence_mismatch", "missing_trace"]
 
 
 @dataclass(frozen=True)
@@ -521,9 +519,7 @@ def refines(spec: LTS, impl: LTS, model: Model) -> CheckResult:
     hit, seen = _search(start, expand, check)
     if hit is None:
         return CheckResult(True, None, ig.n, impl.num_transitions, seen, spec.num_states)
-    return CheckResult(
-        False, _with_trace(hit.finding, hit.trace), ig.n, impl.num_transitions, seen, spec.num_states
-    )
+    return CheckResult(False, _with_trace(hit.finding, hit.trace), ig.n, impl.num_transitions, seen, spec.num_states)
 
 
 # --------------------------------------------------------------------------

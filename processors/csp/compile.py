@@ -212,3 +212,4 @@ def _network_explorer() -> Callable[[N.Node, int], LTS] | None:
             raise StateSpaceLimit(max_states) from exc
 
     return run
+

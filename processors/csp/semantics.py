@@ -211,11 +211,7 @@ def _fire(p: P.Proc, memo: Memo | None) -> list[Transition]:
             if ev == TICK:
                 out.append((TICK, _OMEGA))
             else:
-                nxt = (
-                    P.Hide(q.proc, q.hidden | p.hidden, p.span)
-                    if isinstance(q, P.Hide)
-                    else P.Hide(q, p.hidden, p.span)
-                )
+                nxt = P.Hide(q.proc, q.hidden | p.hidden, p.span) if isinstance(q, P.Hide) else P.Hide(q, p.hidden, p.span)
                 out.append((TAU if ev in p.hidden else ev, nxt))
         return out
     if isinstance(p, P.Rename):

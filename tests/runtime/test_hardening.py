@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ from streams.engine import MARKER_HEADER, MAX_DEAD_LETTER_VALUE
 
 
 def produce(bootstrap: str, topic: str, key: bytes | None, value: bytes, partition: int | None = None,
-            headers: list[tuple[str, bytes]] | None = None, **conf: Any) -> int:  # fmt: skip
+            headers: list[tuple[str, bytes]] | None = None, conf: dict[str, Any] | None = None) -> int:  # fmt: skip
     """Produce one record (platform client config unless ``conf`` replaces it); returns its partition."""
-    p = Producer(conf or producer_config(bootstrap, **{"message.max.bytes": 4_000_000}))
+    big: dict[str, Any] = {"message.max.bytes": 4_000_000}
+    p = Producer(conf or producer_config(bootstrap, **big))
     got: list[Any] = []
     kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": lambda e, m: got.append((e, m))}
     if partition is not None:
@@ -53,24 +55,24 @@ def produce(bootstrap: str, topic: str, key: bytes | None, value: bytes, partiti
     return int(msg.partition())
 
 
-def raw_records(
-    bootstrap: str, topic: str, partitions: int
-) -> list[tuple[int, int, bytes | None, dict[str, bytes]]]:
+def raw_records(bootstrap: str, topic: str, partitions: int) -> list[tuple[Any, ...]]:
     """Every record of ``topic`` (read_uncommitted, up to each partition's end), fences included."""
     c = Consumer(consumer_config(bootstrap, f"raw-{uuid.uuid4().hex}", read_committed=False,
                                  **{"enable.partition.eof": True}))  # fmt: skip
-    out: list[tuple[int, int, bytes | None, dict[str, bytes]]] = []
+    out: list[tuple[Any, ...]] = []
     try:
         c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         done: set[int] = set()
         deadline = time.monotonic() + 60
         while len(done) < partitions and time.monotonic() < deadline:
             for m in c.consume(1000, 0.2):
-                if m.error() is not None:
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        done.add(m.partition())
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done.add(int(m.partition() or 0))
                     continue
-                out.append((m.partition(), m.offset(), m.value(), dict(m.headers() or [])))
+                headers: Any = m.headers() or []
+                out.append((m.partition(), m.offset(), m.value(), dict(headers)))
         assert len(done) == partitions, f"{topic}: end not reached"
     finally:
         c.close()
@@ -237,7 +239,7 @@ def test_cli_reads_write_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
 
 
 def test_commands_from_the_default_partitioner_reach_their_instance(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, unique_topic: Callable[..., str]
 ) -> None:
     platform = new_platform(kafka_bootstrap, tmp_path)
     platform.publish_deployment(buffer_deployment("buf", 1))
@@ -247,13 +249,15 @@ def test_commands_from_the_default_partitioner_reach_their_instance(
     ids = (f"plain-{uuid.uuid4().hex[:6]}-{k}" for k in range(1000))
     iid = next(i for i in ids if zlib.crc32(i.encode()) % n != partition_for(i, n))
     home = partition_for(iid, n)
-    plain = {"bootstrap.servers": kafka_bootstrap}  # a plain client: its own default partitioner
+    plain: dict[str, Any] = {
+        "bootstrap.servers": kafka_bootstrap
+    }  # a plain client: its own default partitioner
     with platform, thread_worker(platform) as proc:
         landed = produce(kafka_bootstrap, t.commands, iid.encode(),
-                         command(platform.codec, f"{iid}-s", iid, "START", system="buf", version=1), **plain)  # fmt: skip
+                         command(platform.codec, f"{iid}-s", iid, "START", system="buf", version=1), conf=plain)  # fmt: skip
         assert landed != home
         produce(kafka_bootstrap, t.commands, iid.encode(), command(platform.codec, f"{iid}-o", iid, "OFFER", event="in.1"),
-                **plain)  # fmt: skip
+                conf=plain)  # fmt: skip
         wait_until(
             lambda: [e["event"] for e in platform.events(iid)] == ["in.1", "out.1"], 60, "the plain commands"
         )
@@ -264,6 +268,12 @@ def test_commands_from_the_default_partitioner_reach_their_instance(
         assert platform.offer(iid, "in.2").accepted
         assert [i.instance_id for i in platform.instances()].count(iid) == 1
         assert proc.stats.forwarded >= 2
+    # the platform's partitioner (docs/runtime.md, Partitioning) is librdkafka's murmur2_random: the same
+    # partition as partition_for, the Java client's murmur2
+    topic = unique_topic("murmur", partitions=4)
+    for k in range(20):
+        key = f"{iid}-{k}".encode()
+        assert produce(kafka_bootstrap, topic, key, b"x") == partition_for(key, 4)
 
 
 # -- 1. no poison pill ------------------------------------------------------------------------------------
@@ -432,7 +442,12 @@ def test_only_deployments_signed_by_a_trusted_key_run(kafka_bootstrap: str, tmp_
         publish(kafka_bootstrap, codec, t.registry, ref)
         assert "outside" in refused(5)
         done = threading.Event()
-        threading.Thread(target=lambda: (platform.systems(), done.set()), daemon=True).start()
+
+        def read_registry() -> None:
+            platform.systems()
+            done.set()
+
+        threading.Thread(target=read_registry, daemon=True).start()
         assert done.wait(60), "a client hangs on the registry"
         # the genuine next version runs
         platform.publish_deployment(buffer_deployment("evil", 6))

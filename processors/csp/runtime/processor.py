@@ -155,7 +155,6 @@ class RuntimeProcessor(ProcessorBase):
         self._explicit_all = False
         self.max_command_bytes = max_command_bytes
         self.window = max(0, dedupe_window)
-        self._home: dict[str, int] = {}
 
     # -- deployments -------------------------------------------------------------------
 
@@ -407,13 +406,7 @@ class RuntimeProcessor(ProcessorBase):
 
     def home(self, iid: str) -> int:
         """The home partition of an instance on the commands topic (Java murmur2 of its id)."""
-        got = self._home.get(iid)
-        if got is None:
-            got = partition_for(iid, self._cmd_partitions)
-            if len(self._home) > 100_000:
-                self._home.clear()
-            self._home[iid] = got
-        return got
+        return partition_for(iid, self._cmd_partitions)
 
     def _forward(self, rec: InRecord, iid: str, out: list[OutRecord]) -> None:
         """A command for an instance that is not on the partition it arrived on goes, unchanged,
@@ -585,9 +578,7 @@ class RuntimeProcessor(ProcessorBase):
         self._explicit_all = len(got) != 1
         self._out_partitions = counts.get(t.events, t.partitions)
         cmd_parts = counts.get(t.commands, t.partitions)
-        if cmd_parts != self._cmd_partitions:
-            self._cmd_partitions = cmd_parts
-            self._home.clear()
+        self._cmd_partitions = cmd_parts
 
     def recover_partition(self, partition: int, committed: int) -> dict[str, Instance]:
         snaps = list(self._read(self.topics.snapshots, partition, "CspSnapshot"))

@@ -304,3 +304,4 @@ def apply(
             ),
         )
     return offer(dep, inst, cmd, bound)
+

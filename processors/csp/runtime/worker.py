@@ -148,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     engine_thread.start()
     while engine_thread.is_alive():
         engine_thread.join(0.2)
-        if stopping_since and time.monotonic() - stopping_since[0] > STOP_GRACE_S and engine_thread.is_alive():
+        if (
+            stopping_since
+            and time.monotonic() - stopping_since[0] > STOP_GRACE_S
+            and engine_thread.is_alive()
+        ):
             print(
                 f"runtime worker {worker_id}: not stopped {STOP_GRACE_S:.0f}s after the signal (the broker is "
                 "not answering?); exiting now. Uncommitted work is redone by the next worker.",
