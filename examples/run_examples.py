@@ -49,7 +49,10 @@ def kafka() -> Iterator[tuple[str, Settings]]:
 
 @contextlib.contextmanager
 def worker(bootstrap: str, namespace: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=bootstrap, CSP_LOG_LEVEL="WARNING")
+    # the worker trusts the deploy key of the data dir the examples deploy from (log's folder)
+    env = dict(
+        os.environ, CSP_KAFKA_BOOTSTRAP=bootstrap, CSP_LOG_LEVEL="WARNING", CSP_DATA_DIR=str(log.parent)
+    )
     cmd = [sys.executable, "-m", "processors.csp.runtime.worker", "--bootstrap", bootstrap,
            "--namespace", namespace, "--worker-id", "examples"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from gateway.commands import register_all
@@ -24,7 +26,13 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    from streams.reader import ReadTimeout
+
+    try:
+        app()
+    except ReadTimeout as exc:  # a read that did not reach a partition's end: the broker is not answering
+        print(f"error: the Kafka broker did not answer in time: {exc}", file=sys.stderr)
+        raise SystemExit(3) from None
 
 
 if __name__ == "__main__":

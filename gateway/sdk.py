@@ -10,9 +10,9 @@
 
 Commands go to ``csp.commands`` keyed (and explicitly partitioned, Java
 murmur2) by instance id; results are read back from ``csp.events`` /
-``csp.snapshots`` / ``csp.refusals`` of the same partition, starting at a fence
-appended before the command, and matched by the command's position (events,
-snapshots) or id (refusals). Consumers deduplicate on ``(instance, seq)``.
+``csp.snapshots`` / ``csp.refusals`` of the same partition, starting at the
+partition's end offset taken before the command (reads never write), and
+matched by the command's position (events, snapshots) or id (refusals). Consumers deduplicate on ``(instance, seq)``.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from processors.csp.runtime.model import Instance as InstanceState
 from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.records import command_record
 from processors.csp.runtime.registry import DeploymentStore, deployment_record, publish
+from processors.csp.runtime.signing import key_path, load_or_create_key, sign_record
 from processors.csp.runtime.topics import RuntimeTopics
 from schemas.codec import Codec, codec_from_settings
 from streams.admin import ensure_topics, list_topics
 from streams.clients import consumer_config, producer_config
-from streams.engine import MARKER_HEADER
-from streams.reader import read_to_end
+from streams.reader import end_offset, read_to_end
 
 if TYPE_CHECKING:
     from gateway.quantum_sdk import QuantumClient
@@ -175,7 +175,9 @@ class Platform:
         self.bootstrap = bootstrap
         self.codec = codec or codec_from_settings(self.settings)
         self.topics = RuntimeTopics(namespace)
-        self.store = DeploymentStore(bootstrap, self.codec, self.topics)
+        self.store = DeploymentStore(
+            bootstrap, self.codec, self.topics, compiled_dir=self.settings.resolved_data_dir() / "compiled"
+        )
         self._producer: Producer | None = None
         self._results: _Results | None = None
         self._partitions: int | None = None
@@ -268,8 +270,10 @@ class Platform:
         return int(got["offset"])
 
     def fence(self, topic: str, partition: int) -> int:
-        """Append a fence record; returns its offset (reading from it sees everything written later)."""
-        return self._produce_sync(topic, None, None, partition, [(MARKER_HEADER, uuid.uuid4().hex.encode())])
+        """The partition's current end offset: reading from it sees everything written later.
+
+        Writes nothing (it used to append a fence record; see :mod:`streams.reader`)."""
+        return end_offset(self.bootstrap, topic, partition)
 
     @property
     def results(self) -> _Results:
@@ -392,12 +396,9 @@ class Platform:
             self.bootstrap,
             self.topics.specs() + [self.topics.channel_spec(dep.system, c) for c in dep.channels],
         )
-        offset = publish(
-            self.bootstrap,
-            self.codec,
-            self.topics.registry,
-            deployment_record(dep, self.settings.resolved_data_dir() / "compiled"),
-        )
+        record = deployment_record(dep, self.settings.resolved_data_dir() / "compiled")
+        signed = sign_record(record, load_or_create_key(key_path(self.settings)))
+        offset = publish(self.bootstrap, self.codec, self.topics.registry, signed)
         self.store.refresh()
         return offset
 

@@ -12,6 +12,8 @@ The same settings drive the embedded stack and an external deployment:
   docs/stack.md, "Security").
 * ``CSP_AUDIT_KEY``, ``CSP_AUDIT_ORIGIN`` — the audit trail's checkpoint signing key and origin
   (docs/audit.md).
+* ``CSP_DEPLOY_KEY`` / ``CSP_TRUSTED_KEYS`` — the deployment-signing key and the public keys
+  workers trust (``processors/csp/runtime/signing.py``).
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ class Settings(BaseSettings):
     quantum_max_qubits: int = Field(default=20, description="Largest circuit the quantum processor simulates")
     quantum_max_depth: int = Field(default=2000, description="Deepest circuit the quantum processor simulates")
     quantum_max_shots: int = Field(default=100_000, description="Most shots per quantum request")
+    deploy_key: Path | None = Field(
+        default=None, description="Ed25519 private key that signs deployments (default <data_dir>/keys/deploy.ed25519)"
+    )
+    trusted_keys: str = Field(
+        default="", description="Comma-separated hex Ed25519 public keys whose deployments workers run"
+    )
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -28,8 +28,25 @@ Failure handling:
   ``read_committed`` consumers, so downstream consumers deduplicate by source
   position or sequence number.
 
-Control records: a record carrying the header ``csp-marker`` is a fence used
-by :mod:`streams.reader`; the engine skips it.
+Control records: earlier versions of :mod:`streams.reader` appended *fence*
+records (no value, header ``csp-marker: <32 hex digits>``) to the topics they
+read. The engine skips exactly those (:func:`is_platform_fence`); a record with
+a value is processed whatever its headers, and any other value-less record is
+dead-lettered. Nothing vanishes silently.
+
+Bounded outputs: an output larger than ``EngineConfig.max_output_bytes`` (or one
+the producer rejects as too large) fails its record like a processor error: the
+input is dead-lettered. Dead-letter records are bounded too: the copied value
+is truncated to :data:`MAX_DEAD_LETTER_VALUE` bytes, and the error names the
+original size and sha256. No input can stop the engine.
+
+Transactions: by default one transactional producer per engine
+(``transactional.id = <processor>-<worker_id>``). A processor that sets
+``transactional_scope = "partition"`` gets one producer per assigned input
+partition (``<processor>-<topic>-<partition>``): a worker taking a partition
+over calls ``init_transactions`` with that id before it loads the partition's
+state, which fences the previous owner and aborts any transaction it left
+open (a crashed worker no longer blocks ``read_committed`` readers).
 
 Metrics (prometheus-client, one registry per engine) and structured logs
 (structlog) come from here, not from the processors.
@@ -38,9 +55,12 @@ Metrics (prometheus-client, one registry per engine) and structured logs
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -54,6 +74,49 @@ from streams.records import InRecord, OutRecord
 
 MARKER_HEADER = "csp-marker"
 DEAD_LETTER_SCHEMA = "DeadLetter"
+# dead-letter records copy at most this much of the input's value (the rest: size + sha256)
+MAX_DEAD_LETTER_VALUE = 64 * 1024
+MAX_DEAD_LETTER_KEY = 1024
+DEFAULT_MAX_OUTPUT_BYTES = 900_000  # under Kafka's default 1 MB record limit, with room for headers
+_FENCE_VALUE = re.compile(rb"[0-9a-f]{32}")
+
+
+def is_platform_fence(value: bytes | None, headers: Any) -> bool:
+    """A fence record of the platform's old fence-based reader: no value and a ``csp-marker``
+    header holding a 32-hex-digit token. A record with a value is never a fence."""
+    if value is not None or not headers:
+        return False
+    for k, v in headers:
+        if k == MARKER_HEADER:
+            return v is not None and _FENCE_VALUE.fullmatch(v) is not None
+    return False
+
+
+class OutputTooLarge(ValueError):
+    """An output record is larger than the engine may produce."""
+
+
+class RateLimitedLog:
+    """Logs one event name at most once per ``every_s`` seconds, counting what it held back."""
+
+    def __init__(self, log: Any, every_s: float = 10.0) -> None:
+        self.log = log
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, event: str, **kw: Any) -> bool:
+        now = time.monotonic()
+        last = self._last.get(event)
+        if last is not None and now - last < self.every_s:
+            self._held[event] = self._held.get(event, 0) + 1
+            return False
+        self._last[event] = now
+        held = self._held.pop(event, 0)
+        if held:
+            kw["suppressed"] = held
+        self.log.warning(event, **kw)
+        return True
 
 
 class Codec(Protocol):
@@ -113,6 +176,8 @@ class ProcessorBase:
     name: str = "processor"
     inputs: Sequence[str] = ()
     decode_inputs: bool = True
+    # "worker": one transactional producer per engine; "partition": one per input partition
+    transactional_scope: str = "worker"
 
     def process(self, batch: Sequence[InRecord], ctx: BatchContext) -> Iterable[OutRecord]:
         raise NotImplementedError
@@ -144,6 +209,8 @@ class EngineConfig:
     # serve Prometheus /metrics on this port while running (0: off), bound to metrics_host
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+    # outputs (value + key) above this size fail their input record, which is dead-lettered
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
 
 
 def dead_letter_topic_for(topic: str) -> str | None:
@@ -173,6 +240,12 @@ class Engine:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._assigned: set[PartitionRef] = set()
+        self._per_partition = (
+            getattr(processor, "transactional_scope", "worker") == "partition" and config.exactly_once
+        )
+        self._producers: dict[PartitionRef, Producer] = {}
+        self._commit_pool: ThreadPoolExecutor | None = None
+        self.quiet = RateLimitedLog(self.log)
         self.processed = 0
 
     # -- lifecycle -----------------------------------------------------------------
@@ -185,17 +258,25 @@ class Engine:
                 cfg.bootstrap,
                 self.processor.name,
                 session_timeout_ms=cfg.session_timeout_ms,
-                **cfg.consumer_overrides,
+                **{**self._client_logging(), **cfg.consumer_overrides},
             )
         )
-        txid = f"{self.processor.name}-{cfg.worker_id}" if cfg.exactly_once else None
-        self._producer = Producer(producer_config(cfg.bootstrap, transactional_id=txid, **cfg.producer_overrides))
-        if cfg.exactly_once:
+        txid = (
+            f"{self.processor.name}-{cfg.worker_id}" if cfg.exactly_once and not self._per_partition else None
+        )
+        self._producer = Producer(
+            producer_config(
+                cfg.bootstrap, transactional_id=txid, **{**self._client_logging(), **cfg.producer_overrides}
+            )
+        )
+        if cfg.exactly_once and not self._per_partition:
             try:
                 self._producer.init_transactions(cfg.connect_timeout_s)
             except KafkaException as exc:
                 raise FatalEngineError(f"{self.processor.name}: init_transactions failed: {exc}") from None
-        self._consumer.subscribe(list(self.processor.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._consumer.subscribe(
+            list(self.processor.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         self.metrics.serve(cfg.metrics_port, cfg.metrics_host)
         self.log.info("engine.started", inputs=list(self.processor.inputs), exactly_once=cfg.exactly_once)
 
@@ -207,10 +288,57 @@ class Engine:
                 self._assigned.clear()
                 self._consumer.close()
                 self._consumer = None
+        if self._commit_pool is not None:
+            self._commit_pool.shutdown(wait=True)
+            self._commit_pool = None
+        for producer in self._producers.values():
+            producer.flush(5)
+        self._producers.clear()
         if self._producer is not None:
             self._producer.flush(10)
             self._producer = None
         self.log.info("engine.stopped", processed=self.processed)
+
+    def _client_logging(self) -> dict[str, Any]:
+        """Client settings: librdkafka's own error lines (one per connection attempt, 20 a second
+        while the broker is down) are not printed; errors reach :meth:`_client_error` instead."""
+        return {"log_level": 2, "log.connection.close": False, "error_cb": self._client_error}
+
+    def _client_error(self, err: KafkaError) -> None:
+        self.quiet.warning("engine.kafka_error", error=str(err), code=err.name())
+
+    def transactional_id(self, ref: PartitionRef) -> str:
+        """The transactional id of an input partition (per-partition scope)."""
+        return f"{self.processor.name}-{ref.topic}-{ref.partition}"
+
+    def _take_over(self, refs: Sequence[PartitionRef]) -> None:
+        """Per-partition scope: a transactional producer per newly assigned partition. Its
+        ``init_transactions`` fences the partition's previous owner and aborts the transaction
+        that owner left open, before the processor reads the partition's state."""
+        new = [r for r in refs if r not in self._producers]
+        if not new:
+            return
+        cfg = self.config
+
+        def make(ref: PartitionRef) -> Producer:
+            producer = Producer(
+                producer_config(
+                    cfg.bootstrap,
+                    transactional_id=self.transactional_id(ref),
+                    **{**self._client_logging(), **cfg.producer_overrides},
+                )
+            )
+            try:
+                producer.init_transactions(cfg.connect_timeout_s)
+            except KafkaException as exc:
+                raise FatalEngineError(
+                    f"{self.processor.name}: init_transactions for {ref.topic}[{ref.partition}] failed: {exc}"
+                ) from None
+            return producer
+
+        with ThreadPoolExecutor(max_workers=min(8, len(new))) as pool:
+            for ref, producer in zip(new, pool.map(make, new), strict=True):
+                self._producers[ref] = producer
 
     def run(
         self,
@@ -243,6 +371,8 @@ class Engine:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         refs = [PartitionRef(tp.topic, tp.partition) for tp in partitions]
         committed: dict[PartitionRef, int] = {}
+        if refs and self._per_partition:
+            self._take_over(refs)  # before the committed offsets and the state are read
         if refs:
             try:
                 for tp in consumer.committed(partitions, timeout=self.config.connect_timeout_s):
@@ -259,6 +389,10 @@ class Engine:
         refs = [PartitionRef(tp.topic, tp.partition) for tp in partitions]
         self.processor.on_revoke(refs)
         self._assigned.difference_update(refs)
+        for ref in refs:
+            producer = self._producers.pop(ref, None)
+            if producer is not None:
+                producer.flush(5)
         self.metrics.assigned.set(len(self._assigned))
         self.log.info("engine.revoked", partitions=[f"{r.topic}[{r.partition}]" for r in refs])
 
@@ -281,7 +415,7 @@ class Engine:
                     continue
                 if err.fatal():
                     raise FatalEngineError(f"{self.processor.name}: consumer error: {err}")
-                self.log.warning("engine.consume_error", error=str(err))
+                self.quiet.warning("engine.consume_error", error=str(err))
                 continue
             batch.append(InRecord(msg, decode))
         if not batch:
@@ -295,6 +429,61 @@ class Engine:
         return len(batch)
 
     def _process_batch(self, batch: list[InRecord]) -> None:
+        if not self._per_partition:
+            self._process_group(batch, self._producer)
+            return
+        groups: dict[PartitionRef, list[InRecord]] = {}
+        for rec in batch:
+            msg = rec._msg
+            ref = PartitionRef(msg.topic(), msg.partition())
+            group = groups.get(ref)
+            if group is None:
+                group = groups[ref] = []
+            group.append(rec)
+        missing = [r for r in groups if r not in self._producers]
+        if missing:
+            self._take_over(missing)
+        if len(groups) == 1:
+            ref, group = next(iter(groups.items()))
+            self._process_group(group, self._producers[ref])
+            return
+        # each partition's transaction commits on a helper thread while the next partition is
+        # processed; failures are handled here, on the engine's thread, once all are done
+        consumer = self._consumer
+        assert consumer is not None
+        meta = consumer.consumer_group_metadata()
+        pool = self._commit_pool
+        if pool is None:
+            pool = self._commit_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="engine-commit")
+        pending = []
+        for ref, group in groups.items():
+            producer = self._producers[ref]
+            ctx = BatchContext(self.processor.name, self.dead_letter_topic)
+            live = self._screen(group, ctx)
+            try:
+                outputs = self._encode_all(self.processor.process(live, ctx) if live else ())
+            except FatalEngineError:
+                raise
+            except Exception as exc:
+                self.log.warning(
+                    "engine.batch_failed", error=f"{type(exc).__name__}: {exc}"[:500], size=len(group)
+                )
+                self.metrics.retries.inc()
+                self._rewind(group)
+                self._process_one_by_one(group, producer)
+                continue
+            dead = self._dead_letter_records(ctx)
+            fut = pool.submit(self._transact, producer, outputs, dead, _next_offsets(group), meta)
+            pending.append((group, producer, len(outputs), fut))
+        for group, producer, n_out, fut in pending:
+            failed = fut.result()
+            if failed is not None:
+                self._transaction_failed(producer, group, failed)
+                continue
+            self.metrics.records_out.inc(n_out)
+            self.metrics.transactions.inc()
+
+    def _process_group(self, batch: list[InRecord], producer: Producer | None) -> None:
         ctx = BatchContext(self.processor.name, self.dead_letter_topic)
         live = self._screen(batch, ctx)
         try:
@@ -302,12 +491,14 @@ class Engine:
         except FatalEngineError:
             raise
         except Exception as exc:  # a processor bug or invalid output: isolate the record
-            self.log.warning("engine.batch_failed", error=f"{type(exc).__name__}: {exc}", size=len(batch))
+            self.log.warning(
+                "engine.batch_failed", error=f"{type(exc).__name__}: {exc}"[:500], size=len(batch)
+            )
             self.metrics.retries.inc()
             self._rewind(batch)
-            self._process_one_by_one(batch)
+            self._process_one_by_one(batch, producer)
             return
-        self._commit(batch, outputs, ctx)
+        self._commit(batch, outputs, ctx, producer)
 
     def _screen(self, batch: list[InRecord], ctx: BatchContext) -> list[InRecord]:
         """Drop control records; dead-letter records that are not valid platform records."""
@@ -316,13 +507,21 @@ class Engine:
         for rec in batch:
             msg = rec._msg
             raw = msg.value()
-            if msg.headers() is None and raw is not None and not decode_inputs and raw[:1] == b"\x00" and len(raw) > 4:
+            if (
+                msg.headers() is None
+                and raw is not None
+                and not decode_inputs
+                and raw[:1] == b"\x00"
+                and len(raw) > 4
+            ):
                 live.append(rec)  # the common case, checked first
                 continue
-            if msg.headers() is not None and rec.header(MARKER_HEADER) is not None:
-                continue
+            if raw is None and is_platform_fence(raw, msg.headers()):
+                continue  # a fence of the platform's old reader: not data
             if raw is None:
-                ctx.dead_letter(rec, "record has no value (null/tombstone); platform topics carry Avro records")
+                ctx.dead_letter(
+                    rec, "record has no value (null/tombstone); platform topics carry Avro records"
+                )
                 continue
             if decode_inputs:
                 try:
@@ -340,15 +539,21 @@ class Engine:
         """Encode every output before anything is produced: a record that does not
         match its schema fails the batch and nothing is sent."""
         encode = self.codec.encode
+        limit = self.config.max_output_bytes
         encoded: list[tuple[OutRecord, bytes | None]] = []
         append = encoded.append
         for out in outputs:
             if out.value is None:
-                append((out, out.raw))
+                raw = out.raw
             else:
                 if out.schema is None:
                     raise ValueError(f"output to {out.topic} has a value but no schema name")
-                append((out, encode(out.schema, out.value)))
+                raw = encode(out.schema, out.value)
+            if raw is not None and len(raw) > limit:
+                raise OutputTooLarge(
+                    f"an output to {out.topic} is {len(raw)} bytes, above the limit of {limit} bytes"
+                )
+            append((out, raw))
         return encoded
 
     def _dead_letter_records(self, ctx: BatchContext) -> list[tuple[OutRecord, bytes | None]]:
@@ -358,41 +563,30 @@ class Engine:
             if topic is None:
                 self.log.error("engine.dead_letter_without_topic", source=str(rec.position), error=error)
                 continue
-            value = {
-                "error": error,
-                "processor": self.processor.name,
-                "source_topic": rec.topic,
-                "source_partition": rec.partition,
-                "source_offset": rec.offset,
-                "key": rec.key,
-                "value": rec.raw,
-                "headers": {k: v.decode("utf-8", "replace") for k, v in rec.headers},
-                "timestamp": rec.timestamp,
-            }
-            out = OutRecord(topic=topic, key=rec.key, schema=DEAD_LETTER_SCHEMA, value=value)
+            value = bounded_dead_letter(error, self.processor.name, rec)
+            out = OutRecord(topic=topic, key=value["key"], schema=DEAD_LETTER_SCHEMA, value=value)
             result.append((out, self.codec.encode(DEAD_LETTER_SCHEMA, value)))
             self.log.warning("engine.dead_letter", source=str(rec.position), topic=topic, error=error)
         self.metrics.dead_letters.inc(len(result))
         return result
 
-    def _commit(self, batch: list[InRecord], outputs: list[tuple[OutRecord, bytes | None]], ctx: BatchContext) -> bool:
+    def _commit(
+        self,
+        batch: list[InRecord],
+        outputs: list[tuple[OutRecord, bytes | None]],
+        ctx: BatchContext,
+        producer: Producer | None = None,
+    ) -> bool:
         """Produce and commit; False when the transaction was aborted (the batch was rewound)."""
-        producer = self._producer
+        producer = producer or self._producer
         consumer = self._consumer
         assert producer is not None and consumer is not None
         dead = self._dead_letter_records(ctx)
         offsets = _next_offsets(batch)
         if self.config.exactly_once:
-            try:
-                producer.begin_transaction()
-                self._produce(producer, outputs)
-                self._produce(producer, dead)
-                producer.send_offsets_to_transaction(
-                    offsets, consumer.consumer_group_metadata(), self.config.connect_timeout_s
-                )
-                producer.commit_transaction(self.config.connect_timeout_s)
-            except KafkaException as exc:
-                self._transaction_failed(producer, batch, exc)
+            failed = self._transact(producer, outputs, dead, offsets, consumer.consumer_group_metadata())
+            if failed is not None:
+                self._transaction_failed(producer, batch, failed)
                 return False
         else:
             self._produce(producer, outputs)
@@ -404,6 +598,28 @@ class Engine:
         self.metrics.records_out.inc(len(outputs))
         self.metrics.transactions.inc()
         return True
+
+    def _transact(
+        self,
+        producer: Producer,
+        outputs: list[tuple[OutRecord, bytes | None]],
+        dead: list[tuple[OutRecord, bytes | None]],
+        offsets: list[TopicPartition],
+        group_metadata: Any,
+    ) -> KafkaException | None:
+        """One transaction: the outputs, the dead letters and the consumed offsets. Returns the
+        failure (the caller handles it on the engine's thread); may run on a helper thread."""
+        try:
+            producer.begin_transaction()
+            self._produce(producer, outputs)
+            self._produce(producer, dead)
+            producer.send_offsets_to_transaction(offsets, group_metadata, self.config.connect_timeout_s)
+            producer.commit_transaction(self.config.connect_timeout_s)
+        except KafkaException as exc:
+            return exc
+        except BufferError as exc:  # e.g. a record the producer refuses as too large
+            return KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, str(exc)))
+        return None
 
     def _produce(self, producer: Producer, records: list[tuple[OutRecord, bytes | None]]) -> None:
         produce = producer.produce
@@ -435,6 +651,22 @@ class Engine:
     def _transaction_failed(self, producer: Producer, batch: list[InRecord], exc: KafkaException) -> None:
         err = exc.args[0] if exc.args else None
         self.metrics.aborts.inc()
+        if isinstance(err, KafkaError) and err.code() in (
+            KafkaError.MSG_SIZE_TOO_LARGE,
+            KafkaError.INVALID_RECORD,
+        ):
+            # an output the broker or the client refuses as too large: isolate its input
+            self.quiet.warning("engine.output_too_large", error=str(err))
+            with contextlib.suppress(KafkaException):
+                producer.abort_transaction(self.config.connect_timeout_s)
+            self._rewind(batch)
+            if len(batch) > 1:
+                self._process_one_by_one(batch, producer)
+            else:
+                ctx = BatchContext(self.processor.name, self.dead_letter_topic)
+                ctx.dead_letter(batch[0], f"an output of processor {self.processor.name} was refused: {err}")
+                self._commit(batch, [], ctx, producer)
+            return
         if isinstance(err, KafkaError) and err.txn_requires_abort():
             self.log.warning("engine.transaction_aborted", error=str(err))
             producer.abort_transaction(self.config.connect_timeout_s)
@@ -462,9 +694,11 @@ class Engine:
         for (topic, partition), offset in first.items():
             consumer.seek(TopicPartition(topic, partition, offset))
         committed = {PartitionRef(t, p): o for (t, p), o in first.items()}
-        self.processor.on_assign(refs, AssignContext(self.config.bootstrap, self.codec, self.processor.name, committed))
+        self.processor.on_assign(
+            refs, AssignContext(self.config.bootstrap, self.codec, self.processor.name, committed)
+        )
 
-    def _process_one_by_one(self, batch: list[InRecord]) -> None:
+    def _process_one_by_one(self, batch: list[InRecord], producer: Producer | None = None) -> None:
         ctx = BatchContext(self.processor.name, self.dead_letter_topic)
         outputs: list[tuple[OutRecord, bytes | None]] = []
         for rec in self._screen(batch, ctx):
@@ -473,8 +707,10 @@ class Engine:
             except FatalEngineError:
                 raise
             except Exception as exc:
-                ctx.dead_letter(rec, f"processor {self.processor.name} failed: {type(exc).__name__}: {exc}")
-        if self._commit(batch, outputs, ctx):
+                ctx.dead_letter(
+                    rec, f"processor {self.processor.name} failed: {type(exc).__name__}: {exc}"[:4000]
+                )
+        if self._commit(batch, outputs, ctx, producer):
             # The batch was rewound before this retry: move the consumer past it, or the
             # next poll would hand the same records (and the same dead letters) back.
             consumer = self._consumer
@@ -483,9 +719,42 @@ class Engine:
                 consumer.seek(tp)
 
 
+def bounded_dead_letter(error: str, processor: str, rec: InRecord) -> dict[str, Any]:
+    """The DeadLetter record of ``rec``: its coordinates, the error, and at most
+    :data:`MAX_DEAD_LETTER_VALUE` bytes of its value (a longer value is truncated; the error then
+    names the original size and sha256)."""
+    raw = rec.raw
+    key = rec.key
+    notes = []
+    if raw is not None and len(raw) > MAX_DEAD_LETTER_VALUE:
+        notes.append(
+            f"value truncated to {MAX_DEAD_LETTER_VALUE} of {len(raw)} bytes, "
+            f"sha256 {hashlib.sha256(raw).hexdigest()}"
+        )
+        raw = raw[:MAX_DEAD_LETTER_VALUE]
+    if key is not None and len(key) > MAX_DEAD_LETTER_KEY:
+        notes.append(
+            f"key truncated to {MAX_DEAD_LETTER_KEY} of {len(key)} bytes, sha256 {hashlib.sha256(key).hexdigest()}"
+        )
+        key = key[:MAX_DEAD_LETTER_KEY]
+    headers = {
+        k[:256]: v.decode("utf-8", "replace")[:1024] for k, v in list(rec.headers)[:32] if v is not None
+    }
+    return {
+        "error": error[:4000] + "".join(f"; {n}" for n in notes),
+        "processor": processor,
+        "source_topic": rec.topic,
+        "source_partition": rec.partition,
+        "source_offset": rec.offset,
+        "key": key,
+        "value": raw,
+        "headers": headers,
+        "timestamp": rec.timestamp,
+    }
+
+
 def _next_offsets(batch: Sequence[InRecord]) -> list[TopicPartition]:
     """Offsets to commit: one past the last record of each partition (records of
     one partition arrive in offset order)."""
     last = {(r._msg.topic(), r._msg.partition()): r._msg.offset() for r in batch}
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
-

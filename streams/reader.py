@@ -1,12 +1,20 @@
-"""Read a partition from an offset to its current end, without trusting end offsets.
+"""Read a partition from an offset to its current end, without writing anything and without
+trusting ListOffsets.
 
-The embedded broker reports wrong end offsets (``get_watermark_offsets`` /
-ListOffsets latest) when a batch holds several records, so "read until the
-high watermark" is unsafe. Instead we append a *fence*: a control record with
-the header ``csp-marker: <uuid>`` and no value, produced to the partition
-itself, then read until that fence comes back. Everything before the fence
-was written before we started reading. Consumers skip fence records (the
-engine does so automatically).
+The embedded broker reports wrong end offsets through ListOffsets
+(``get_watermark_offsets`` / ``query_watermark_offsets``, ``OFFSET_END``) when a
+batch holds several records, so "read until the queried high watermark" is unsafe.
+Its fetch responses, however, carry the right high watermark, and librdkafka
+reports *partition EOF* when a fetch reaches it. So a read goes on until the
+partition's EOF event: everything acknowledged before the read started is
+below that mark. A ``read_committed`` read stops at the last stable offset, so
+an open transaction never makes a read wait (the runtime aborts transactions
+that crashed workers left open when it takes their partitions over).
+
+Nothing is written to the topic being read. Earlier versions appended *fence*
+records (no value, header ``csp-marker: <32 hex digits>``) to the topics they
+read; such records still in a log are skipped here (and by the engine: see
+:func:`streams.engine.is_platform_fence`).
 """
 
 from __future__ import annotations
@@ -19,20 +27,42 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from streams.clients import consumer_config, producer_config
-from streams.engine import MARKER_HEADER
+from streams.engine import MARKER_HEADER, is_platform_fence
 
 
 class ReadTimeout(RuntimeError):
-    """The fence did not come back in time."""
+    """The end of the partition was not reached in time."""
 
 
 def append_fence(bootstrap: str, topic: str, partition: int, timeout_s: float = 15.0) -> bytes:
+    """Append a fence record (the old end-of-partition mechanism). The platform no longer calls
+    this: reading never writes to the topics users consume. Kept for compatibility."""
     fence = uuid.uuid4().hex.encode()
     producer = Producer(producer_config(bootstrap))
     producer.produce(topic, value=None, partition=partition, headers=[(MARKER_HEADER, fence)])
     if producer.flush(timeout_s):
         raise ReadTimeout(f"could not append a fence to {topic}[{partition}] within {timeout_s}s")
     return fence
+
+
+def _consumer(bootstrap: str, read_committed: bool, **overrides: Any) -> Consumer:
+    conf: dict[str, Any] = consumer_config(
+        bootstrap,
+        f"csp-reader-{uuid.uuid4().hex}",
+        read_committed=read_committed,
+        **{"enable.partition.eof": True, **overrides},
+    )
+    return Consumer(conf)
+
+
+def _exists(consumer: Consumer, topic: str, partition: int, timeout_s: float) -> bool:
+    """Does the partition exist? (A consumer assigned to a missing one waits silently.)"""
+    try:
+        md = consumer.list_topics(topic, timeout=min(10.0, timeout_s))
+    except Exception as exc:
+        raise ReadTimeout(f"{topic}[{partition}]: no metadata: {exc}") from None
+    t = md.topics.get(topic)
+    return t is not None and t.error is None and partition in t.partitions
 
 
 def read_to_end(
@@ -44,33 +74,71 @@ def read_to_end(
     timeout_s: float = 60.0,
     read_committed: bool = True,
 ) -> Iterator[tuple[int, bytes | None, bytes | None, int]]:
-    """Yield ``(offset, key, value, timestamp_ms)`` from ``start_offset`` up to a fresh fence.
+    """Yield ``(offset, key, value, timestamp_ms)`` from ``start_offset`` up to the partition's end
+    (its end when the read reached it). Raises :class:`ReadTimeout` after ``timeout_s``.
 
-    Fence records (of this or any earlier reader) are skipped.
+    Fence records of the old reader are skipped.
     """
-    fence = append_fence(bootstrap, topic, partition)
-    conf: dict[str, Any] = consumer_config(
-        bootstrap, f"csp-reader-{uuid.uuid4().hex}", read_committed=read_committed, **{"enable.partition.eof": False}
-    )
-    consumer = Consumer(conf)
+    consumer = _consumer(bootstrap, read_committed)
     try:
+        if not _exists(consumer, topic, partition, timeout_s):
+            return  # a topic that does not exist (yet) is empty
         consumer.assign([TopicPartition(topic, partition, max(0, start_offset))])
         deadline = time.monotonic() + timeout_s
         while True:
             if time.monotonic() > deadline:
-                raise ReadTimeout(f"{topic}[{partition}]: fence not seen within {timeout_s}s")
+                raise ReadTimeout(f"{topic}[{partition}]: end of partition not reached within {timeout_s}s")
             for msg in consumer.consume(10000, 0.2):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise RuntimeError(f"{topic}[{partition}]: {err}")
-                raw_headers: Any = msg.headers() or ()
-                marker = next((v for k, v in raw_headers if k == MARKER_HEADER), None)
-                if marker is not None:
-                    if marker == fence:
                         return
+                    if err.fatal() or not err.retriable():
+                        raise RuntimeError(f"{topic}[{partition}]: {err}")
                     continue
-                yield msg.offset() or 0, msg.key(), msg.value(), msg.timestamp()[1]
+                value = msg.value()
+                if value is None and is_platform_fence(value, msg.headers()):
+                    continue
+                yield msg.offset() or 0, msg.key(), value, msg.timestamp()[1]
+    finally:
+        consumer.close()
+
+
+def end_offset(
+    bootstrap: str, topic: str, partition: int, *, timeout_s: float = 30.0, read_committed: bool = True
+) -> int:
+    """The partition's current end offset (high watermark), from the fetch path: the high
+    watermark of the first fetch response (right on the embedded broker, unlike ListOffsets), or
+    the partition's EOF. One small fetch, whatever the partition's size. Writes nothing."""
+    consumer = _consumer(
+        bootstrap, read_committed, **{"max.partition.fetch.bytes": 1024}
+    )
+    try:
+        if not _exists(consumer, topic, partition, timeout_s):
+            return 0
+        tp = TopicPartition(topic, partition)
+        try:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=min(10.0, timeout_s))
+            start = max(0, int(high) - 1)
+        except Exception:
+            start = 0
+        consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + timeout_s
+        end = start
+        while True:
+            if time.monotonic() > deadline:
+                raise ReadTimeout(f"{topic}[{partition}]: end of partition not reached within {timeout_s}s")
+            for msg in consumer.consume(1, 0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        return max(end, int(msg.offset() or 0))
+                    if err.fatal() or not err.retriable():
+                        raise RuntimeError(f"{topic}[{partition}]: {err}")
+                    continue
+                end = max(end, (msg.offset() or 0) + 1)
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high is not None and high >= end:
+                    return int(high)
     finally:
         consumer.close()

@@ -180,7 +180,8 @@ def run(
     run_settings = settings.model_copy(update={"kafka_bootstrap": endpoints.kafka_bootstrap})
     log_path = settings.resolved_data_dir() / "runtime-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=endpoints.kafka_bootstrap, CSP_LOG_LEVEL="INFO")
+    env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=endpoints.kafka_bootstrap, CSP_LOG_LEVEL="INFO",
+               CSP_DATA_DIR=str(settings.resolved_data_dir()))  # the worker trusts this data dir's deploy key
     worker = subprocess.Popen(
         [sys.executable, "-m", "processors.csp.runtime.worker", "--bootstrap", endpoints.kafka_bootstrap,
          "--worker-id", "run-0"],

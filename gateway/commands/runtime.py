@@ -407,8 +407,13 @@ def conform(
 
 def worker(
     worker_id: Annotated[
-        str, typer.Option("--worker-id", help="Stable id: a restart fences the old worker")
-    ] = "0",
+        str,
+        typer.Option(
+            "--worker-id",
+            help="Name in logs and metrics (default: unique, <host>-<pid>-<random>); "
+            "partitions fence their previous owner whatever the id",
+        ),
+    ] = "",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 5000,
     at_least_once: Annotated[bool, typer.Option("--at-least-once", help="No transactions")] = False,
     bound: Annotated[
@@ -436,6 +441,9 @@ def worker(
     except StackError as exc:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from None
     _probe(bootstrap, settings.kafka_timeout_s)
+    from processors.csp.runtime.worker import default_worker_id
+
+    worker_id = worker_id or default_worker_id()
     args = ["--worker-id", worker_id, "--batch-size", str(batch_size), "--namespace", namespace,
             "--bootstrap", bootstrap, "--bound", str(bound), "--snapshot-every", str(snapshot_every)]  # fmt: skip
     if at_least_once:

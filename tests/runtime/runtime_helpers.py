@@ -61,7 +61,10 @@ def spawn_worker(
     platform: Platform, worker_id: str, log: Path, *extra: str, info: bool = False
 ) -> subprocess.Popen[bytes]:
     env = dict(
-        os.environ, CSP_KAFKA_BOOTSTRAP=platform.bootstrap, CSP_LOG_LEVEL="INFO" if info else "WARNING"
+        os.environ,
+        CSP_KAFKA_BOOTSTRAP=platform.bootstrap,
+        CSP_LOG_LEVEL="INFO" if info else "WARNING",
+        CSP_DATA_DIR=str(platform.settings.resolved_data_dir()),  # trusts the platform's deploy key
     )
     cmd = [
         sys.executable,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from lts_fixtures import buffer_deployment, choice_deployment, misc_deployment
 
+from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.processor import RuntimeProcessor
 from processors.csp.runtime.records import command_record
 from processors.csp.runtime.registry import DeploymentStore
@@ -21,8 +22,9 @@ def run(bound: int, batch: list[tuple[str, bytes]], codec: Codec) -> tuple[Runti
         store._deps[dep.key] = dep
     proc = RuntimeProcessor(store, codec, RuntimeTopics(), bound=bound, snapshot_every=3)
     proc._refreshed = True  # no registry reads: everything is deployed above
+    # each command on its instance's home partition (else the processor forwards it there)
     recs = [
-        InRecord.of("csp.commands", 1, 100 + i, k.encode(), v, codec.decode, 5)
+        InRecord.of("csp.commands", partition_for(k, 4), 100 + i, k.encode(), v, codec.decode, 5)
         for i, (k, v) in enumerate(batch)
     ]
     ctx = BatchContext("p", lambda t: None)

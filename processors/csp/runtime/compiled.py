@@ -19,6 +19,9 @@ import numpy as np
 from processors.csp.lts import LTS
 
 MAGIC = b"CSPLTS1\n"
+# bounds on what loads() accepts (a compiled LTS of 10M transitions is ~120 MB of arrays)
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+MAX_ARRAY_BYTES = 1024 * 1024 * 1024
 
 
 class CompiledFormatError(ValueError):
@@ -58,10 +61,18 @@ def loads(data: bytes) -> tuple[LTS, tuple[tuple[str, ...], ...], dict[str, Any]
     pos = len(MAGIC)
     hlen = int.from_bytes(data[pos : pos + 4], "big")
     pos += 4
+    if hlen > min(MAX_HEADER_BYTES, len(data) - pos):
+        raise CompiledFormatError(f"corrupt compiled LTS: header length {hlen} past the data")
     try:
         header = json.loads(data[pos : pos + hlen])
-        raw = zlib.decompress(data[pos + hlen :])
-    except (ValueError, zlib.error) as exc:
+        expected = sum(np.dtype(dtype).itemsize * int(n) for _name, dtype, n in header["arrays"])
+        if not 0 <= expected <= MAX_ARRAY_BYTES:
+            raise ValueError(f"arrays of {expected} bytes (limit {MAX_ARRAY_BYTES})")
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(data[pos + hlen :], expected + 1)  # bounded: never more than announced
+        if len(raw) != expected or inflater.unconsumed_tail:
+            raise ValueError(f"compressed arrays do not hold the {expected} bytes the header announces")
+    except (ValueError, TypeError, KeyError, zlib.error) as exc:
         raise CompiledFormatError(f"corrupt compiled LTS: {exc}") from None
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     off = 0

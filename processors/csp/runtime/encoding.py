@@ -347,12 +347,20 @@ def as_command_dict(t: CommandTuple) -> dict[str, Any]:
                      "issued_at"), t, strict=True))  # fmt: skip
 
 
+MAX_VARINT_BYTES = 10  # an Avro long is at most 64 bits: 10 groups of 7 bits
+
+
 def _rlong(b: bytes, pos: int) -> tuple[int, int]:
+    """A zig-zag varint at ``pos``; raises ValueError past 10 bytes (linear: never builds a huge int)."""
     c = b[pos]
     pos += 1
     n = c & 0x7F
     shift = 7
     while c & 0x80:
+        if shift >= 7 * MAX_VARINT_BYTES:
+            raise ValueError(
+                f"malformed varint at byte {pos - MAX_VARINT_BYTES}: more than {MAX_VARINT_BYTES} bytes"
+            )
         c = b[pos]
         pos += 1
         n |= (c & 0x7F) << shift

@@ -15,9 +15,10 @@ consumers) and duplicates of reprocessed commands; so
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from processors.csp.runtime.idempotence import window_from_events
 from processors.csp.runtime.model import KIND_TICK, Instance, Status, frozen_params
 from processors.csp.runtime.records import instance_from_snapshot
 from processors.csp.runtime.step import DeploymentLookup
@@ -123,8 +124,12 @@ def recover(
     committed: int | None,
     lookup: DeploymentLookup | None,
     strict: bool = True,
+    *,
+    window: int = 0,
 ) -> dict[str, Instance]:
-    """Every instance of a partition from its snapshot and events (committed records only)."""
+    """Every instance of a partition from its snapshot and events (committed records only).
+
+    ``window`` > 0: each instance's window of recent command ids is rebuilt from its events."""
     snaps = latest_snapshots(committed_only(snapshots, committed))
     evs = dedupe_events(committed_only(events, committed))
     result: dict[str, Instance] = {}
@@ -134,7 +139,10 @@ def recover(
         base = instance_from_snapshot(snap) if snap is not None else initial_from_events(iid, per)
         if base is None:
             continue
-        result[iid] = apply_events(base, per, lookup, None, strict)
+        inst = apply_events(base, per, lookup, None, strict)
+        if window > 0:
+            inst = replace(inst, recent=window_from_events(per, inst.seq, window))
+        result[iid] = inst
     return result
 
 

@@ -308,8 +308,18 @@ class Instance:
     status: Status
     updated_at: int = 0  # timestamp of the last command that changed it (ms)
     params: Mapping[str, str] = field(default_factory=lambda: NO_PARAMS)
+    # hashes of the ids of its last commands that changed it (``runtime/idempotence.py``)
+    recent: bytes = b""
 
     def with_(self, state: int, seq: int, status: Status, updated_at: int) -> Instance:
         return Instance(
-            self.instance_id, self.system, self.version, state, seq, status, updated_at, self.params
+            self.instance_id,
+            self.system,
+            self.version,
+            state,
+            seq,
+            status,
+            updated_at,
+            self.params,
+            self.recent,
         )

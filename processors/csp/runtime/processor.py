@@ -13,7 +13,20 @@ transaction:
   or every ``snapshot_every`` events.
 
 A record on the commands topic that is not a ``CspCommand`` is dead-lettered;
-a malformed command is refused (MALFORMED). Nothing is dropped.
+a malformed command is refused (MALFORMED), a command record larger than
+``max_command_bytes`` is refused (TOO_LARGE) without being decoded. Nothing is
+dropped, and no input stops the worker (refusals are bounded in size).
+
+An instance lives on its *home* partition: the Java-murmur2 partition of its id
+(:func:`.partitioning.partition_for`). A command produced to another partition
+(a client with another partitioner) is forwarded, inside the batch's
+transaction, to the home partition, unless its instance already lives where it
+arrived (instances created before forwarding existed). So an instance id exists
+once, whatever partitioner the producers use.
+
+Commands are idempotent on ``command_id`` (:mod:`.idempotence`): a command whose
+id is in its instance's window of recent command ids is refused as DUPLICATE and
+not applied again.
 
 Hot path: an offer whose outcome needs no draw (a *macro step*, see
 :meth:`Deployment.macro`) and a START with a deterministic initial settling are
@@ -29,6 +42,7 @@ not yet committed: those commands are processed again), deduplicates on
 from __future__ import annotations
 
 import gc
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -39,11 +53,13 @@ from processors.csp.runtime.encoding import (
     CommandDecoder,
     EventDecoder,
     FastEncoder,
+    _rstr,
     as_command_dict,
     zl,
     zlong,
     zstr,
 )
+from processors.csp.runtime.idempotence import DEFAULT_WINDOW, command_hash, push, seen
 from processors.csp.runtime.model import (
     KIND_INPUT,
     KIND_OUTPUT,
@@ -62,6 +78,12 @@ from streams.reader import read_to_end
 from streams.records import InRecord, OutRecord
 
 COMMAND_SCHEMA = "CspCommand"
+# the largest command record (Avro bytes) the runtime decodes; larger ones are refused TOO_LARGE
+MAX_COMMAND_BYTES = 64 * 1024
+# bounds of a refusal record's copied fields
+MAX_REFUSAL_EVENT = 1000
+MAX_REFUSAL_ACCEPTABLE = 100
+FORWARDED_HEADER = "csp-forwarded-from"
 
 
 def tune_gc() -> None:
@@ -87,10 +109,12 @@ class RuntimeStats:
     refusals: int = 0
     snapshots: int = 0
     recovered_instances: int = 0
+    forwarded: int = 0
 
 
 class RuntimeProcessor(ProcessorBase):
     decode_inputs = False  # the processor decodes commands itself (hand-written Avro decoder)
+    transactional_scope = "partition"  # a worker taking a partition over fences its previous owner
 
     def __init__(
         self,
@@ -101,6 +125,8 @@ class RuntimeProcessor(ProcessorBase):
         bound: int = DEFAULT_BOUND,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         group: str | None = None,
+        max_command_bytes: int = MAX_COMMAND_BYTES,
+        dedupe_window: int = DEFAULT_WINDOW,
     ) -> None:
         self.topics = topics or RuntimeTopics()
         self.name = group or (
@@ -125,7 +151,10 @@ class RuntimeProcessor(ProcessorBase):
         # their outputs carry an explicit partition (normally none)
         self._unnatural: dict[int, set[str]] = {}
         self._out_partitions = self.topics.partitions
+        self._cmd_partitions = self.topics.partitions
         self._explicit_all = False
+        self.max_command_bytes = max_command_bytes
+        self.window = max(0, dedupe_window)
 
     # -- deployments -------------------------------------------------------------------
 
@@ -188,13 +217,19 @@ class RuntimeProcessor(ProcessorBase):
         gc_was = gc.isenabled()
         gc.disable()  # the hot path makes no reference cycles; a full collection per batch costs more
         try:
+            max_bytes = self.max_command_bytes
+            window = self.window
             for rec in batch:
                 msg = rec._msg
-                t = decode_tuple(msg.value())
+                raw = msg.value()
                 part = msg.partition()
                 insts = partitions.get(part)
                 if insts is None:
                     insts = partitions[part] = {}
+                if len(raw) > max_bytes:
+                    self._too_large(rec, raw, out)
+                    continue
+                t = decode_tuple(raw)
                 if t is not None:
                     # -- fast path: a deterministic accepted offer (no draw, bounded settling) --
                     iid = t[1]
@@ -204,7 +239,10 @@ class RuntimeProcessor(ProcessorBase):
                         dep = deps.get((inst.system, inst.version))
                         key = msg.key()
                         cached = None
-                        if dep is not None and key == iid.encode():
+                        cid = t[0]
+                        h = command_hash(cid) if cid else b""
+                        recent = inst.recent
+                        if dep is not None and key == iid.encode() and not (recent and h and seen(recent, h)):
                             label = dep.label_of.get(event)
                             if label is not None:
                                 ck = (dep.key, inst.state, label)
@@ -259,6 +297,7 @@ class RuntimeProcessor(ProcessorBase):
                                 macro.status,
                                 ts,
                                 inst.params,
+                                push(recent, h, window) if h and nsteps else recent,
                             )
                             insts[iid] = new
                             if macro.status is not running or inst.seq // every != seq // every:
@@ -280,6 +319,9 @@ class RuntimeProcessor(ProcessorBase):
                         continue
                     iid = value["instance_id"]
                     inst = insts.get(iid)
+                if inst is None and self.home(iid) != part:
+                    self._forward(rec, iid, out)
+                    continue
                 if inst is None and value["kind"] == "START" and self._fast_start(msg, value, insts, out):
                     continue
                 self._general(rec, value, insts, out, ctx)
@@ -328,9 +370,11 @@ class RuntimeProcessor(ProcessorBase):
                     out.append(OutRecord(chan_topic, key, None, None,
                                          b"".join((enc.channel_header, iid_b, chan_mid, seq_b, ts_b))))  # fmt: skip
             self.stats.events += seq
+        cid = value["command_id"]
         new = Instance(
-            iid, dep.system, dep.version, macro.state, seq, macro.status, ts, frozen_params(value["params"])
-        )
+            iid, dep.system, dep.version, macro.state, seq, macro.status, ts, frozen_params(value["params"]),
+            push(b"", command_hash(cid), self.window) if cid and seq else b"",
+        )  # fmt: skip
         insts[iid] = new
         out.append(
             OutRecord(self.topics.snapshots, key, None, None, enc.snapshot(new, part, offset), ev_part)
@@ -338,12 +382,61 @@ class RuntimeProcessor(ProcessorBase):
         self.stats.snapshots += 1
         return True
 
+    def untrusted(self, system: str, version: int | None) -> str | None:
+        """Why a START of ``system`` (version, or None: the newest) may not run, or None."""
+        reasons = getattr(self.store, "untrusted", {})
+        if not reasons:
+            return None
+        if version is not None:
+            if self.store.lookup(system, version) is not None:
+                return None
+            why = reasons.get((system, version))
+            return None if why is None else f"{system} v{version} is not trusted: {why}"
+        bad = sorted(v for (s, v) in reasons if s == system)
+        if bad and not self.store.versions(system):
+            return f"{system} v{bad[-1]} is not trusted: {reasons[(system, bad[-1])]}"
+        return None
+
     def _chan_topic_of(self, dep: Deployment, label: int) -> str:
         key = (dep.system, dep.label_channel[label] or "")
         topic = self._channel_topics.get(key)
         if topic is None:
             topic = self._channel_topics[key] = self.topics.channel(key[0], key[1])
         return topic
+
+    def home(self, iid: str) -> int:
+        """The home partition of an instance on the commands topic (Java murmur2 of its id)."""
+        return partition_for(iid, self._cmd_partitions)
+
+    def _forward(self, rec: InRecord, iid: str, out: list[OutRecord]) -> None:
+        """A command for an instance that is not on the partition it arrived on goes, unchanged,
+        to its instance's home partition (in the batch's transaction: exactly once)."""
+        msg = rec._msg
+        home = self.home(iid)
+        origin = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}".encode()
+        headers = tuple((k, v) for k, v in rec.headers if k != FORWARDED_HEADER)
+        out.append(OutRecord(self.topics.commands, msg.key(), raw=msg.value(), partition=home,
+                             headers=(*headers, (FORWARDED_HEADER, origin))))  # fmt: skip
+        self.stats.forwarded += 1
+
+    def _too_large(self, rec: InRecord, raw: bytes, out: list[OutRecord]) -> None:
+        msg = rec._msg
+        key = msg.key() or b""
+        iid = key[:200].decode("utf-8", "replace")
+        where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+        command_id = where
+        if raw[:5] == self.dec._header:  # name the command when its id is readable (bounded work)
+            try:
+                cid, _pos = _rstr(raw[:1100], 5)
+                command_id = cid[:1000] or where
+            except (IndexError, UnicodeDecodeError, ValueError):
+                pass
+        refusal = Refusal(
+            "TOO_LARGE",
+            f"command record {where} is {len(raw)} bytes, above the runtime's limit of {self.max_command_bytes} "
+            f"bytes (sha256 {hashlib.sha256(raw).hexdigest()}); it was not decoded or applied",
+        )
+        self._refuse(out, msg.partition(), iid, None, command_id, refusal, rec.timestamp, None)
 
     def _natural(self, iid: str, part: int) -> bool:
         """Does the default (murmur2) partitioner put ``iid`` on ``part`` of the output topics?"""
@@ -368,10 +461,30 @@ class RuntimeProcessor(ProcessorBase):
             return
         iid = cmd.instance_id
         before = insts.get(iid)
+        h = command_hash(cmd.command_id) if cmd.command_id else b""
+        if before is not None and h and before.recent and seen(before.recent, h):
+            dup = Refusal(
+                "DUPLICATE",
+                f"command {cmd.command_id} was already applied to instance {iid} (its events carry that "
+                "command_id); it is not applied again: commands are idempotent on command_id",
+                cmd.event, cmd.offer_id, (), before.state,
+            )  # fmt: skip
+            self._refuse(out, part, iid, before, cmd.command_id, dup, cmd.issued_at, cmd.system)
+            return
         if cmd.kind == "START" and cmd.version is None and before is None and cmd.system:
             cmd = replace(cmd, version=self.resolve_latest(cmd.system, cmd.issued_at))
+        if cmd.kind == "START" and before is None and cmd.system:
+            if cmd.version is not None:
+                self.lookup(cmd.system, cmd.version)  # reads the registry once when the version is new
+            why = self.untrusted(cmd.system, cmd.version)
+            if why is not None:
+                bad = Refusal("UNTRUSTED_VERSION", why, cmd.event, cmd.offer_id)
+                self._refuse(out, part, iid, None, cmd.command_id, bad, cmd.issued_at, cmd.system)
+                return
         outcome = apply(cmd, before, self.lookup, self.bound)
         inst = outcome.instance
+        if inst is not None and outcome.steps and h:
+            inst = replace(inst, recent=push(before.recent if before is not None else b"", h, self.window))
         if before is None and inst is not None and not self._natural(iid, part):
             self._unnatural.setdefault(part, set()).add(iid)
         explicit = part if iid in self._unnatural.get(part, ()) else None
@@ -407,6 +520,12 @@ class RuntimeProcessor(ProcessorBase):
         ts: int,
         system: str | None,
     ) -> None:
+        if (
+            len(refusal.acceptable) > MAX_REFUSAL_ACCEPTABLE
+            or len(refusal.event or "") > MAX_REFUSAL_EVENT
+            or len(refusal.message) > 4 * MAX_REFUSAL_EVENT
+        ):
+            refusal = bounded_refusal(refusal)
         raw = self.enc.refusal(iid, inst, command_id, refusal, ts, system)
         out.append(OutRecord(self.topics.refusals, iid.encode(), raw=raw, partition=part))
         self.stats.refusals += 1
@@ -440,7 +559,7 @@ class RuntimeProcessor(ProcessorBase):
             p = ref.partition
             insts = fold.recover(
                 logs[(p, self.topics.snapshots)], logs[(p, self.topics.events)], max(0, ctx.committed[ref]),
-                self.store.lookup,
+                self.store.lookup, window=self.window,
             )  # fmt: skip
             self.stats.recovered_instances += len(insts)
             self.partitions[p] = insts
@@ -458,11 +577,13 @@ class RuntimeProcessor(ProcessorBase):
         got = {counts.get(name) for name in (t.commands, t.events, t.snapshots, t.refusals)}
         self._explicit_all = len(got) != 1
         self._out_partitions = counts.get(t.events, t.partitions)
+        cmd_parts = counts.get(t.commands, t.partitions)
+        self._cmd_partitions = cmd_parts
 
     def recover_partition(self, partition: int, committed: int) -> dict[str, Instance]:
         snaps = list(self._read(self.topics.snapshots, partition, "CspSnapshot"))
         events = list(self._read(self.topics.events, partition, "CspEvent"))
-        got = fold.recover(snaps, events, committed, self.store.lookup)
+        got = fold.recover(snaps, events, committed, self.store.lookup, window=self.window)
         self.stats.recovered_instances += len(got)
         return got
 
@@ -485,3 +606,17 @@ class RuntimeProcessor(ProcessorBase):
         for ref in partitions:
             if ref.topic == self.topics.commands:
                 self.partitions.pop(ref.partition, None)
+
+
+def bounded_refusal(refusal: Refusal) -> Refusal:
+    """``refusal`` with its copied fields cut to bounded sizes (a refusal never outgrows a record)."""
+    acc = refusal.acceptable
+    message = refusal.message[: 4 * MAX_REFUSAL_EVENT]
+    if len(acc) > MAX_REFUSAL_ACCEPTABLE:
+        message += f" ({len(acc)} acceptable events; the first {MAX_REFUSAL_ACCEPTABLE} are listed)"
+        acc = acc[:MAX_REFUSAL_ACCEPTABLE]
+    event = refusal.event
+    if event is not None and len(event) > MAX_REFUSAL_EVENT:
+        message += f" (event truncated from {len(event)} characters)"
+        event = event[:MAX_REFUSAL_EVENT]
+    return replace(refusal, message=message, event=event, acceptable=acc)

@@ -6,12 +6,21 @@ instances keep the version they started on. The store reads the registry
 topic to its end with the fence-based reader (no trust in end offsets) and
 keeps every version in memory; the compiled LTS travels in the record
 (``compiled``) or, when too large for a Kafka record, in a file referenced by
-``compiled_ref`` (``file:///...``).
+``compiled_ref`` (``file:///...``) inside the platform's compiled store
+(``<data_dir>/compiled``): a reference elsewhere, to something that is not a regular
+file, or to more than :data:`MAX_COMPILED_BYTES` is refused, and decompression is bounded
+(:func:`.compiled.loads`).
+
+With a :class:`~.signing.TrustPolicy` the store keeps only records signed by a trusted key
+whose content matches its signed hashes; the others are listed in :attr:`DeploymentStore.untrusted`
+with the reason.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +30,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from processors.csp.runtime import compiled
 from processors.csp.runtime.model import ChannelSpec, Deployment
+from processors.csp.runtime.signing import TrustPolicy
 from processors.csp.runtime.topics import RuntimeTopics
 from streams.clients import producer_config
 from streams.engine import Codec
@@ -29,6 +39,8 @@ from streams.reader import read_to_end
 REGISTRY_SCHEMA = "CspRegistryRecord"
 # records above this size keep their compiled LTS in a file (Kafka's default max is 1 MB)
 MAX_INLINE_COMPILED = 900_000
+# the largest compiled-LTS file a store reads through compiled_ref
+MAX_COMPILED_BYTES = 256 * 1024 * 1024
 
 
 class RegistryError(RuntimeError):
@@ -68,21 +80,65 @@ def deployment_record(dep: Deployment, compiled_dir: Path | None = None) -> dict
         "compiled": None if ref is not None else blob,
         "compiled_ref": ref,
         "deployed_at": dep.deployed_at,
+        "compiled_hash": hashlib.sha256(blob).hexdigest(),
     }
 
 
-def deployment_from_record(rec: Mapping[str, Any]) -> Deployment:
+def read_compiled_file(path: Path, store: Path, limit: int = MAX_COMPILED_BYTES) -> bytes:
+    """The bytes of a compiled-LTS file inside ``store``: a regular file of at most ``limit`` bytes
+    (never a FIFO, a device or a link out of the store; never a blocking open)."""
+    root = store.resolve()
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(root):
+        raise RegistryError(f"compiled_ref {path} is outside the platform's compiled store {root}")
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise RegistryError(f"compiled_ref {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RegistryError(f"compiled_ref {path} is not a regular file")
+        if st.st_size > limit:
+            raise RegistryError(f"compiled_ref {path} is {st.st_size} bytes, above the limit of {limit}")
+        chunks = []
+        total = 0
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > limit:
+                raise RegistryError(f"compiled_ref {path} grew past the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def compiled_bytes(rec: Mapping[str, Any], store: Path | None) -> bytes:
+    """The compiled LTS bytes of a registry record: inline, or from the compiled store."""
     blob = rec.get("compiled")
+    if blob is not None:
+        return bytes(blob)
+    ref = rec.get("compiled_ref")
+    if not ref:
+        raise RegistryError(
+            f"{rec['system']} v{rec['version']}: record has neither compiled nor compiled_ref"
+        )
+    url = urlparse(ref)
+    if url.scheme != "file" or url.netloc not in ("", "localhost"):
+        raise RegistryError(f"{rec['system']} v{rec['version']}: unsupported compiled_ref {ref!r}")
+    if store is None:
+        raise RegistryError(
+            f"{rec['system']} v{rec['version']}: compiled_ref {ref!r} but no compiled store configured"
+        )
+    return read_compiled_file(Path(url.path), store)
+
+
+def deployment_from_record(
+    rec: Mapping[str, Any], *, store: Path | None = None, blob: bytes | None = None
+) -> Deployment:
+    """The deployment of a registry record (``blob``: its compiled bytes, when already read)."""
     if blob is None:
-        ref = rec.get("compiled_ref")
-        if not ref:
-            raise RegistryError(
-                f"{rec['system']} v{rec['version']}: record has neither compiled nor compiled_ref"
-            )
-        url = urlparse(ref)
-        if url.scheme != "file":
-            raise RegistryError(f"{rec['system']} v{rec['version']}: unsupported compiled_ref {ref!r}")
-        blob = Path(url.path).read_bytes()
+        blob = compiled_bytes(rec, store)
     lts, payloads, meta = compiled.loads(bytes(blob))
     values: Mapping[str, Any] = meta.get("channel_values", {})
     channels = {
@@ -109,10 +165,22 @@ def deployment_from_record(rec: Mapping[str, Any]) -> Deployment:
 class DeploymentStore:
     """Every deployed version, read from the registry topic (call :meth:`refresh` to catch up)."""
 
-    def __init__(self, bootstrap: str, codec: Codec, topics: RuntimeTopics | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        codec: Codec,
+        topics: RuntimeTopics | None = None,
+        *,
+        trust: TrustPolicy | None = None,
+        compiled_dir: Path | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.codec = codec
         self.topics = topics or RuntimeTopics()
+        self.trust = trust
+        self.compiled_dir = compiled_dir
+        # (system, version) -> why it is not run (trust policy: unsigned, untrusted key, altered)
+        self.untrusted: dict[tuple[str, int], str] = {}
         self._deps: dict[tuple[str, int], Deployment] = {}
         self._records: dict[tuple[str, int], Mapping[str, Any]] = {}
         self._next_offset = 0
@@ -132,9 +200,24 @@ class DeploymentStore:
                 if name != REGISTRY_SCHEMA:
                     continue
                 key = (rec["system"], int(rec["version"]))
-                if key in self._deps:  # idempotent on (system, version): first wins
+                if key in self._deps:  # idempotent on (system, version): first trusted record wins
                     continue
-                self._deps[key] = deployment_from_record(rec)
+                try:
+                    blob = compiled_bytes(rec, self.compiled_dir)
+                except RegistryError as exc:
+                    if self.trust is not None:
+                        self.untrusted[key] = str(exc)
+                    raise
+                if self.trust is not None:
+                    why = self.trust.check(rec, blob)
+                    if why is not None:
+                        self.untrusted[key] = why
+                        self.errors.append(
+                            f"{self.topics.registry}@{offset}: {key[0]} v{key[1]} untrusted: {why}"
+                        )
+                        continue
+                self._deps[key] = deployment_from_record(rec, blob=blob)
+                self.untrusted.pop(key, None)
                 self._records[key] = rec
                 added += 1
             except Exception as exc:  # a bad registry record must not stop the runtime
