@@ -1,0 +1,149 @@
+"""The ClickHouse side of the projector: DDL, resume points, exactly-once batch inserts.
+
+Exactly-once into the sink follows ClickHouse's own Kafka connector:
+
+1. A batch is a range ``first..last`` of one topic-partition's offsets, all decided
+   (committed or aborted, see :mod:`projections.txread`). Its rows are a pure function
+   of the range, so the batch can be rebuilt identically after a crash.
+2. Before inserting, the plan ``(topic, partition, first, last, done=0)`` is written to
+   ``projector_batches``.
+3. Each table gets one Arrow insert with ``insert_deduplication_token =
+   "topic:partition:first-last"``; the tables keep the last ``DEDUP_WINDOW`` tokens
+   (``non_replicated_deduplication_window``), so inserting the same batch again is a no-op.
+4. The audit rows go in, then ``done=1`` is written: the batch's commit.
+
+At start the projector reads, for each topic-partition, its last plan in
+``projector_batches`` (what the sink holds, not a consumer group's offset): if it is not
+done, the same range is rebuilt and inserted again (the tokens drop what already made
+it), then reading goes on after ``last``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from projections.audit_sink import AuditSink
+from projections.ddl import SCHEMA_VERSION, statements
+from projections.tables import DEAD_LETTERS, UNPROJECTED, Table, tables_for
+from projections.txread import LogRecord
+from schemas.codec import Codec
+
+PROCESSOR = "projector"
+
+
+@dataclass(frozen=True)
+class Plan:
+    topic: str
+    partition: int
+    first: int
+    last: int
+    done: bool
+
+    @property
+    def token(self) -> str:
+        return batch_token(self.topic, self.partition, self.first, self.last)
+
+
+def batch_token(topic: str, partition: int, first: int, last: int) -> str:
+    return f"{topic}:{partition}:{first}-{last}"
+
+
+def logical_topic(topic: str, namespace: str) -> str:
+    """``ns.csp.events`` -> ``csp.events`` (the catalog name that picks the tables)."""
+    prefix = f"{namespace}." if namespace else ""
+    return topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
+
+
+def _dead_letter_value(rec: LogRecord, error: Exception) -> dict[str, Any]:
+    return {
+        "source_topic": rec.topic, "source_partition": rec.partition, "source_offset": rec.offset,
+        "processor": PROCESSOR, "error": f"{rec.topic}[{rec.partition}]@{rec.offset}: {error}",
+        "error_type": type(error).__name__, "attempts": 1, "key": rec.key, "value": rec.value,
+        "headers": {k: v.decode("utf-8", "replace") for k, v in rec.headers}, "timestamp": rec.timestamp,
+    }
+
+
+def build_rows(
+    records: Sequence[LogRecord], codec: Codec, namespace: str = ""
+) -> dict[str, tuple[Table, list[tuple[LogRecord, Mapping[str, Any]]]]]:
+    """Pure: table name -> (table, rows) for a batch. A record that cannot be decoded or
+    does not fit its table becomes a ``dead_letters`` row naming the error."""
+    out: dict[str, tuple[Table, list[tuple[LogRecord, Mapping[str, Any]]]]] = {}
+    for rec in records:
+        tables = tables_for(logical_topic(rec.topic, namespace))
+        if not tables:
+            continue
+        try:
+            if rec.value is None:
+                raise ValueError("record has no value")
+            _name, value = codec.decode(rec.value)
+            for table in tables:
+                for col in table.columns:
+                    col.get(rec, value)  # a missing field fails here, not in the Arrow build
+        except Exception as exc:  # noqa: BLE001 - any bad record is a dead letter, never lost
+            tables, value = (DEAD_LETTERS,), _dead_letter_value(rec, exc)
+        for table in tables:
+            out.setdefault(table.name, (table, []))[1].append((rec, value))
+    return out
+
+
+@dataclass
+class Sink:
+    """Writes batches into ClickHouse through one clickhouse-connect client."""
+
+    client: Any
+    codec: Codec
+    namespace: str = ""
+    audit: AuditSink | None = None
+    extra_ddl: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    rows_written: int = 0
+    # test hook: called after a batch's inserts, before its commit (done=1)
+    before_commit: Any = None
+
+    def apply_ddl(self) -> None:
+        with self.lock:
+            for stmt in statements(self.extra_ddl):
+                self.client.command(stmt)
+            have = self.client.query("SELECT count() FROM schema_migrations WHERE version = {v:UInt32}",
+                                     parameters={"v": SCHEMA_VERSION}).result_rows[0][0]
+            if not have:
+                self.client.insert("schema_migrations", [[SCHEMA_VERSION]], column_names=["version"])
+
+    def plans(self) -> dict[tuple[str, int], Plan]:
+        """The last plan of every topic-partition the sink holds."""
+        with self.lock:
+            rows = self.client.query(
+                "SELECT topic, partition, argMax(first_offset, (last_offset, done)),"
+                " max(last_offset), argMax(done, (last_offset, done))"
+                " FROM projector_batches GROUP BY topic, partition"
+            ).result_rows
+        return {(t, int(p)): Plan(t, int(p), int(f), int(last), bool(d)) for t, p, f, last, d in rows}
+
+    def write(self, plan: Plan, records: Sequence[LogRecord], *, recovering: bool = False) -> int:
+        """Insert one batch exactly once; returns the number of projected rows."""
+        tables = build_rows(records, self.codec, self.namespace)
+        audited = [r for r in records if logical_topic(r.topic, self.namespace) not in UNPROJECTED]
+        token = plan.token
+        with self.lock:
+            meta = ["topic", "partition", "first_offset", "last_offset", "rows", "done"]
+            nrows = sum(len(rows) for _t, rows in tables.values())
+            self.client.insert("projector_batches", [[plan.topic, plan.partition, plan.first, plan.last, nrows, 0]],
+                               column_names=meta, settings={"insert_deduplication_token": "plan:" + token})
+            for table, rows in tables.values():
+                self.client.insert_arrow(table.name, table.to_arrow(rows),
+                                         settings={"insert_deduplication_token": token})
+            if self.audit is not None and audited:
+                entries = self.audit.entries(audited)
+                written = self.audit.insert(entries, token)
+                if recovering and written == 0 and entries:
+                    self.audit.reopen()  # the entries were in already: forget the second append
+            if self.before_commit is not None:
+                self.before_commit(plan)
+            self.client.insert("projector_batches", [[plan.topic, plan.partition, plan.first, plan.last, nrows, 1]],
+                               column_names=meta, settings={"insert_deduplication_token": "done:" + token})
+            self.rows_written += nrows
+        return nrows
