@@ -226,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         projector.sink.before_commit = hold
     server = None
     if target.kind == "chdb" and args.sql_port >= 0:
-        server = SqlServer(sql_password(data_dir), chdb_executor(client), projector.sink.lock, port=args.sql_port).start()
+        # a client of its own: its session is read-only for good (readonly cannot be reset)
+        server = SqlServer(sql_password(data_dir), chdb_executor(clickhouse_client(url)), projector.sink.lock,
+                           port=args.sql_port).start()
     state = {"pid": os.getpid(), "bootstrap": bootstrap, "clickhouse_url": url, "namespace": args.namespace,
              "sql_url": server.url if server else None, "audit": projector.audit_status, "started_at": time.time()}
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -218,7 +218,8 @@ _NAMES = {164: "READONLY", 516: "AUTHENTICATION_FAILED", 27: "CANNOT_PARSE_INPUT
 
 
 def chdb_executor(client: Any) -> Executor:
-    """Runs queries on a clickhouse-connect client (the projector's chdb)."""
+    """Runs queries on a clickhouse-connect client of the projector's chdb. Give it a client of
+    its own: a query's ``readonly`` setting stays on that client's session."""
 
     def run(sql: str, fmt: str, bind: dict[str, str], settings: dict[str, str], database: str | None) -> bytes:
         if database and database != "default":
