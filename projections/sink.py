@@ -10,7 +10,10 @@ Exactly-once into the sink follows ClickHouse's own Kafka connector:
 3. Each table gets one Arrow insert with ``insert_deduplication_token =
    "topic:partition:first-last"``; the tables keep the last ``DEDUP_WINDOW`` tokens
    (``non_replicated_deduplication_window``), so inserting the same batch again is a no-op.
-4. The audit rows go in, then ``done=1`` is written: the batch's commit.
+4. Every record of the batch (projected or not, the ``audit.log`` topic's included) is
+   appended to the audit trail and its rows inserted, then ``done=1`` is written: the
+   batch's commit. The audit log skips records at or below the last offset it holds for
+   their topic-partition, so a rebuilt batch adds no entry twice.
 
 At start the projector reads, for each topic-partition, its last plan in
 ``projector_batches`` (what the sink holds, not a consumer group's offset): if it is not
@@ -27,7 +30,7 @@ from typing import Any
 
 from projections.audit_sink import AuditSink
 from projections.ddl import SCHEMA_VERSION, statements
-from projections.tables import DEAD_LETTERS, UNPROJECTED, Table, tables_for
+from projections.tables import DEAD_LETTERS, Table, tables_for
 from projections.txread import LogRecord
 from schemas.codec import Codec
 
@@ -126,7 +129,6 @@ class Sink:
     def write(self, plan: Plan, records: Sequence[LogRecord], *, recovering: bool = False) -> int:
         """Insert one batch exactly once; returns the number of projected rows."""
         tables = build_rows(records, self.codec, self.namespace)
-        audited = [r for r in records if logical_topic(r.topic, self.namespace) not in UNPROJECTED]
         token = plan.token
         with self.lock:
             meta = ["topic", "partition", "first_offset", "last_offset", "rows", "done"]
@@ -136,8 +138,8 @@ class Sink:
             for table, rows in tables.values():
                 self.client.insert_arrow(table.name, table.to_arrow(rows),
                                          settings={"insert_deduplication_token": token})
-            if self.audit is not None and audited:
-                entries = self.audit.entries(audited)
+            if self.audit is not None and records:
+                entries = self.audit.entries(records)
                 written = self.audit.insert(entries, token)
                 if recovering and written == 0 and entries:
                     self.audit.reopen()  # the entries were in already: forget the second append

@@ -261,10 +261,6 @@ _FIXED: dict[str, tuple[Table, ...]] = {
     "agents.responses": (AGENT_CALLS,),
 }
 
-# Topics the projector consumes but projects into no table of its own: the audit trail's
-# topic (its entries are what the audit step writes to audit_log).
-UNPROJECTED = frozenset({"audit.log"})
-
 
 def tables_for(topic: str) -> tuple[Table, ...]:
     """The tables a topic's records go to (empty: none)."""
