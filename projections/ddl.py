@@ -50,13 +50,14 @@ SELECT r.system AS system, r.version AS version, r.reason AS reason, r.refusals 
 FROM refused AS r
 INNER JOIN refused_total AS t ON r.system = t.system AND r.version = t.version
 LEFT JOIN offers AS o ON r.system = o.system AND r.version = o.version""",
+    # the event's Kafka timestamp is when the runtime produced it (its `time` is the command's)
     "v_offer_latency": """
 SELECT e.system AS system,
        count() AS offers,
-       quantile(0.5)(dateDiff('microsecond', c.issued_at, e.time) / 1000) AS p50_ms,
-       quantile(0.9)(dateDiff('microsecond', c.issued_at, e.time) / 1000) AS p90_ms,
-       quantile(0.99)(dateDiff('microsecond', c.issued_at, e.time) / 1000) AS p99_ms,
-       max(dateDiff('microsecond', c.issued_at, e.time) / 1000) AS max_ms
+       quantile(0.5)(dateDiff('microsecond', c.issued_at, e.kafka_time) / 1000) AS p50_ms,
+       quantile(0.9)(dateDiff('microsecond', c.issued_at, e.kafka_time) / 1000) AS p90_ms,
+       quantile(0.99)(dateDiff('microsecond', c.issued_at, e.kafka_time) / 1000) AS p99_ms,
+       max(dateDiff('microsecond', c.issued_at, e.kafka_time) / 1000) AS max_ms
 FROM events AS e
 INNER JOIN (SELECT DISTINCT offer_id, issued_at FROM commands WHERE kind = 'OFFER' AND offer_id IS NOT NULL) AS c
     ON e.offer_id = c.offer_id

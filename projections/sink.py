@@ -33,6 +33,7 @@ from projections.ddl import SCHEMA_VERSION, statements
 from projections.tables import DEAD_LETTERS, Table, tables_for
 from projections.txread import LogRecord
 from schemas.codec import Codec
+from streams.engine import MARKER_HEADER
 
 PROCESSOR = "projector"
 
@@ -77,8 +78,8 @@ def build_rows(
     out: dict[str, tuple[Table, list[tuple[LogRecord, Mapping[str, Any]]]]] = {}
     for rec in records:
         tables = tables_for(logical_topic(rec.topic, namespace))
-        if not tables:
-            continue
+        if not tables or any(k == MARKER_HEADER for k, _v in rec.headers):
+            continue  # fences of streams.reader carry no data
         try:
             if rec.value is None:
                 raise ValueError("record has no value")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from projection_helpers import codec, count, make_namespace, produce, projector_thread, sample, wait_for
 
 from infra.clickhouse import clickhouse_client
 from projections.projector import Projector
 from projections.sink import Plan
 from projections.txread import LogRecord
-from projection_helpers import codec, count, make_namespace, produce, projector_thread, sample, wait_for
+from streams.reader import append_fence
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def test_every_topic_lands_in_its_table_and_aborted_transactions_do_not_count(ka
     produce(kafka_bootstrap, f"{ns}.quantum.results", [c.encode("QuantumResult", sample(c, "QuantumResult"))])
     produce(kafka_bootstrap, f"{ns}.ledger.transactions", [c.encode("LedgerTransaction", sample(c, "LedgerTransaction"))])
     produce(kafka_bootstrap, f"{ns}.agents.responses", [c.encode("AgentResponse", sample(c, "AgentResponse"))])
+    append_fence(kafka_bootstrap, f"{ns}.csp.events", 0)  # a reader's fence: no data, not a dead letter
     produce(kafka_bootstrap, f"{ns}.csp.events.dlq", [c.encode("DeadLetter", sample(c, "DeadLetter", source_topic="csp.events"))])
 
     projector = Projector(kafka_bootstrap, client, c, ns, audit=False, batch_ms=50)
@@ -51,6 +53,7 @@ def test_every_topic_lands_in_its_table_and_aborted_transactions_do_not_count(ka
     for table in ("refusals", "deployments", "channel_messages", "quantum_results", "ledger_transactions", "agent_calls"):
         assert count(client, table, ns) == 1, table
     assert count(client, "commands", ns) == 1
+    assert count(client, "dead_letters", ns, "source_topic LIKE '%csp.events'") == 1  # the DLQ record only
     # the garbage command is a dead letter naming the error, next to the DLQ record
     bad = client.query(f"SELECT processor, error FROM dead_letters WHERE topic = '{ns}.csp.commands'").result_rows
     assert len(bad) == 1 and bad[0][0] == "projector" and "csp.commands[0]@1" in bad[0][1]
