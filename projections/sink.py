@@ -24,13 +24,15 @@ it), then reading goes on after ``last``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from projections.audit_sink import AuditSink
 from projections.ddl import SCHEMA_VERSION, statements
-from projections.tables import DEAD_LETTERS, Table, tables_for
+from projections.tables import DEAD_LETTERS, INSTANCES, Table, tables_for
 from projections.txread import LogRecord
 from schemas.codec import Codec
 from streams.engine import MARKER_HEADER
@@ -70,28 +72,59 @@ def _dead_letter_value(rec: LogRecord, error: Exception) -> dict[str, Any]:
     }
 
 
-def build_rows(
-    records: Sequence[LogRecord], codec: Codec, namespace: str = ""
-) -> dict[str, tuple[Table, list[tuple[LogRecord, Mapping[str, Any]]]]]:
+Rows = list[tuple[Any, ...]]
+
+
+def build_rows(records: Sequence[LogRecord], codec: Codec, namespace: str = "") -> dict[str, tuple[Table, Rows]]:
     """Pure: table name -> (table, rows) for a batch. A record that cannot be decoded or
     does not fit its table becomes a ``dead_letters`` row naming the error."""
-    out: dict[str, tuple[Table, list[tuple[LogRecord, Mapping[str, Any]]]]] = {}
+    out: dict[str, tuple[Table, Rows]] = {}
+    latest: dict[str, tuple[int, tuple[Any, ...]]] = {}  # instances: one row per instance per batch
     for rec in records:
         tables = tables_for(logical_topic(rec.topic, namespace))
-        if not tables or any(k == MARKER_HEADER for k, _v in rec.headers):
+        if not tables or (rec.headers and any(k == MARKER_HEADER for k, _v in rec.headers)):
             continue  # fences of streams.reader carry no data
         try:
             if rec.value is None:
                 raise ValueError("record has no value")
-            _name, value = codec.decode(rec.value)
-            for table in tables:
-                for col in table.columns:
-                    col.get(rec, value)  # a missing field fails here, not in the Arrow build
+            value = codec.decode(rec.value)[1]
+            rows = [(table, table.row(rec, value)) for table in tables]
         except Exception as exc:  # noqa: BLE001 - any bad record is a dead letter, never lost
-            tables, value = (DEAD_LETTERS,), _dead_letter_value(rec, exc)
-        for table in tables:
-            out.setdefault(table.name, (table, []))[1].append((rec, value))
+            rows = [(DEAD_LETTERS, DEAD_LETTERS.row(rec, _dead_letter_value(rec, exc)))]
+        for table, row in rows:
+            if table is INSTANCES:
+                # what ReplacingMergeTree keeps anyway: the highest row_version of each instance
+                key, version = row[_INSTANCE_ID], row[_ROW_VERSION]
+                if key not in latest or version >= latest[key][0]:
+                    latest[key] = (version, row)
+            else:
+                out.setdefault(table.name, (table, []))[1].append(row)
+    if latest:
+        out[INSTANCES.name] = (INSTANCES, [row for _v, row in latest.values()])
     return out
+
+
+_NAMES = [c.name for c in INSTANCES.columns]
+_INSTANCE_ID, _ROW_VERSION = _NAMES.index("instance_id"), _NAMES.index("row_version")
+
+
+def to_arrow_or_dead_letters(table: Table, rows: Rows) -> tuple[Any, Rows]:
+    """The Arrow table of ``rows``; rows Arrow refuses (a type that does not fit) come back
+    as dead-letter rows instead of failing the batch."""
+    try:
+        return table.to_arrow(rows), []
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        good, bad = [], []
+        names = [c.name for c in table.columns]
+        for row in rows:
+            try:
+                table.to_arrow([row])
+                good.append(row)
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+                rec = dict(zip(names, row, strict=True))
+                src = LogRecord(rec["topic"], rec["partition"], rec["offset"], None, None, rec["kafka_time"] // 1000)
+                bad.append(DEAD_LETTERS.row(src, _dead_letter_value(src, exc)))
+        return table.to_arrow(good), bad
 
 
 @dataclass
@@ -136,8 +169,17 @@ class Sink:
             nrows = sum(len(rows) for _t, rows in tables.values())
             self.client.insert("projector_batches", [[plan.topic, plan.partition, plan.first, plan.last, nrows, 0]],
                                column_names=meta, settings={"insert_deduplication_token": "plan:" + token})
+            rejected: Rows = []
             for table, rows in tables.values():
-                self.client.insert_arrow(table.name, table.to_arrow(rows),
+                if table is DEAD_LETTERS:
+                    continue
+                arrow, bad = to_arrow_or_dead_letters(table, rows)
+                rejected += bad
+                if arrow.num_rows:
+                    self.client.insert_arrow(table.name, arrow, settings={"insert_deduplication_token": token})
+            dead = (tables[DEAD_LETTERS.name][1] if DEAD_LETTERS.name in tables else []) + rejected
+            if dead:
+                self.client.insert_arrow(DEAD_LETTERS.name, DEAD_LETTERS.to_arrow(dead),
                                          settings={"insert_deduplication_token": token})
             if self.audit is not None and records:
                 entries = self.audit.entries(records)

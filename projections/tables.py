@@ -52,9 +52,18 @@ class Table:
             f" SETTINGS non_replicated_deduplication_window = {dedup_window}"
         )
 
-    def to_arrow(self, rows: Sequence[tuple[LogRecord, Mapping[str, Any]]]) -> pa.Table:
-        arrays = [pa.array([c.get(r, v) for r, v in rows], type=c.arrow) for c in self.columns]
-        return pa.Table.from_arrays(arrays, schema=self.arrow_schema())
+    def row(self, rec: LogRecord, value: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The row of one record (raises on a field the record lacks)."""
+        return tuple([c.get(rec, value) for c in self.columns])
+
+    def to_arrow(self, rows: Sequence[tuple[Any, ...]]) -> pa.Table:
+        """Rows (from :meth:`row`) as an Arrow table of this table's schema."""
+        schema = self.arrow_schema()
+        if not rows:
+            return schema.empty_table()
+        columns = list(zip(*rows, strict=True))
+        arrays = [pa.array(col, type=c.arrow) for col, c in zip(columns, self.columns, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _us(ms: Any) -> int | None:
@@ -62,6 +71,8 @@ def _us(ms: Any) -> int | None:
 
 
 def _json(value: Any) -> str:
+    if not value:
+        return "{}" if value is None or isinstance(value, Mapping) else json.dumps({"value": value})
     return json.dumps(value if isinstance(value, Mapping) else {"value": value}, default=_jsonable, sort_keys=True)
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import for_code
+from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.control_record import ABORT_MARKER, ControlRecord
 from aiokafka.record.memory_records import MemoryRecords
@@ -155,6 +155,7 @@ class CommittedReader:
     _filters: dict[tuple[str, int], TxnFilter] = field(default_factory=dict)
     _next: dict[tuple[str, int], int] = field(default_factory=dict)
     _last_refresh: float = -1e9
+    retries: int = 0
 
     async def start(self) -> None:
         self._client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30000)
@@ -210,7 +211,16 @@ class CommittedReader:
         if not by_node:
             await asyncio.sleep(self.max_wait_ms / 1000)
             return {}
-        results = await asyncio.gather(*(self._fetch_node(n, keys) for n, keys in by_node.items()))
+        try:
+            results = await asyncio.gather(*(self._fetch_node(n, keys) for n, keys in by_node.items()))
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False) and not isinstance(exc, KafkaConnectionError):
+                raise
+            # a dropped connection or a moved leader: nothing was consumed, ask again
+            self.retries += 1
+            self._last_refresh = -1e9
+            await asyncio.sleep(min(1.0, 0.05 * self.retries))
+            return {}
         out: dict[tuple[str, int], tuple[int, int, list[LogRecord]]] = {}
         for part in results:
             out.update(part)
@@ -233,6 +243,9 @@ class CommittedReader:
                     continue
                 if error_code:
                     err = for_code(error_code)
+                    if getattr(err, "retriable", False):
+                        self._last_refresh = -1e9  # e.g. NotLeaderForPartition: refresh, ask again
+                        continue
                     raise FetchFailed(f"fetch {topic}[{partition}] at {self._next[key]}: {err.__name__}")
                 filt = self._filters[key]
                 first = filt.stable
