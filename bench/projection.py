@@ -116,24 +116,25 @@ def _reader(bootstrap: str, topic: str, n: int) -> float:
 
 
 class _Timed:
-    """Wraps ``Sink.write``: counts rows and records each row's produce-to-queryable latency."""
+    """Wraps ``Sink.write_many``: counts records and records each one's produce-to-queryable latency."""
 
     def __init__(self, projector: Projector) -> None:
         self.rows = 0
         self.first_at: float | None = None
         self.latencies_ms: list[float] = []
         self.measure = False
-        self._write = projector.sink.write
-        projector.sink.write = self.write  # type: ignore[method-assign]
+        self._write = projector.sink.write_many
+        projector.sink.write_many = self.write  # type: ignore[method-assign]
 
-    def write(self, plan: Plan, records: Sequence[LogRecord], *, recovering: bool = False) -> int:
+    def write(self, batches: Sequence[tuple[Plan, Sequence[LogRecord], bool]]) -> int:
         if self.first_at is None:
             self.first_at = time.perf_counter()
-        n = self._write(plan, records, recovering=recovering)
+        n = self._write(batches)
         now_ms = time.time() * 1000
-        if self.measure:
-            self.latencies_ms.extend(now_ms - r.timestamp for r in records)
-        self.rows += len(records)  # one events row per record (instances rows come on top)
+        for _plan, records, _recovering in batches:
+            if self.measure:
+                self.latencies_ms.extend(now_ms - r.timestamp for r in records)
+            self.rows += len(records)  # one events row per record (instances rows come on top)
         return n
 
 

@@ -37,11 +37,24 @@ def read_projector_state(data_dir: Path) -> dict[str, Any] | None:
     return state if isinstance(pid, int) and procs.is_alive(pid, NAME) else None
 
 
-def start_projector(data_dir: Path, bootstrap: str, clickhouse_url: str, tie_to_parent: bool) -> int:
-    """Spawn the projector for the stack in ``data_dir`` (reuse a live one); wait until it serves."""
+EPHEMERAL_DIR = "clickhouse-ephemeral"
+
+
+def start_projector(data_dir: Path, bootstrap: str, clickhouse_url: str, tie_to_parent: bool,
+                    ephemeral: bool = False) -> int:
+    """Spawn the projector for the stack in ``data_dir`` (reuse a live one); wait until it serves.
+
+    ``ephemeral`` (a memory:// broker, empty at every start): the projections go to a fresh
+    chdb path as well, or the sink would hold offsets the new log has not reached.
+    """
     running = read_projector_state(data_dir)
     if running is not None:
         return int(running["pid"])
+    if ephemeral:
+        import shutil
+
+        shutil.rmtree(data_dir / EPHEMERAL_DIR, ignore_errors=True)
+        clickhouse_url = f"chdb://{data_dir / EPHEMERAL_DIR}"
     (data_dir / STATE_FILE).unlink(missing_ok=True)
     argv = [sys.executable, "-m", NAME, "--bootstrap", bootstrap, "--clickhouse-url", clickhouse_url,
             "--data-dir", str(data_dir)]

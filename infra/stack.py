@@ -264,7 +264,10 @@ def start_stack(
 
 def _start_projector(settings: Settings, state: StackState, tie: bool) -> None:
     data_dir = settings.resolved_data_dir()
-    state.pids["projector"] = projector.start_projector(data_dir, state.bootstrap, clickhouse_url(settings), tie)
+    # an ephemeral broker starts empty: so do its projections (unless CSP_CLICKHOUSE_URL is set)
+    ephemeral = state.mode == "ephemeral" and not settings.clickhouse_url
+    state.pids["projector"] = projector.start_projector(
+        data_dir, state.bootstrap, clickhouse_url(settings), tie, ephemeral=ephemeral)
     write_state(data_dir, state)
 
 

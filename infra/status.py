@@ -44,6 +44,8 @@ def _clickhouse_health(url: str, data_dir: Path) -> dict[str, Any]:
             out.update(healthy=False, error="not served: no projector is running (`csp up` starts it)")
             return out
         out.update(projector_pid=state.get("pid"), sql_url=state.get("sql_url"), audit=state.get("audit"))
+        if state.get("clickhouse_url"):  # an ephemeral stack's projector uses a fresh path
+            out["url"] = state["clickhouse_url"]
         endpoint = sql_endpoint(data_dir)
         if endpoint is None:
             out.update(healthy=False, error="the projector serves no SQL endpoint")

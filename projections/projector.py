@@ -70,6 +70,7 @@ class Projector:
     audit: bool = True
     batch_rows: int = 50_000
     batch_ms: int = 200
+    fast: bool = True  # decode csp.events in ClickHouse (projections.fastpath) when it is chdb
     sink: Sink = field(init=False)
     batches: int = 0
     audit_status: str = "off"
@@ -81,8 +82,21 @@ class Projector:
         self.audit_status = status
         self.sink = Sink(self.client, self.codec, self.namespace, None, module.ddl if module else [])
         self.sink.apply_ddl()
+        if self.fast and getattr(self.client, "path", None) is not None:  # the embedded chdb
+            self.sink.decoder = self.client
         if module is not None:
-            self.sink.audit = AuditSink(module, self.client)
+            try:
+                self.sink.audit = AuditSink(module, self.client)
+            except Exception as exc:  # noqa: BLE001 - said in `csp status` and the log, not hidden
+                self.audit_status = f"error: the audit log did not open: {type(exc).__name__}: {exc}"
+                print(f"projector: {self.audit_status}", file=sys.stderr, flush=True)
+
+    def security(self) -> dict[str, str]:
+        """The platform's Kafka security settings, when its Settings define them."""
+        from infra.settings import Settings
+
+        make = getattr(Settings(), "kafka_security", None)
+        return dict(make()) if callable(make) else {}
 
     def positions(self) -> dict[tuple[str, int], int]:
         """Where each topic-partition resumes: what the sink holds (its last plan)."""
@@ -129,16 +143,14 @@ class Projector:
         return out
 
     def _write(self, work: list[tuple[Plan, list[LogRecord], bool]]) -> int:
-        n = 0
-        for plan, records, recovering in work:
-            if not records and not recovering:
-                continue
-            n += self.sink.write(plan, records, recovering=recovering)
-            self.batches += 1
-        return n
+        todo = [(plan, records, recovering) for plan, records, recovering in work if records or recovering]
+        if not todo:
+            return 0
+        self.batches += len(todo)
+        return self.sink.write_many(todo)
 
     async def run(self, stop: threading.Event, on_progress: Callable[[Projector], None] | None = None) -> None:
-        reader = CommittedReader(self.bootstrap, wanted(self.namespace), self.positions())
+        reader = CommittedReader(self.bootstrap, wanted(self.namespace), self.positions(), security=self.security())
         await reader.start()
         inflight: asyncio.Future[int] | None = None
         try:

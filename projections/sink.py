@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from projections.audit_sink import AuditSink
 from projections.ddl import SCHEMA_VERSION, statements
+from projections.fastpath import decode_events, schema_id
 from projections.tables import DEAD_LETTERS, INSTANCES, Table, tables_for
 from projections.txread import LogRecord
 from schemas.codec import Codec
@@ -140,6 +141,39 @@ class Sink:
     rows_written: int = 0
     # test hook: called after a batch's inserts, before its commit (done=1)
     before_commit: Any = None
+    # a chdb client that decodes csp.events batches (projections.fastpath); None: Python only
+    decoder: Any = None
+    fast_min: int = 64
+    fast_records: int = 0  # records decoded by ClickHouse so far
+
+    def _fast(self, records: Sequence[LogRecord]) -> tuple[list[LogRecord], dict[str, pa.Table]]:
+        """Decode the batch's CspEvent records in ClickHouse; return the other records and the tables."""
+        if self.decoder is None or len(records) < self.fast_min:
+            return list(records), {}
+        groups: dict[int, list[LogRecord]] = {}
+        rest: list[LogRecord] = []
+        for rec in records:
+            sid = schema_id(rec.value)
+            if sid is None or rec.headers or logical_topic(rec.topic, self.namespace) != "csp.events":
+                rest.append(rec)
+            else:
+                groups.setdefault(sid, []).append(rec)
+        out: dict[str, pa.Table] = {}
+        for sid, group in groups.items():
+            try:
+                name, writer = self.codec.registry.raw_by_id(sid)
+                if name != "CspEvent" or len(group) < self.fast_min:
+                    raise ValueError(name)
+                tables = decode_events(self.decoder, group, writer)
+                self.fast_records += len(group)
+            except Exception:  # noqa: BLE001 - the Python path decodes them (and dead-letters bad ones)
+                rest.extend(group)
+                continue
+            for tname, tbl in tables.items():
+                out[tname] = pa.concat_tables([out[tname], tbl]) if tname in out else tbl
+        if len(groups) > 1 or (groups and rest):
+            rest.sort(key=lambda r: (r.topic, r.partition, r.offset))
+        return rest, out
 
     def apply_ddl(self) -> None:
         with self.lock:
@@ -162,33 +196,56 @@ class Sink:
 
     def write(self, plan: Plan, records: Sequence[LogRecord], *, recovering: bool = False) -> int:
         """Insert one batch exactly once; returns the number of projected rows."""
-        tables = build_rows(records, self.codec, self.namespace)
-        token = plan.token
+        return self.write_many([(plan, records, recovering)])
+
+    def write_many(self, batches: Sequence[tuple[Plan, Sequence[LogRecord], bool]]) -> int:
+        """Insert batches (of different topic-partitions) exactly once: one insert of their
+        plans, each batch's rows under its own token, one insert of their commits."""
+        meta = ["topic", "partition", "first_offset", "last_offset", "rows", "done"]
+        total = 0
         with self.lock:
-            meta = ["topic", "partition", "first_offset", "last_offset", "rows", "done"]
-            nrows = sum(len(rows) for _t, rows in tables.values())
-            self.client.insert("projector_batches", [[plan.topic, plan.partition, plan.first, plan.last, nrows, 0]],
-                               column_names=meta, settings={"insert_deduplication_token": "plan:" + token})
-            rejected: Rows = []
-            for table, rows in tables.values():
-                if table is DEAD_LETTERS:
-                    continue
-                arrow, bad = to_arrow_or_dead_letters(table, rows)
-                rejected += bad
-                if arrow.num_rows:
-                    self.client.insert_arrow(table.name, arrow, settings={"insert_deduplication_token": token})
-            dead = (tables[DEAD_LETTERS.name][1] if DEAD_LETTERS.name in tables else []) + rejected
-            if dead:
-                self.client.insert_arrow(DEAD_LETTERS.name, DEAD_LETTERS.to_arrow(dead),
-                                         settings={"insert_deduplication_token": token})
-            if self.audit is not None and records:
-                entries = self.audit.entries(records)
-                written = self.audit.insert(entries, token)
-                if recovering and written == 0 and entries:
-                    self.audit.reopen()  # the entries were in already: forget the second append
+            prepared = []
+            for plan, records, recovering in batches:
+                slow, fast = self._fast(records)
+                tables = build_rows(slow, self.codec, self.namespace)
+                nrows = sum(len(rows) for _t, rows in tables.values()) + sum(t.num_rows for t in fast.values())
+                prepared.append((plan, records, recovering, tables, fast, nrows))
+            self.client.insert("projector_batches",
+                               [[p.topic, p.partition, p.first, p.last, n, 0] for p, *_rest, n in prepared],
+                               column_names=meta)
+            for plan, records, recovering, tables, fast, _n in prepared:
+                self._insert(plan, records, recovering, tables, fast)
             if self.before_commit is not None:
-                self.before_commit(plan)
-            self.client.insert("projector_batches", [[plan.topic, plan.partition, plan.first, plan.last, nrows, 1]],
-                               column_names=meta, settings={"insert_deduplication_token": "done:" + token})
-            self.rows_written += nrows
-        return nrows
+                for plan, *_rest in prepared:
+                    self.before_commit(plan)
+            self.client.insert("projector_batches",
+                               [[p.topic, p.partition, p.first, p.last, n, 1] for p, *_rest, n in prepared],
+                               column_names=meta)
+            total = sum(n for *_rest, n in prepared)
+            self.rows_written += total
+        return total
+
+    def _insert(self, plan: Plan, records: Sequence[LogRecord], recovering: bool,
+                tables: dict[str, tuple[Table, Rows]], fast: dict[str, pa.Table]) -> None:
+        token = plan.token
+        rejected: Rows = []
+        for table, rows in tables.values():
+            if table is DEAD_LETTERS:
+                continue
+            arrow, bad = to_arrow_or_dead_letters(table, rows)
+            rejected += bad
+            if table.name in fast:
+                arrow = pa.concat_tables([fast.pop(table.name), arrow])
+            if arrow.num_rows:
+                self.client.insert_arrow(table.name, arrow, settings={"insert_deduplication_token": token})
+        for name, arrow in fast.items():
+            self.client.insert_arrow(name, arrow, settings={"insert_deduplication_token": token})
+        dead = (tables[DEAD_LETTERS.name][1] if DEAD_LETTERS.name in tables else []) + rejected
+        if dead:
+            self.client.insert_arrow(DEAD_LETTERS.name, DEAD_LETTERS.to_arrow(dead),
+                                     settings={"insert_deduplication_token": token})
+        if self.audit is not None and records:
+            entries = self.audit.entries(records)
+            written = self.audit.insert(entries, token)
+            if recovering and written == 0 and entries:
+                self.audit.reopen()  # the entries were in already: forget the second append

@@ -157,8 +157,12 @@ class CommittedReader:
     _last_refresh: float = -1e9
     retries: int = 0
 
+    # librdkafka-style security settings (``security.protocol``, ``sasl.*``) of the platform
+    security: dict[str, str] = field(default_factory=dict)
+
     async def start(self) -> None:
-        self._client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30000)
+        self._client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30000,
+                                      **aiokafka_security(self.security))
         await self._client.bootstrap()
 
     async def close(self) -> None:
@@ -258,6 +262,22 @@ class CommittedReader:
                 if filt.stable > first:
                     out[key] = (first, filt.stable - 1, released)
         return out
+
+
+def aiokafka_security(conf: dict[str, str]) -> dict[str, Any]:
+    """librdkafka security settings as aiokafka client arguments."""
+    out: dict[str, Any] = {}
+    if "security.protocol" in conf:
+        out["security_protocol"] = conf["security.protocol"].upper()
+        if out["security_protocol"] in ("SSL", "SASL_SSL"):
+            import ssl
+
+            out["ssl_context"] = ssl.create_default_context()
+    for key, arg in (("sasl.mechanism", "sasl_mechanism"), ("sasl.username", "sasl_plain_username"),
+                     ("sasl.password", "sasl_plain_password")):
+        if key in conf:
+            out[arg] = conf[key]
+    return out
 
 
 _CHANNEL = re.compile(r"^csp\.channel\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(\.dlq)?$")

@@ -175,6 +175,8 @@ def _clickhouse_detail(ch: dict[str, Any]) -> str:
         parts.append(f"sql {ch['sql_url']}")
     if ch.get("rows") is not None:
         parts.append(f"{ch['rows']} rows projected")
+    if ch.get("audit") and ch["audit"] != "ok":
+        parts.append(f"audit trail: {ch['audit']}")
     if ch.get("error"):
         parts.append(str(ch["error"]))
     return ("  " + ", ".join(parts)) if parts else ""

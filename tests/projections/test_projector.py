@@ -76,3 +76,33 @@ def test_the_same_batch_inserted_twice_counts_once(kafka_bootstrap, client):
     projector.sink.write(plan, recs, recovering=True)  # a replayed batch after a crash
     assert count(client, "refusals", "dup-ns") == 10
     assert projector.sink.plans()[(topic, 0)] == Plan(topic, 0, 10, 19, True)
+
+
+def test_events_decoded_by_clickhouse_equal_the_python_path(kafka_bootstrap, client):
+    c = codec()
+    recs: dict[str, list[LogRecord]] = {}
+    for ns in ("slowpath", "fastpath"):
+        topic = f"{ns}.csp.events"
+        recs[ns] = [
+            LogRecord(topic, 1, 100 + i, b"k", c.encode("CspEvent", sample(
+                c, "CspEvent", instance_id=f"i-{i % 7}", seq=i // 7 + 1, system="sys", version=3,
+                channel=None if i % 5 == 0 else "left", offer_id=None if i % 3 else f"o{i}", payload=[str(i), "x"],
+                kind=("INPUT", "OUTPUT", "TAU", "TICK")[i % 4], timestamp=1_767_225_600_000 + i,
+                choice={"seed": i, "options": 3, "chosen": i % 3} if i % 4 == 1 else None,
+                command_offset=None if i % 6 == 0 else i)), 1_767_225_700_000 + i)
+            for i in range(150)
+        ]
+    slow = Projector(kafka_bootstrap, client, c, "slowpath", audit=False, fast=False)
+    fast = Projector(kafka_bootstrap, client, c, "fastpath", audit=False)
+    assert slow.sink.decoder is None and fast.sink.decoder is not None
+    slow.sink.write(Plan("slowpath.csp.events", 1, 100, 249, False), recs["slowpath"])
+    fast.sink.write(Plan("fastpath.csp.events", 1, 100, 249, False), recs["fastpath"])
+    assert fast.sink.fast_records == 150 and slow.sink.fast_records == 0
+    for table, order in (("events", "offset"), ("instances", "instance_id")):
+        cols = [n for (n,) in client.query(f"SELECT name FROM system.columns WHERE table = '{table}'"
+                                           " AND database = 'default' AND name NOT IN ('topic', 'projected_at')").result_rows]
+        select = ", ".join(f"toString(`{n}`)" for n in cols)
+        rows = {ns: client.query(f"SELECT {select} FROM {table} WHERE topic = '{ns}.csp.events' ORDER BY {order}").result_rows
+                for ns in ("slowpath", "fastpath")}
+        assert len(rows["slowpath"]) == (150 if table == "events" else 7)
+        assert rows["fastpath"] == rows["slowpath"], table
