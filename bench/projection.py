@@ -5,6 +5,9 @@ In one run, on one broker (an ephemeral Tansu unless ``--bootstrap``), over the 
 
 1. **raw**: confluent-kafka consumes every record (read_committed, no decoding), from
    the first offset to the last: the baseline.
+
+Each pass is timed from its start (connecting included) until its last record is
+consumed (raw, reader) or queryable in ClickHouse (projection).
 2. **reader**: the projector's committed-only reader (``projections.txread``) alone.
 3. **projection**: the projector (``projections.projector.Projector``, no audit step),
    from an empty sink until every row is in ClickHouse: reading, Avro decoding, Arrow
@@ -87,30 +90,27 @@ def _raw(bootstrap: str, topic: str, n: int) -> float:
     consumer = Consumer(consumer_config(bootstrap, f"bench-raw-{uuid.uuid4().hex[:6]}"))
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     seen = 0
-    t0 = None
+    t0 = time.perf_counter()
     while seen < n:
         msgs = consumer.consume(10000, 1.0)
-        if t0 is None and msgs:
-            t0 = time.perf_counter()
         seen += sum(1 for m in msgs if m.error() is None)
-    elapsed = time.perf_counter() - (t0 or time.perf_counter())
+    elapsed = time.perf_counter() - t0
     consumer.close()
     return n / elapsed
 
 
 def _reader(bootstrap: str, topic: str, n: int) -> float:
     async def run() -> float:
+        t0 = time.perf_counter()
         reader = CommittedReader(bootstrap, lambda t: t == topic, {})
         await reader.start()
         seen = 0
-        t0 = None
         while seen < n:
             got = await reader.fetch()
-            if t0 is None and got:
-                t0 = time.perf_counter()
             seen += sum(len(r) for _f, _l, r in got.values())
+        elapsed = time.perf_counter() - t0
         await reader.close()
-        return n / (time.perf_counter() - (t0 or time.perf_counter()))
+        return n / elapsed
 
     return asyncio.run(run())
 
@@ -120,17 +120,18 @@ class _Timed:
 
     def __init__(self, projector: Projector) -> None:
         self.rows = 0
-        self.first_at: float | None = None
         self.latencies_ms: list[float] = []
         self.measure = False
+        self.rounds: list[tuple[float, int, int]] = []  # (seconds, batches, records) of measured writes
         self._write = projector.sink.write_many
         projector.sink.write_many = self.write  # type: ignore[method-assign]
 
     def write(self, batches: Sequence[tuple[Plan, Sequence[LogRecord], bool]]) -> int:
-        if self.first_at is None:
-            self.first_at = time.perf_counter()
+        t0 = time.perf_counter()
         n = self._write(batches)
         now_ms = time.time() * 1000
+        if self.measure:
+            self.rounds.append((time.perf_counter() - t0, len(batches), sum(len(b[1]) for b in batches)))
         for _plan, records, _recovering in batches:
             if self.measure:
                 self.latencies_ms.extend(now_ms - r.timestamp for r in records)
@@ -212,11 +213,11 @@ def main() -> None:
         timed = _Timed(projector)
         stop = threading.Event()
         thread = threading.Thread(target=lambda: asyncio.run(projector.run(stop)), daemon=True)
+        t0 = time.perf_counter()  # like the raw and reader passes: from connecting to the last record
         thread.start()
         while timed.rows < args.records:
             time.sleep(0.01)
-        rows_per_s = args.records / (time.perf_counter() - (timed.first_at or 0.0))
-        # the rate runs from the first insert: the reader's first fetch is excluded like the raw pass's
+        rows_per_s = args.records / (time.perf_counter() - t0)
         count = client.query(f"SELECT count() FROM events WHERE topic = '{topic}'").result_rows[0][0]
         assert count == args.records, f"projected {count} rows, expected {args.records}"
         print(f"projection into chdb (rows queryable):         {rows_per_s:>10,.0f} rows/s  "
@@ -235,6 +236,10 @@ def main() -> None:
         p50, p99 = _percentile(timed.latencies_ms, 0.5), _percentile(timed.latencies_ms, 0.99)
         print(f"steady {args.rate}/s for {args.seconds:.0f}s: {sent} events, produce-to-queryable "
               f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(timed.latencies_ms):.0f} ms")
+        rounds = timed.rounds or [(0.0, 0, 0)]
+        print(f"  {len(rounds)} write rounds: {sum(r[0] for r in rounds) / len(rounds) * 1000:.0f} ms, "
+              f"{sum(r[1] for r in rounds) / len(rounds):.1f} batches, {sum(r[2] for r in rounds) / len(rounds):.0f} records "
+              "each on average")
         client.close()
     audit = _audit(args.audit)
     if audit is not None:

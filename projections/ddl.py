@@ -21,10 +21,11 @@ BOOKKEEPING = [
   `version` UInt32, `applied_at` DateTime64(6, 'UTC') DEFAULT now64(6)
 ) ENGINE = MergeTree ORDER BY version""",
     # One row per batch the projector planned (done = 0, written before the batch's inserts)
-    # and finished (done = 1). The last row of a topic-partition is where it resumes.
+    # and finished (done = 1); `round`: the insert token of the batches written together.
+    # The last row of a topic-partition is where it resumes.
     f"""CREATE TABLE IF NOT EXISTS projector_batches (
   `topic` LowCardinality(String), `partition` UInt16,
-  `first_offset` UInt64, `last_offset` UInt64, `rows` UInt32, `done` UInt8,
+  `first_offset` UInt64, `last_offset` UInt64, `rows` UInt32, `done` UInt8, `round` String,
   `at` DateTime64(6, 'UTC') DEFAULT now64(6)
 ) ENGINE = MergeTree ORDER BY (topic, partition, last_offset, done)
 SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",

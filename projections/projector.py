@@ -69,7 +69,7 @@ class Projector:
     namespace: str = ""
     audit: bool = True
     batch_rows: int = 50_000
-    batch_ms: int = 200
+    batch_ms: int = 50
     fast: bool = True  # decode csp.events in ClickHouse (projections.fastpath) when it is chdb
     sink: Sink = field(init=False)
     batches: int = 0
@@ -118,36 +118,45 @@ class Projector:
             pend.last = last
             pend.records.extend(records)
 
-    def _due(self, now: float, force: bool) -> list[tuple[Plan, list[LogRecord], bool]]:
-        out: list[tuple[Plan, list[LogRecord], bool]] = []
-        for key in list(self._pending):
-            pend = self._pending[key]
-            redo = self._redo.get(key)
-            if redo is not None:
-                if pend.last < redo.last:
-                    continue  # the interrupted batch is not read back in full yet
-                head = [r for r in pend.records if r.offset <= redo.last]
-                out.append((redo, head, True))
+    def _due(self, now: float, force: bool) -> list[list[tuple[Plan, list[LogRecord], bool]]]:
+        """Rounds to write: an interrupted round once it is read back in full (the same
+        batches, so the same token), then the batches that are due."""
+        rounds: list[list[tuple[Plan, list[LogRecord], bool]]] = []
+        by_round: dict[str, list[Plan]] = {}
+        for plan in self._redo.values():
+            by_round.setdefault(plan.round, []).append(plan)
+        for plans in by_round.values():
+            keys = [(p.topic, p.partition) for p in plans]
+            if not all(k in self._pending and self._pending[k].last >= p.last for k, p in zip(keys, plans, strict=True)):
+                continue  # not read back in full yet
+            redo: list[tuple[Plan, list[LogRecord], bool]] = []
+            for key, plan in zip(keys, plans, strict=True):
+                pend = self._pending.pop(key)
+                redo.append((plan, [r for r in pend.records if r.offset <= plan.last], True))
                 del self._redo[key]
-                rest = [r for r in pend.records if r.offset > redo.last]
-                if pend.last > redo.last:
-                    self._pending[key] = _Pending(redo.last + 1, pend.last, rest, now)
-                else:
-                    del self._pending[key]
-                    continue
-                pend = self._pending[key]
+                if pend.last > plan.last:
+                    self._pending[key] = _Pending(plan.last + 1, pend.last,
+                                                  [r for r in pend.records if r.offset > plan.last], now)
+            rounds.append(redo)
+        normal: list[tuple[Plan, list[LogRecord], bool]] = []
+        for key in list(self._pending):
+            if key in self._redo:
+                continue
+            pend = self._pending[key]
             if force or len(pend.records) >= self.batch_rows or (now - pend.since) * 1000 >= self.batch_ms:
-                if pend.records or force:
-                    out.append((Plan(key[0], key[1], pend.first, pend.last, False), pend.records, False))
+                if pend.records:
+                    normal.append((Plan(key[0], key[1], pend.first, pend.last, False), pend.records, False))
                 del self._pending[key]
-        return out
+        if normal:
+            rounds.append(normal)
+        return rounds
 
-    def _write(self, work: list[tuple[Plan, list[LogRecord], bool]]) -> int:
-        todo = [(plan, records, recovering) for plan, records, recovering in work if records or recovering]
-        if not todo:
-            return 0
-        self.batches += len(todo)
-        return self.sink.write_many(todo)
+    def _write(self, rounds: list[list[tuple[Plan, list[LogRecord], bool]]]) -> int:
+        n = 0
+        for work in rounds:
+            self.batches += len(work)
+            n += self.sink.write_many(work)
+        return n
 
     async def run(self, stop: threading.Event, on_progress: Callable[[Projector], None] | None = None) -> None:
         reader = CommittedReader(self.bootstrap, wanted(self.namespace), self.positions(), security=self.security())
@@ -171,8 +180,7 @@ class Projector:
                     on_progress(self)
             if inflight is not None:
                 await inflight
-            work = [w for w in self._due(time.monotonic(), force=True) if w[1]]
-            self._write(work)
+            self._write(self._due(time.monotonic(), force=True))
         finally:
             await reader.close()
 
@@ -216,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--namespace", default="", help="topic namespace (tests)")
     ap.add_argument("--sql-port", type=int, default=0, help="SQL endpoint port on 127.0.0.1 (0: a free one; -1: off)")
     ap.add_argument("--no-audit", action="store_true", help="skip the audit step")
-    ap.add_argument("--batch-ms", type=int, default=200)
+    ap.add_argument("--batch-ms", type=int, default=50, help="flush a partition's records after this long")
     args = ap.parse_args(argv)
     settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
     data_dir = settings.resolved_data_dir()

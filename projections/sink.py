@@ -48,10 +48,16 @@ class Plan:
     first: int
     last: int
     done: bool
+    round: str = ""  # the token of the round (the batches inserted together) it belongs to
 
     @property
     def token(self) -> str:
         return batch_token(self.topic, self.partition, self.first, self.last)
+
+
+def round_token(plans: Sequence[Plan]) -> str:
+    """The insert token of batches written together: their tokens, sorted, joined by ``|``."""
+    return "|".join(sorted(p.token for p in plans))
 
 
 def batch_token(topic: str, partition: int, first: int, last: int) -> str:
@@ -189,46 +195,45 @@ class Sink:
         with self.lock:
             rows = self.client.query(
                 "SELECT topic, partition, argMax(first_offset, (last_offset, done)),"
-                " max(last_offset), argMax(done, (last_offset, done))"
+                " max(last_offset), argMax(done, (last_offset, done)), argMax(round, (last_offset, done))"
                 " FROM projector_batches GROUP BY topic, partition"
             ).result_rows
-        return {(t, int(p)): Plan(t, int(p), int(f), int(last), bool(d)) for t, p, f, last, d in rows}
+        return {(t, int(p)): Plan(t, int(p), int(f), int(last), bool(d), str(r)) for t, p, f, last, d, r in rows}
 
     def write(self, plan: Plan, records: Sequence[LogRecord], *, recovering: bool = False) -> int:
         """Insert one batch exactly once; returns the number of projected rows."""
         return self.write_many([(plan, records, recovering)])
 
     def write_many(self, batches: Sequence[tuple[Plan, Sequence[LogRecord], bool]]) -> int:
-        """Insert batches (of different topic-partitions) exactly once: one insert of their
-        plans, each batch's rows under its own token, one insert of their commits."""
-        meta = ["topic", "partition", "first_offset", "last_offset", "rows", "done"]
-        total = 0
+        """Insert a round of batches (one per topic-partition) exactly once: one insert of
+        their plans, one insert per table under the round's token, one insert of their
+        commits. Returns the number of projected rows."""
+        meta = ["topic", "partition", "first_offset", "last_offset", "rows", "done", "round"]
+        ordered = sorted(batches, key=lambda b: (b[0].topic, b[0].partition))
+        token = round_token([plan for plan, _r, _x in ordered])
+        records = [rec for _plan, recs, _x in ordered for rec in recs]
+        recovering = any(x for _p, _r, x in ordered)
         with self.lock:
-            prepared = []
-            for plan, records, recovering in batches:
-                slow, fast = self._fast(records)
-                tables = build_rows(slow, self.codec, self.namespace)
-                nrows = sum(len(rows) for _t, rows in tables.values()) + sum(t.num_rows for t in fast.values())
-                prepared.append((plan, records, recovering, tables, fast, nrows))
-            self.client.insert("projector_batches",
-                               [[p.topic, p.partition, p.first, p.last, n, 0] for p, *_rest, n in prepared],
-                               column_names=meta)
-            for plan, records, recovering, tables, fast, _n in prepared:
-                self._insert(plan, records, recovering, tables, fast)
+            slow, fast = self._fast(records)
+            tables = build_rows(slow, self.codec, self.namespace)
+            counts: dict[tuple[str, int], int] = {}
+            for rec in records:
+                counts[(rec.topic, rec.partition)] = counts.get((rec.topic, rec.partition), 0) + 1
+            plans = [[p.topic, p.partition, p.first, p.last, counts.get((p.topic, p.partition), 0)] for p, *_x in ordered]
+            self.client.insert("projector_batches", [[*row, 0, token] for row in plans], column_names=meta)
+            self._insert(records, recovering, tables, fast, token)
             if self.before_commit is not None:
-                for plan, *_rest in prepared:
+                for plan, *_rest in ordered:
                     self.before_commit(plan)
-            self.client.insert("projector_batches",
-                               [[p.topic, p.partition, p.first, p.last, n, 1] for p, *_rest, n in prepared],
-                               column_names=meta)
-            total = sum(n for *_rest, n in prepared)
+            self.client.insert("projector_batches", [[*row, 1, token] for row in plans], column_names=meta)
+            total = sum(len(rows) for _t, rows in tables.values()) + sum(int(t.num_rows) for t in fast.values())
             self.rows_written += total
         return total
 
-    def _insert(self, plan: Plan, records: Sequence[LogRecord], recovering: bool,
-                tables: dict[str, tuple[Table, Rows]], fast: dict[str, pa.Table]) -> None:
-        token = plan.token
+    def _insert(self, records: Sequence[LogRecord], recovering: bool,
+                tables: dict[str, tuple[Table, Rows]], fast: dict[str, pa.Table], token: str) -> None:
         rejected: Rows = []
+        fast = dict(fast)
         for table, rows in tables.values():
             if table is DEAD_LETTERS:
                 continue

@@ -75,7 +75,7 @@ def test_the_same_batch_inserted_twice_counts_once(kafka_bootstrap, client):
     projector.sink.write(plan, recs)  # a retried batch
     projector.sink.write(plan, recs, recovering=True)  # a replayed batch after a crash
     assert count(client, "refusals", "dup-ns") == 10
-    assert projector.sink.plans()[(topic, 0)] == Plan(topic, 0, 10, 19, True)
+    assert projector.sink.plans()[(topic, 0)] == Plan(topic, 0, 10, 19, True, f"{topic}:0:10-19")
 
 
 def test_events_decoded_by_clickhouse_equal_the_python_path(kafka_bootstrap, client):
