@@ -55,7 +55,9 @@ def test_sigkill_between_insert_and_commit_does_not_count_twice(kafka_bootstrap,
     produce(kafka_bootstrap, topic, [c.encode("CspEvent", sample(c, "CspEvent", seq=i)) for i in range(40)], txid=f"{ns}-a")
     produce(kafka_bootstrap, topic, [c.encode("CspEvent", sample(c, "CspEvent", seq=900 + i)) for i in range(5)],
             txid=f"{ns}-a", abort=True)
-    produce(kafka_bootstrap, topic, [c.encode("CspEvent", sample(c, "CspEvent", seq=40 + i)) for i in range(10)])
+    # another partition: the held round holds two batches, and the recovery redoes both together
+    produce(kafka_bootstrap, topic, [c.encode("CspEvent", sample(c, "CspEvent", seq=40 + i)) for i in range(10)],
+            partition=1)
     hold = tmp_path / "held"
     log = tmp_path / "projector.log"
     first = _spawn(tmp_path, kafka_bootstrap, ns, log, hold)
@@ -72,7 +74,8 @@ def test_sigkill_between_insert_and_commit_does_not_count_twice(kafka_bootstrap,
     try:
         client = _sql_client(tmp_path, second)
         wait_for(lambda: _events(client, ns) >= 50, 120, "the projection after the restart")
-        produce(kafka_bootstrap, topic, [c.encode("CspEvent", sample(c, "CspEvent", seq=50 + i)) for i in range(5)])
+        produce(kafka_bootstrap, topic, [c.encode("CspEvent", sample(c, "CspEvent", seq=50 + i)) for i in range(5)],
+                partition=2)
         wait_for(lambda: _events(client, ns) >= 55, 120, "records produced after the restart")
         time.sleep(1.0)
         assert _events(client, ns) == 55
@@ -85,6 +88,9 @@ def test_sigkill_between_insert_and_commit_does_not_count_twice(kafka_bootstrap,
             " AND last_offset = {l:UInt64} ORDER BY done",
             parameters={"t": topic_, "f": first_off, "l": last_off}).result_rows
         assert states == [(0,), (1,)]  # planned by the killed process, committed by the recovery
+        rounds = client.query("SELECT round, groupUniqArray(done) FROM projector_batches WHERE topic = {t:String}"
+                              " GROUP BY round", parameters={"t": topic}).result_rows
+        assert all(sorted(d) == [0, 1] for _r, d in rounds), rounds  # every round planned, then committed
 
         # the endpoint is read-only and password-protected
         with pytest.raises(DatabaseError, match="read-only"):
