@@ -221,7 +221,8 @@ def main() -> None:
         count = client.query(f"SELECT count() FROM events WHERE topic = '{topic}'").result_rows[0][0]
         assert count == args.records, f"projected {count} rows, expected {args.records}"
         print(f"projection into chdb (rows queryable):         {rows_per_s:>10,.0f} rows/s  "
-              f"(ratio to raw {rows_per_s / raw:.3f}, to the reader {rows_per_s / reader:.3f})")
+              f"(ratio to raw {rows_per_s / raw:.3f}, to the reader {rows_per_s / reader:.3f}; "
+              f"{projector.sink.fast_records} records decoded by ClickHouse, {projector.batches} batches)")
 
         timed.measure = True
         before = timed.rows
