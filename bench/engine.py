@@ -54,9 +54,8 @@ def broker(bootstrap: str | None) -> Iterator[str]:
     if bootstrap:
         yield bootstrap
         return
-    from infra.stack import running_stack
-
     from infra.settings import Settings
+    from infra.stack import running_stack
 
     with tempfile.TemporaryDirectory(prefix="csp-bench-") as tmp, running_stack(
         Settings(data_dir=Path(tmp)), ephemeral=True
