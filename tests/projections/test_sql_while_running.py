@@ -56,6 +56,9 @@ def test_csp_sql_answers_the_views_while_csp_run_drives_the_examples(tmp_path: P
             lifetimes = sql("SELECT count() AS n FROM v_instance_lifetimes")
             assert lifetimes[0]["n"] >= 3
             assert sql("SELECT count() AS n FROM v_dead_letters_per_topic")[0]["n"] >= 0
+            dash = csp("dashboard", "--once")
+            assert dash.returncode == 0, dash.stdout + dash.stderr
+            assert "offer → event latency" in dash.stdout and "buffer" in dash.stdout, dash.stdout
             # the endpoint refuses writes, with a clear error and exit 2
             drop = csp("sql", "DROP TABLE events")
             assert drop.returncode == 2 and "read-only" in drop.stderr
