@@ -94,6 +94,10 @@ def _t(name: str) -> Getter:
     return lambda _r, v: _us(v.get(name))
 
 
+def _whole(_r: LogRecord, v: Mapping[str, Any]) -> str:
+    return _json(v)
+
+
 def _j(*names: str) -> Getter:
     if len(names) == 1:
         name = names[0]
@@ -222,22 +226,42 @@ QUANTUM = _table("quantum_results", [
     Column("counts", "JSON", _STR, _j("counts")),
     Column("duration_ms", "Nullable(Int64)", pa.int64(), f("duration_ms")),
     Column("error", NSTR, _STR, f("error")),
-    Column("detail", "JSON", _STR, _j("circuit", "qasm_version", "seed", "params", "command_id")),
+    Column("detail", "JSON", _STR, _whole),  # the whole record: its shape grows across versions
     Column("time", TIME, _TS, lambda _r, v: _us(v.get("completed_at", v.get("requested_at")))),
 ], "request_id, topic, partition, offset")
 
+_LEDGER_RECORDS = {"ledger.anchors": "anchor", "ledger.receipts": "receipt", "ledger.journal": "intent"}
+
+
+def _ledger_record(topic: str) -> str:
+    for suffix, name in _LEDGER_RECORDS.items():
+        if topic.endswith(suffix):
+            return name
+    return "transaction"
+
+
+def _opt_str(*names: str) -> Getter:
+    def get(_r: LogRecord, v: Mapping[str, Any]) -> str | None:
+        for n in names:
+            if v.get(n) is not None:
+                return str(v[n])
+        return None
+    return get
+
+
+# Ledger records change shape across schema versions: a few columns to filter on, the whole
+# record in `detail`.
 LEDGER = _table("ledger_transactions", [
-    Column("record", LC, _STR, lambda r, _v: "anchor" if r.topic == "ledger.anchors" else "transaction"),
-    Column("chain_id", LC, _STR, f("chain_id")),
-    Column("seq", "Int64", pa.int64(), lambda _r, v: v.get("seq", v.get("block_number"))),
-    Column("id", "String", _STR, lambda _r, v: v.get("tx_id", v.get("anchor_id"))),
-    Column("record_name", LCN, _STR, f("record_name")),
-    Column("hash", "String", _STR, lambda _r, v: v.get("tx_hash", v.get("anchor_hash"))),
-    Column("prev_hash", NSTR, _STR, lambda _r, v: v.get("prev_tx_hash", v.get("prev_anchor_hash"))),
-    Column("detail", "JSON", _STR, _j("source_topic", "source_partition", "source_offset", "payload_sha256",
-                                         "first_seq", "last_seq", "tx_count", "merkle_root", "external_ref")),
+    Column("record", LC, _STR, lambda r, _v: _ledger_record(r.topic)),
+    Column("chain_id", LCN, _STR, _opt_str("chain_id", "chain")),
+    Column("id", "String", _STR, lambda _r, v: str(v.get("tx_id") or v.get("anchor_id") or "")),
+    Column("seq", "Nullable(Int64)", pa.int64(), lambda _r, v: v.get("seq", v.get("block_number"))),
+    Column("hash", NSTR, _STR, _opt_str("tx_hash", "anchor_hash")),
+    Column("status", LCN, _STR, _opt_str("status", "kind")),
+    Column("instance_id", NSTR, _STR, _opt_str("instance_id")),
+    Column("detail", "JSON", _STR, _whole),
     Column("time", TIME, _TS, _t("timestamp")),
-], "chain_id, record, seq, topic, partition, offset")
+], "record, id, topic, partition, offset")
 
 AGENT_CALLS = _table("agent_calls", [
     Column("record", LC, _STR, lambda r, _v: "response" if r.topic == "agents.responses" else "request"),
@@ -249,7 +273,7 @@ AGENT_CALLS = _table("agent_calls", [
     Column("latency_ms", "Nullable(Int64)", pa.int64(), f("latency_ms")),
     Column("content", NSTR, _STR, f("content")),
     Column("error", NSTR, _STR, f("error")),
-    Column("detail", "JSON", _STR, _j("messages", "usage", "finish_reason", "temperature", "max_tokens", "seed", "params")),
+    Column("detail", "JSON", _STR, _whole),
     Column("time", TIME, _TS, lambda _r, v: _us(v.get("timestamp", v.get("requested_at")))),
 ], "request_id, topic, partition, offset")
 
@@ -268,6 +292,8 @@ _FIXED: dict[str, tuple[Table, ...]] = {
     "quantum.results": (QUANTUM,),
     "ledger.transactions": (LEDGER,),
     "ledger.anchors": (LEDGER,),
+    "ledger.receipts": (LEDGER,),
+    "ledger.journal": (LEDGER,),
     "agents.requests": (AGENT_CALLS,),
     "agents.responses": (AGENT_CALLS,),
 }
