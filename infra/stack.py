@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra import procs, seaweed, tansu
+from infra import procs, projector, seaweed, tansu
 from infra.endpoints import (
     Endpoints,
     StackError,
@@ -55,7 +55,8 @@ __all__ = [
 
 SEAWEED_READY_S = 120.0
 KAFKA_READY_S = 60.0
-COMPONENTS = ("tansu", "weed")  # stop order: broker first, then its store
+COMPONENTS = ("projector", "tansu", "weed")  # stop order: its reader, the broker, then its store
+_EXPECT = {"projector": projector.NAME, "tansu": tansu.NAME, "weed": seaweed.NAME}
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _stop_components(data_dir: Path, pids: Mapping[str, int], timeout_s: float) 
     for component in COMPONENTS:
         pid = pids.get(component)
         if pid is not None:
-            procs.stop(pid, timeout_s, expect=tansu.NAME if component == "tansu" else seaweed.NAME)
+            procs.stop(pid, timeout_s, expect=_EXPECT[component])
         remove_pid(data_dir, component)
 
 
@@ -194,12 +195,15 @@ def start_stack(
     ephemeral: bool = False,
     ports: StackPorts | None = None,
     tie_to_parent: bool = False,
+    with_projector: bool = False,
 ) -> Endpoints:
     """Start SeaweedFS (unless ephemeral) and Tansu, wait ready, create the catalog topics.
 
     Idempotent: a running stack is reused. With ``settings.kafka_bootstrap`` set, only
     the topics are created on that external Kafka. ``tie_to_parent``: the components get
     SIGTERM when this process dies (``running_stack`` uses it; ``csp up`` does not).
+    ``with_projector``: also start the projector (ClickHouse projections, SQL endpoint) if
+    it does not run yet (``csp up``, ``csp run``; local stacks only).
     """
     if settings.kafka_bootstrap:
         ensure_topics(settings.kafka_bootstrap, CATALOG, timeout_s=settings.kafka_timeout_s)
@@ -210,6 +214,8 @@ def start_stack(
         running = running_state(data_dir)
         if running is not None:
             ensure_topics(running.bootstrap, CATALOG, timeout_s=30)
+            if with_projector:
+                _start_projector(settings, running, tie_to_parent)
             return endpoints_for(settings, running.bootstrap, local=True)
         previous = read_state(data_dir)
         # Leftovers of a crashed or half-started stack: stop them, drop stale pid files.
@@ -244,6 +250,8 @@ def start_stack(
                 data_dir, storage, state, fixed_port=bool(wanted.kafka), tie=tie_to_parent
             )
             ensure_topics(bootstrap, CATALOG, timeout_s=60)
+            if with_projector:
+                _start_projector(settings, state, tie_to_parent)
         except BaseException:
             _stop_components(data_dir, state.pids, 30)
             state.pids = {}
@@ -253,6 +261,15 @@ def start_stack(
         state.startup_s = round(time.monotonic() - t0, 3)
         write_state(data_dir, state)
         return endpoints_for(settings, bootstrap, local=True)
+
+
+def _start_projector(settings: Settings, state: StackState, tie: bool) -> None:
+    data_dir = settings.resolved_data_dir()
+    # an ephemeral broker starts empty: so do its projections (unless CSP_CLICKHOUSE_URL is set)
+    ephemeral = state.mode == "ephemeral" and not settings.clickhouse_url
+    state.pids["projector"] = projector.start_projector(
+        data_dir, state.bootstrap, clickhouse_url(settings), tie, ephemeral=ephemeral)
+    write_state(data_dir, state)
 
 
 def stop_stack(settings: Settings, timeout_s: float = 30) -> list[str]:
@@ -270,7 +287,7 @@ def stop_stack(settings: Settings, timeout_s: float = 30) -> list[str]:
         pids = {**read_pids(data_dir), **(state.pids if state else {})}
         stopped = [
             c for c in COMPONENTS
-            if c in pids and procs.is_alive(pids[c], tansu.NAME if c == "tansu" else seaweed.NAME)
+            if c in pids and procs.is_alive(pids[c], _EXPECT[c])
         ]
         _stop_components(data_dir, pids, timeout_s)
         if state is not None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 from infra import seaweed
 from infra.clickhouse import parse_clickhouse_url
 from infra.endpoints import clickhouse_url, component_alive, running_state
+from infra.projector import read_projector_state, sql_endpoint
 from infra.s3 import bucket_exists
 from infra.settings import Settings
 from infra.state import StackState, read_state
@@ -20,29 +21,41 @@ from streams.catalog import CATALOG
 STATUS_PROBE_S = 5.0  # per probe; generous because the 2 shared cores can be saturated
 
 
-def _writable_or_creatable(path: Path) -> bool:
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return False
-        probe = probe.parent
-    return os.access(probe, os.W_OK)
+def _projected_rows(url: str, password: str) -> int:
+    """Rows the projector has committed, asked through its SQL endpoint."""
+    query = urllib.parse.quote("SELECT sum(rows) FROM projector_batches WHERE done = 1")
+    request = urllib.request.Request(  # noqa: S310 - loopback endpoint of our own projector
+        f"{url}/?query={query}", headers={"X-ClickHouse-User": "csp", "X-ClickHouse-Key": password})
+    with urllib.request.urlopen(request, timeout=STATUS_PROBE_S) as response:  # noqa: S310
+        return int(response.read().decode().strip() or 0)
 
 
-def _clickhouse_health(url: str) -> dict[str, Any]:
+def _clickhouse_health(url: str, data_dir: Path) -> dict[str, Any]:
     try:
         target = parse_clickhouse_url(url)
     except ValueError as exc:
         return {"url": url, "kind": "invalid", "healthy": False, "error": str(exc)}
     if target.kind == "chdb":
         path = Path(target.path or "/")
-        return {
-            "url": url,
-            "kind": "chdb",
-            "path": str(path),
-            # chdb allows one process per path, so status does not open it.
-            "healthy": _writable_or_creatable(path),
-        }
+        out: dict[str, Any] = {"url": url, "kind": "chdb", "path": str(path), "exists": path.exists()}
+        # chdb allows one process per path: the projector owns it and answers for it.
+        state = read_projector_state(data_dir)
+        if state is None:
+            out.update(healthy=False, error="not served: no projector is running (`csp up` starts it)")
+            return out
+        out.update(projector_pid=state.get("pid"), sql_url=state.get("sql_url"), audit=state.get("audit"))
+        if state.get("clickhouse_url"):  # an ephemeral stack's projector uses a fresh path
+            out["url"] = state["clickhouse_url"]
+        endpoint = sql_endpoint(data_dir)
+        if endpoint is None:
+            out.update(healthy=False, error="the projector serves no SQL endpoint")
+            return out
+        try:
+            out["rows"] = _projected_rows(*endpoint)
+            out["healthy"] = True
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            out.update(healthy=False, error=f"SQL endpoint {endpoint[0]}: {exc}")
+        return out
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=STATUS_PROBE_S) as response:  # noqa: S310
             ok = response.status == 200
@@ -64,7 +77,7 @@ def _kafka_health(bootstrap: str | None) -> tuple[dict[str, Any], dict[str, int]
 def stack_status(settings: Settings) -> dict[str, Any]:
     """Health of each component, the topics and the addresses (JSON-able)."""
     data_dir = settings.resolved_data_dir()
-    ch = _clickhouse_health(clickhouse_url(settings))
+    ch = _clickhouse_health(clickhouse_url(settings), data_dir)
     if settings.kafka_bootstrap:
         kafka, topics = _kafka_health(settings.kafka_bootstrap)
         kafka["external"] = True

@@ -17,6 +17,7 @@ MODULES = (
     "gateway.commands.ledger",  # csp ledger deploy / call / transfer / tx / keys / worker
     "gateway.commands.audit",  # csp audit verify / prove / consistency / verify-proof
     "gateway.commands.quantum",  # csp quantum entangle / teleport / run / correct / worker
+    "gateway.commands.analytics",  # csp sql / dashboard: SQL over the ClickHouse projections
 )
 
 

@@ -172,11 +172,16 @@ def run(
 
     what = "using the running stack" if already else f"starting the {'ephemeral' if ephemeral else 'durable'} stack"
     console.print(f"[bold]Enhanced CSP[/] — {what} in {settings.resolved_data_dir()}")
-    endpoints = start_stack(settings, ephemeral=ephemeral)
+    endpoints = start_stack(settings, ephemeral=ephemeral, with_projector=True)
     state = running_state(settings.resolved_data_dir()) if endpoints.local else None
     actual = state.mode if state is not None else ("ephemeral" if ephemeral else "durable")
     mode = "external" if not endpoints.local else ("ephemeral" if actual == "ephemeral" else "durable, s3 on SeaweedFS")
     console.print(f"kafka {endpoints.kafka_bootstrap} · clickhouse {endpoints.clickhouse_url}")
+    from infra.projector import sql_endpoint
+
+    sql = sql_endpoint(settings.resolved_data_dir()) if endpoints.local else None
+    if sql is not None:
+        console.print(f"projector: read-only SQL on {sql[0]} (`csp sql`, `csp dashboard`)")
     run_settings = settings.model_copy(update={"kafka_bootstrap": endpoints.kafka_bootstrap})
     log_path = settings.resolved_data_dir() / "runtime-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

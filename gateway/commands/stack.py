@@ -57,8 +57,10 @@ def up(
     volume_port: Annotated[int | None, typer.Option(help="SeaweedFS volume port")] = None,
     filer_port: Annotated[int | None, typer.Option(help="SeaweedFS filer port")] = None,
     fmt: FormatOpt = Format.text,
+    projector: Annotated[bool, typer.Option("--projector/--no-projector",
+                                            help="Also start the projector (ClickHouse projections, SQL endpoint)")] = True,
 ) -> None:
-    """Start the local stack (SeaweedFS + Tansu) and create the catalog topics.
+    """Start the local stack (SeaweedFS + Tansu + the projector) and create the catalog topics.
 
     With CSP_KAFKA_BOOTSTRAP set no broker starts: the topics are created on that Kafka.
     """
@@ -75,7 +77,7 @@ def up(
     already = not settings.kafka_bootstrap and is_running(settings)
     t0 = time.monotonic()
     try:
-        endpoints = start_stack(settings, ephemeral=ephemeral, ports=ports)
+        endpoints = start_stack(settings, ephemeral=ephemeral, ports=ports, with_projector=projector)
     except (StackError, BrokerUnavailable, RuntimeError, OSError) as exc:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from None
     elapsed = time.monotonic() - t0
@@ -88,6 +90,7 @@ def up(
         "mode": state.mode if state is not None else "external",
         "seconds": round(elapsed, 3),
         "already_running": already,
+        "sql_url": _sql_url(settings) if endpoints.local else None,
     }
     if fmt is Format.json:
         typer.echo(json.dumps(payload, indent=2))
@@ -96,8 +99,18 @@ def up(
     typer.echo(f"already up ({where})" if already else f"up ({where}) in {elapsed:.1f}s")
     typer.echo(f"  kafka      {endpoints.kafka_bootstrap}")
     typer.echo(f"  clickhouse {endpoints.clickhouse_url}")
+    sql = _sql_url(settings) if endpoints.local else None
+    if sql:
+        typer.echo(f"  sql        {sql} (read-only; `csp sql`)")
     if endpoints.local:
         typer.echo(f"  export CSP_DATA_DIR={payload['data_dir']}")
+
+
+def _sql_url(settings: Settings) -> str | None:
+    from infra.projector import read_projector_state
+
+    state = read_projector_state(settings.resolved_data_dir())
+    return str(state["sql_url"]) if state and state.get("sql_url") else None
 
 
 def down(
@@ -145,13 +158,28 @@ def _print_status(report: dict[str, Any]) -> None:
         typer.echo(f"seaweedfs  {_health(storage.get('healthy'))}  {storage['s3_endpoint']}{_pid(storage)}")
     else:
         typer.echo(f"storage    {storage.get('engine')}")
-    typer.echo(f"clickhouse {_health(ch.get('healthy'))}  {ch['url']}")
+    typer.echo(f"clickhouse {_health(ch.get('healthy'))}  {ch['url']}{_clickhouse_detail(ch)}")
     topics = report["topics"]
     typer.echo(f"topics     {len(topics)} ({len(report['catalog_missing'])} catalog topics missing)")
     for name, counts in report.get("partition_mismatch", {}).items():
         typer.echo(f"  WARNING {name}: {counts['actual']} partitions, the catalog declares {counts['declared']}")
     for name, partitions in topics.items():
         typer.echo(f"  {name}  [{partitions}]")
+
+
+def _clickhouse_detail(ch: dict[str, Any]) -> str:
+    parts = []
+    if ch.get("projector_pid"):
+        parts.append(f"projector pid={ch['projector_pid']}")
+    if ch.get("sql_url"):
+        parts.append(f"sql {ch['sql_url']}")
+    if ch.get("rows") is not None:
+        parts.append(f"{ch['rows']} rows projected")
+    if ch.get("audit") and ch["audit"] != "ok":
+        parts.append(f"audit trail: {ch['audit']}")
+    if ch.get("error"):
+        parts.append(str(ch["error"]))
+    return ("  " + ", ".join(parts)) if parts else ""
 
 
 def _spec_row(spec: TopicSpec, live: dict[str, int] | None) -> dict[str, Any]:

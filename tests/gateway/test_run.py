@@ -28,7 +28,7 @@ def test_csp_run_brings_up_the_platform_and_stops_cleanly(tmp_path: Path) -> Non
     assert last, out
     offers, accepted, refused = map(int, last[-1])
     assert accepted > 0 and offers == accepted + refused
-    assert "stopped: runtime worker, tansu" in out
+    assert "stopped: runtime worker, projector, tansu" in out
     # nothing left running: the stack's pid files are gone
     assert not list((data / "run").glob("*.pid")) if (data / "run").exists() else True
 

@@ -95,7 +95,7 @@ def test_down_up_keeps_records_and_committed_offsets(tmp_path):
         other.close()
 
         pids = read_pids(Path(data_dir).resolve())
-        assert set(pids) == {"tansu", "weed"}
+        assert set(pids) == {"projector", "tansu", "weed"}  # csp up starts the projector too
     finally:
         down = _csp("down", "--data-dir", data_dir)
     assert down.returncode == 0, down.stderr
