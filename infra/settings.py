@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=0, description="Local broker port (0: reuse the recorded one or pick a free one)")
     s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
     kafka_timeout_s: float = Field(default=30.0, description="How long to wait for Kafka before BrokerUnavailable")
+    openai_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint of the agents' models")
+    openai_api_key: str = Field(default="local", description="API key sent to the OpenAI-compatible endpoint")
+    agents_model: str = Field(default="local", description="Model of an agent that names none")
+    agents_timeout_s: float = Field(default=30.0, description="Timeout of one model call")
+    agents_max_attempts: int = Field(default=4, description="Model calls per request (retries on timeout/429/5xx)")
+    agents_budget_s: float = Field(default=120.0, description="Time budget of one request, retries included")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
