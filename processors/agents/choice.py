@@ -88,7 +88,7 @@ def parse_choice(content: str | None, allowed: Sequence[str]) -> Choice | Reject
         text = text[4:] if text.startswith("json") else text
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return Rejected("MALFORMED", f"the answer is not JSON ({exc.msg} at char {exc.pos}): {content[:120]!r}")
     if not isinstance(value, dict) or not isinstance(value.get("event"), str):
         return Rejected("MALFORMED", f'the answer is not an object with a string "event": {content[:120]!r}')

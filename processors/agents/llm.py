@@ -31,8 +31,8 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Wait before attempt ``attempt + 1`` (attempt counts from 1): exponential, capped."""
         if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.max_delay_s)
-        return min(self.base_delay_s * (2 ** (attempt - 1)), self.max_delay_s)
+            return float(min(retry_after, self.max_delay_s))
+        return float(min(self.base_delay_s * 2.0 ** (attempt - 1), self.max_delay_s))
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def call_model(
     model: str,
     messages: Sequence[Mapping[str, str]],
     *,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy | None = None,
     response_format: Mapping[str, Any] | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
@@ -90,6 +90,7 @@ def call_model(
     sleep: Callable[[float], None] = time.sleep,
 ) -> CallResult:
     """Call ``model`` with ``messages``; retries per ``policy``; never raises for API failures."""
+    policy = policy or RetryPolicy()
     started = time.monotonic()
     kwargs: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
     if response_format is not None:

@@ -13,6 +13,7 @@ benchmark run without a real model; tests add bad answers on purpose on top of i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -20,7 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -155,16 +156,16 @@ class LocalModelServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> LocalModelServer:
+    def start(self) -> None:
         self.thread.start()
-        return self
 
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> LocalModelServer:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -179,10 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     server = LocalModelServer(args.port, args.delay)
     print(f"local model on {server.base_url}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

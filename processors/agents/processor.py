@@ -86,7 +86,7 @@ class AgentProcessor(ProcessorBase):
         client_factory: Callable[[], openai.OpenAI],
         topics: AgentTopics | None = None,
         *,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy | None = None,
         default_model: str = "local",
         choice_attempts: int = DEFAULT_CHOICE_ATTEMPTS,
         concurrency: int = 8,
@@ -99,7 +99,7 @@ class AgentProcessor(ProcessorBase):
         self.bootstrap = bootstrap
         self.codec = codec
         self.client_factory = client_factory
-        self.policy = policy
+        self.policy = policy or RetryPolicy()
         self.default_model = default_model
         self.choice_attempts = max(1, choice_attempts)
         self.concurrency = max(1, concurrency)
