@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -40,6 +40,9 @@ from streams.admin import ensure_topics, list_topics
 from streams.clients import consumer_config, producer_config
 from streams.engine import MARKER_HEADER
 from streams.reader import read_to_end
+
+if TYPE_CHECKING:
+    from gateway.agents import Agents
 
 
 class PlatformError(RuntimeError):
@@ -377,6 +380,13 @@ class Platform:
     def next_version(self, system: str) -> int:
         self.store.refresh()
         return (self.store.versions(system) or [0])[-1] + 1
+
+    @property
+    def agents(self) -> Agents:
+        """The agents service: registry and collaboration (``gateway.agents``)."""
+        from gateway.agents import Agents
+
+        return Agents(self)
 
     def systems(self) -> dict[str, list[int]]:
         self.store.refresh()

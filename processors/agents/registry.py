@@ -112,7 +112,7 @@ class AgentRegistry:
     def get(self, name: str) -> AgentSpec | None:
         return self.agents.get(name)
 
-    def list(self) -> list[AgentSpec]:
+    def list(self) -> list[AgentSpec]:  # noqa: A003
         self.refresh()
         return [self.agents[n] for n in sorted(self.agents)]
 

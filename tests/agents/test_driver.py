@@ -97,3 +97,50 @@ def test_registry_supplies_model_and_role(stack: AgentStack, tmp_path: Path) -> 
     reqs = [r for r in stack.read(stack.topics.requests, "AgentRequest") if r["instance_id"] == iid]
     assert {(r["agent"], r["model"]) for r in reqs} == {("reg-buyer", "model-b"), ("reg-seller", "model-s")}
     assert "a frugal buyer" in reqs[0]["messages"][0]["content"]
+
+
+def test_collaboration_consensus_runs_and_returns_the_full_trace(stack: AgentStack) -> None:
+    from gateway.agents import CollabAgent
+
+    agents = [CollabAgent("ann", "m1", "an optimist"), CollabAgent("bob", "m2", "a sceptic"),
+              CollabAgent("cy", "m3", "a mediator")]  # fmt: skip
+    res = stack.platform.agents.collaborate("pick a name [[collab]]", agents, "consensus", rounds=2, timeout_s=120)
+    events = [s.event for s in res.trace]
+    assert events[-1] == "✓"
+    votes = [s for s in res.trace if s.event.startswith("vote.")]
+    assert votes and all(s.agent == ("ann", "bob", "cy")[int(s.event.split(".")[1])] for s in votes)
+    assert all(s.message for s in votes)
+    final = events[-2]
+    if final.startswith("agreed."):
+        assert res.outcome == f"agreed in round {final.split('.')[1]}"
+        assert all(e.endswith(".yes") for e in events[-5:-2])
+    else:
+        assert final == "failed" and res.outcome == "no consensus" and len(votes) == 6
+    assert res.checks.ok and res.usage["model_calls"] >= len(votes)
+    assert "COLLAB :[deadlock free]" in res.protocol
+
+
+def test_cli_registry_and_collaborate(stack: AgentStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    monkeypatch.setenv("CSP_KAFKA_BOOTSTRAP", stack.platform.bootstrap)
+    monkeypatch.setenv("CSP_DATA_DIR", str(tmp_path))
+    ns = ["--namespace", stack.platform.topics.namespace]
+    runner = CliRunner()
+    r = runner.invoke(app, ["agents", "create", "cli-agent", "--model", "mm", "--role", "a tester", *ns])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["agents", "create", "cli-agent", "--model", "mm", *ns]).exit_code == 1
+    r = runner.invoke(app, ["agents", "list", "--format", "json", *ns])
+    assert {"name": "cli-agent", "model": "mm", "role": "a tester", "prompt": None} in json.loads(r.output)
+    assert runner.invoke(app, ["agents", "delete", "cli-agent", *ns]).exit_code == 0
+    assert runner.invoke(app, ["agents", "delete", "cli-agent", *ns]).exit_code == 1
+    assert runner.invoke(app, ["agents", "create", "9bad", "--model", "m", *ns]).exit_code == 2
+    r = runner.invoke(app, ["agents", "collaborate", "--task", "t", "-a", "p:m", "-a", "q:m", "-m", "round_robin",
+                            "--rounds", "1", "--format", "json", *ns])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert [s["event"] for s in out["trace"]] == ["say.0.1", "say.1.1", "done", "✓"]
+    assert [s["agent"] for s in out["trace"][:2]] == ["p", "q"]
+    assert runner.invoke(app, ["agents", "collaborate", "--task", "t", "-a", "p", "-m", "vote", *ns]).exit_code == 2
