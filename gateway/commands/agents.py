@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.commands.runtime import EXIT_INPUT, EXIT_REFUSED, EXIT_UNAVAILABLE, DataDir, Namespace, _fail, _platform
+from gateway.commands.runtime import (
+    EXIT_INPUT,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    DataDir,
+    Namespace,
+    _fail,
+    _platform,
+)
 
 if TYPE_CHECKING:
     from gateway.agents import CollabAgent
