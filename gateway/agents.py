@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from processors.agents.collab import CheckReport, Protocol, check, generate
@@ -171,7 +171,11 @@ class Agents:
         self._ensure_topics()
         for a in agents:
             self.registry.create(AgentSpec(a.name, a.model, a.role), replace=True)
-        inst = self.platform.start(system, params={"agents": bindings_param(proto.bindings), "task": task})
+        # model and role travel inline with the binding too: the driver needs no registry read
+        by_name = {a.name: a for a in agents}
+        bindings = [replace(b, model=by_name[b.agent].model, role=by_name[b.agent].role or None)
+                    for b in proto.bindings]  # fmt: skip
+        inst = self.platform.start(system, params={"agents": bindings_param(bindings), "task": task})
         events = self._wait(inst.instance_id, timeout_s)
         if events is None:
             raise PlatformError(

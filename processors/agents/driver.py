@@ -8,8 +8,9 @@ An instance is bound to agents by its START parameters:
   (``vote.2``);
 * ``task`` — the task text given to every agent's prompt.
 
-The driver is a processor on the engine reading ``csp.snapshots``, ``csp.events`` and
-``agents.responses``. It folds each instance's ``(seq, state, status)`` and trace. When an
+The driver is a processor on the engine reading ``csp.snapshots``, ``csp.events``,
+``agents.responses`` and ``agents.registry`` (the agents' model, role and prompt template;
+on a miss it also re-reads the registry, at most every ``registry_ttl_s``). It folds each instance's ``(seq, state, status)`` and trace. When an
 instance rests in a stable state (no τ/✓/output pending) and an agent owns some of its
 acceptable events, the driver emits one ``AgentRequest`` in choice mode whose allowed
 events are exactly those (:func:`.choice.allowed_events`) with request id
@@ -30,6 +31,7 @@ by reading the assigned ``csp.events``/``csp.snapshots`` partitions from the beg
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,13 +148,15 @@ class AgentDriver(ProcessorBase):
         topics: AgentTopics | None = None,
         *,
         default_model: str = "local",
+        registry_ttl_s: float = 5.0,
         group: str | None = None,
         logger: Any = None,
     ) -> None:
+        self.registry_ttl_s = registry_ttl_s
         self.runtime = runtime or RuntimeTopics()
         self.topics = topics or AgentTopics(self.runtime.namespace)
         self.name = group or (f"{self.topics.namespace}.agent-driver" if self.topics.namespace else "agent-driver")
-        self.inputs = (self.runtime.snapshots, self.runtime.events, self.topics.responses)
+        self.inputs = (self.runtime.snapshots, self.runtime.events, self.topics.responses, self.topics.registry)
         self.store = store
         self.registry = registry
         self.codec = codec
@@ -161,7 +165,7 @@ class AgentDriver(ProcessorBase):
         self.stats = DriverStats()
         self.log = (logger or structlog.get_logger()).bind(processor=self.name)
         self._refreshed = False
-        self._registry_refreshed = False
+        self._registry_read_at = -1e9
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -174,9 +178,12 @@ class AgentDriver(ProcessorBase):
         return dep
 
     def _agent(self, name: str) -> AgentSpec | None:
+        """The registry entry of ``name``; on a miss the registry is re-read, at most once per
+        ``registry_ttl_s`` (a binding may carry model/role/prompt inline and need no entry)."""
         spec = self.registry.get(name)
-        if spec is None and not self._registry_refreshed:
-            self._registry_refreshed = True
+        now = time.monotonic()
+        if spec is None and now - self._registry_read_at >= self.registry_ttl_s:
+            self._registry_read_at = now
             self.registry.refresh()
             spec = self.registry.get(name)
         return spec
@@ -234,7 +241,6 @@ class AgentDriver(ProcessorBase):
 
     def process(self, batch: Sequence[InRecord], ctx: BatchContext) -> Iterable[OutRecord]:
         self._refreshed = False
-        self._registry_refreshed = False
         out: list[OutRecord] = []
         touched: dict[str, Tracked] = {}
         last_ts: dict[str, int] = {}
@@ -246,6 +252,9 @@ class AgentDriver(ProcessorBase):
                 t = self.apply_event(value)
             elif rec.topic == self.topics.responses and name == "AgentResponse":
                 self._on_response(value, rec.timestamp, out)
+                continue
+            elif rec.topic == self.topics.registry and name == "AgentRegistryRecord":
+                self.registry.apply(rec.offset, value)
                 continue
             else:
                 ctx.dead_letter(rec, f"agent driver: unexpected {name} record on {rec.topic}")
@@ -345,6 +354,8 @@ class AgentDriver(ProcessorBase):
     # -- recovery ---------------------------------------------------------------------------------
 
     def on_assign(self, partitions: Sequence[PartitionRef], ctx: AssignContext) -> None:
+        if any(ref.topic == self.topics.registry for ref in partitions):
+            self.registry.refresh()
         for ref in partitions:
             if ref.topic == self.runtime.snapshots:
                 self._replay(ref.topic, ref.partition, "CspSnapshot", self.apply_snapshot)

@@ -109,6 +109,15 @@ class AgentRegistry:
             self.agents = fold(self._records)
         return self.agents
 
+    def apply(self, offset: int, record: Mapping[str, Any]) -> bool:
+        """Apply a record consumed from the registry topic at ``offset`` (skipped if already read)."""
+        if offset < self._next:
+            return False
+        self._next = offset + 1
+        self._records.append(record)
+        self.agents = fold(self._records)
+        return True
+
     def get(self, name: str) -> AgentSpec | None:
         return self.agents.get(name)
 

@@ -96,7 +96,8 @@ def test_registry_supplies_model_and_role(stack: AgentStack, tmp_path: Path) -> 
     assert events[0] == "request.1" and events[-3:-1] == ["accept.1", "deliver.1"]
     reqs = [r for r in stack.read(stack.topics.requests, "AgentRequest") if r["instance_id"] == iid]
     assert {(r["agent"], r["model"]) for r in reqs} == {("reg-buyer", "model-b"), ("reg-seller", "model-s")}
-    assert "a frugal buyer" in reqs[0]["messages"][0]["content"]
+    buyer = next(r for r in reqs if r["agent"] == "reg-buyer")
+    assert buyer["messages"][0]["content"].startswith("Registry buyer, a frugal buyer [[reg-buyer]].")
 
 
 def test_collaboration_consensus_runs_and_returns_the_full_trace(stack: AgentStack) -> None:
