@@ -14,9 +14,13 @@ every call. In the same run, on the same server:
 
 Added latency per step: the time between two consecutive events of an instance (as seen by
 a consumer of ``csp.events`` in this process) minus the model call's own latency (the
-response's ``latency_ms``); p50 and p99 over all steps.
+response's ``latency_ms``). Measured in a latency phase with ``--latency-instances``
+instances in flight (RESULT's p99_added_ms) and, for information, under the throughput
+phase's load (where it includes queueing for the model). A per-hop breakdown of a step is
+computed from the records' Kafka timestamps.
 
-Usage: python bench/agents.py [--instances N] [--steps K] [--concurrency C] [--bootstrap HOST:PORT]
+Usage: python bench/agents.py [--instances N] [--latency-instances M] [--steps K] [--concurrency C]
+                              [--bootstrap HOST:PORT]
 Last line: RESULT steps_per_s=... raw_calls_per_s=... ratio=... p99_added_ms=...
 """
 
@@ -162,7 +166,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--instances", type=int, default=40)
+    ap.add_argument("--instances", type=int, default=200, help="instances in flight (throughput phase)")
+    ap.add_argument("--latency-instances", type=int, default=2, help="instances in flight (latency phase)")
     ap.add_argument("--steps", type=int, default=10, help="agent steps per instance")
     ap.add_argument("--concurrency", type=int, default=8, help="model calls in flight (raw and agents worker)")
     ap.add_argument("--bootstrap", default=None, help="external Kafka (default: embedded ephemeral Tansu)")
@@ -216,39 +221,55 @@ def main(argv: list[str] | None = None) -> int:
                 if time.monotonic() - t_warm > 180:
                     raise SystemExit("warm-up instance did not finish in 180s (see the workers' log)")
             print(f"warm-up: one {args.steps}-step instance in {time.monotonic() - t_warm:.1f}s", flush=True)
-            t0 = time.perf_counter()
-            iids = [f"steps-{i}-{uuid.uuid4().hex[:6]}" for i in range(args.instances)]
-            platform.send_many((iid, "START", {"system": "steps", "version": 1,
-                                               "params": {"agents": binding, "task": "step"}})
-                               for iid in iids)  # fmt: skip
-            deadline = time.monotonic() + 600
-            while not set(iids) <= done:
-                drain(0.1)
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"only {len(done & set(iids))}/{len(iids)} instances finished in 600s")
-            elapsed = time.perf_counter() - t0
+
+            def run_phase(n: int, tag: str) -> tuple[float, list[str]]:
+                iids = [f"steps-{tag}{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
+                t0 = time.perf_counter()
+                platform.send_many((iid, "START", {"system": "steps", "version": 1,
+                                                   "params": {"agents": binding, "task": "step"}})
+                                   for iid in iids)  # fmt: skip
+                deadline = time.monotonic() + 600
+                while not set(iids) <= done:
+                    drain(0.05)
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"only {len(done & set(iids))}/{len(iids)} instances finished in 600s")
+                return time.perf_counter() - t0, iids
+
+            # latency: a few instances in flight (the model is never the queue)
+            _lat_elapsed, lat_iids = run_phase(args.latency_instances, "l")
+            # throughput: many instances in flight
+            elapsed, iids = run_phase(args.instances, "t")
             consumer.close()
             steps_per_s = total_steps / elapsed
             latency_ms: dict[tuple[str, int], int] = {}
             for r in platform.read(atopics.responses, "AgentResponse"):
                 iid, seq, _agent = r["request_id"].rsplit(":", 2)
                 latency_ms[(iid, int(seq))] = int(r["latency_ms"])
-            added: list[float] = []
-            for iid in iids:
-                for seq in range(0, args.steps):
-                    a, b = arrivals.get((iid, seq)), arrivals.get((iid, seq + 1))
-                    if a is None or b is None:
-                        continue  # seq 0 has no event (the START): the first step is not timed
-                    added.append((b - a) * 1000 - latency_ms.get((iid, seq), 0))
-            hops = hop_breakdown(platform, atopics, set(iids))
-            print("mean per step: " + ", ".join(f"{k} {v:.0f} ms" for k, v in hops.items()), flush=True)
+
+            def added_ms(ids: list[str]) -> list[float]:
+                out: list[float] = []
+                for iid in ids:
+                    for seq in range(0, args.steps):
+                        a, b = arrivals.get((iid, seq)), arrivals.get((iid, seq + 1))
+                        if a is None or b is None:
+                            continue  # seq 0 has no event (the START): the first step is not timed
+                        out.append((b - a) * 1000 - latency_ms.get((iid, seq), 0))
+                return out
+
+            lat, loaded = added_ms(lat_iids), added_ms(iids)
+            for label, ids in (("latency phase", lat_iids), ("throughput phase", iids)):
+                hops = hop_breakdown(platform, atopics, set(ids))
+                print(f"{label}, mean per step: " + ", ".join(f"{k} {v:.0f} ms" for k, v in hops.items()), flush=True)
             platform.close()
-            p50, p99 = percentile(added, 0.5), percentile(added, 0.99)
+            p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
+            l50, l99 = percentile(loaded, 0.5), percentile(loaded, 0.99)
+            print(f"latency: {args.latency_instances} instances in flight, added per step p50 {p50:.0f} ms, "
+                  f"p99 {p99:.0f} ms ({len(lat)} steps timed)", flush=True)  # fmt: skip
             print(f"through Kafka: {total_steps} agent steps ({args.instances} instances x {args.steps}) in "
-                  f"{elapsed:.1f}s = {steps_per_s:.1f} steps/s; added latency per step p50 {p50:.0f} ms, "
-                  f"p99 {p99:.0f} ms ({len(added)} steps timed)", flush=True)  # fmt: skip
+                  f"{elapsed:.1f}s = {steps_per_s:.1f} steps/s; under that load added per step p50 {l50:.0f} ms, "
+                  f"p99 {l99:.0f} ms (queueing for the model included)", flush=True)  # fmt: skip
             print(json.dumps({"steps_per_s": steps_per_s, "raw_calls_per_s": raw, "p50_added_ms": p50,
-                              "p99_added_ms": p99}))  # fmt: skip
+                              "p99_added_ms": p99, "loaded_p50_added_ms": l50, "loaded_p99_added_ms": l99}))  # fmt: skip
             print(f"RESULT steps_per_s={steps_per_s:.1f} raw_calls_per_s={raw:.0f} ratio={steps_per_s / raw:.3f} "
                   f"p99_added_ms={p99:.0f}")  # fmt: skip
     finally:

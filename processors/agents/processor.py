@@ -9,10 +9,11 @@ result before using it*:
 
 1. for every request of the batch without a recorded result, the model is called
    (concurrently, ``concurrency`` at a time);
-2. each result is written to ``agents.journal`` — same partition number as its request,
-   key ``request_id``, an ``AgentResponse`` record — by a separate idempotent producer
-   **outside** the transaction, and flushed (acknowledged by the broker) at once;
-3. only then is the response produced on ``agents.responses`` in the batch transaction.
+2. each result is written to ``agents.journal`` as soon as it arrives — same partition
+   number as its request, key ``request_id``, an ``AgentResponse`` record — by a separate
+   idempotent producer **outside** the transaction; the batch then waits until the broker
+   acknowledged every journal record (a failed write fails the batch);
+3. only then are the responses produced on ``agents.responses`` in the batch transaction.
 
 On assignment (start, rebalance, retried batch) the processor reads the journal partitions
 of its request partitions to their end and answers any request found there from the
@@ -179,34 +180,42 @@ class AgentProcessor(ProcessorBase):
         futures: dict[Future[dict[str, Any]], tuple[int, str]] = {
             self._pool.submit(self.answer, req): (part, rid) for rid, (part, req) in todo.items()
         }
+        journal = self._journal_producer()
+        failures: list[str] = []
+        answered: list[tuple[int, str, dict[str, Any]]] = []
         error: BaseException | None = None
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                failures.append(f"{msg.key()!r}: {err}")
+
         for fut in as_completed(futures):
             part, rid = futures[fut]
             try:
                 response = fut.result()
-                self._record(part, rid, response)  # durable before use
             except BaseException as exc:  # keep recording the others; fail the batch after
                 error = error or exc
                 continue
+            # recorded as soon as it is known; the batch waits for every record's acknowledgement
+            journal.produce(self.topics.journal, key=rid.encode(), value=self.codec.encode(RESPONSE_SCHEMA, response),
+                            partition=part, on_delivery=delivered)  # fmt: skip
+            journal.poll(0)
+            answered.append((part, rid, response))
+        remaining = journal.flush(30)
+        if remaining or failures:
+            raise JournalError(
+                f"could not record {remaining + len(failures)} answer(s) on {self.topics.journal}: "
+                + "; ".join(failures[:3] or ["not acknowledged within 30s"])
+            )
+        for part, rid, response in answered:  # durable: now they may be used
             self.recorded.setdefault(part, {})[rid] = response
         if error is not None:
             raise error
 
-    def _record(self, partition: int, rid: str, response: Mapping[str, Any]) -> None:
+    def _journal_producer(self) -> Producer:
         if self._journal is None:
             self._journal = Producer(producer_config(self.bootstrap))
-        got: dict[str, KafkaError | None] = {}
-
-        def done(err: KafkaError | None, _msg: Message) -> None:
-            got["err"] = err
-
-        value = self.codec.encode(RESPONSE_SCHEMA, response)
-        self._journal.produce(
-            self.topics.journal, key=rid.encode(), value=value, partition=partition, on_delivery=done
-        )
-        self._journal.flush(30)
-        if got.get("err", KafkaError(KafkaError._TIMED_OUT)) is not None:
-            raise JournalError(f"could not record the answer to {rid} on {self.topics.journal}: {got.get('err')}")
+        return self._journal
 
     # -- one request --------------------------------------------------------------------------
 

@@ -32,6 +32,9 @@ from streams.engine import Engine, EngineConfig
 from streams.logs import configure_logging
 
 
+FETCH_WAIT_MS = 10
+
+
 class NoModelEndpoint(RuntimeError):
     """CSP_OPENAI_BASE_URL is not set."""
 
@@ -77,9 +80,11 @@ def build_engines(
     )  # fmt: skip
 
     def config() -> EngineConfig:
+        # a protocol step crosses several hops: short broker-side fetch waits keep each one quick
         return EngineConfig(
             bootstrap=bootstrap, batch_size=batch_size, worker_id=worker_id,
             session_timeout_ms=settings.session_timeout_ms, poll_timeout_s=0.05,
+            consumer_overrides={"fetch.wait.max.ms": FETCH_WAIT_MS},
         )  # fmt: skip
 
     engines = [Engine(proc, codec, config())]
