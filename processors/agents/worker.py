@@ -31,7 +31,6 @@ from streams.admin import ensure_topics
 from streams.engine import Engine, EngineConfig
 from streams.logs import configure_logging
 
-
 FETCH_WAIT_MS = 10
 
 
