@@ -57,3 +57,16 @@ def test_bad_parameters() -> None:
         generate("leader", ["a"])
     with pytest.raises(CollabError, match="distinct"):
         generate("debate", ["a", "a"])
+
+
+def test_cli_protocol_prints_the_checked_protocol() -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    r = CliRunner().invoke(app, ["agents", "protocol", "-a", "x", "-a", "y", "-a", "z", "--method", "debate"])
+    assert r.exit_code == 0, r.output
+    assert "channel verdict : Agents" in r.output and "-- pass: COLLAB :[deadlock free]" in r.output
+    assert "-- terminates: True" in r.output
+    bad = CliRunner().invoke(app, ["agents", "protocol", "-a", "x", "--method", "debate"])
+    assert bad.exit_code == 2 and "2 to 5 agents" in bad.output
