@@ -145,3 +145,26 @@ def test_cli_registry_and_collaborate(stack: AgentStack, monkeypatch: pytest.Mon
     assert [s["event"] for s in out["trace"]] == ["say.0.1", "say.1.1", "done", "✓"]
     assert [s["agent"] for s in out["trace"][:2]] == ["p", "q"]
     assert runner.invoke(app, ["agents", "collaborate", "--task", "t", "-a", "p", "-m", "vote", *ns]).exit_code == 2
+
+
+def test_bad_requests_go_to_the_dead_letter_topic(stack: AgentStack) -> None:
+    from confluent_kafka import Producer
+    from runtime_helpers import wait_until
+
+    from streams.clients import producer_config
+
+    codec = stack.platform.codec
+    producer = Producer(producer_config(stack.platform.bootstrap))
+    producer.produce(stack.topics.requests, key=b"junk", value=b"not avro at all")
+    wrong = codec.encode("AgentRegistryRecord", {"name": "x", "action": "DELETE", "timestamp": 0})
+    producer.produce(stack.topics.requests, key=b"wrong", value=wrong)
+    assert producer.flush(30) == 0
+    dlq = stack.topics.requests + ".dlq"
+
+    def dead() -> list[dict[str, object]]:
+        return [r for r in stack.read(dlq, "DeadLetter") if r["key"] in (b"junk", b"wrong")]
+
+    wait_until(lambda: len(dead()) == 2, 60, "two dead letters")
+    errors = sorted(str(r["error"]) for r in dead())
+    assert "expected an AgentRequest record" in errors[0] + errors[1]
+    assert any("undecodable" in e or "wire format" in e for e in errors)
