@@ -32,6 +32,8 @@ from streams.engine import Engine, EngineConfig
 from streams.logs import configure_logging
 
 FETCH_WAIT_MS = 10
+# a batch is returned when full or after this long: short, so that a lone record moves on at once
+POLL_TIMEOUT_S = 0.01
 
 
 class NoModelEndpoint(RuntimeError):
@@ -82,7 +84,7 @@ def build_engines(
         # a protocol step crosses several hops: short broker-side fetch waits keep each one quick
         return EngineConfig(
             bootstrap=bootstrap, batch_size=batch_size, worker_id=worker_id,
-            session_timeout_ms=settings.session_timeout_ms, poll_timeout_s=0.05,
+            session_timeout_ms=settings.session_timeout_ms, poll_timeout_s=POLL_TIMEOUT_S,
             consumer_overrides={"fetch.wait.max.ms": FETCH_WAIT_MS},
         )  # fmt: skip
 
