@@ -167,7 +167,7 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--instances", type=int, default=200, help="instances in flight (throughput phase)")
-    ap.add_argument("--latency-instances", type=int, default=2, help="instances in flight (latency phase)")
+    ap.add_argument("--latency-instances", type=int, default=4, help="instances in flight (latency phase)")
     ap.add_argument("--steps", type=int, default=10, help="agent steps per instance")
     ap.add_argument("--concurrency", type=int, default=8, help="model calls in flight (raw and agents worker)")
     ap.add_argument("--bootstrap", default=None, help="external Kafka (default: embedded ephemeral Tansu)")
