@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from gateway.quantum_sdk import QuantumClient
     from processors.ledger.client import LedgerClient
 
+if TYPE_CHECKING:
+    from gateway.agents import Agents
+
 
 class PlatformError(RuntimeError):
     """A platform operation failed (refused deployment, refused start, timeout, ...)."""
@@ -405,6 +408,13 @@ class Platform:
     def next_version(self, system: str) -> int:
         self.store.refresh()
         return (self.store.versions(system) or [0])[-1] + 1
+
+    @property
+    def agents(self) -> Agents:
+        """The agents service: registry and collaboration (``gateway.agents``)."""
+        from gateway.agents import Agents
+
+        return Agents(self)
 
     def systems(self) -> dict[str, list[int]]:
         self.store.refresh()

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     trusted_keys: str = Field(
         default="", description="Comma-separated hex Ed25519 public keys whose deployments workers run"
     )
+    openai_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint of the agents' models")
+    openai_api_key: str = Field(default="local", description="API key sent to the OpenAI-compatible endpoint")
+    agents_model: str = Field(default="local", description="Model of an agent that names none")
+    agents_timeout_s: float = Field(default=30.0, description="Timeout of one model call")
+    agents_max_attempts: int = Field(default=4, description="Model calls per request (retries on timeout/429/5xx)")
+    agents_budget_s: float = Field(default=120.0, description="Time budget of one request, retries included")
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

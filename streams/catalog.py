@@ -125,6 +125,10 @@ _BASE: tuple[TopicSpec, ...] = (
           "calls to AI agents / language models", retention_ms=7 * DAY_MS, input=True),
     _spec("agents.responses", 2, "request_id", "AgentResponse",
           "answers from AI agents", retention_ms=30 * DAY_MS),
+    _spec("agents.journal", 2, "request_id", "AgentResponse",
+          "model call results recorded before use (replayed on recovery: no second call)"),
+    _spec("agents.registry", 1, "name", "AgentRegistryRecord",
+          "the agent registry: agents created and deleted (event-sourced)"),
     _spec("audit.log", 1, "source_topic", "AuditEntry",
           "hash-chained audit trail of consumed records (one partition: one chain)"),
 )

@@ -18,6 +18,7 @@ MODULES = (
     "gateway.commands.audit",  # csp audit verify / prove / consistency / verify-proof
     "gateway.commands.quantum",  # csp quantum entangle / teleport / run / correct / worker
     "gateway.commands.analytics",  # csp sql / dashboard: SQL over the ClickHouse projections
+    "gateway.commands.agents",  # csp agents create / list / delete / protocol / collaborate / worker
 )
 
 

@@ -25,6 +25,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from gateway.sdk import Platform
+    from processors.agents.demo import LlmDemo
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -35,7 +36,7 @@ DEMO_SYSTEMS = (
     ("dining/dining.csp", "SYSTEM", "dining", ("sits", "getsup", "eats", "picks", "putsdown")),
     ("agents/agents.csp", "SELLER", "agents", ("propose", "deliver")),
     ("quantum/teleport.csp", "SYSTEM", "quantum", ("qreq", "paired", "arrived", "deliver", "ack", "nack")),
-)
+)  # + examples/agents/llm_negotiation.csp, driven by LLM agents (processors.agents.demo)
 
 
 @dataclass
@@ -202,6 +203,7 @@ def run(
     platform = Platform(endpoints.kafka_bootstrap, settings=run_settings)
     traffic: threading.Thread | None = None
     qtraffic: threading.Thread | None = None
+    llm: LlmDemo | None = None
     systems = "-"
     code = 0
     try:
@@ -213,6 +215,12 @@ def run(
                 plan = platform.deploy(EXAMPLES / rel, process, name=name, outputs=list(outputs))
                 verdicts = ", ".join(f"{r.status} {r.text}" for r in plan.results) or "no assertions"
                 console.print(f"deployed {name}: {verdicts}" if not plan.refused else f"[red]refused {name}[/]")
+            from processors.agents.demo import start_llm_negotiations
+
+            # LLM agents bound to a verified protocol (examples/agents/llm_negotiation.csp)
+            agents_log = settings.resolved_data_dir() / "agents-worker.log"
+            llm = start_llm_negotiations(endpoints.kafka_bootstrap, run_settings, agents_log)
+            console.print(f"agents worker pid {llm.worker.pid}, model endpoint {llm.base_url}")
             systems = ", ".join(f"{s} v{max(v)}" for s, v in sorted(platform.systems().items())) or "-"
             stats.started = time.monotonic()
             traffic = threading.Thread(target=_demo_traffic, args=(platform, stats, stop), daemon=True)
@@ -223,7 +231,8 @@ def run(
 
         def status() -> tuple[bool, Text]:
             alive = worker.poll() is None
-            return alive, stats.line(endpoints.kafka_bootstrap, mode, alive, systems)
+            line = stats.line(endpoints.kafka_bootstrap, mode, alive, systems)
+            return alive, line.append(f"  {llm.status()}") if llm is not None else line
 
         def running() -> bool:
             return not stop.is_set() and (deadline is None or time.monotonic() < deadline)
@@ -252,6 +261,8 @@ def run(
             traffic.join(20)
         if qtraffic is not None:
             qtraffic.join(20)
+        if llm is not None:
+            llm.close()
         platform.close()
         if quantum.poll() is None:
             quantum.send_signal(signal.SIGTERM)

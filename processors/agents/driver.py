@@ -1,0 +1,382 @@
+"""The agent driver: LLM agents drive CSP instances, one protocol-allowed event at a time.
+
+An instance is bound to agents by its START parameters:
+
+* ``agents`` — a JSON list of bindings ``{"agent": NAME, "events": [PATTERN, ...],
+  "on_error": [PATTERN, ...]}`` (optional ``model``, ``role``, ``prompt`` override the
+  registry entry of NAME); a pattern is a channel (``accept``) or an event prefix
+  (``vote.2``);
+* ``task`` — the task text given to every agent's prompt.
+
+The driver is a processor on the engine reading ``csp.snapshots``, ``csp.events``,
+``agents.responses`` and ``agents.registry`` (the agents' model, role and prompt template;
+on a miss it also re-reads the registry, at most every ``registry_ttl_s``). It folds each instance's ``(seq, state, status)`` and trace. When an
+instance rests in a stable state (no τ/✓/output pending) and an agent owns some of its
+acceptable events, the driver emits one ``AgentRequest`` in choice mode whose allowed
+events are exactly those (:func:`.choice.allowed_events`) with request id
+``<instance>:<seq>:<agent>`` — deterministic, so a reprocessed batch asks the same
+question, which the agent processor answers from its journal.
+
+For an OK answer the driver offers the chosen event to ``csp.commands`` with command id
+``agent:<request_id>`` — only if the instance is still at that ``seq`` (it did not move on)
+and the event is allowed there. An answer outside the allowed set is never turned into a
+command (the agent processor already refused it, and the driver checks again). For an
+ERROR/TIMEOUT answer the driver offers the first acceptable event matching the binding's
+``on_error`` patterns (the protocol's own ``timeout`` event), if any.
+
+One driver per namespace: it keeps every instance it sees in memory, rebuilt on assignment
+by reading the assigned ``csp.events``/``csp.snapshots`` partitions from the beginning.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from processors.agents import choice as ch
+from processors.agents.prompts import TraceItem, render
+from processors.agents.registry import AgentRegistry, AgentSpec
+from processors.agents.topics import AgentTopics
+from processors.csp.runtime.model import KIND_TAU, Deployment, Status
+from processors.csp.runtime.partitioning import partition_for
+from processors.csp.runtime.records import command_record
+from processors.csp.runtime.registry import DeploymentStore
+from processors.csp.runtime.topics import RuntimeTopics
+from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
+from streams.reader import read_to_end
+from streams.records import InRecord, OutRecord
+
+COMMAND_PREFIX = "agent:"
+
+
+@dataclass(frozen=True)
+class Binding:
+    agent: str
+    events: tuple[str, ...]
+    on_error: tuple[str, ...] = ()
+    model: str | None = None
+    role: str | None = None
+    prompt: str | None = None
+
+
+def parse_bindings(raw: str | None) -> list[Binding]:
+    """The ``agents`` START parameter; raises ValueError naming what is wrong."""
+    if not raw:
+        return []
+    data = json.loads(raw)
+    if not isinstance(data, list):
+        raise ValueError("the agents parameter must be a JSON list of bindings")
+    out: list[Binding] = []
+    for i, b in enumerate(data):
+        if not isinstance(b, dict) or not isinstance(b.get("agent"), str) or not b.get("events"):
+            raise ValueError(f'binding {i}: needs "agent" (a name) and "events" (patterns)')
+        out.append(
+            Binding(
+                b["agent"],
+                tuple(str(p) for p in b["events"]),
+                tuple(str(p) for p in b.get("on_error") or ()),
+                b.get("model"),
+                b.get("role"),
+                b.get("prompt"),
+            )
+        )
+    return out
+
+
+def bindings_param(bindings: Sequence[Binding]) -> str:
+    return json.dumps(
+        [
+            {k: v for k, v in (("agent", b.agent), ("events", list(b.events)), ("on_error", list(b.on_error)),
+                               ("model", b.model), ("role", b.role), ("prompt", b.prompt)) if v}  # fmt: skip
+            for b in bindings
+        ]
+    )
+
+
+def request_id(instance_id: str, seq: int, agent: str) -> str:
+    return f"{instance_id}:{seq}:{agent}"
+
+
+def split_request_id(rid: str) -> tuple[str, int, str] | None:
+    parts = rid.rsplit(":", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return parts[0], int(parts[1]), parts[2]
+    except ValueError:
+        return None
+
+
+@dataclass
+class Tracked:
+    instance_id: str
+    system: str = ""
+    version: int = 0
+    seq: int = -1
+    state: int = -1
+    status: str = Status.RUNNING.value
+    bindings: list[Binding] = field(default_factory=list)
+    task: str = ""
+    bound: bool = False  # the START snapshot (with params) was seen
+    trace: dict[int, TraceItem] = field(default_factory=dict)
+    requested: set[tuple[int, str]] = field(default_factory=set)
+    notes: dict[int, tuple[str, str]] = field(default_factory=dict)  # seq -> (agent, message)
+
+
+@dataclass
+class DriverStats:
+    requests: int = 0
+    offers: int = 0
+    dropped: int = 0
+    on_error: int = 0
+
+
+class AgentDriver(ProcessorBase):
+    decode_inputs = True
+
+    def __init__(
+        self,
+        store: DeploymentStore,
+        registry: AgentRegistry,
+        codec: Codec,
+        runtime: RuntimeTopics | None = None,
+        topics: AgentTopics | None = None,
+        *,
+        default_model: str = "local",
+        registry_ttl_s: float = 5.0,
+        group: str | None = None,
+        logger: Any = None,
+    ) -> None:
+        self.registry_ttl_s = registry_ttl_s
+        self.runtime = runtime or RuntimeTopics()
+        self.topics = topics or AgentTopics(self.runtime.namespace)
+        self.name = group or (f"{self.topics.namespace}.agent-driver" if self.topics.namespace else "agent-driver")
+        self.inputs = (self.runtime.snapshots, self.runtime.events, self.topics.responses, self.topics.registry)
+        self.store = store
+        self.registry = registry
+        self.codec = codec
+        self.default_model = default_model
+        self.insts: dict[str, Tracked] = {}
+        self.stats = DriverStats()
+        self.log = (logger or structlog.get_logger()).bind(processor=self.name)
+        self._refreshed = False
+        self._registry_read_at = -1e9
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def _dep(self, system: str, version: int) -> Deployment | None:
+        dep = self.store.lookup(system, version)
+        if dep is None and not self._refreshed:
+            self._refreshed = True
+            self.store.refresh()
+            dep = self.store.lookup(system, version)
+        return dep
+
+    def _agent(self, name: str) -> AgentSpec | None:
+        """The registry entry of ``name``; on a miss the registry is re-read, at most once per
+        ``registry_ttl_s`` (a binding may carry model/role/prompt inline and need no entry)."""
+        spec = self.registry.get(name)
+        now = time.monotonic()
+        if spec is None and now - self._registry_read_at >= self.registry_ttl_s:
+            self._registry_read_at = now
+            self.registry.refresh()
+            spec = self.registry.get(name)
+        return spec
+
+    # -- folding ----------------------------------------------------------------------------
+
+    def _tracked(self, iid: str) -> Tracked:
+        t = self.insts.get(iid)
+        if t is None:
+            t = self.insts[iid] = Tracked(iid)
+        return t
+
+    def apply_snapshot(self, rec: Mapping[str, Any]) -> Tracked:
+        t = self._tracked(rec["instance_id"])
+        t.system, t.version = rec["system"], int(rec["version"])
+        if not t.bound:
+            params = rec.get("params") or {}
+            try:
+                t.bindings = parse_bindings(params.get("agents"))
+            except ValueError as exc:
+                self.log.warning("agents.bad_binding", instance=t.instance_id, error=str(exc))
+                t.bindings = []
+            t.task = params.get("task", "")
+            t.bound = True
+        seq = int(rec["seq"])
+        if seq > t.seq:
+            t.seq, t.state = seq, int(rec["state"])
+            t.status = rec["status"]
+        elif seq == t.seq and rec["status"] != Status.RUNNING.value:
+            t.status = rec["status"]
+        return t
+
+    def apply_event(self, rec: Mapping[str, Any]) -> Tracked:
+        t = self._tracked(rec["instance_id"])
+        t.system, t.version = rec["system"], int(rec["version"])
+        seq = int(rec["seq"])
+        if rec["kind"] != KIND_TAU and seq not in t.trace:
+            note = t.notes.get(seq)
+            t.trace[seq] = TraceItem(
+                seq, rec["event"], tuple(rec.get("payload") or ()), note[0] if note else None,
+                note[1] if note else None,
+            )  # fmt: skip
+        if seq > t.seq:
+            t.seq, t.state = seq, int(rec["state_after"])
+            if rec["kind"] == "TICK":
+                t.status = Status.TERMINATED.value
+            else:
+                dep = self._dep(t.system, t.version)
+                t.status = (
+                    Status.DEADLOCKED.value if dep is not None and dep.is_dead(t.state) else Status.RUNNING.value
+                )
+        return t
+
+    # -- processing -----------------------------------------------------------------------------
+
+    def process(self, batch: Sequence[InRecord], ctx: BatchContext) -> Iterable[OutRecord]:
+        self._refreshed = False
+        out: list[OutRecord] = []
+        touched: dict[str, Tracked] = {}
+        last_ts: dict[str, int] = {}
+        for rec in batch:
+            name, value = rec.decoded()
+            if rec.topic == self.runtime.snapshots and name == "CspSnapshot":
+                t = self.apply_snapshot(value)
+            elif rec.topic == self.runtime.events and name == "CspEvent":
+                t = self.apply_event(value)
+            elif rec.topic == self.topics.responses and name == "AgentResponse":
+                self._on_response(value, rec.timestamp, out)
+                continue
+            elif rec.topic == self.topics.registry and name == "AgentRegistryRecord":
+                self.registry.apply(rec.offset, value)
+                continue
+            else:
+                ctx.dead_letter(rec, f"agent driver: unexpected {name} record on {rec.topic}")
+                continue
+            touched[t.instance_id] = t
+            last_ts[t.instance_id] = int(value.get("timestamp") or rec.timestamp)
+        for iid, t in touched.items():
+            self._ask(t, last_ts[iid], out)
+        return out
+
+    def _ask(self, t: Tracked, ts: int, out: list[OutRecord]) -> None:
+        if not t.bound or not t.bindings or t.status != Status.RUNNING.value or t.seq < 0:
+            return
+        dep = self._dep(t.system, t.version)
+        if dep is None:
+            return
+        for b in t.bindings:
+            if (t.seq, b.agent) in t.requested:
+                continue
+            allowed = ch.allowed_events(dep, t.state, b.events)
+            if not allowed:
+                continue
+            t.requested.add((t.seq, b.agent))
+            spec = self._agent(b.agent)
+            model = b.model or (spec.model if spec else None) or self.default_model
+            role = b.role or (spec.role if spec else "")
+            template = b.prompt or (spec.prompt if spec else None)
+            rid = request_id(t.instance_id, t.seq, b.agent)
+            messages = render(
+                template,
+                name=b.agent,
+                role=role,
+                task=t.task,
+                system=t.system,
+                instance=t.instance_id,
+                events=allowed,
+                trace=[t.trace[s] for s in sorted(t.trace)],
+            )
+            req = {
+                "request_id": rid,
+                "instance_id": t.instance_id,
+                "command_id": COMMAND_PREFIX + rid,
+                "agent": b.agent,
+                "model": model,
+                "messages": messages,
+                "temperature": spec.temperature if spec else None,
+                "max_tokens": None,
+                "seed": None,
+                "params": {"mode": "choice", "allowed": json.dumps(allowed), "system": t.system,
+                           "seq": str(t.seq)},  # fmt: skip
+                "requested_at": ts,
+            }
+            out.append(OutRecord(self.topics.requests, rid.encode(), "AgentRequest", req))
+            self.stats.requests += 1
+
+    def _on_response(self, resp: Mapping[str, Any], ts: int, out: list[OutRecord]) -> None:
+        rid = resp["request_id"]
+        parts = split_request_id(rid)
+        if parts is None:
+            return  # not a driver request (a plain chat or a service binding)
+        iid, seq, agent = parts
+        t = self.insts.get(iid)
+        if t is None or not t.bound or t.seq != seq or t.status != Status.RUNNING.value:
+            self.stats.dropped += 1
+            return
+        dep = self._dep(t.system, t.version)
+        binding = next((b for b in t.bindings if b.agent == agent), None)
+        if dep is None or binding is None:
+            self.stats.dropped += 1
+            return
+        allowed = ch.allowed_events(dep, t.state, binding.events)
+        event = resp.get("event")
+        command_id = COMMAND_PREFIX + rid
+        if resp["status"] == "OK" and event is not None:
+            if event not in allowed:  # cannot happen with the agent processor; checked anyway
+                self.log.error("agents.event_not_allowed", request_id=rid, event=event)
+                self.stats.dropped += 1
+                return
+            t.notes[seq + 1] = (agent, resp.get("message") or "")
+        else:
+            fallback = [e for e in (dep.acceptable(t.state) if ch.is_stable(dep, t.state) else [])
+                        if ch.matches(e, binding.on_error)]  # fmt: skip
+            if not fallback:
+                self.log.warning("agents.no_answer", request_id=rid, error=resp.get("error"))
+                self.stats.dropped += 1
+                return
+            event = fallback[0]
+            command_id += ":on_error"
+            t.notes[seq + 1] = (agent, f"(no answer: {resp.get('error') or resp['status']})")
+            self.stats.on_error += 1
+        value = command_record(command_id, iid, "OFFER", int(resp.get("timestamp") or ts), event=event,
+                               offer_id=rid)  # fmt: skip
+        part = partition_for(iid, self.runtime.partitions)
+        out.append(OutRecord(self.runtime.commands, iid.encode(), "CspCommand", value, partition=part))
+        self.stats.offers += 1
+
+    # -- recovery ---------------------------------------------------------------------------------
+
+    def on_assign(self, partitions: Sequence[PartitionRef], ctx: AssignContext) -> None:
+        if any(ref.topic == self.topics.registry for ref in partitions):
+            self.registry.refresh()
+        for ref in partitions:
+            if ref.topic == self.runtime.snapshots:
+                self._replay(ref.topic, ref.partition, "CspSnapshot", self.apply_snapshot)
+        for ref in partitions:
+            if ref.topic == self.runtime.events:
+                self._replay(ref.topic, ref.partition, "CspEvent", self.apply_event)
+
+    def _replay(self, topic: str, partition: int, schema: str, apply: Any) -> None:
+        for _o, _k, value, _ts in read_to_end(self.store.bootstrap, topic, partition):
+            if value is None:
+                continue
+            try:
+                name, rec = self.codec.decode(value)
+            except Exception:
+                continue
+            if name == schema:
+                apply(rec)
+
+    def on_revoke(self, partitions: Sequence[PartitionRef]) -> None:
+        # instances stay known (a re-assignment folds again, idempotent on seq); the requests of
+        # a batch that is rolled back must be asked again when it is processed again
+        for t in self.insts.values():
+            t.requested.clear()
+

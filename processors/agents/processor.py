@@ -1,0 +1,312 @@
+"""The agent processor: ``agents.requests`` → model → ``agents.responses``, on the engine.
+
+Exactly-once without calling a model twice
+------------------------------------------
+The engine commits a batch's outputs and its input offsets in one transaction. A model
+call is a side effect outside that transaction: if the worker dies (or the transaction
+aborts) after the call, the batch is processed again. So the processor *records each
+result before using it*:
+
+1. for every request of the batch without a recorded result, the model is called
+   (concurrently, ``concurrency`` at a time);
+2. each result is written to ``agents.journal`` as soon as it arrives — same partition
+   number as its request, key ``request_id``, an ``AgentResponse`` record — by a separate
+   idempotent producer **outside** the transaction; the batch then waits until the broker
+   acknowledged every journal record (a failed write fails the batch);
+3. only then are the responses produced on ``agents.responses`` in the batch transaction.
+
+On assignment (start, rebalance, retried batch) the processor reads the journal partitions
+of its request partitions to their end and answers any request found there from the
+journal: a request answered before a crash — whether or not its response committed — is
+never sent to the model again. A request that appears twice on ``agents.requests`` gets the
+same recorded response twice; consumers deduplicate responses on ``request_id``.
+
+Request modes (``params["mode"]``):
+
+* ``chat`` (default): one call; the content is the answer.
+* ``choice``: protocol-constrained choice among ``params["allowed"]`` (a JSON list of
+  events). The model must answer with the :mod:`.choice` JSON schema; an answer that is
+  not JSON or names an event outside the list is rejected and asked again (with the
+  reason) up to ``choice_attempts`` times, then refused: an ERROR response whose ``event``
+  is null. Only an allowed event is ever put in ``event``.
+
+Timeouts, 429 and 5xx are retried with backoff within a budget (:mod:`.llm`); then the
+response is ERROR or TIMEOUT with the reason. Usage (summed over calls) and latency are
+recorded on every response.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import structlog
+from confluent_kafka import KafkaError, Message, Producer
+
+from processors.agents import choice as ch
+from processors.agents.llm import ERROR, OK, CallResult, RetryPolicy, Usage, call_model
+from processors.agents.topics import AgentTopics
+from streams.clients import producer_config
+from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
+from streams.reader import read_to_end
+from streams.records import InRecord, OutRecord
+
+REQUEST_SCHEMA = "AgentRequest"
+RESPONSE_SCHEMA = "AgentResponse"
+DEFAULT_CHOICE_ATTEMPTS = 3
+
+
+class JournalError(RuntimeError):
+    """A result could not be recorded; it is not used (the batch fails and is retried)."""
+
+
+@dataclass
+class AgentStats:
+    requests: int = 0
+    model_calls: int = 0
+    replayed: int = 0
+    refused: int = 0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AgentProcessor(ProcessorBase):
+    decode_inputs = True
+
+    def __init__(
+        self,
+        bootstrap: str,
+        codec: Codec,
+        client_factory: Callable[[], openai.OpenAI],
+        topics: AgentTopics | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+        default_model: str = "local",
+        choice_attempts: int = DEFAULT_CHOICE_ATTEMPTS,
+        concurrency: int = 8,
+        group: str | None = None,
+        logger: Any = None,
+    ) -> None:
+        self.topics = topics or AgentTopics()
+        self.name = group or (f"{self.topics.namespace}.agents" if self.topics.namespace else "agents")
+        self.inputs = (self.topics.requests,)
+        self.bootstrap = bootstrap
+        self.codec = codec
+        self.client_factory = client_factory
+        self.policy = policy or RetryPolicy()
+        self.default_model = default_model
+        self.choice_attempts = max(1, choice_attempts)
+        self.concurrency = max(1, concurrency)
+        self.recorded: dict[int, dict[str, dict[str, Any]]] = {}
+        self.stats = AgentStats()
+        self.log = (logger or structlog.get_logger()).bind(processor=self.name)
+        self._client: openai.OpenAI | None = None
+        self._journal: Producer | None = None
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="agent-call")
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> openai.OpenAI:
+        if self._client is None:
+            self._client = self.client_factory()
+        return self._client
+
+    def on_assign(self, partitions: Sequence[PartitionRef], ctx: AssignContext) -> None:
+        for ref in partitions:
+            if ref.topic != self.topics.requests:
+                continue
+            got: dict[str, dict[str, Any]] = {}
+            for _off, _key, value, _ts in read_to_end(self.bootstrap, self.topics.journal, ref.partition):
+                if value is None:
+                    continue
+                try:
+                    name, rec = self.codec.decode(value)
+                except Exception:
+                    continue
+                if name == RESPONSE_SCHEMA:
+                    got.setdefault(rec["request_id"], rec)  # first recorded result wins
+            self.recorded[ref.partition] = got
+
+    def on_revoke(self, partitions: Sequence[PartitionRef]) -> None:
+        for ref in partitions:
+            if ref.topic == self.topics.requests:
+                self.recorded.pop(ref.partition, None)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._journal is not None:
+            self._journal.flush(10)
+            self._journal = None
+
+    # -- processing -------------------------------------------------------------------------
+
+    def process(self, batch: Sequence[InRecord], ctx: BatchContext) -> Iterable[OutRecord]:
+        todo: dict[str, tuple[int, Mapping[str, Any]]] = {}
+        order: list[tuple[int, str]] = []
+        for rec in batch:
+            name, value = rec.decoded()
+            if name != REQUEST_SCHEMA:
+                ctx.dead_letter(rec, f"expected an {REQUEST_SCHEMA} record on {rec.topic}, got {name}")
+                continue
+            rid = value.get("request_id") or ""
+            if not rid:
+                ctx.dead_letter(rec, "AgentRequest with an empty request_id")
+                continue
+            part = rec.partition
+            known = self.recorded.setdefault(part, {})
+            if rid in known:
+                self.stats.replayed += 1
+                self.log.info("agents.replayed", request_id=rid)
+            elif rid not in todo:
+                todo[rid] = (part, value)
+            order.append((part, rid))
+        self.stats.requests += len(order)
+        if todo:
+            self._answer_all(todo)
+        return [
+            OutRecord(self.topics.responses, rid.encode(), RESPONSE_SCHEMA, self.recorded[part][rid])
+            for part, rid in order
+        ]
+
+    def _answer_all(self, todo: Mapping[str, tuple[int, Mapping[str, Any]]]) -> None:
+        futures: dict[Future[dict[str, Any]], tuple[int, str]] = {
+            self._pool.submit(self.answer, req): (part, rid) for rid, (part, req) in todo.items()
+        }
+        journal = self._journal_producer()
+        failures: list[str] = []
+        answered: list[tuple[int, str, dict[str, Any]]] = []
+        error: BaseException | None = None
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                failures.append(f"{msg.key()!r}: {err}")
+
+        for fut in as_completed(futures):
+            part, rid = futures[fut]
+            try:
+                response = fut.result()
+            except BaseException as exc:  # keep recording the others; fail the batch after
+                error = error or exc
+                continue
+            # recorded as soon as it is known; the batch waits for every record's acknowledgement
+            journal.produce(self.topics.journal, key=rid.encode(), value=self.codec.encode(RESPONSE_SCHEMA, response),
+                            partition=part, on_delivery=delivered)  # fmt: skip
+            journal.poll(0)
+            answered.append((part, rid, response))
+        remaining = journal.flush(30)
+        if remaining or failures:
+            raise JournalError(
+                f"could not record {remaining + len(failures)} answer(s) on {self.topics.journal}: "
+                + "; ".join(failures[:3] or ["not acknowledged within 30s"])
+            )
+        for part, rid, response in answered:  # durable: now they may be used
+            self.recorded.setdefault(part, {})[rid] = response
+        if error is not None:
+            raise error
+
+    def _journal_producer(self) -> Producer:
+        if self._journal is None:
+            self._journal = Producer(producer_config(self.bootstrap))
+        return self._journal
+
+    # -- one request --------------------------------------------------------------------------
+
+    def answer(self, req: Mapping[str, Any]) -> dict[str, Any]:
+        """The response to one request (calls the model; never raises for model failures)."""
+        params: Mapping[str, str] = req.get("params") or {}
+        model = req.get("model") or self.default_model
+        messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in req.get("messages") or []]
+        if params.get("mode") == "choice":
+            return self._choose(req, model, messages, params)
+        result = self._call(req, model, messages, None)
+        return self._response(req, model, result, result.usage, result.latency_ms, result.attempts)
+
+    def _call(
+        self, req: Mapping[str, Any], model: str, messages: list[dict[str, str]], fmt: Mapping[str, Any] | None
+    ) -> CallResult:
+        self.stats.model_calls += 1
+        return call_model(
+            self.client,
+            model,
+            messages,
+            policy=self.policy,
+            response_format=fmt,
+            temperature=req.get("temperature"),
+            max_tokens=req.get("max_tokens"),
+            seed=req.get("seed"),
+        )
+
+    def _choose(
+        self, req: Mapping[str, Any], model: str, messages: list[dict[str, str]], params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        try:
+            allowed = [str(e) for e in json.loads(params.get("allowed") or "[]")]
+        except ValueError:
+            allowed = []
+        base = self._response(req, model, CallResult(ERROR), None, 0, 0)
+        if not allowed:
+            return base | {"error": "choice request without allowed events (params.allowed)"}
+        fmt = ch.response_format(allowed)
+        usage = Usage()
+        latency = attempts = 0
+        reasons: list[str] = []
+        for _round in range(self.choice_attempts):
+            result = self._call(req, model, messages, fmt)
+            usage = usage + (result.usage or Usage())
+            latency += result.latency_ms
+            attempts += result.attempts
+            if result.status != OK:
+                return self._response(req, model, result, usage, latency, attempts)
+            parsed = ch.parse_choice(result.content, allowed)
+            if isinstance(parsed, ch.Choice):
+                return self._response(req, model, result, usage, latency, attempts) | {
+                    "event": parsed.event,
+                    "message": parsed.message,
+                }
+            reasons.append(f"{parsed.reason}: {parsed.detail}")
+            self.log.warning("agents.choice_rejected", request_id=req["request_id"], reason=parsed.detail)
+            messages = [
+                *messages,
+                {"role": "assistant", "content": result.content or ""},
+                {"role": "user", "content": ch.correction(parsed, allowed)},
+            ]
+            last = result
+        self.stats.refused += 1
+        return self._response(req, model, last, usage, latency, attempts) | {
+            "status": ERROR,
+            "error": f"refused: {len(reasons)} answers outside the protocol: " + " | ".join(reasons),
+        }
+
+    def _response(
+        self,
+        req: Mapping[str, Any],
+        model: str,
+        result: CallResult,
+        usage: Usage | None,
+        latency_ms: int,
+        attempts: int,
+    ) -> dict[str, Any]:
+        return {
+            "request_id": req["request_id"],
+            "instance_id": req.get("instance_id"),
+            "model": model,
+            "status": result.status,
+            "content": result.content,
+            "finish_reason": result.finish_reason,
+            "usage": None if usage is None else usage.as_record(),
+            "latency_ms": latency_ms,
+            "error": result.error,
+            "timestamp": _now_ms(),
+            "agent": req.get("agent"),
+            "event": None,
+            "attempts": attempts,
+            "message": None,
+        }

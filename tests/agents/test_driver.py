@@ -1,0 +1,170 @@
+"""LLM agents drive a verified protocol through Kafka: the real broker, runtime, engine and an HTTP model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_helpers import NEGOTIATION, AgentStack, agent_stack
+
+from processors.agents.driver import Binding, bindings_param
+from processors.agents.registry import AgentRegistry, AgentSpec
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentStack]:
+    with agent_stack(kafka_bootstrap, tmp_path_factory.mktemp("agents")) as s:
+        plan = s.platform.deploy(NEGOTIATION, "NEGOTIATION", name="nego", outputs=["deliver"])
+        assert not plan.refused
+        yield s
+
+
+def start(stack: AgentStack, tag: str, buyer_prefers: str = "request.0, reject") -> str:
+    bindings = [
+        Binding("buyer", ("request", "accept", "reject"), ("timeout",),
+                prompt=f"You are the buyer [[{tag}-buyer]].\nPREFER: {buyer_prefers}\n$task"),
+        Binding("seller", ("propose",), ("timeout",), prompt=f"You are the seller [[{tag}-seller]].\n$task"),
+    ]  # fmt: skip
+    inst = stack.platform.start("nego", params={"agents": bindings_param(bindings), "task": "buy task 0"})
+    return inst.instance_id
+
+
+def test_agents_negotiate_to_the_end(stack: AgentStack) -> None:
+    iid = start(stack, "happy")
+    events = stack.wait_terminated(iid)
+    assert events[0] == "request.0" and events[-1] == "✓"
+    assert events[-2] in ("reject.0", "timeout.0")  # the buyer always rejects: no delivery
+    prices = [int(e.split(".")[2]) for e in events if e.startswith("propose.")]
+    assert prices == sorted(prices, reverse=True) and len(set(prices)) == len(prices)
+    responses = stack.read(stack.topics.responses, "AgentResponse")
+    mine = [r for r in responses if r["instance_id"] == iid]
+    assert {r["agent"] for r in mine} == {"buyer", "seller"}
+    assert all(r["status"] == "OK" and r["usage"]["total_tokens"] > 0 for r in mine)
+    req = next(r for r in stack.read(stack.topics.requests, "AgentRequest") if r["request_id"] == f"{iid}:0:buyer")
+    assert json.loads(req["params"]["allowed"]) == ["request.0", "request.1", "request.2"]
+
+
+def test_a_forbidden_event_never_reaches_csp_events(stack: AgentStack) -> None:
+    # at the buyer's first answer the protocol allows accept.0 / reject.0 only:
+    # the model names an output event, then another task's accept, then a legal one
+    stack.server.script["bad-buyer"] = ["ok", "event:deliver.0", "event:accept.1", "ok"]
+    iid = start(stack, "bad")
+    events = stack.wait_terminated(iid)
+    assert "deliver.0" not in events and "accept.1" not in events
+    assert stack.server.calls_for("bad-buyer") >= 4
+    commands = stack.read(stack.platform.topics.commands, "CspCommand")
+    offered = {c["event"] for c in commands if c["instance_id"] == iid}
+    assert not offered & {"deliver.0", "accept.1"}
+    refusals = [r for r in stack.platform.refusals() if r["instance_id"] == iid]
+    assert refusals == []  # nothing illegal was even offered
+    # the rejected answers are recorded: attempts counted on the answer that got through
+    resp = next(r for r in stack.read(stack.topics.responses, "AgentResponse")
+                if r["instance_id"] == iid and r["request_id"].endswith(":buyer") and r["attempts"] > 1)  # fmt: skip
+    assert resp["event"] in ("accept.0", "reject.0")
+
+
+def test_refused_answers_then_the_protocol_timeout_fires(stack: AgentStack) -> None:
+    # three answers outside the protocol: the request is refused; the binding's on_error offers timeout.0
+    stack.server.script["refuse-buyer"] = ["ok", "event:deliver.0", "malformed", "event:propose.0.1"]
+    iid = start(stack, "refuse")
+    events = stack.wait_terminated(iid)
+    assert events[-2:] == ["timeout.0", "✓"] and not {"deliver.0", "propose.0.1"} & set(events[2:])
+    refused = [r for r in stack.read(stack.topics.responses, "AgentResponse")
+               if r["instance_id"] == iid and r["status"] == "ERROR"]  # fmt: skip
+    assert refused and refused[0]["event"] is None and "refused: 3 answers outside the protocol" in refused[0]["error"]
+
+
+def test_server_errors_and_timeouts_end_in_a_clear_error_and_the_timeout_event(stack: AgentStack) -> None:
+    stack.server.script["down-seller"] = ["429", "500", "timeout:3"]
+    iid = start(stack, "down")
+    assert stack.wait_terminated(iid) == ["request.0", "timeout.0", "✓"]
+    err = next(r for r in stack.read(stack.topics.responses, "AgentResponse")
+               if r["instance_id"] == iid and r["agent"] == "seller")  # fmt: skip
+    assert err["status"] == "TIMEOUT" and err["attempts"] == 3
+    assert "rate limited (429)" in err["error"] and "server error 500" in err["error"]
+
+
+def test_registry_supplies_model_and_role(stack: AgentStack, tmp_path: Path) -> None:
+    reg = AgentRegistry(stack.platform.bootstrap, stack.platform.codec, stack.topics)
+    reg.create(AgentSpec("reg-buyer", "model-b", "a frugal buyer", "Registry buyer, $role [[reg-buyer]].\nPREFER: request.1, accept"))
+    reg.create(AgentSpec("reg-seller", "model-s", "a seller"))
+    bindings = [Binding("reg-buyer", ("request", "accept", "reject")), Binding("reg-seller", ("propose",))]
+    iid = stack.platform.start("nego", params={"agents": bindings_param(bindings)}).instance_id
+    events = stack.wait_terminated(iid)
+    assert events[0] == "request.1" and events[-3:-1] == ["accept.1", "deliver.1"]
+    reqs = [r for r in stack.read(stack.topics.requests, "AgentRequest") if r["instance_id"] == iid]
+    assert {(r["agent"], r["model"]) for r in reqs} == {("reg-buyer", "model-b"), ("reg-seller", "model-s")}
+    buyer = next(r for r in reqs if r["agent"] == "reg-buyer")
+    assert buyer["messages"][0]["content"].startswith("Registry buyer, a frugal buyer [[reg-buyer]].")
+
+
+def test_collaboration_consensus_runs_and_returns_the_full_trace(stack: AgentStack) -> None:
+    from gateway.agents import CollabAgent
+
+    agents = [CollabAgent("ann", "m1", "an optimist"), CollabAgent("bob", "m2", "a sceptic"),
+              CollabAgent("cy", "m3", "a mediator")]  # fmt: skip
+    res = stack.platform.agents.collaborate("pick a name [[collab]]", agents, "consensus", rounds=2, timeout_s=120)
+    events = [s.event for s in res.trace]
+    assert events[-1] == "✓"
+    votes = [s for s in res.trace if s.event.startswith("vote.")]
+    assert votes and all(s.agent == ("ann", "bob", "cy")[int(s.event.split(".")[1])] for s in votes)
+    assert all(s.message for s in votes)
+    final = events[-2]
+    if final.startswith("agreed."):
+        assert res.outcome == f"agreed in round {final.split('.')[1]}"
+        assert all(e.endswith(".yes") for e in events[-5:-2])
+    else:
+        assert final == "failed" and res.outcome == "no consensus" and len(votes) == 6
+    assert res.checks.ok and res.usage["model_calls"] >= len(votes)
+    assert "COLLAB :[deadlock free]" in res.protocol
+
+
+def test_cli_registry_and_collaborate(stack: AgentStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    monkeypatch.setenv("CSP_KAFKA_BOOTSTRAP", stack.platform.bootstrap)
+    monkeypatch.setenv("CSP_DATA_DIR", str(tmp_path))
+    ns = ["--namespace", stack.platform.topics.namespace]
+    runner = CliRunner()
+    r = runner.invoke(app, ["agents", "create", "cli-agent", "--model", "mm", "--role", "a tester", *ns])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["agents", "create", "cli-agent", "--model", "mm", *ns]).exit_code == 1
+    r = runner.invoke(app, ["agents", "list", "--format", "json", *ns])
+    assert {"name": "cli-agent", "model": "mm", "role": "a tester", "prompt": None} in json.loads(r.output)
+    assert runner.invoke(app, ["agents", "delete", "cli-agent", *ns]).exit_code == 0
+    assert runner.invoke(app, ["agents", "delete", "cli-agent", *ns]).exit_code == 1
+    assert runner.invoke(app, ["agents", "create", "9bad", "--model", "m", *ns]).exit_code == 2
+    r = runner.invoke(app, ["agents", "collaborate", "--task", "t", "-a", "p:m", "-a", "q:m", "-m", "round_robin",
+                            "--rounds", "1", "--format", "json", *ns])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert [s["event"] for s in out["trace"]] == ["say.0.1", "say.1.1", "done", "✓"]
+    assert [s["agent"] for s in out["trace"][:2]] == ["p", "q"]
+    assert runner.invoke(app, ["agents", "collaborate", "--task", "t", "-a", "p", "-m", "vote", *ns]).exit_code == 2
+
+
+def test_bad_requests_go_to_the_dead_letter_topic(stack: AgentStack) -> None:
+    from confluent_kafka import Producer
+    from runtime_helpers import wait_until
+
+    from streams.clients import producer_config
+
+    codec = stack.platform.codec
+    producer = Producer(producer_config(stack.platform.bootstrap))
+    producer.produce(stack.topics.requests, key=b"junk", value=b"not avro at all")
+    wrong = codec.encode("AgentRegistryRecord", {"name": "x", "action": "DELETE", "timestamp": 0})
+    producer.produce(stack.topics.requests, key=b"wrong", value=wrong)
+    assert producer.flush(30) == 0
+    dlq = stack.topics.requests + ".dlq"
+
+    def dead() -> list[dict[str, object]]:
+        return [r for r in stack.read(dlq, "DeadLetter") if r["key"] in (b"junk", b"wrong")]
+
+    wait_until(lambda: len(dead()) == 2, 60, "two dead letters")
+    errors = sorted(str(r["error"]) for r in dead())
+    assert "expected an AgentRequest record" in errors[0] + errors[1]
+    assert any("undecodable" in e or "wire format" in e for e in errors)
