@@ -11,10 +11,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_csp_run_brings_up_the_platform_and_stops_cleanly(tmp_path: Path) -> None:
+    import os
+
     data = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "run", "--data-dir", str(data), "--ephemeral", "--duration", "12"],
         cwd=ROOT,
+        env={**os.environ, "COLUMNS": "400"},  # one status line per print
         capture_output=True,
         text=True,
         timeout=300,
