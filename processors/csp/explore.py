@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.csp import network
+from processors.csp.budget import MemoryBudget
 from processors.csp.explore_encoding import Encoding, Words, make_encoding
 from processors.csp.explore_hash import CodeSet, StateTable, UintArray, mix, unmix
 from processors.csp.explore_rules import flatten
@@ -169,7 +170,9 @@ def find_deadlock_compiled(
     dead: tuple[int, int] | None = None
     if states > max_states:
         raise _limit(max_states)
+    budget = MemoryBudget.default()
     while len(frontier[0]) and not (stop_at_first and dead is not None):
+        budget.check(states)
         parts: list[Words] = []
         for lo in range(0, len(frontier[0]), chunk):
             part = tuple(w[lo : lo + chunk] for w in frontier)
@@ -271,7 +274,9 @@ def explore_network_compiled(comp: Compiled, max_states: int = 10_000_000) -> LT
     srcs: list[IntArray] = []
     labs: list[IntArray] = []
     tgts: list[IntArray] = []
+    budget = MemoryBudget.default()
     while len(frontier[0]):
+        budget.check(count)
         chunks = successors(comp, frontier)
         if not chunks:
             break

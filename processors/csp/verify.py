@@ -16,6 +16,7 @@ from typing import Any, Literal
 from processors.csp import checker
 from processors.csp import compile as C
 from processors.csp import procs as P
+from processors.csp.budget import MemoryBudget, MemoryExhausted
 from processors.csp.compile import DEFAULT_MAX_STATES, StateSpaceLimit, compile_process
 from processors.csp.errors import CspmError, CspmEvalError, CspmUnsupported
 from processors.csp.frontend import Assertion, Module
@@ -251,7 +252,7 @@ def _timed(
     t0 = time.perf_counter()
     try:
         res, failure = work()
-    except (CspmError, StateSpaceLimit, RecursionError) as exc:
+    except (CspmError, StateSpaceLimit, MemoryExhausted, RecursionError) as exc:
         if isinstance(exc, RecursionError):
             exc = CspmEvalError("evaluation recursed too deeply (unguarded or non-terminating recursion?)")
         r = error_result(text, name, kind, exc)
@@ -318,12 +319,63 @@ class Compiler:
         self.max_states = max_states
         self.fast_deadlock = fast_deadlock
         self._cache: dict[P.Proc, LTS] = {}
+        self._large: set[P.Proc] = set()  # outgrow the term-level probe (C.SMALL_STATES)
 
     def __call__(self, proc: P.Proc) -> LTS:
         got = self._cache.get(proc)
         if got is None:
-            got = self._cache[proc] = compile_process(proc, self.max_states)
+            got = compile_process(proc, self.max_states, probe=proc not in self._large)
+            self._cache[proc] = got
         return got
+
+    def is_large(self, proc: P.Proc) -> bool:
+        """Whether ``proc`` outgrows the term-level search of ``compile_process`` (it is then
+        checked on its network / vectorised LTS); small ones are compiled (and cached) here."""
+        if self.max_states <= C.SMALL_STATES or proc in self._cache:
+            return False
+        if proc in self._large:
+            return True
+        small = C.probe_small(proc)
+        if small is not None:
+            self._cache[proc] = small
+            return False
+        self._large.add(proc)
+        return True
+
+    def refine(self, spec: LTS, proc: P.Proc, model: checker.Model) -> checker.CheckResult | None:
+        """``spec [model= proc`` on the fly (:mod:`processors.csp.explore_check`), for a large ``proc``.
+
+        The implementation's network is explored directly when it has one (and,
+        in FD, no τ: divergence needs the whole LTS); otherwise its compiled
+        LTS is. None when the product does not fit the vectorised checker.
+        """
+        from processors.csp import explore
+        from processors.csp import explore_check as X
+
+        if not self.is_large(proc):
+            return None
+        succ: X.NetworkSuccessors | X.LtsSuccessors | None = None
+        if proc not in self._cache:
+            try:
+                node = C.to_network(proc, self.max_states)
+            except (CspmError, RecursionError):
+                node = None
+            if node is not None:
+                net = explore.compile_network(node)
+                if net.encoding.num_words == 1 and not (model == "FD" and explore.has_tau(net)):
+                    succ = X.NetworkSuccessors(net)
+        try:
+            if succ is None:
+                succ = X.LtsSuccessors(self(proc), need_divergence=model == "FD")
+            normal = X.normalise(spec, succ.events, model)
+            budget = MemoryBudget.default()
+            limit = None if self.max_states >= C.NO_LIMIT else self.max_states
+            res = X.refine(normal, succ, model, limit, on_level=budget.check)
+        except X.TooWide:
+            return None
+        except X.Limit as exc:
+            raise StateSpaceLimit(self.max_states) from exc
+        return checker.CheckResult(res.passed, res.counterexample, res.states, res.transitions, res.states, spec.num_states)
 
     def deadlock(self, proc: P.Proc, model: str) -> checker.CheckResult | None:
         """``deadlock free`` by the network explorer, or None where the compiled LTS must decide.
@@ -399,8 +451,11 @@ def _refine(
     if model not in ("T", "F", "FD"):
         raise CspmEvalError(f"unknown semantic model {model!r}")
     spec_lts = comp(spec.proc)
-    impl_lts = comp(impl.proc)
     m: checker.Model = "T" if model == "T" else "F" if model == "F" else "FD"
+    fast = comp.refine(spec_lts, impl.proc, m)
+    if fast is not None:
+        return fast, _failure(fast, impl, spec, comp.max_states, model, None)
+    impl_lts = comp(impl.proc)
     res = checker.refines(spec_lts, impl_lts, m)
     return res, _failure(res, impl, spec, comp.max_states, model, impl_lts)
 
