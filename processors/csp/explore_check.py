@@ -65,6 +65,15 @@ class Edges:
     tgt: IntArray  # implementation code
 
 
+@dataclass(frozen=True)
+class Group:
+    """Transitions of a batch with one label (``label`` an int) or several (an array)."""
+
+    src: IntArray
+    label: int | IntArray
+    tgt: IntArray
+
+
 class Successors(Protocol):
     events: tuple[str, ...]
     bits: int
@@ -72,6 +81,8 @@ class Successors(Protocol):
     has_tau: bool
 
     def expand(self, codes: IntArray) -> Edges: ...
+
+    def groups(self, codes: IntArray) -> list[Group]: ...
 
     def divergent(self, codes: IntArray) -> BoolArray | None: ...
 
@@ -90,6 +101,9 @@ class NetworkSuccessors:
         self.initial = int(comp.encoding.encode(comp.initial)[0][0])
         self.has_tau = any(r.label == TAU for r in comp.rules)
         self._labels = np.array([r.label for r in comp.rules], dtype=np.int64)
+
+    def groups(self, codes: IntArray) -> list[Group]:
+        return [Group(c.src, self.comp.rules[c.rule].label, c.succ[0]) for c in successors(self.comp, (codes,))]
 
     def expand(self, codes: IntArray) -> Edges:
         chunks = successors(self.comp, (codes,))
@@ -138,6 +152,10 @@ class LtsSuccessors:
         first = np.cumsum(deg) - deg
         off = np.repeat(lo - first, deg) + np.arange(total, dtype=np.int64)
         return Edges(src, self.labels[off], self.targets[off])
+
+    def groups(self, codes: IntArray) -> list[Group]:
+        e = self.expand(codes)
+        return [Group(e.src, e.label, e.tgt)] if len(e.src) else []
 
     def divergent(self, codes: IntArray) -> BoolArray | None:
         return None if self._div is None else self._div[codes]
@@ -273,29 +291,62 @@ class _Checker:
         self.check_refusals = model != "T" and not spec.refuses_all
         self.fd = model == "FD"
 
-    def step(self, codes: IntArray) -> tuple[Edges, IntArray, _Violation | None]:
-        """Product transitions of ``codes`` (src, label, product target) and the first violation."""
+    def successors(self, codes: IntArray, want_edges: bool) -> tuple[list[Group], _Violation | None]:
+        """Product transitions of ``codes`` as groups (product target codes) and the first violation."""
         spec = self.spec
-        node = codes >> self.ib
-        impl = codes & self.imask
-        e = self.impl.expand(impl)
-        live: BoolArray | None = ~spec.divergent[node] if self.fd and spec.divergent.any() else None
-        snode = node[e.src]
-        vis = e.label != TAU
-        nxt = snode.copy()
-        nxt[vis] = spec.next[snode[vis], e.label[vis]]
-        bad_edge = nxt < 0
-        if live is not None:
-            bad_edge &= live[e.src]
+        single = len(spec.nodes) == 1
+        node = codes >> self.ib if not single else None
+        impl = codes & self.imask if not single else codes
+        groups = self.impl.groups(impl)
+        live: BoolArray | None = None
+        if self.fd and spec.divergent.any():
+            live = ~spec.divergent[node] if node is not None else np.zeros(len(codes), dtype=np.bool_)
         n = len(codes)
         first = n
-        viol: _Violation | None = None
-        if bad_edge.any():
-            bad = np.flatnonzero(bad_edge)
-            p = int(e.src[bad].min())
-            at = bad[e.src[bad] == p]
-            first = p
-            viol = _Violation(p, "trace", int(e.label[at].min()))
+        trace_label = -1
+        out: list[Group] = []
+        for g in groups:
+            src, tgt = g.src, g.tgt
+            if live is not None:
+                ok = live[src]
+                if not ok.all():
+                    src, tgt = src[ok], tgt[ok]
+                    lab_arr = g.label if isinstance(g.label, int) else g.label[ok]
+                else:
+                    lab_arr = g.label
+            else:
+                lab_arr = g.label
+            if not len(src):
+                continue
+            if isinstance(lab_arr, int):
+                if node is None:
+                    nx_s = int(spec.next[0, lab_arr]) if lab_arr != TAU else 0
+                    if nx_s < 0:
+                        p = int(src.min())
+                        if p < first or (p == first and lab_arr < trace_label):
+                            first, trace_label = p, lab_arr
+                        continue
+                    out.append(Group(src, lab_arr, tgt if nx_s == 0 else tgt | (nx_s << self.ib)))
+                    continue
+                sn = node[src]
+                nx = sn if lab_arr == TAU else spec.next[sn, lab_arr]
+            else:
+                sn = node[src] if node is not None else np.zeros(len(src), dtype=np.int64)
+                nx = spec.next[sn, lab_arr]
+                tau = lab_arr == TAU
+                nx[tau] = sn[tau]
+            bad = nx < 0
+            if bad.any():
+                bsrc = src[bad]
+                p = int(bsrc.min())
+                lab_p = lab_arr if isinstance(lab_arr, int) else int(lab_arr[bad][bsrc == p].min())
+                if p < first or (p == first and lab_p < trace_label):
+                    first, trace_label = p, lab_p
+                keep = ~bad
+                src, tgt, nx = src[keep], tgt[keep], nx[keep]
+                lab_arr = lab_arr if isinstance(lab_arr, int) else lab_arr[keep]
+            out.append(Group(src, lab_arr, (nx << self.ib) | tgt))
+        viol = _Violation(first, "trace", trace_label) if first < n else None
         if self.fd:
             div = self.impl.divergent(impl)
             if div is not None:
@@ -306,42 +357,48 @@ class _Checker:
                     first = int(hit[0])
                     viol = _Violation(first, "divergence_mismatch", -1)
         if self.check_refusals and first > 0:
-            r = self._refusal_violations(codes[:first], node[:first], e, live)
+            node_arr = node if node is not None else np.zeros(n, dtype=np.int64)
+            r = self._refusal_violations(n, first, node_arr, groups, live)
             if r >= 0:
                 viol = _Violation(r, "refusal", -1)
-        keep = ~bad_edge
-        if live is not None:
-            keep &= live[e.src]
-        out = Edges(e.src[keep], e.label[keep], (nxt[keep] << self.ib) | e.tgt[keep])
-        return out, node, viol
+        return out, viol
 
-    def _refusal_violations(self, codes: IntArray, node: IntArray, e: Edges, live: BoolArray | None) -> int:
-        n = len(codes)
+    def _refusal_violations(
+        self, n: int, first: int, node: IntArray, groups: list[Group], live: BoolArray | None
+    ) -> int:
+        """Position (< ``first``) of the first stable state refusing what the spec must accept, or -1."""
         spec = self.spec
-        inside = e.src < n
-        src, lab = e.src[inside], e.label[inside]
         tau = np.zeros(n, dtype=np.bool_)
-        tau[src[lab == TAU]] = True
         tick = np.zeros(n, dtype=np.bool_)
-        tick[src[lab == TICK]] = True
+        acc = np.zeros((spec.words, n), dtype=np.uint64)
+        for g in groups:
+            if isinstance(g.label, int):
+                if g.label == TAU:
+                    tau[g.src] = True
+                    continue
+                if g.label == TICK:
+                    tick[g.src] = True
+                acc[g.label >> 6][g.src] |= np.uint64(1 << (g.label & 63))
+                continue
+            lab = g.label
+            tau[g.src[lab == TAU]] = True
+            tick[g.src[lab == TICK]] = True
+            vis = lab != TAU
+            bits = np.left_shift(np.uint64(1), (lab[vis] & 63).astype(np.uint64))
+            word = lab[vis] >> 6
+            for w in range(spec.words):
+                sel = word == w
+                np.bitwise_or.at(acc[w], g.src[vis][sel], bits[sel])
         checked = ~tau | tick
+        checked[first:] = False
         if live is not None:
-            checked &= live[:n]
+            checked &= live
         if not checked.any():
             return -1
-        acc = np.zeros((n, spec.words), dtype=np.uint64)
-        vis = lab != TAU
-        bits = np.left_shift(np.uint64(1), (lab[vis] & 63).astype(np.uint64))
-        word = lab[vis] >> 6
-        for w in range(spec.words):
-            sel = word == w
-            col = np.zeros(n, dtype=np.uint64)
-            np.bitwise_or.at(col, src[vis][sel], bits[sel])
-            acc[:, w] = col
-        acc[tick] = 0
-        acc[tick, TICK >> 6] = np.uint64(1 << (TICK & 63))
+        acc[:, tick] = 0
+        acc[TICK >> 6, tick] = np.uint64(1 << (TICK & 63))
         a = spec.acc[node]  # (n, k, words)
-        ok = ((a & ~acc[:, None, :]) == 0).all(axis=2).any(axis=1) & spec.has_acc[node]
+        ok = ((a & ~acc.T[:, None, :]) == 0).all(axis=2).any(axis=1) & spec.has_acc[node]
         bad = np.flatnonzero(checked & ~ok)
         return int(bad[0]) if bad.size else -1
 
@@ -362,20 +419,21 @@ def refine(
     frontier = start
     levels: list[IntArray] = [start]
     states, transitions = 1, 0
+    scratch = _Scratch()
     while len(frontier):
         parts: list[IntArray] = []
         for lo in range(0, len(frontier), chunk):
             part = frontier[lo : lo + chunk]
-            edges, _, viol = ck.step(part)
+            groups, viol = ck.successors(part, want_edges=False)
+            count = sum(len(g.src) for g in groups)
             if viol is not None:
                 store = visited.nbytes + sum(lv.nbytes for lv in levels)
                 cex = _counterexample(ck, levels, len(levels) - 1, lo + viol.pos, viol, chunk)
-                return Result(False, cex, states, transitions + len(edges.src), len(levels), store)
-            transitions += len(edges.src)
-            if len(edges.tgt):
-                m = mix(edges.tgt, in_place=True)
-                m.sort()
-                u = _unique_sorted(m)
+                return Result(False, cex, states, transitions + count, len(levels), store)
+            transitions += count
+            if count:
+                tgt = np.concatenate([g.tgt for g in groups]) if len(groups) > 1 else groups[0].tgt.copy()
+                u = _distinct_sorted(mix(tgt, in_place=True), scratch)
                 is_new, _ = visited.insert(u)
                 new = unmix(u[is_new])
                 states += len(new)
@@ -393,6 +451,46 @@ def refine(
 
 def parts_empty() -> IntArray:
     return np.zeros(0, dtype=np.int64)
+
+
+class _Scratch:
+    """A reusable scratch table for :func:`_distinct_sorted` (reused: first-touch page faults cost most)."""
+
+    def __init__(self) -> None:
+        self.table = np.empty(0, dtype=np.int32)
+        self.ids = np.empty(0, dtype=np.int32)
+
+    def get(self, log2: int, n: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+        if len(self.table) < 1 << log2:
+            self.table = np.empty(1 << log2, dtype=np.int32)
+        if len(self.ids) < n:
+            self.ids = np.arange(n, dtype=np.int32)
+        return self.table[: 1 << log2], self.ids[:n]
+
+
+def _distinct_sorted(m: UintArray, scratch: _Scratch) -> UintArray:
+    """The distinct keys of ``m``, sorted. Most candidates of a BFS level are duplicates
+    (many paths reach a state): one scatter/gather round through a scratch table indexed
+    by the keys' top bits keeps one copy of each key whose slot it won, so only the
+    distinct keys (and the few that lost their slot to another key) are sorted."""
+    n = len(m)
+    if n < 1 << 14:
+        m.sort()
+        return _unique_sorted(m)
+    log2 = (2 * n - 1).bit_length()
+    slot = (m >> np.uint64(64 - log2)).view(np.int64)
+    table, ids = scratch.get(log2, n)
+    table[slot] = ids
+    won = table[slot]
+    same = m[won] == m  # my key is the one that won my slot
+    winners = m[won == ids]
+    lost = m[~same]
+    del slot, ids, won, same
+    if len(lost):
+        lost.sort()
+        winners = np.concatenate([winners, _unique_sorted(lost)])
+    winners.sort()
+    return winners
 
 
 def _unique_sorted(a: UintArray) -> UintArray:
@@ -413,10 +511,14 @@ def _path(ck: _Checker, levels: list[IntArray], level: int, pos: int, chunk: int
         prev = levels[j - 1]
         found: tuple[int, int] | None = None
         for lo in range(0, len(prev), chunk):
-            edges, _, _ = ck.step(prev[lo : lo + chunk])
-            hit = np.flatnonzero(edges.tgt == target)
-            if hit.size:
-                found = (lo + int(edges.src[hit[0]]), int(edges.label[hit[0]]))
+            groups, _ = ck.successors(prev[lo : lo + chunk], want_edges=True)
+            for g in groups:
+                hit = np.flatnonzero(g.tgt == target)
+                if hit.size:
+                    lab = g.label if isinstance(g.label, int) else int(g.label[hit[0]])
+                    found = (lo + int(g.src[hit[0]]), lab)
+                    break
+            if found is not None:
                 break
         if found is None:  # pragma: no cover - BFS levels guarantee a predecessor
             raise AssertionError("no predecessor in the previous BFS level")
