@@ -483,7 +483,7 @@ def _distinct_sorted(m: UintArray, scratch: _Scratch) -> UintArray:
     table[slot] = ids
     won = table[slot]
     same = m[won] == m  # my key is the one that won my slot
-    winners = m[won == ids]
+    winners: UintArray = m[won == ids]
     lost = m[~same]
     del slot, ids, won, same
     if len(lost):
