@@ -256,6 +256,18 @@ def normalise(spec: LTS, events: tuple[str, ...], model: Model, max_nodes: int =
     return NormalSpec(nxt_t, div, acc, has, refuses_all, nodes, words, frozenset(spec.events[2:]))
 
 
+def chaos(events: tuple[str, ...]) -> NormalSpec:
+    """The normal form of ``CHAOS(Σ)`` with ✓ allowed: every trace, every refusal, no divergence.
+
+    ``CHAOS [FD= P`` holds iff ``P`` is divergence free.
+    """
+    nxt = np.zeros((1, len(events)), dtype=np.int64)
+    words = _mask_words(len(events))
+    acc = np.zeros((1, 1, words), dtype=np.uint64)
+    node = checker._NormalNode(frozenset(), {}, (frozenset(),), False, ())
+    return NormalSpec(nxt, np.zeros(1, dtype=np.bool_), acc, np.ones(1, dtype=np.bool_), True, (node,), words, frozenset())
+
+
 # --------------------------------------------------------------------------
 # the search
 # --------------------------------------------------------------------------

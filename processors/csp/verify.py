@@ -342,7 +342,24 @@ class Compiler:
         self._large.add(proc)
         return True
 
-    def refine(self, spec: LTS, proc: P.Proc, model: checker.Model) -> checker.CheckResult | None:
+    def divergence_free(self, proc: P.Proc) -> checker.CheckResult | None:
+        """``divergence free`` on the fly for a large ``proc`` (``CHAOS [FD= proc``), or None."""
+        from processors.csp import explore_check as X
+
+        res = self.refine(None, proc, "FD", X.chaos)
+        if res is None or res.counterexample is None:
+            return res
+        c = res.counterexample
+        cex = checker.Counterexample("divergence", c.trace, c.state, cycle=c.cycle)
+        return checker.CheckResult(False, cex, res.states, res.transitions, res.explored)
+
+    def refine(
+        self,
+        spec: LTS | None,
+        proc: P.Proc,
+        model: checker.Model,
+        make_spec: Callable[[tuple[str, ...]], Any] | None = None,
+    ) -> checker.CheckResult | None:
         """``spec [model= proc`` on the fly (:mod:`processors.csp.explore_check`), for a large ``proc``.
 
         The implementation's network is explored directly when it has one (and,
@@ -367,7 +384,11 @@ class Compiler:
         try:
             if succ is None:
                 succ = X.LtsSuccessors(self(proc), need_divergence=model == "FD")
-            normal = X.normalise(spec, succ.events, model)
+            if spec is not None:
+                normal = X.normalise(spec, succ.events, model)
+            else:
+                assert make_spec is not None
+                normal = make_spec(succ.events)
             budget = MemoryBudget.default()
             limit = None if self.max_states >= C.NO_LIMIT else self.max_states
             res = X.refine(normal, succ, model, limit, on_level=budget.check)
@@ -375,7 +396,8 @@ class Compiler:
             return None
         except X.Limit as exc:
             raise StateSpaceLimit(self.max_states) from exc
-        return checker.CheckResult(res.passed, res.counterexample, res.states, res.transitions, res.states, spec.num_states)
+        spec_states = spec.num_states if spec is not None else None
+        return checker.CheckResult(res.passed, res.counterexample, res.states, res.transitions, res.states, spec_states)
 
     def deadlock(self, proc: P.Proc, model: str) -> checker.CheckResult | None:
         """``deadlock free`` by the network explorer, or None where the compiled LTS must decide.
@@ -431,6 +453,10 @@ def _property(
 ) -> tuple[checker.CheckResult, Failure | None]:
     if kind == "deadlock free":
         fast = comp.deadlock(target.proc, "FD" if model == "FD" else "F")
+        if fast is not None:
+            return fast, _failure(fast, target, None, comp.max_states, None, None)
+    if kind == "divergence free":
+        fast = comp.divergence_free(target.proc)
         if fast is not None:
             return fast, _failure(fast, target, None, comp.max_states, None, None)
     lts = comp(target.proc)

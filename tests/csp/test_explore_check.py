@@ -4,7 +4,8 @@ Random networks (leaves with choice, internal choice, SKIP, hiding, renaming,
 interleaving and synchronisation) and random specifications: with
 ``compile.SMALL_STATES`` lowered to 1 every refinement goes through the
 vectorised product search; its verdict must be the explicit checker's, and
-every counterexample trace must be a trace of the implementation.
+every counterexample trace must be a trace of the implementation. The same
+holds for ``divergence free`` (checked as ``CHAOS [FD= P``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def _model(seed: int) -> str:
     for m in ("T", "F", "FD"):
         lines.append(f"assert SPEC [{m}= IMPL")
         lines.append(f"assert CHAOS({{a, b, c}}) [{m}= IMPL")
+    lines.append("assert IMPL :[divergence free]")
     return "\n".join(lines) + "\n"
 
 
@@ -71,7 +73,7 @@ def test_on_the_fly_agrees_with_the_explicit_checker(seed: int, monkeypatch: pyt
     old = run_module(mod, 100_000)
     monkeypatch.setattr(C, "SMALL_STATES", 1)
     new = run_module(load_source(src, "m.csp"), 100_000)
-    assert len(old) == len(new) == 6
+    assert len(old) == len(new) == 7
     for a, b in zip(old, new, strict=True):
         assert a.status in ("pass", "fail"), (src, a.message)
         assert (a.text, a.status) == (b.text, b.status), src
