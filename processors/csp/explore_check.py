@@ -422,8 +422,16 @@ def refine(
     max_states: int | None = None,
     on_level: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
+    handoff: Handoff | None = None,
+    handoff_at: int = 1 << 16,
 ) -> Result:
-    """Check ``spec [model= impl`` breadth first; stop at the first level with a violation."""
+    """Check ``spec [model= impl`` breadth first; stop at the first level with a violation.
+
+    ``handoff`` (see :mod:`processors.csp.explore_parallel`) takes over the search once a
+    level holds ``handoff_at`` states. It returns the result of a search without
+    violation, or None when it met one: the search is then re-run here, without
+    handoff, for the counterexample (the same one a sequential search finds).
+    """
     ck = _Checker(spec, impl, model)
     start = np.array([(spec.initial << ck.ib) | impl.initial], dtype=np.int64)
     visited = CodeSet()
@@ -457,8 +465,26 @@ def refine(
             levels.append(frontier)
             if on_level is not None:
                 on_level(states)
+            if handoff is not None and len(frontier) >= handoff_at:
+                got = handoff(ck, visited, frontier, Progress(states, transitions, len(levels), levels))
+                if got is not None:
+                    return got
+                return refine(spec, impl, model, max_states, on_level, chunk)
     store = visited.nbytes + sum(lv.nbytes for lv in levels)
     return Result(True, None, states, transitions, len(levels), store)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a sequential search hands over: counts so far and the levels kept."""
+
+    states: int
+    transitions: int
+    levels: int
+    kept: list[IntArray]
+
+
+Handoff = Callable[["_Checker", CodeSet, IntArray, Progress], "Result | None"]
 
 
 def parts_empty() -> IntArray:

@@ -310,14 +310,20 @@ def _definition_span(module: Module, name: str, proc: P.Proc) -> P.Span | None:
 class Compiler:
     """Compiles processes for one run, reusing the LTS of a process checked by several assertions.
 
-    ``fast_deadlock``: check ``deadlock free`` on a network with
+    ``workers``: processes for the on-the-fly checks (default: the usable cores, at most
+    2; 1 keeps them in this process). ``fast_deadlock``: check ``deadlock free`` on a network with
     :func:`explore.find_deadlock` (no transitions stored) where that gives the
     same verdict, counterexample and statistics as the compiled LTS.
     """
 
-    def __init__(self, max_states: int = DEFAULT_MAX_STATES, fast_deadlock: bool = True) -> None:
+    def __init__(
+        self, max_states: int = DEFAULT_MAX_STATES, fast_deadlock: bool = True, workers: int | None = None
+    ) -> None:
+        from processors.csp.explore_parallel import default_workers
+
         self.max_states = max_states
         self.fast_deadlock = fast_deadlock
+        self.workers = default_workers() if workers is None else workers
         self._cache: dict[P.Proc, LTS] = {}
         self._large: set[P.Proc] = set()  # outgrow the term-level probe (C.SMALL_STATES)
 
@@ -368,6 +374,7 @@ class Compiler:
         """
         from processors.csp import explore
         from processors.csp import explore_check as X
+        from processors.csp import explore_parallel as XP
 
         if not self.is_large(proc):
             return None
@@ -391,7 +398,8 @@ class Compiler:
                 normal = make_spec(succ.events)
             budget = MemoryBudget.default()
             limit = None if self.max_states >= C.NO_LIMIT else self.max_states
-            res = X.refine(normal, succ, model, limit, on_level=budget.check)
+            handoff = XP.make_handoff(self.workers, limit, budget.check) if self.workers > 1 else None
+            res = X.refine(normal, succ, model, limit, on_level=budget.check, handoff=handoff)
         except X.TooWide:
             return None
         except X.Limit as exc:
