@@ -337,8 +337,10 @@ class Compiler:
     def is_large(self, proc: P.Proc) -> bool:
         """Whether ``proc`` outgrows the term-level search of ``compile_process`` (it is then
         checked on its network / vectorised LTS); small ones are compiled (and cached) here."""
-        if self.max_states <= C.SMALL_STATES or proc in self._cache:
+        if self.max_states <= C.SMALL_STATES:
             return False
+        if proc in self._cache:
+            return self._cache[proc].num_states > C.SMALL_STATES
         if proc in self._large:
             return True
         small = C.probe_small(proc)
@@ -347,6 +349,34 @@ class Compiler:
             return False
         self._large.add(proc)
         return True
+
+    def deterministic(self, proc: P.Proc) -> checker.CheckResult | None:
+        """``deterministic`` without building the LTS, for a large network that is plainly
+        deterministic: no τ, no ✓, each event from one rule, every move of a leaf
+        deterministic (then every reachable state has at most one transition per
+        event, and the check is a count of the states). None otherwise."""
+        from processors.csp import explore
+        from processors.csp import explore_check as X
+
+        if proc in self._cache or not self.is_large(proc):
+            return None
+        try:
+            node = C.to_network(proc, self.max_states)
+        except (CspmError, RecursionError):
+            return None
+        if node is None:
+            return None
+        net = explore.compile_network(node)
+        labels = [r.label for r in net.rules]
+        plain = (
+            len(set(labels)) == len(labels)
+            and all(lab > 1 for lab in labels)  # no τ (0), no ✓ (1)
+            and all(len(d) <= 1 for r in net.rules for _, d in r.pivot_states)
+            and all(m.deterministic for r in net.rules for m in (r.pivot, *r.others))
+        )
+        if not plain:
+            return None
+        return self.refine(None, proc, "FD", X.chaos, net)
 
     def divergence_free(self, proc: P.Proc) -> checker.CheckResult | None:
         """``divergence free`` on the fly for a large ``proc`` (``CHAOS [FD= proc``), or None."""
@@ -365,6 +395,7 @@ class Compiler:
         proc: P.Proc,
         model: checker.Model,
         make_spec: Callable[[tuple[str, ...]], Any] | None = None,
+        compiled: Any = None,
     ) -> checker.CheckResult | None:
         """``spec [model= proc`` on the fly (:mod:`processors.csp.explore_check`), for a large ``proc``.
 
@@ -379,7 +410,9 @@ class Compiler:
         if not self.is_large(proc):
             return None
         succ: X.NetworkSuccessors | X.LtsSuccessors | None = None
-        if proc not in self._cache:
+        if compiled is not None and compiled.encoding.num_words == 1:
+            succ = X.NetworkSuccessors(compiled)
+        elif proc not in self._cache:
             try:
                 node = C.to_network(proc, self.max_states)
             except (CspmError, RecursionError):
@@ -463,6 +496,10 @@ def _property(
         fast = comp.deadlock(target.proc, "FD" if model == "FD" else "F")
         if fast is not None:
             return fast, _failure(fast, target, None, comp.max_states, None, None)
+    if kind == "deterministic":
+        fast = comp.deterministic(target.proc)
+        if fast is not None:
+            return fast, None
     if kind == "divergence free":
         fast = comp.divergence_free(target.proc)
         if fast is not None:

@@ -5,7 +5,8 @@ interleaving and synchronisation) and random specifications: with
 ``compile.SMALL_STATES`` lowered to 1 every refinement goes through the
 vectorised product search; its verdict must be the explicit checker's, and
 every counterexample trace must be a trace of the implementation. The same
-holds for ``divergence free`` (checked as ``CHAOS [FD= P``).
+holds for ``divergence free`` (checked as ``CHAOS [FD= P``) and ``deterministic``
+(a plainly deterministic network is only counted).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def _model(seed: int) -> str:
         lines.append(f"assert SPEC [{m}= IMPL")
         lines.append(f"assert CHAOS({{a, b, c}}) [{m}= IMPL")
     lines.append("assert IMPL :[divergence free]")
+    lines.append("assert IMPL :[deterministic [FD]]")
     return "\n".join(lines) + "\n"
 
 
@@ -73,7 +75,7 @@ def test_on_the_fly_agrees_with_the_explicit_checker(seed: int, monkeypatch: pyt
     old = run_module(mod, 100_000)
     monkeypatch.setattr(C, "SMALL_STATES", 1)
     new = run_module(load_source(src, "m.csp"), 100_000)
-    assert len(old) == len(new) == 7
+    assert len(old) == len(new) == 8
     for a, b in zip(old, new, strict=True):
         assert a.status in ("pass", "fail"), (src, a.message)
         assert (a.text, a.status) == (b.text, b.status), src
@@ -118,3 +120,18 @@ def test_two_workers_agree_with_one(spec: str, model: str) -> None:
         assert one.counterexample is not None and len(one.counterexample.trace) == 7
     if one.passed:
         assert one.states == 3**6
+
+
+def test_a_plainly_deterministic_network_is_counted_not_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    src = INTERLEAVED + "assert SYS :[deterministic [FD]]\nNDET = SYS ||| (e.0 -> STOP [] e.0 -> e.1 -> STOP)\nassert NDET :[deterministic [FD]]\n"
+    old = run_module(load_source(src, "m.csp"), 100_000)
+    monkeypatch.setattr(C, "SMALL_STATES", 1)
+    from processors.csp import verify
+
+    calls: list[object] = []
+    real = C.compile_process
+    monkeypatch.setattr(verify, "compile_process", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    new = run_module(load_source(src, "m.csp"), 100_000)
+    assert [r.status for r in old] == [r.status for r in new] == ["pass", "fail"]
+    assert new[0].states == 3**6
+    assert len(calls) == 1  # only NDET was compiled
