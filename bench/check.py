@@ -45,9 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processors.csp import checker  # noqa: E402
+from processors.csp import checker, explore  # noqa: E402
 from processors.csp import compile as C  # noqa: E402
-from processors.csp import explore  # noqa: E402
 from processors.csp import explore_check as X  # noqa: E402
 from processors.csp.frontend import load_source  # noqa: E402
 from processors.csp.verify import Compiler, named_process, run_assertion  # noqa: E402
