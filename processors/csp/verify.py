@@ -441,22 +441,16 @@ class Compiler:
         return checker.CheckResult(res.passed, res.counterexample, res.states, res.transitions, res.states, spec_states)
 
     def deadlock(self, proc: P.Proc, model: str) -> checker.CheckResult | None:
-        """``deadlock free`` by the network explorer, or None where the compiled LTS must decide.
+        """``deadlock free`` by the network explorer on the fly, or None where the compiled LTS must decide.
 
-        Agrees with checking the LTS of :func:`compile.compile_process`, which
-        is the network's product LTS (same states and transitions) when the
-        process has network structure and the term-level search finds more
-        than ``SMALL_STATES`` states. That search numbers at least the
-        network's states less one (a term per network state, plus the τ-steps
-        of distributed termination; the network syncs ✓ in one step), so a
-        network with more than ``SMALL_STATES + 1`` states qualifies without
-        running it. Smaller processes, and processes without network
-        structure, are left to the checker. ``find_deadlock``'s shortest path is a
-        shortest visible trace only when no transition is a τ; with τs a
-        deadlock's trace (and, in FD, divergence) is found by the checker on
-        the product LTS, built from the same network.
+        For a process that outgrows the term-level probe of
+        :func:`compile.compile_process` (whose LTS is then the network's product
+        LTS) and has network structure. The search stops at the first BFS level
+        holding a deadlock (``states``/``transitions`` count what was explored)
+        and its trace is FDR's: breadth first, τ counted as a step. In FD with
+        τs divergence needs the whole LTS: the checker decides on it.
         """
-        if not self.fast_deadlock or proc in self._cache or self.max_states <= C.SMALL_STATES:
+        if not self.fast_deadlock or proc in self._cache or not self.is_large(proc):
             return None
         try:
             node = C.to_network(proc, self.max_states)
@@ -471,16 +465,9 @@ class Compiler:
         taus = explore.has_tau(net)
         try:
             if model == "FD" and taus:
-                lts = explore.explore_network_compiled(net, self.max_states)
-                if lts.num_states > C.SMALL_STATES:
-                    self._cache[proc] = lts
-                return None
-            res = explore.find_deadlock_compiled(net, self.max_states)
-            if res.states <= C.SMALL_STATES + 1:
-                return None
-            if res.trace is not None and taus:
                 self._cache[proc] = explore.explore_network_compiled(net, self.max_states)
                 return None
+            res = explore.find_deadlock_compiled(net, self.max_states, stop_at_first=True)
         except explore.StateSpaceLimit as exc:
             raise StateSpaceLimit(self.max_states) from exc
         if res.trace is None:

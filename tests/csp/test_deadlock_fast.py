@@ -132,11 +132,13 @@ def test_fast_path_agrees_with_the_compiled_lts(
     assert calls == (0 if (model == "FD" and taus) else 1)
     assert slow.status == ("fail" if deadlocks else "pass")
     assert fast.status == slow.status
-    assert (fast.states, fast.transitions) == (slow.states, slow.transitions)
     assert slow.states is not None and slow.states > 2
     if not deadlocks:
+        assert (fast.states, fast.transitions) == (slow.states, slow.transitions)
         assert fast.failure is None and slow.failure is None
         return
+    # the fast path stops at the first BFS level holding a deadlock
+    assert fast.states is not None and fast.states <= slow.states
     assert fast.failure is not None and slow.failure is not None
     f, s = fast.failure, slow.failure
     assert (f.kind, f.refusal, f.accepted, f.divergence, f.event) == (
@@ -147,10 +149,11 @@ def test_fast_path_agrees_with_the_compiled_lts(
         s.event,
     )
     assert f.kind == "deadlock"
-    assert len(f.trace) == len(s.trace)  # both shortest visible traces
+    if not taus:
+        assert len(f.trace) == len(s.trace)  # both shortest visible traces
+    else:  # FDR's BFS counts τ steps: the visible trace may be longer than the shortest
+        assert len(f.trace) >= len(s.trace)
     assert _deadlocks_after(src, f.trace)
-    if taus:
-        assert f.trace == s.trace  # the trace comes from the compiled LTS
     assert f.spans and s.spans
     assert f.spans[0] == s.spans[0]  # the definition of SYS
 
@@ -184,12 +187,9 @@ def test_dining_philosophers_both_paths(monkeypatch: pytest.MonkeyPatch) -> None
         fast_r = check_property(mod, "deadlock free", max_states=1_000_000)
         slow_r = run_assertion(mod, mod.assertions[0], 1_000_000, Compiler(1_000_000, fast_deadlock=False))
         assert slow_r.states is not None and slow_r.states > C.SMALL_STATES
-        assert (fast_r.status, fast_r.states, fast_r.transitions) == (
-            slow_r.status,
-            slow_r.states,
-            slow_r.transitions,
-        )
-        assert fast_r.status == ("fail" if deadlocks else "pass")
+        assert fast_r.status == slow_r.status == ("fail" if deadlocks else "pass")
+        if not deadlocks:  # a deadlock stops the fast path at its BFS level
+            assert (fast_r.states, fast_r.transitions) == (slow_r.states, slow_r.transitions)
         if deadlocks:
             assert fast_r.failure is not None and slow_r.failure is not None
             assert len(fast_r.failure.trace) == len(slow_r.failure.trace) == 3 * n

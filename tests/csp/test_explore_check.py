@@ -12,6 +12,7 @@ holds for ``divergence free`` (checked as ``CHAOS [FD= P``) and ``deterministic`
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 import pytest
@@ -97,7 +98,9 @@ LATE = CNT(0)
 """
 
 
-@pytest.mark.parametrize(("spec", "model"), [("CHAOS(Events)", "FD"), ("ANY", "T"), ("SYS", "F"), ("LATE", "T")])
+@pytest.mark.parametrize(
+    ("spec", "model"), [("CHAOS(Events)", "FD"), ("ANY", "T"), ("SYS", "F"), ("LATE", "T")]
+)
 def test_two_workers_agree_with_one(spec: str, model: str) -> None:
     """The frontier partitioned by hash over 2 forked workers: same counts, and on a
     violation the same counterexample (re-run sequentially)."""
@@ -114,7 +117,12 @@ def test_two_workers_agree_with_one(spec: str, model: str) -> None:
     normal = X.normalise(spec_lts, succ.events, model)  # type: ignore[arg-type]
     one = X.refine(normal, succ, model)  # type: ignore[arg-type]
     two = X.refine(normal, succ, model, handoff=XP.make_handoff(2), handoff_at=16)  # type: ignore[arg-type]
-    assert (one.passed, one.states, one.transitions, one.levels) == (two.passed, two.states, two.transitions, two.levels)
+    assert (one.passed, one.states, one.transitions, one.levels) == (
+        two.passed,
+        two.states,
+        two.transitions,
+        two.levels,
+    )
     assert one.counterexample == two.counterexample
     assert one.passed == (spec not in ("ANY", "LATE"))
     if spec == "LATE":  # found after the handoff: the parallel search met it and re-ran
@@ -124,13 +132,17 @@ def test_two_workers_agree_with_one(spec: str, model: str) -> None:
 
 
 def test_a_plainly_deterministic_network_is_counted_not_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
-    src = INTERLEAVED + "assert SYS :[deterministic [FD]]\nNDET = SYS ||| (e.0 -> STOP [] e.0 -> e.1 -> STOP)\nassert NDET :[deterministic [FD]]\n"
+    src = (
+        INTERLEAVED
+        + "assert SYS :[deterministic [FD]]\nNDET = SYS ||| (e.0 -> STOP [] e.0 -> e.1 -> STOP)\nassert NDET :[deterministic [FD]]\n"
+    )
     old = run_module(load_source(src, "m.csp"), 100_000)
     monkeypatch.setattr(C, "SMALL_STATES", 1)
     from processors.csp import verify
 
     calls: list[object] = []
     real = C.compile_process
+
     def spy(*a: Any, **k: Any) -> Any:
         calls.append(a[0])
         return real(*a, **k)
@@ -140,3 +152,20 @@ def test_a_plainly_deterministic_network_is_counted_not_compiled(monkeypatch: py
     assert [r.status for r in old] == [r.status for r in new] == ["pass", "fail"]
     assert new[0].states == 3**6
     assert len(calls) == 1  # only NDET was compiled
+
+
+def test_out_of_memory_is_a_clear_error_naming_the_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default bound is memory: when it runs short the check ends with an error
+    naming the states reached (here the budget pretends memory is always short)."""
+    from processors.csp import budget
+
+    monkeypatch.setattr(C, "SMALL_STATES", 1)
+    monkeypatch.setattr(
+        budget.MemoryBudget,
+        "default",
+        staticmethod(lambda what="state space": budget.MemoryBudget(1 << 62, what)),
+    )
+    res = run_module(load_source(INTERLEAVED + "assert CHAOS(Events) [FD= SYS\n", "m.csp"))
+    assert res[0].status == "error"
+    assert res[0].message is not None
+    assert re.search(r"out of memory: the state space search stopped after [\d,]+ states", res[0].message)
