@@ -343,12 +343,32 @@ class Compiler:
             return self._cache[proc].num_states > C.SMALL_STATES
         if proc in self._large:
             return True
+        if self._network_outgrows_probe(proc):
+            self._large.add(proc)
+            return True
         small = C.probe_small(proc)
         if small is not None:
             self._cache[proc] = small
             return False
         self._large.add(proc)
         return True
+
+    def _network_outgrows_probe(self, proc: P.Proc) -> bool:
+        """Whether ``proc``'s network has more than ``SMALL_STATES + 1`` states (a vectorised
+        count, stopped there): the term-level probe, which numbers at least the network's
+        states less one, would then fail too (tests/csp/test_deadlock_fast.py checks that)."""
+        from processors.csp import explore
+
+        try:
+            node = C.to_network(proc, self.max_states)
+            if node is None:
+                return False
+            explore.explore_network_compiled(explore.compile_network(node), C.SMALL_STATES + 1)
+        except explore.StateSpaceLimit:
+            return True
+        except (CspmError, RecursionError):
+            return False
+        return False
 
     def deterministic(self, proc: P.Proc) -> checker.CheckResult | None:
         """``deterministic`` without building the LTS, for a large network that is plainly
