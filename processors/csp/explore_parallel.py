@@ -48,8 +48,18 @@ def usable_cores() -> int:
 
 
 def default_workers(cap: int = 2) -> int:
-    """The usable cores, rounded down to a power of two, at most ``cap``."""
-    n = max(1, min(cap, usable_cores()))
+    """The usable cores that are free, rounded down to a power of two, at most ``cap``.
+
+    A core counts as free when the 1-minute load average leaves it idle: on a
+    machine already busy with other work a second worker only competes for the
+    same core (and memory bandwidth), and the partitioned search is then slower
+    than one process (bench/check.py measures both)."""
+    cores = usable_cores()
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - no load average on this platform
+        busy = 0.0
+    n = max(1, min(cap, cores, int(cores - busy + 0.5)))
     return 1 << (n.bit_length() - 1)
 
 
