@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.csp import checker
-from processors.csp.explore_hash import CodeSet, UintArray, mix, unmix
+from processors.csp.explore_hash import MIXED_EMPTY, CodeSet, UintArray, mix, unmix
 from processors.csp.explore_succ import Compiled, successors, terminated
 from processors.csp.lts import LTS, TAU, TICK, TICK_NAME, IntArray
 
@@ -495,39 +495,39 @@ class _Scratch:
     """A reusable scratch table for :func:`_distinct_sorted` (reused: first-touch page faults cost most)."""
 
     def __init__(self) -> None:
-        self.table = np.empty(0, dtype=np.int32)
-        self.ids = np.empty(0, dtype=np.int32)
+        self.table: UintArray = np.empty(0, dtype=np.uint64)
 
-    def get(self, log2: int, n: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    def get(self, log2: int) -> UintArray:
         if len(self.table) < 1 << log2:
-            self.table = np.empty(1 << log2, dtype=np.int32)
-        if len(self.ids) < n:
-            self.ids = np.arange(n, dtype=np.int32)
-        return self.table[: 1 << log2], self.ids[:n]
+            self.table = np.empty(1 << log2, dtype=np.uint64)
+        table = self.table[: 1 << log2]
+        table.fill(MIXED_EMPTY)
+        return table
 
 
 def _distinct_sorted(m: UintArray, scratch: _Scratch) -> UintArray:
-    """The distinct keys of ``m``, sorted. Most candidates of a BFS level are duplicates
-    (many paths reach a state): one scatter/gather round through a scratch table indexed
-    by the keys' top bits keeps one copy of each key whose slot it won, so only the
-    distinct keys (and the few that lost their slot to another key) are sorted."""
+    """The distinct keys of ``m`` (mixed codes), sorted.
+
+    Most candidates of a BFS level are duplicates (many paths reach a state). The keys
+    are scattered into an empty scratch table at their top bits (the last writer wins
+    a slot); reading the table in slot order gives one copy of every key that won, already
+    sorted (a slot holds one key and slots follow the top bits). Only the few keys that
+    lost their slot to another key are sorted and merged in."""
     n = len(m)
     if n < 1 << 14:
         m.sort()
         return _unique_sorted(m)
     log2 = (2 * n - 1).bit_length()
     slot = (m >> np.uint64(64 - log2)).view(np.int64)
-    table, ids = scratch.get(log2, n)
-    table[slot] = ids
-    won = table[slot]
-    same = m[won] == m  # my key is the one that won my slot
-    winners: UintArray = m[won == ids]
-    lost = m[~same]
-    del slot, ids, won, same
+    table = scratch.get(log2)
+    table[slot] = m
+    lost = m[table[slot] != m]
+    del slot
+    winners: UintArray = table[table != np.uint64(MIXED_EMPTY)]
     if len(lost):
         lost.sort()
         winners = np.concatenate([winners, _unique_sorted(lost)])
-    winners.sort()
+        winners.sort(kind="stable")  # two sorted runs: timsort merges them
     return winners
 
 

@@ -169,3 +169,18 @@ def test_out_of_memory_is_a_clear_error_naming_the_states(monkeypatch: pytest.Mo
     assert res[0].status == "error"
     assert res[0].message is not None
     assert re.search(r"out of memory: the state space search stopped after [\d,]+ states", res[0].message)
+
+
+@pytest.mark.parametrize("n", [100, 1 << 15, 300_000])
+def test_distinct_sorted_is_sorted_unique(n: int) -> None:
+    import numpy as np
+
+    from processors.csp import explore_check as X
+    from processors.csp.explore_hash import mix
+
+    rng = np.random.default_rng(n)
+    codes = rng.integers(0, max(2, n // 3), n).astype(np.int64) << 20  # many duplicates, clustered bits
+    scratch = X._Scratch()
+    for _ in range(2):  # the scratch table is reused
+        got = X._distinct_sorted(mix(codes.copy()), scratch)
+        assert np.array_equal(got, np.unique(mix(codes.copy())))
