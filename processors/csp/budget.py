@@ -62,7 +62,8 @@ class MemoryBudget:
         got = _meminfo().get("MemAvailable")
         return got
 
-    def check(self, states: int) -> None:
+    def check(self, states: int, extra: int = 0) -> None:
+        """Raise if less than the reserve is available, or would be after allocating ``extra`` bytes."""
         avail = self.available()
-        if avail is not None and avail < self.reserve:
+        if avail is not None and avail - extra < self.reserve:
             raise MemoryExhausted(states, avail, self.what)

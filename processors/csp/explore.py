@@ -183,6 +183,8 @@ def find_deadlock_compiled(
                 if stuck >= 0:
                     dead = (depth - 1, lo + stuck)
             if chunks:
+                if isinstance(visited.table, CodeSet) and (grow := visited.table.growth_bytes(sum(len(c.src) for c in chunks))):
+                    budget.check(states, grow)
                 new = visited.add(_candidates(enc.num_words, chunks), owned=True).new
                 states += len(new[0])
                 if states > max_states:

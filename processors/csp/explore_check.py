@@ -420,7 +420,7 @@ def refine(
     impl: Successors,
     model: Model,
     max_states: int | None = None,
-    on_level: Callable[[int], None] | None = None,
+    on_level: Callable[[int, int], None] | None = None,
     chunk: int = CHUNK,
     handoff: Handoff | None = None,
     handoff_at: int = 1 << 16,
@@ -454,6 +454,8 @@ def refine(
             if count:
                 tgt = np.concatenate([g.tgt for g in groups]) if len(groups) > 1 else groups[0].tgt.copy()
                 u = _distinct_sorted(mix(tgt, in_place=True), scratch)
+                if on_level is not None and (grow := visited.growth_bytes(len(u))):
+                    on_level(states, grow)
                 is_new, _ = visited.insert(u)
                 new = unmix(u[is_new])
                 states += len(new)
@@ -464,7 +466,7 @@ def refine(
         if len(frontier):
             levels.append(frontier)
             if on_level is not None:
-                on_level(states)
+                on_level(states, 0)
             if handoff is not None and len(frontier) >= handoff_at:
                 got = handoff(ck, visited, frontier, Progress(states, transitions, len(levels), levels))
                 if got is not None:

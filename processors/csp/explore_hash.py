@@ -163,6 +163,12 @@ class CodeSet:
     def nbytes(self) -> int:
         return int(self.keys.nbytes + self.values.nbytes)
 
+    def growth_bytes(self, more: int) -> int:
+        """Bytes the table would allocate to take ``more`` keys (0 if it need not grow)."""
+        if (self.size + more) <= (1 << self.log2) * _MAX_LOAD_SORTED:
+            return 0
+        return 2 * self.nbytes
+
     def _grow(self, needed: int) -> None:
         log2 = self.log2
         while (1 << log2) * _MAX_LOAD_SORTED < needed:

@@ -124,7 +124,7 @@ def _worker(conn: Connection, me: int, parts: int, ck: _Checker, visited: CodeSe
 
 
 def make_handoff(
-    workers: int, max_states: int | None = None, on_level: Callable[[int], None] | None = None
+    workers: int, max_states: int | None = None, on_level: Callable[[int, int], None] | None = None
 ) -> Callable[[_Checker, CodeSet, IntArray, Progress], Result | None]:
     """A handoff for :func:`explore_check.refine` running ``workers`` processes (a power of two)."""
     if workers < 2 or workers & (workers - 1):
@@ -168,7 +168,7 @@ class _Fallback(Exception):
 
 
 def _coordinate(
-    conns: list[Connection], progress: Progress, max_states: int | None, on_level: Callable[[int], None] | None
+    conns: list[Connection], progress: Progress, max_states: int | None, on_level: Callable[[int, int], None] | None
 ) -> Result | None:
     states, transitions, levels = progress.states, progress.transitions, progress.levels
     parts = len(conns)
@@ -207,7 +207,7 @@ def _coordinate(
         if max_states is not None and states > max_states:
             raise Limit(max_states)
         if on_level is not None:
-            on_level(states)
+            on_level(states, 0)
     store = 0
     for c in conns:
         c.send("nbytes")
