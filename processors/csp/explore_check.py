@@ -37,7 +37,7 @@ from processors.csp.lts import LTS, TAU, TICK, TICK_NAME, IntArray
 
 BoolArray = npt.NDArray[np.bool_]
 Model = Literal["T", "F", "FD"]
-CHUNK = 1 << 18  # frontier states per batch
+CHUNK = 1 << 16  # frontier states per batch (its candidates and scratch table stay near the cache)
 CODE_BITS = 62
 
 
