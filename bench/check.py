@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=12, help="interleaved cycles - 1 (default 12: 1,594,323 states)")
     ap.add_argument("--butlers", default="8,9", help="butler sizes (default 8,9; N=9 is ~47M states)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each side of the 2-core comparison (best kept)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each side of the 2-core comparison (best kept)")
     ap.add_argument("--quick", action="store_true", help="smoke run: N = 9, butlers 6,7")
     args = ap.parse_args(argv)
     n = 9 if args.quick else args.n
