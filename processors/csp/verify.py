@@ -326,6 +326,7 @@ class Compiler:
         self.workers = default_workers() if workers is None else workers
         self._cache: dict[P.Proc, LTS] = {}
         self._large: set[P.Proc] = set()  # outgrow the term-level probe (C.SMALL_STATES)
+        self._nets: dict[P.Proc, Any] = {}  # proc -> its compiled network (explore_succ.Compiled) or None
 
     def __call__(self, proc: P.Proc) -> LTS:
         got = self._cache.get(proc)
@@ -353,21 +354,35 @@ class Compiler:
         self._large.add(proc)
         return True
 
+    def network(self, proc: P.Proc) -> Any:
+        """The compiled network of ``proc`` (``explore_succ.Compiled``), or None (no network
+        structure, or a component alone fails to compile); computed once."""
+        if proc in self._nets:
+            return self._nets[proc]
+        from processors.csp import explore
+
+        try:
+            node = C.to_network(proc, self.max_states)
+        except (CspmError, RecursionError):
+            # a component alone may reach states (and errors) the whole process never does
+            node = None
+        net = explore.compile_network(node) if node is not None else None
+        self._nets[proc] = net
+        return net
+
     def _network_outgrows_probe(self, proc: P.Proc) -> bool:
         """Whether ``proc``'s network has more than ``SMALL_STATES + 1`` states (a vectorised
         count, stopped there): the term-level probe, which numbers at least the network's
         states less one, would then fail too (tests/csp/test_deadlock_fast.py checks that)."""
         from processors.csp import explore
 
+        net = self.network(proc)
+        if net is None:
+            return False
         try:
-            node = C.to_network(proc, self.max_states)
-            if node is None:
-                return False
-            explore.explore_network_compiled(explore.compile_network(node), C.SMALL_STATES + 1)
+            explore.explore_network_compiled(net, C.SMALL_STATES + 1)
         except explore.StateSpaceLimit:
             return True
-        except (CspmError, RecursionError):
-            return False
         return False
 
     def deterministic(self, proc: P.Proc) -> checker.CheckResult | None:
@@ -375,18 +390,13 @@ class Compiler:
         deterministic: no τ, no ✓, each event from one rule, every move of a leaf
         deterministic (then every reachable state has at most one transition per
         event, and the check is a count of the states). None otherwise."""
-        from processors.csp import explore
         from processors.csp import explore_check as X
 
         if proc in self._cache or not self.is_large(proc):
             return None
-        try:
-            node = C.to_network(proc, self.max_states)
-        except (CspmError, RecursionError):
+        net = self.network(proc)
+        if net is None:
             return None
-        if node is None:
-            return None
-        net = explore.compile_network(node)
         labels = [r.label for r in net.rules]
         plain = (
             len(set(labels)) == len(labels)
@@ -433,14 +443,9 @@ class Compiler:
         if compiled is not None and compiled.encoding.num_words == 1:
             succ = X.NetworkSuccessors(compiled)
         elif proc not in self._cache:
-            try:
-                node = C.to_network(proc, self.max_states)
-            except (CspmError, RecursionError):
-                node = None
-            if node is not None:
-                net = explore.compile_network(node)
-                if net.encoding.num_words == 1 and not (model == "FD" and explore.has_tau(net)):
-                    succ = X.NetworkSuccessors(net)
+            net = self.network(proc)
+            if net is not None and net.encoding.num_words == 1 and not (model == "FD" and explore.has_tau(net)):
+                succ = X.NetworkSuccessors(net)
         try:
             if succ is None:
                 succ = X.LtsSuccessors(self(proc), need_divergence=model == "FD")
@@ -472,16 +477,11 @@ class Compiler:
         """
         if not self.fast_deadlock or proc in self._cache or not self.is_large(proc):
             return None
-        try:
-            node = C.to_network(proc, self.max_states)
-        except (CspmError, RecursionError):
-            # a component alone may reach states (and errors) the whole process never does
-            return None
-        if node is None:
-            return None
         from processors.csp import explore
 
-        net = explore.compile_network(node)
+        net = self.network(proc)
+        if net is None:
+            return None
         taus = explore.has_tau(net)
         try:
             if model == "FD" and taus:
