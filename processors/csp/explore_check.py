@@ -498,6 +498,7 @@ class _Scratch:
 
     def __init__(self) -> None:
         self.table: UintArray = np.empty(0, dtype=np.uint64)
+        self.distinct = 1.0  # distinct keys per candidate in the last batch (sizes the table)
 
     def get(self, log2: int) -> UintArray:
         if len(self.table) < 1 << log2:
@@ -519,7 +520,8 @@ def _distinct_sorted(m: UintArray, scratch: _Scratch) -> UintArray:
     if n < 1 << 14:
         m.sort()
         return _unique_sorted(m)
-    log2 = (2 * n - 1).bit_length()
+    # about 2 slots per distinct key, going by the last batch: a small table stays in cache
+    log2 = max(12, (int(2 * n * min(1.0, 1.5 * scratch.distinct)) - 1).bit_length())
     slot = (m >> np.uint64(64 - log2)).view(np.int64)
     table = scratch.get(log2)
     table[slot] = m
@@ -530,6 +532,7 @@ def _distinct_sorted(m: UintArray, scratch: _Scratch) -> UintArray:
         lost.sort()
         winners = np.concatenate([winners, _unique_sorted(lost)])
         winners.sort(kind="stable")  # two sorted runs: timsort merges them
+    scratch.distinct = len(winners) / n
     return winners
 
 

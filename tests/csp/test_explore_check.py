@@ -184,3 +184,20 @@ def test_distinct_sorted_is_sorted_unique(n: int) -> None:
     for _ in range(2):  # the scratch table is reused
         got = X._distinct_sorted(mix(codes.copy()), scratch)
         assert np.array_equal(got, np.unique(mix(codes.copy())))
+
+
+def test_distinct_sorted_when_the_distinct_share_jumps() -> None:
+    """The scratch table is sized by the last batch's share of distinct keys: a batch with
+    far more distinct keys overflows it, and the keys that lose their slot still come out."""
+    import numpy as np
+
+    from processors.csp import explore_check as X
+    from processors.csp.explore_hash import mix
+
+    scratch = X._Scratch()
+    same = np.full(1 << 16, 7, dtype=np.int64)
+    assert len(X._distinct_sorted(mix(same.copy()), scratch)) == 1
+    assert scratch.distinct < 0.001
+    codes = np.arange(1 << 16, dtype=np.int64) * 3
+    got = X._distinct_sorted(mix(codes.copy()), scratch)
+    assert np.array_equal(got, np.sort(mix(codes.copy())))
