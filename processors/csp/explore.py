@@ -26,7 +26,7 @@ import numpy.typing as npt
 from processors.csp import network
 from processors.csp.budget import MemoryBudget
 from processors.csp.explore_encoding import Encoding, Words, make_encoding
-from processors.csp.explore_hash import CodeSet, StateTable, UintArray, mix, unmix
+from processors.csp.explore_hash import CodeSet, Scratch, StateTable, UintArray, distinct_sorted, mix, unmix
 from processors.csp.explore_rules import flatten
 from processors.csp.explore_succ import Chunk, Compiled, compile_rules, successors, terminated
 from processors.csp.lts import LTS, TAU_NAME, IntArray
@@ -76,6 +76,7 @@ class _Visited:
 
     def __init__(self, enc: Encoding, with_values: bool = False) -> None:
         self.words = enc.num_words
+        self.scratch = Scratch()
         self.table: CodeSet | StateTable = (
             CodeSet(with_values) if self.words == 1 else StateTable(self.words, with_values)
         )
@@ -96,7 +97,7 @@ class _Visited:
             if want_inverse:
                 u, inverse = np.unique(m, return_inverse=True)
             else:
-                u = _sorted_unique(m)
+                u = distinct_sorted(m, self.scratch)
             is_new, slot = self.table.insert(u)
             return _Batch((unmix(u[is_new]),), is_new, slot, inverse)
         rows = np.stack(cand, axis=1)
@@ -111,19 +112,6 @@ class _Visited:
 
 def _candidates(words: int, chunks: list[Chunk]) -> Words:
     return tuple(np.concatenate([c.succ[w] for c in chunks]) for w in range(words))
-
-
-def _sorted_unique(codes: UintArray) -> UintArray:
-    """Distinct keys, sorted (an in-place sort: much faster here than
-    ``np.unique``, which hashes in numpy >= 2.3)."""
-    codes.sort()
-    if len(codes) < 2:
-        return codes
-    keep = np.empty(len(codes), dtype=np.bool_)
-    keep[0] = True
-    np.not_equal(codes[1:], codes[:-1], out=keep[1:])
-    out: UintArray = codes[keep]
-    return out
 
 
 def _may_duplicate(comp: Compiled) -> bool:

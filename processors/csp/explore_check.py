@@ -31,7 +31,14 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.csp import checker
-from processors.csp.explore_hash import MIXED_EMPTY, CodeSet, UintArray, mix, unmix
+from processors.csp.explore_hash import (
+    CodeSet,
+    Scratch,
+    UintArray,
+    distinct_sorted,
+    mix,
+    unmix,
+)
 from processors.csp.explore_succ import Compiled, successors, terminated
 from processors.csp.lts import LTS, TAU, TICK, TICK_NAME, IntArray
 
@@ -439,7 +446,7 @@ def refine(
     frontier = start
     levels: list[IntArray] = [start]
     states, transitions = 1, 0
-    scratch = _Scratch()
+    scratch = Scratch()
     while len(frontier):
         parts: list[IntArray] = []
         for lo in range(0, len(frontier), chunk):
@@ -453,7 +460,7 @@ def refine(
             transitions += count
             if count:
                 tgt = np.concatenate([g.tgt for g in groups]) if len(groups) > 1 else groups[0].tgt.copy()
-                u = _distinct_sorted(mix(tgt, in_place=True), scratch)
+                u = distinct_sorted(mix(tgt, in_place=True), scratch)
                 if on_level is not None and (grow := visited.growth_bytes(len(u))):
                     on_level(states, grow)
                 is_new, _ = visited.insert(u)
@@ -491,59 +498,6 @@ Handoff = Callable[["_Checker", CodeSet, IntArray, Progress], "Result | None"]
 
 def parts_empty() -> IntArray:
     return np.zeros(0, dtype=np.int64)
-
-
-class _Scratch:
-    """A reusable scratch table for :func:`_distinct_sorted` (reused: first-touch page faults cost most)."""
-
-    def __init__(self) -> None:
-        self.table: UintArray = np.empty(0, dtype=np.uint64)
-        self.distinct = 1.0  # distinct keys per candidate in the last batch (sizes the table)
-
-    def get(self, log2: int) -> UintArray:
-        if len(self.table) < 1 << log2:
-            self.table = np.empty(1 << log2, dtype=np.uint64)
-        table = self.table[: 1 << log2]
-        table.fill(MIXED_EMPTY)
-        return table
-
-
-def _distinct_sorted(m: UintArray, scratch: _Scratch) -> UintArray:
-    """The distinct keys of ``m`` (mixed codes), sorted.
-
-    Most candidates of a BFS level are duplicates (many paths reach a state). The keys
-    are scattered into an empty scratch table at their top bits (the last writer wins
-    a slot); reading the table in slot order gives one copy of every key that won, already
-    sorted (a slot holds one key and slots follow the top bits). Only the few keys that
-    lost their slot to another key are sorted and merged in."""
-    n = len(m)
-    if n < 1 << 14:
-        m.sort()
-        return _unique_sorted(m)
-    # about 2 slots per distinct key, going by the last batch: a small table stays in cache
-    log2 = max(12, (int(2 * n * min(1.0, 1.5 * scratch.distinct)) - 1).bit_length())
-    slot = (m >> np.uint64(64 - log2)).view(np.int64)
-    table = scratch.get(log2)
-    table[slot] = m
-    lost = m[table[slot] != m]
-    del slot
-    winners: UintArray = table[table != np.uint64(MIXED_EMPTY)]
-    if len(lost):
-        lost.sort()
-        winners = np.concatenate([winners, _unique_sorted(lost)])
-        winners.sort(kind="stable")  # two sorted runs: timsort merges them
-    scratch.distinct = len(winners) / n
-    return winners
-
-
-def _unique_sorted(a: UintArray) -> UintArray:
-    if len(a) < 2:
-        return a
-    keep = np.empty(len(a), dtype=np.bool_)
-    keep[0] = True
-    np.not_equal(a[1:], a[:-1], out=keep[1:])
-    out: UintArray = a[keep]
-    return out
 
 
 def _path(ck: _Checker, levels: list[IntArray], level: int, pos: int, chunk: int) -> list[int]:

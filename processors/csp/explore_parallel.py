@@ -32,11 +32,16 @@ from processors.csp.explore_check import (
     Progress,
     Result,
     _Checker,
-    _distinct_sorted,
-    _Scratch,
-    _unique_sorted,
 )
-from processors.csp.explore_hash import CodeSet, UintArray, mix, unmix
+from processors.csp.explore_hash import (
+    CodeSet,
+    Scratch,
+    UintArray,
+    distinct_sorted,
+    mix,
+    unique_sorted,
+    unmix,
+)
 from processors.csp.lts import IntArray
 
 
@@ -74,7 +79,7 @@ def _split(u: UintArray, parts: int) -> list[UintArray]:
 def _worker(conn: Connection, me: int, parts: int, ck: _Checker, visited: CodeSet, frontier: IntArray) -> None:
     mine = _split(np.sort(mix(frontier.copy())), parts)[me]
     frontier = unmix(mine)
-    scratch = _Scratch()
+    scratch = Scratch()
     keep: UintArray = np.zeros(0, dtype=np.uint64)
     try:
         while True:
@@ -96,7 +101,7 @@ def _worker(conn: Connection, me: int, parts: int, ck: _Checker, visited: CodeSe
                     count += n
                     if n:
                         tgt = np.concatenate([g.tgt for g in groups]) if len(groups) > 1 else groups[0].tgt.copy()
-                        for k, piece in enumerate(_split(_distinct_sorted(mix(tgt, in_place=True), scratch), parts)):
+                        for k, piece in enumerate(_split(distinct_sorted(mix(tgt, in_place=True), scratch), parts)):
                             pieces[k].append(piece)
                 conn.send(("ok", viol, count))
                 if viol >= 0:
@@ -112,7 +117,7 @@ def _worker(conn: Connection, me: int, parts: int, ck: _Checker, visited: CodeSe
                 inbound = [keep] + [np.frombuffer(conn.recv_bytes(), dtype=np.uint64) for _ in range(parts - 1)]
                 cand = np.concatenate(inbound)
                 cand.sort(kind="stable")  # sorted runs: timsort merges them
-                u = _unique_sorted(cand)
+                u = unique_sorted(cand)
                 is_new, _ = visited.insert(u)
                 frontier = unmix(u[is_new])
                 keep = np.zeros(0, dtype=np.uint64)

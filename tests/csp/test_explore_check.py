@@ -175,14 +175,14 @@ def test_out_of_memory_is_a_clear_error_naming_the_states(monkeypatch: pytest.Mo
 def test_distinct_sorted_is_sorted_unique(n: int) -> None:
     import numpy as np
 
-    from processors.csp import explore_check as X
+    from processors.csp import explore_hash as H
     from processors.csp.explore_hash import mix
 
     rng = np.random.default_rng(n)
     codes = rng.integers(0, max(2, n // 3), n).astype(np.int64) << 20  # many duplicates, clustered bits
-    scratch = X._Scratch()
+    scratch = H.Scratch()
     for _ in range(2):  # the scratch table is reused
-        got = X._distinct_sorted(mix(codes.copy()), scratch)
+        got = H.distinct_sorted(mix(codes.copy()), scratch)
         assert np.array_equal(got, np.unique(mix(codes.copy())))
 
 
@@ -191,13 +191,13 @@ def test_distinct_sorted_when_the_distinct_share_jumps() -> None:
     far more distinct keys overflows it, and the keys that lose their slot still come out."""
     import numpy as np
 
-    from processors.csp import explore_check as X
+    from processors.csp import explore_hash as H
     from processors.csp.explore_hash import mix
 
-    scratch = X._Scratch()
+    scratch = H.Scratch()
     same = np.full(1 << 16, 7, dtype=np.int64)
-    assert len(X._distinct_sorted(mix(same.copy()), scratch)) == 1
+    assert len(H.distinct_sorted(mix(same.copy()), scratch)) == 1
     assert scratch.distinct < 0.001
     codes = np.arange(1 << 16, dtype=np.int64) * 3
-    got = X._distinct_sorted(mix(codes.copy()), scratch)
+    got = H.distinct_sorted(mix(codes.copy()), scratch)
     assert np.array_equal(got, np.sort(mix(codes.copy())))
