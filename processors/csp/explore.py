@@ -26,7 +26,7 @@ import numpy.typing as npt
 from processors.csp import network
 from processors.csp.budget import MemoryBudget
 from processors.csp.explore_encoding import Encoding, Words, make_encoding
-from processors.csp.explore_hash import CodeSet, Scratch, StateTable, UintArray, distinct_sorted, mix, unmix
+from processors.csp.explore_hash import CodeSet, Scratch, StateTable, distinct_sorted, mix, unmix
 from processors.csp.explore_rules import flatten
 from processors.csp.explore_succ import Chunk, Compiled, compile_rules, successors, terminated
 from processors.csp.lts import LTS, TAU_NAME, IntArray
