@@ -242,6 +242,61 @@ def _predecessor(comp: Compiled, prev: Words, target: tuple[int, ...], chunk: in
     return None
 
 
+def divergent_codes(comp: Compiled, max_states: int = 10_000_000, chunk: int = CHUNK) -> IntArray:
+    """The sorted codes of the network's divergent states (an infinite τ path from them).
+
+    One breadth-first pass over the reachable states (single-word codes only) that
+    keeps just the τ transitions; the τ graph is then peeled (states all of whose
+    τ moves lead to non-divergent states are not divergent) with numpy. No product
+    LTS is built.
+    """
+    if comp.encoding.num_words != 1:
+        raise ValueError("divergent_codes needs single-word codes")
+    from processors.csp.checker import _divergent_states
+
+    tau_rules = {i for i, r in enumerate(comp.rules) if r.label == 0}
+    visited = _Visited(comp.encoding)
+    frontier = comp.encoding.encode(comp.initial)
+    visited.add(frontier)
+    states = 1
+    srcs: list[IntArray] = []
+    tgts: list[IntArray] = []
+    budget = MemoryBudget.default()
+    while len(frontier[0]):
+        budget.check(states)
+        parts: list[Words] = []
+        for lo in range(0, len(frontier[0]), chunk):
+            part = tuple(w[lo : lo + chunk] for w in frontier)
+            chunks = successors(comp, part)
+            for c in chunks:
+                if c.rule in tau_rules:
+                    srcs.append(part[0][c.src])
+                    tgts.append(c.succ[0].copy())
+            if chunks:
+                new = visited.add(_candidates(1, chunks), owned=True).new
+                states += len(new[0])
+                if states > max_states:
+                    raise _limit(max_states)
+                parts.append(new)
+        frontier = _concat(1, parts)
+    if not srcs:
+        return np.zeros(0, dtype=np.int64)
+    src, tgt = np.concatenate(srcs), np.concatenate(tgts)
+    del srcs, tgts
+    # a τ-cycle lies among states with an outgoing τ move: drop edges into the others first
+    has_out = np.sort(src)
+    has_out = has_out[np.concatenate(([True], has_out[1:] != has_out[:-1]))]
+    at = np.minimum(np.searchsorted(has_out, tgt), len(has_out) - 1)
+    keep = has_out[at] == tgt
+    src, tgt = src[keep], tgt[keep]
+    if not len(src):
+        return np.zeros(0, dtype=np.int64)
+    nodes = has_out
+    div = _divergent_states(len(nodes), np.searchsorted(nodes, src), np.searchsorted(nodes, tgt))
+    out: IntArray = nodes[div]
+    return out
+
+
 def explore_network(node: network.Node, max_states: int = 10_000_000) -> LTS:
     """The full product LTS of the network (CSR), states in BFS order."""
     return explore_network_compiled(compile_network(node), max_states)

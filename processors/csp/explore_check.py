@@ -97,12 +97,15 @@ class Successors(Protocol):
 
 
 class NetworkSuccessors:
-    """Successors of a compiled network (single-word codes only); no divergence information."""
+    """Successors of a compiled network (single-word codes only), with its divergent states if given."""
 
-    def __init__(self, comp: Compiled) -> None:
+    def __init__(self, comp: Compiled, divergent: IntArray | None = None) -> None:
+        """``divergent``: the sorted codes of the divergent states (``explore.divergent_codes``),
+        or None when divergence is not asked about."""
         if comp.encoding.num_words != 1:
             raise TooWide("network code needs several words")
         self.comp = comp
+        self._div = divergent
         self.events = comp.events
         self.bits = comp.encoding.bits
         self.initial = int(comp.encoding.encode(comp.initial)[0][0])
@@ -123,7 +126,11 @@ class NetworkSuccessors:
         return Edges(src, lab, tgt)
 
     def divergent(self, codes: IntArray) -> BoolArray | None:
-        return None
+        if self._div is None or not len(self._div):
+            return None
+        at = np.minimum(np.searchsorted(self._div, codes), len(self._div) - 1)
+        out: BoolArray = self._div[at] == codes
+        return out
 
     def terminated(self, codes: IntArray) -> BoolArray:
         return terminated(self.comp, (codes,))

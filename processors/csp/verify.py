@@ -327,6 +327,7 @@ class Compiler:
         self._cache: dict[P.Proc, LTS] = {}
         self._large: set[P.Proc] = set()  # outgrow the term-level probe (C.SMALL_STATES)
         self._nets: dict[P.Proc, Any] = {}  # proc -> its compiled network (explore_succ.Compiled) or None
+        self._divergent: dict[P.Proc, Any] = {}  # proc -> sorted codes of its network's divergent states
 
     def __call__(self, proc: P.Proc) -> LTS:
         got = self._cache.get(proc)
@@ -444,8 +445,19 @@ class Compiler:
             succ = X.NetworkSuccessors(compiled)
         elif proc not in self._cache:
             net = self.network(proc)
-            if net is not None and net.encoding.num_words == 1 and not (model == "FD" and explore.has_tau(net)):
-                succ = X.NetworkSuccessors(net)
+            if net is not None and net.encoding.num_words == 1:
+                if model == "FD" and explore.has_tau(net):
+                    # divergence: one pass keeping only the τ moves, no product LTS
+                    limit = None if self.max_states >= C.NO_LIMIT else self.max_states
+                    div = self._divergent.get(proc)
+                    if div is None:
+                        try:
+                            div = self._divergent[proc] = explore.divergent_codes(net, limit or C.NO_LIMIT)
+                        except explore.StateSpaceLimit as exc:
+                            raise StateSpaceLimit(self.max_states) from exc
+                    succ = X.NetworkSuccessors(net, div)
+                else:
+                    succ = X.NetworkSuccessors(net)
         try:
             if succ is None:
                 succ = X.LtsSuccessors(self(proc), need_divergence=model == "FD")

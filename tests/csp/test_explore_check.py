@@ -201,3 +201,24 @@ def test_distinct_sorted_when_the_distinct_share_jumps() -> None:
     codes = np.arange(1 << 16, dtype=np.int64) * 3
     got = H.distinct_sorted(mix(codes.copy()), scratch)
     assert np.array_equal(got, np.sort(mix(codes.copy())))
+
+
+def test_divergent_codes_of_a_network() -> None:
+    """``explore.divergent_codes``: the states of a network with an infinite τ path,
+    from one pass keeping only τ moves; they agree with the compiled LTS."""
+    import numpy as np
+
+    from processors.csp import checker, explore
+
+    src = "channel a, b, c\nP = a -> P [] b -> STOP\nQ = c -> b -> Q\nSYS = (P ||| Q) \\ {a}\nNOLOOP = (Q ||| Q) \\ {c}\n"
+    mod = load_source(src, "m.csp")
+    for name, some in (("SYS", True), ("NOLOOP", False)):
+        node = C.to_network(mod.process(name))
+        assert node is not None
+        net = explore.compile_network(node)
+        codes = explore.divergent_codes(net)
+        assert bool(len(codes)) == some
+        assert np.all(codes[1:] > codes[:-1])
+        lts = explore.explore_network_compiled(net)
+        g = checker._Graph(lts)
+        assert len(codes) == sum(g.divergent)
