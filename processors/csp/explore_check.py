@@ -212,6 +212,7 @@ class NormalSpec:
     words: int
     spec_events: frozenset[str]
     initial: int = 0
+    need_any: BoolArray | None = None  # per node: a stable state must accept something (deadlock freedom)
 
 
 def _mask_words(n_events: int) -> int:
@@ -280,6 +281,24 @@ def chaos(events: tuple[str, ...]) -> NormalSpec:
     acc = np.zeros((1, 1, words), dtype=np.uint64)
     node = checker._NormalNode(frozenset(), {}, (frozenset(),), False, ())
     return NormalSpec(nxt, np.zeros(1, dtype=np.bool_), acc, np.ones(1, dtype=np.bool_), True, (node,), words, frozenset())
+
+
+def deadlock_free(events: tuple[str, ...]) -> NormalSpec:
+    """The normal form of ``DF`` (FDR's deadlock-freedom specification) over ``events``:
+    every event allowed, a stable state must accept something, ✓ leads to a node that
+    accepts nothing (terminated). ``DF [FD= P`` holds iff ``P`` is deadlock and divergence free."""
+    n = len(events)
+    nxt = np.zeros((2, n), dtype=np.int64)
+    nxt[0, TICK] = 1
+    nxt[1, :] = -1
+    words = _mask_words(n)
+    acc = np.zeros((2, 1, words), dtype=np.uint64)
+    running = checker._NormalNode(frozenset(), {}, (), False, ())
+    done = checker._NormalNode(frozenset(), {}, (frozenset(),), False, ())
+    return NormalSpec(
+        nxt, np.zeros(2, dtype=np.bool_), acc, np.ones(2, dtype=np.bool_), False, (running, done), words,
+        frozenset(), 0, np.array([True, False]),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------
@@ -425,6 +444,8 @@ class _Checker:
         acc[TICK >> 6, tick] = np.uint64(1 << (TICK & 63))
         a = spec.acc[node]  # (n, k, words)
         ok = ((a & ~acc.T[:, None, :]) == 0).all(axis=2).any(axis=1) & spec.has_acc[node]
+        if spec.need_any is not None:
+            ok &= ~spec.need_any[node] | (acc != 0).any(axis=0)
         bad = np.flatnonzero(checked & ~ok)
         return int(bad[0]) if bad.size else -1
 
@@ -548,7 +569,7 @@ def _counterexample(
         return checker.Counterexample("trace", (*trace, name), state, event=name, accepted=accepted)
     if viol.kind == "divergence_mismatch":
         cycle = ck.impl.cycle_from(impl) if isinstance(ck.impl, LtsSuccessors) else ()
-        return checker.Counterexample("divergence_mismatch", trace, state, cycle=cycle)
+        return checker.Counterexample("divergence_mismatch", trace, state, accepted=accepted, cycle=cycle)
     nd = ck.spec.nodes[node]
     can_tick = TICK in e.label.tolist()
     acc = frozenset({TICK_NAME}) if can_tick else accepted

@@ -409,6 +409,20 @@ class Compiler:
             return None
         return self.refine(None, proc, "FD", X.chaos, net)
 
+    def _deadlock_fd(self, proc: P.Proc) -> checker.CheckResult | None:
+        """``deadlock free [FD]`` on a network with τs: ``DF [FD= proc`` on the fly."""
+        from processors.csp import explore_check as X
+
+        res = self.refine(None, proc, "FD", X.deadlock_free)
+        if res is None or res.counterexample is None:
+            return res
+        c = res.counterexample
+        if c.kind == "divergence_mismatch":
+            cex = checker.Counterexample("divergence", c.trace, c.state, accepted=c.accepted, cycle=c.cycle)
+        else:
+            cex = checker.Counterexample("deadlock", c.trace, c.state, accepted=frozenset())
+        return checker.CheckResult(False, cex, res.states, res.transitions, res.explored)
+
     def divergence_free(self, proc: P.Proc) -> checker.CheckResult | None:
         """``divergence free`` on the fly for a large ``proc`` (``CHAOS [FD= proc``), or None."""
         from processors.csp import explore_check as X
@@ -495,10 +509,9 @@ class Compiler:
         if net is None:
             return None
         taus = explore.has_tau(net)
+        if model == "FD" and taus:
+            return self._deadlock_fd(proc)
         try:
-            if model == "FD" and taus:
-                self._cache[proc] = explore.explore_network_compiled(net, self.max_states)
-                return None
             res = explore.find_deadlock_compiled(net, self.max_states, stop_at_first=True)
         except explore.StateSpaceLimit as exc:
             raise StateSpaceLimit(self.max_states) from exc

@@ -5,8 +5,9 @@ interleaving and synchronisation) and random specifications: with
 ``compile.SMALL_STATES`` lowered to 1 every refinement goes through the
 vectorised product search; its verdict must be the explicit checker's, and
 every counterexample trace must be a trace of the implementation. The same
-holds for ``divergence free`` (checked as ``CHAOS [FD= P``) and ``deterministic``
-(a plainly deterministic network is only counted).
+holds for ``divergence free`` (checked as ``CHAOS [FD= P``), ``deterministic``
+(a plainly deterministic network is only counted) and ``deadlock free`` (F: the
+network explorer; FD with τs: ``DF [FD= P``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def _model(seed: int) -> str:
         lines.append(f"assert CHAOS({{a, b, c}}) [{m}= IMPL")
     lines.append("assert IMPL :[divergence free]")
     lines.append("assert IMPL :[deterministic [FD]]")
+    lines.append("assert IMPL :[deadlock free [FD]]")
+    lines.append("assert IMPL :[deadlock free [F]]")
     return "\n".join(lines) + "\n"
 
 
@@ -77,7 +80,7 @@ def test_on_the_fly_agrees_with_the_explicit_checker(seed: int, monkeypatch: pyt
     old = run_module(mod, 100_000)
     monkeypatch.setattr(C, "SMALL_STATES", 1)
     new = run_module(load_source(src, "m.csp"), 100_000)
-    assert len(old) == len(new) == 8
+    assert len(old) == len(new) == 10
     for a, b in zip(old, new, strict=True):
         assert a.status in ("pass", "fail"), (src, a.message)
         assert (a.text, a.status) == (b.text, b.status), src
