@@ -1,121 +1,178 @@
-"""Deadlock-check benchmark: dining philosophers with forks (deadlocks) and with
-a butler (deadlock-free), N = n_min..n_max.
+"""Checker benchmark: every kind of check, on the fly, against the explicit checker.
 
-Per run it prints N, system, states, transitions, seconds (all state-space
-work: network -> rule tables -> BFS -> deadlock verdict and trace), states/s,
-bytes per state (state store: hash table + per-level codes, over states) and
-the verdict; the time to parse the CSPm model and compile its components to
-a network is reported separately (``front s``). The last line is
-``RESULT states_per_s=... n=...`` for the largest butler run.
+The suite (each row one assertion, run as a whole ``csp check FILE --format
+json`` command in a subprocess, default options: no state limit, both cores):
 
-Models: ``bench/models/dining_{forks,butler}.csp`` (``N = ...`` substituted)
-through the CSPm front end (``load_source(text).process("SYSTEM")``) and
-``compile.to_network``.
+* ``bench/models/interleave.csp`` with N = 12 (13 interleaved cycles
+  ``e.i -> f.i -> g.i``, 1,594,323 states): ``RUNALL [T= SYS``, ``ONE [F= SYS``,
+  ``CHAOS(Events) [FD= SYS``, ``SYS :[divergence free]``,
+  ``SYS :[deterministic [FD]]`` and ``ANY [FD= SYS``, which fails at depth 2
+  (the first-counterexample case);
+* the dining philosophers with a butler (``bench/models/dining_butler.csp``),
+  ``deadlock free [F]`` at N = 8 and 9.
+
+Columns: states, whole-command seconds (process start to exit), states per
+second over the whole command, the check's own seconds (``stats.seconds``),
+and the verdict. Then, measured in the same run:
+
+* **baseline**: the explicit checker (whole LTS built, then
+  ``checker.refines``) on ``CHAOS(Events) [FD= SYS`` at N = 9 (59,049 states),
+  against the on-the-fly check of the same assertion: the ratio of rates;
+* **bytes per state**: the on-the-fly store (visited hash set + per-level
+  codes) of the sequential FD check at N = 12, over its states;
+* **2 cores**: the FD check at N = 12 in-process with 1 worker and with 2
+  (best of ``--repeat``): ``speedup_2_cores`` = time(1) / time(2).
+
+The last line is ``RESULT refine_states_per_s=... deadlock_states_per_s=...
+bytes_per_state=... first_cex_ms=... speedup_2_cores=...``: the FD refinement
+row's whole-command rate, the largest butler row's whole-command rate, the
+store's bytes per state, the check time of ``ANY [FD= SYS`` in ms, and the
+speedup. ``--quick`` runs N = 9 / butler 6..7 instead (a smoke run).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processors.csp import network as N  # noqa: E402
-from processors.csp.explore import compile_network, find_deadlock_compiled  # noqa: E402
+from processors.csp import checker, explore  # noqa: E402
+from processors.csp import compile as C  # noqa: E402
+from processors.csp import explore_check as X  # noqa: E402
+from processors.csp.frontend import load_source  # noqa: E402
+from processors.csp.verify import Compiler, named_process, run_assertion  # noqa: E402
 
 MODELS = ROOT / "bench" / "models"
-SYSTEMS = ("forks", "butler")
-DEFAULT_N_MAX = 9
+INTERLEAVE = MODELS / "interleave.csp"
+BUTLER = MODELS / "dining_butler.csp"
 
 
-# ----------------------------------------------------------------- CSPm networks
+def with_n(path: Path, n: int) -> str:
+    return re.sub(r"(?m)^N = \d+$", f"N = {n}", path.read_text(encoding="utf-8"))
 
 
-def cspm_network(system: str, n: int) -> N.Node:
-    from processors.csp.compile import to_network
-    from processors.csp.frontend import load_source
-
-    text = (MODELS / f"dining_{system}.csp").read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^N = \d+$", f"N = {n}", text)
-    proc = load_source(text, f"dining_{system}.csp").process("SYSTEM")
-    node = to_network(proc, 10_000_000)
-    if node is None:
-        raise RuntimeError("to_network returned no network for SYSTEM")
-    return node
+def only_assertion(text: str, keep: str) -> str:
+    """The model with every assert line dropped but ``keep``."""
+    lines = [ln for ln in text.splitlines() if not ln.startswith("assert ")]
+    return "\n".join([*lines, keep]) + "\n"
 
 
-# ----------------------------------------------------------------- runs
-
-
-def run(system: str, n: int, max_states: int, trace_memory: bool) -> dict[str, object]:
+def whole_command(text: str, tmp: Path, name: str) -> tuple[float, dict[str, object]]:
+    path = tmp / f"{name}.csp"
+    path.write_text(text, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    node = cspm_network(system, n)
-    front = time.perf_counter() - t0
-    if trace_memory:
-        tracemalloc.start()
+    out = subprocess.run(
+        [sys.executable, "-c", "from gateway.cli import main; main()", "check", str(path), "--format", "json"],
+        capture_output=True, text=True, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    doc = json.loads(out.stdout)
+    entry: dict[str, object] = doc["assertions"][0]
+    return wall, entry
+
+
+def suite(n: int, butlers: tuple[int, ...], tmp: Path) -> dict[str, dict[str, object]]:
+    rows: dict[str, dict[str, object]] = {}
+    model = with_n(INTERLEAVE, n)
+    asserts = [ln for ln in model.splitlines() if ln.startswith("assert ")]
+    keys = ("T", "F", "FD", "divergence", "determinism", "first_cex")
+    print(f"{'check':<40} {'states':>11} {'whole s':>8} {'states/s':>11} {'check s':>8}  verdict")
+    jobs = [(k, f"interleave N={n}: {a[len('assert ') :]}", only_assertion(model, a)) for k, a in zip(keys, asserts, strict=True)]
+    for b in butlers:
+        text = with_n(BUTLER, b)
+        jobs.append((f"butler{b}", f"butler N={b}: deadlock free [F]", text))
+    for key, label, text in jobs:
+        wall, entry = whole_command(text, tmp, key)
+        stats = entry["stats"]
+        assert isinstance(stats, dict)
+        states = int(stats["states"] or 0)
+        check_s = float(stats["seconds"])
+        verdict = str(entry["status"])
+        cex = entry.get("counterexample")
+        if isinstance(cex, dict):
+            verdict += " <" + ", ".join(cex["trace"]) + ">"
+        rate = states / wall
+        rows[key] = {"states": states, "wall": wall, "rate": rate, "check": check_s, "verdict": verdict}
+        print(f"{label:<40} {states:>11,} {wall:>8.2f} {rate:>11,.0f} {check_s:>8.3f}  {verdict}", flush=True)
+    return rows
+
+
+def fd_parts(n: int) -> tuple[X.NormalSpec, X.NetworkSuccessors]:
+    mod = load_source(with_n(INTERLEAVE, n), "interleave.csp")
+    node = C.to_network(mod.process("SYS"))
+    assert node is not None
+    succ = X.NetworkSuccessors(explore.compile_network(node))
+    spec = Compiler()(named_process(mod, mod.assertions[2].left).proc)
+    return X.normalise(spec, succ.events, "FD"), succ
+
+
+def baseline(n: int) -> tuple[float, float]:
+    """(explicit checker states/s, on-the-fly states/s) on CHAOS(Events) [FD= SYS."""
+    mod = load_source(with_n(INTERLEAVE, n), "interleave.csp")
+    a = mod.assertions[2]
+    t0 = time.perf_counter()
+    spec = C.compile_process(named_process(mod, a.left).proc)
+    impl = C.compile_process(named_process(mod, a.right).proc)
+    old = checker.refines(spec, impl, "FD")
+    t_old = time.perf_counter() - t0
+    assert old.passed
     t1 = time.perf_counter()
-    comp = compile_network(node)
-    result = find_deadlock_compiled(comp, max_states)
-    seconds = time.perf_counter() - t1
-    peak = 0
-    if trace_memory:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return {
-        "n": n,
-        "system": system,
-        "states": result.states,
-        "transitions": result.transitions,
-        "front": front,
-        "seconds": seconds,
-        "rate": result.states / seconds,
-        "bps": result.store_bytes / result.states,
-        "peak_bps": peak / result.states if trace_memory else None,
-        "verdict": "deadlock " + " ".join(result.trace or []) if result.deadlock else "deadlock-free",
-    }
+    new = run_assertion(mod, a, compiler=Compiler(workers=1))
+    t_new = time.perf_counter() - t1
+    assert new.status == "pass" and new.states == old.states
+    return old.states / t_old, old.states / t_new
+
+
+def in_process_fd(n: int, workers: int) -> float:
+    mod = load_source(with_n(INTERLEAVE, n), "interleave.csp")
+    t0 = time.perf_counter()
+    r = run_assertion(mod, mod.assertions[2], compiler=Compiler(workers=workers))
+    assert r.status == "pass", r.message
+    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n-min", type=int, default=3)
-    ap.add_argument(
-        "--n-max",
-        type=int,
-        default=DEFAULT_N_MAX,
-        help="default 9: N=10 has ~3.3e8 butler states (>10 GB, >5 min), too big for a routine run",
-    )
-    ap.add_argument("--systems", default="forks,butler")
-    ap.add_argument("--max-states", type=int, default=400_000_000)
-    ap.add_argument("--tracemalloc", action="store_true", help="also report traced peak bytes per state")
+    ap.add_argument("--n", type=int, default=12, help="interleaved cycles - 1 (default 12: 1,594,323 states)")
+    ap.add_argument("--butlers", default="8,9", help="butler sizes (default 8,9; N=9 is ~47M states)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each side of the 2-core comparison (best kept)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: N = 9, butlers 6,7")
     args = ap.parse_args(argv)
-    systems = [s for s in args.systems.split(",") if s]
-    if args.n_max == DEFAULT_N_MAX:
-        print("# N capped at 9 by default: N=10 is ~3.3e8 states, >10 GB and >5 min here (use --n-max 10)")
-    print("# models: CSPm bench/models/*.csp via frontend + to_network")
-    header = f"{'N':>3} {'system':<7} {'states':>12} {'transitions':>13} {'front s':>8} {'seconds':>8} {'states/s':>12} {'B/state':>8}"
-    if args.tracemalloc:
-        header += f" {'peakB/st':>8}"
-    print(header + "  verdict")
-    best: dict[str, object] | None = None
-    for n in range(args.n_min, args.n_max + 1):
-        for system in systems:
-            row = run(system, n, args.max_states, args.tracemalloc)
-            line = (
-                f"{n:>3} {system:<7} {row['states']:>12,} {row['transitions']:>13,} {row['front']:>8.3f} "
-                f"{row['seconds']:>8.3f} {row['rate']:>12,.0f} {row['bps']:>8.1f}"
-            )
-            if args.tracemalloc:
-                line += f" {row['peak_bps']:>8.1f}"
-            print(line + f"  {row['verdict']}", flush=True)
-            if system == "butler" and row["verdict"] == "deadlock-free":
-                best = row
-    if best is not None:
-        print(f"RESULT states_per_s={best['rate']:.0f} n={best['n']}")
+    n = 9 if args.quick else args.n
+    butlers = (6, 7) if args.quick else tuple(int(x) for x in args.butlers.split(",") if x)
+    print(f"# load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory(prefix="csp-check-bench-") as tmp:
+        rows = suite(n, butlers, Path(tmp))
+    base_n = min(n, 9)
+    old_rate, new_rate = baseline(base_n)
+    print(
+        f"baseline (explicit LTS + checker.refines) CHAOS(Events) [FD= SYS, N={base_n}: {old_rate:,.0f} states/s; "
+        f"on the fly: {new_rate:,.0f} states/s; ratio {new_rate / old_rate:.1f}x"
+    )
+    spec, succ = fd_parts(n)
+    res = X.refine(spec, succ, "FD")
+    bps = res.store_bytes / res.states
+    print(f"store: {res.store_bytes:,} bytes for {res.states:,} states = {bps:.1f} bytes/state (hash set + level codes)")
+    t1 = min(in_process_fd(n, 1) for _ in range(args.repeat))
+    t2 = min(in_process_fd(n, 2) for _ in range(args.repeat))
+    print(f"CHAOS(Events) [FD= SYS N={n} in-process: 1 worker {t1:.2f} s, 2 workers {t2:.2f} s: speedup {t1 / t2:.2f}")
+    print(f"# load average at end: {os.getloadavg()[0]:.2f}")
+    deadlock = max((k for k in rows if k.startswith("butler")), key=lambda k: int(k[len("butler") :]))
+    print(
+        f"RESULT refine_states_per_s={rows['FD']['rate']:.0f} deadlock_states_per_s={rows[deadlock]['rate']:.0f} "
+        f"bytes_per_state={bps:.1f} first_cex_ms={float(str(rows['first_cex']['check'])) * 1000:.0f} "
+        f"speedup_2_cores={t1 / t2:.2f}"
+    )
     return 0
 
 

@@ -279,7 +279,7 @@ def register(app: typer.Typer) -> None:
 
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format: text or json (docs/cli-json.md).")]
 MaxStatesOpt = Annotated[
-    int | None, typer.Option("--max-states", help="Stop with an error past this many states.", min=1)
+    int | None, typer.Option("--max-states", help="Stop with an error past this many states (default: no limit; a search stops with an error before memory runs out).", min=1)
 ]
 FileArg = Annotated[Path, typer.Argument(help="CSPm script")]
 MaxMemoryOpt = Annotated[

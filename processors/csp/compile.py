@@ -14,7 +14,10 @@
   the term has network structure, the plain breadth-first search otherwise.
 
 Every exploration stops with :class:`StateSpaceLimit` past ``max_states``.
-Pure: no I/O.
+By default there is no state limit (:data:`DEFAULT_MAX_STATES` is
+:data:`NO_LIMIT`): the bound is memory, and a search stops with
+:class:`~processors.csp.budget.MemoryExhausted` (naming the states reached)
+before the machine runs out. Pure apart from reading ``/proc/meminfo``.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from dataclasses import dataclass
 
 from processors.csp import network as N
 from processors.csp import procs as P
+from processors.csp.budget import MemoryBudget
 from processors.csp.errors import CspmError
 from processors.csp.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
 from processors.csp.semantics import Memo, describe, fire, normalise
 
-DEFAULT_MAX_STATES = 1_000_000
+NO_LIMIT = 1 << 62
+DEFAULT_MAX_STATES = NO_LIMIT  # the default bound is memory (processors.csp.budget)
+BUDGET_EVERY = 1 << 16  # term-level searches look at the memory budget this often (states)
 # A component of a network is compiled on its own; one that is infinite alone
 # (e.g. a counter bounded only by its context) is given up on quickly.
 LEAF_MAX_STATES = 50_000
@@ -68,6 +74,7 @@ def explore_terms(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, names: boo
     edges: list[tuple[int, int, int]] = []
     queue: deque[int] = deque([0])
     memo = Memo()
+    budget = MemoryBudget.default()
     while queue:
         s = queue.popleft()
         seen: set[tuple[int, int]] = set()
@@ -77,6 +84,8 @@ def explore_terms(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, names: boo
                 if len(terms) >= max_states:
                     raise StateSpaceLimit(max_states)
                 t = len(terms)
+                if t % BUDGET_EVERY == 0:
+                    budget.check(t)
                 index[q] = t
                 terms.append(q)
                 queue.append(t)
@@ -177,25 +186,36 @@ def _network(p: P.Proc, leaf_limit: int) -> N.Node:
     return N.Leaf(explore_terms(p, leaf_limit, names=False).lts)
 
 
-def compile_process(proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, use_network: bool = True) -> LTS:
+def compile_process(
+    proc: P.Proc, max_states: int = DEFAULT_MAX_STATES, use_network: bool = True, probe: bool = True
+) -> LTS:
     """Compile a finite-state process to an explicit LTS (initial state 0, BFS numbering).
 
     Stable entry point for the Kafka runtime: instance state = LTS state id.
     Small systems are explored term by term (the states keep readable names);
     a system that outgrows :data:`SMALL_STATES` and has network structure is
     handed to the vectorised explorer (``processors.csp.explore``) when present.
+    ``probe=False``: the caller knows the term-level search outgrows ``SMALL_STATES``.
     """
     if not use_network or max_states <= SMALL_STATES:
         return explore_terms(proc, max_states).lts
-    try:
-        return explore_terms(proc, SMALL_STATES).lts
-    except StateSpaceLimit:
-        pass
+    if probe:
+        small = probe_small(proc)
+        if small is not None:
+            return small
     node = to_network(proc, max_states)
     explore_network = _network_explorer() if node is not None else None
     if node is not None and explore_network is not None:
         return explore_network(node, max_states)
     return explore_terms(proc, max_states).lts
+
+
+def probe_small(proc: P.Proc) -> LTS | None:
+    """The term-level LTS of ``proc`` if it has at most ``SMALL_STATES`` states, else None."""
+    try:
+        return explore_terms(proc, SMALL_STATES).lts
+    except StateSpaceLimit:
+        return None
 
 
 def _network_explorer() -> Callable[[N.Node, int], LTS] | None:

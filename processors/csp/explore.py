@@ -24,8 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.csp import network
+from processors.csp.budget import MemoryBudget
 from processors.csp.explore_encoding import Encoding, Words, make_encoding
-from processors.csp.explore_hash import CodeSet, StateTable, UintArray, mix, unmix
+from processors.csp.explore_hash import CodeSet, Scratch, StateTable, distinct_sorted, mix, unmix
 from processors.csp.explore_rules import flatten
 from processors.csp.explore_succ import Chunk, Compiled, compile_rules, successors, terminated
 from processors.csp.lts import LTS, TAU_NAME, IntArray
@@ -75,6 +76,7 @@ class _Visited:
 
     def __init__(self, enc: Encoding, with_values: bool = False) -> None:
         self.words = enc.num_words
+        self.scratch = Scratch()
         self.table: CodeSet | StateTable = (
             CodeSet(with_values) if self.words == 1 else StateTable(self.words, with_values)
         )
@@ -95,7 +97,7 @@ class _Visited:
             if want_inverse:
                 u, inverse = np.unique(m, return_inverse=True)
             else:
-                u = _sorted_unique(m)
+                u = distinct_sorted(m, self.scratch)
             is_new, slot = self.table.insert(u)
             return _Batch((unmix(u[is_new]),), is_new, slot, inverse)
         rows = np.stack(cand, axis=1)
@@ -110,19 +112,6 @@ class _Visited:
 
 def _candidates(words: int, chunks: list[Chunk]) -> Words:
     return tuple(np.concatenate([c.succ[w] for c in chunks]) for w in range(words))
-
-
-def _sorted_unique(codes: UintArray) -> UintArray:
-    """Distinct keys, sorted (an in-place sort: much faster here than
-    ``np.unique``, which hashes in numpy >= 2.3)."""
-    codes.sort()
-    if len(codes) < 2:
-        return codes
-    keep = np.empty(len(codes), dtype=np.bool_)
-    keep[0] = True
-    np.not_equal(codes[1:], codes[:-1], out=keep[1:])
-    out: UintArray = codes[keep]
-    return out
 
 
 def _may_duplicate(comp: Compiled) -> bool:
@@ -169,7 +158,9 @@ def find_deadlock_compiled(
     dead: tuple[int, int] | None = None
     if states > max_states:
         raise _limit(max_states)
+    budget = MemoryBudget.default()
     while len(frontier[0]) and not (stop_at_first and dead is not None):
+        budget.check(states)
         parts: list[Words] = []
         for lo in range(0, len(frontier[0]), chunk):
             part = tuple(w[lo : lo + chunk] for w in frontier)
@@ -180,6 +171,8 @@ def find_deadlock_compiled(
                 if stuck >= 0:
                     dead = (depth - 1, lo + stuck)
             if chunks:
+                if isinstance(visited.table, CodeSet) and (grow := visited.table.growth_bytes(sum(len(c.src) for c in chunks))):
+                    budget.check(states, grow)
                 new = visited.add(_candidates(enc.num_words, chunks), owned=True).new
                 states += len(new[0])
                 if states > max_states:
@@ -249,6 +242,61 @@ def _predecessor(comp: Compiled, prev: Words, target: tuple[int, ...], chunk: in
     return None
 
 
+def divergent_codes(comp: Compiled, max_states: int = 10_000_000, chunk: int = CHUNK) -> IntArray:
+    """The sorted codes of the network's divergent states (an infinite τ path from them).
+
+    One breadth-first pass over the reachable states (single-word codes only) that
+    keeps just the τ transitions; the τ graph is then peeled (states all of whose
+    τ moves lead to non-divergent states are not divergent) with numpy. No product
+    LTS is built.
+    """
+    if comp.encoding.num_words != 1:
+        raise ValueError("divergent_codes needs single-word codes")
+    from processors.csp.checker import _divergent_states
+
+    tau_rules = {i for i, r in enumerate(comp.rules) if r.label == 0}
+    visited = _Visited(comp.encoding)
+    frontier = comp.encoding.encode(comp.initial)
+    visited.add(frontier)
+    states = 1
+    srcs: list[IntArray] = []
+    tgts: list[IntArray] = []
+    budget = MemoryBudget.default()
+    while len(frontier[0]):
+        budget.check(states)
+        parts: list[Words] = []
+        for lo in range(0, len(frontier[0]), chunk):
+            part = tuple(w[lo : lo + chunk] for w in frontier)
+            chunks = successors(comp, part)
+            for c in chunks:
+                if c.rule in tau_rules:
+                    srcs.append(part[0][c.src])
+                    tgts.append(c.succ[0].copy())
+            if chunks:
+                new = visited.add(_candidates(1, chunks), owned=True).new
+                states += len(new[0])
+                if states > max_states:
+                    raise _limit(max_states)
+                parts.append(new)
+        frontier = _concat(1, parts)
+    if not srcs:
+        return np.zeros(0, dtype=np.int64)
+    src, tgt = np.concatenate(srcs), np.concatenate(tgts)
+    del srcs, tgts
+    # a τ-cycle lies among states with an outgoing τ move: drop edges into the others first
+    has_out = np.sort(src)
+    has_out = has_out[np.concatenate(([True], has_out[1:] != has_out[:-1]))]
+    at = np.minimum(np.searchsorted(has_out, tgt), len(has_out) - 1)
+    keep = has_out[at] == tgt
+    src, tgt = src[keep], tgt[keep]
+    if not len(src):
+        return np.zeros(0, dtype=np.int64)
+    nodes = has_out
+    div = _divergent_states(len(nodes), np.searchsorted(nodes, src), np.searchsorted(nodes, tgt))
+    out: IntArray = nodes[div]
+    return out
+
+
 def explore_network(node: network.Node, max_states: int = 10_000_000) -> LTS:
     """The full product LTS of the network (CSR), states in BFS order."""
     return explore_network_compiled(compile_network(node), max_states)
@@ -271,7 +319,9 @@ def explore_network_compiled(comp: Compiled, max_states: int = 10_000_000) -> LT
     srcs: list[IntArray] = []
     labs: list[IntArray] = []
     tgts: list[IntArray] = []
+    budget = MemoryBudget.default()
     while len(frontier[0]):
+        budget.check(count)
         chunks = successors(comp, frontier)
         if not chunks:
             break

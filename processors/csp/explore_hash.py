@@ -163,6 +163,12 @@ class CodeSet:
     def nbytes(self) -> int:
         return int(self.keys.nbytes + self.values.nbytes)
 
+    def growth_bytes(self, more: int) -> int:
+        """Bytes the table would allocate to take ``more`` keys (0 if it need not grow)."""
+        if (self.size + more) <= (1 << self.log2) * _MAX_LOAD_SORTED:
+            return 0
+        return 2 * self.nbytes
+
     def _grow(self, needed: int) -> None:
         log2 = self.log2
         while (1 << log2) * _MAX_LOAD_SORTED < needed:
@@ -267,3 +273,59 @@ class CodeSet:
             k = k[rest]
         self.size += int(np.count_nonzero(is_new))
         return is_new, slot
+
+
+# ---------------------------------------------------------------- deduplicating a batch
+
+
+class Scratch:
+    """A reusable scratch table for :func:`distinct_sorted` (reused: first-touch page faults cost most)."""
+
+    def __init__(self) -> None:
+        self.table: UintArray = np.empty(0, dtype=np.uint64)
+        self.distinct = 1.0  # distinct keys per candidate in the last batch (sizes the table)
+
+    def get(self, log2: int) -> UintArray:
+        if len(self.table) < 1 << log2:
+            self.table = np.empty(1 << log2, dtype=np.uint64)
+        table = self.table[: 1 << log2]
+        table.fill(MIXED_EMPTY)
+        return table
+
+
+def distinct_sorted(m: UintArray, scratch: Scratch) -> UintArray:
+    """The distinct keys of ``m`` (mixed codes), sorted.
+
+    Most candidates of a BFS level are duplicates (many paths reach a state). The keys
+    are scattered into an empty scratch table at their top bits (the last writer wins
+    a slot); reading the table in slot order gives one copy of every key that won, already
+    sorted (a slot holds one key and slots follow the top bits). Only the few keys that
+    lost their slot to another key are sorted and merged in."""
+    n = len(m)
+    if n < 1 << 14:
+        m.sort()
+        return unique_sorted(m)
+    # about 2 slots per distinct key, going by the last batch: a small table stays in cache
+    log2 = max(12, (int(2 * n * min(1.0, 1.5 * scratch.distinct)) - 1).bit_length())
+    slot = (m >> np.uint64(64 - log2)).view(np.int64)
+    table = scratch.get(log2)
+    table[slot] = m
+    lost = m[table[slot] != m]
+    del slot
+    winners: UintArray = table[table != np.uint64(MIXED_EMPTY)]
+    if len(lost):
+        lost.sort()
+        winners = np.concatenate([winners, unique_sorted(lost)])
+        winners.sort(kind="stable")  # two sorted runs: timsort merges them
+    scratch.distinct = len(winners) / n
+    return winners
+
+
+def unique_sorted(a: UintArray) -> UintArray:
+    if len(a) < 2:
+        return a
+    keep = np.empty(len(a), dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    out: UintArray = a[keep]
+    return out

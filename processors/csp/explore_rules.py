@@ -23,8 +23,10 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
 from processors.csp import network
-from processors.csp.lts import LTS, TAU_NAME, TICK_NAME
+from processors.csp.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
 
 Participants = tuple[tuple[int, int], ...]
 """Sorted ``(leaf index, leaf-local label index)`` pairs."""
@@ -45,29 +47,48 @@ class Flat:
 def flatten(node: network.Node) -> Flat:
     """Leaves (in left-to-right tree order) and the combined rule list."""
     leaves: list[LTS] = []
-    rules = _rules(node, leaves)
+    rules = _rules(node, leaves, False)
     unique = tuple(dict.fromkeys(rules))
     return Flat(tuple(leaves), unique)
 
 
-def _rules(node: network.Node, leaves: list[LTS]) -> list[Rule]:
+def _rules(node: network.Node, leaves: list[LTS], in_parallel: bool) -> list[Rule]:
     if isinstance(node, network.Leaf):
-        return _leaf_rules(node.lts, len(leaves), leaves)
+        return _leaf_rules(_delay_tick(node.lts) if in_parallel else node.lts, len(leaves), leaves)
     if isinstance(node, network.Parallel):
-        left = _rules(node.left, leaves)
-        right = _rules(node.right, leaves)
+        left = _rules(node.left, leaves, True)
+        right = _rules(node.right, leaves, True)
         return _parallel(left, right, node.sync)
     if isinstance(node, network.AlphaParallel):
-        comps = [(_rules(child, leaves), alpha) for child, alpha in node.components]
+        comps = [(_rules(child, leaves, True), alpha) for child, alpha in node.components]
         return _alpha_parallel(comps)
     if isinstance(node, network.Hide):
         return [
             Rule(r.participants, TAU_NAME) if r.label in node.hidden and r.label != TICK_NAME else r
-            for r in _rules(node.child, leaves)
+            for r in _rules(node.child, leaves, in_parallel)
         ]
     if isinstance(node, network.Rename):
-        return _rename(_rules(node.child, leaves), node.pairs)
+        return _rename(_rules(node.child, leaves, in_parallel), node.pairs)
     raise TypeError(f"unknown network node {type(node).__name__}")
+
+
+def _delay_tick(lts: LTS) -> LTS:
+    """Distributed termination: inside a parallel a component's ✓ is a τ to a state
+    (Ω̂) that waits to perform the common ✓ (Roscoe: ``P -✓-> P'`` gives
+    ``P [|A|] Q -τ-> Ω [|A|] Q``). Ω̂ is a new last state; without it a
+    component's choice between ✓ and other events would stay open until
+    every component could terminate."""
+    tick = lts.labels == TICK
+    if not tick.any():
+        return lts
+    n = lts.num_states
+    src = np.repeat(np.arange(n, dtype=np.int64), np.diff(lts.offsets))
+    labels = np.where(tick, TAU, lts.labels)
+    targets = np.where(tick, n, lts.targets)
+    ends = np.unique(lts.targets[tick])
+    edges = list(zip(src.tolist(), labels.tolist(), targets.tolist(), strict=True))
+    edges += [(n, TICK, int(t)) for t in ends]
+    return from_edges(lts.events, lts.initial, n + 1, edges)
 
 
 def _leaf_rules(lts: LTS, index: int, leaves: list[LTS]) -> list[Rule]:

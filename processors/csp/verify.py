@@ -16,6 +16,7 @@ from typing import Any, Literal
 from processors.csp import checker
 from processors.csp import compile as C
 from processors.csp import procs as P
+from processors.csp.budget import MemoryBudget, MemoryExhausted
 from processors.csp.compile import DEFAULT_MAX_STATES, StateSpaceLimit, compile_process
 from processors.csp.errors import CspmError, CspmEvalError, CspmUnsupported
 from processors.csp.frontend import Assertion, Module
@@ -251,7 +252,7 @@ def _timed(
     t0 = time.perf_counter()
     try:
         res, failure = work()
-    except (CspmError, StateSpaceLimit, RecursionError) as exc:
+    except (CspmError, StateSpaceLimit, MemoryExhausted, RecursionError) as exc:
         if isinstance(exc, RecursionError):
             exc = CspmEvalError("evaluation recursed too deeply (unguarded or non-terminating recursion?)")
         r = error_result(text, name, kind, exc)
@@ -309,63 +310,209 @@ def _definition_span(module: Module, name: str, proc: P.Proc) -> P.Span | None:
 class Compiler:
     """Compiles processes for one run, reusing the LTS of a process checked by several assertions.
 
-    ``fast_deadlock``: check ``deadlock free`` on a network with
+    ``workers``: processes for the on-the-fly checks (default: the usable cores, at most
+    2; 1 keeps them in this process). ``fast_deadlock``: check ``deadlock free`` on a network with
     :func:`explore.find_deadlock` (no transitions stored) where that gives the
     same verdict, counterexample and statistics as the compiled LTS.
     """
 
-    def __init__(self, max_states: int = DEFAULT_MAX_STATES, fast_deadlock: bool = True) -> None:
+    def __init__(
+        self, max_states: int = DEFAULT_MAX_STATES, fast_deadlock: bool = True, workers: int | None = None
+    ) -> None:
+        from processors.csp.explore_parallel import default_workers
+
         self.max_states = max_states
         self.fast_deadlock = fast_deadlock
+        self.workers = default_workers() if workers is None else workers
         self._cache: dict[P.Proc, LTS] = {}
+        self._large: set[P.Proc] = set()  # outgrow the term-level probe (C.SMALL_STATES)
+        self._nets: dict[P.Proc, Any] = {}  # proc -> its compiled network (explore_succ.Compiled) or None
+        self._divergent: dict[P.Proc, Any] = {}  # proc -> sorted codes of its network's divergent states
 
     def __call__(self, proc: P.Proc) -> LTS:
         got = self._cache.get(proc)
         if got is None:
-            got = self._cache[proc] = compile_process(proc, self.max_states)
+            got = compile_process(proc, self.max_states, probe=proc not in self._large)
+            self._cache[proc] = got
         return got
 
-    def deadlock(self, proc: P.Proc, model: str) -> checker.CheckResult | None:
-        """``deadlock free`` by the network explorer, or None where the compiled LTS must decide.
+    def is_large(self, proc: P.Proc) -> bool:
+        """Whether ``proc`` outgrows the term-level search of ``compile_process`` (it is then
+        checked on its network / vectorised LTS); small ones are compiled (and cached) here."""
+        if self.max_states <= C.SMALL_STATES:
+            return False
+        if proc in self._cache:
+            return self._cache[proc].num_states > C.SMALL_STATES
+        if proc in self._large:
+            return True
+        if self._network_outgrows_probe(proc):
+            self._large.add(proc)
+            return True
+        small = C.probe_small(proc)
+        if small is not None:
+            self._cache[proc] = small
+            return False
+        self._large.add(proc)
+        return True
 
-        Agrees with checking the LTS of :func:`compile.compile_process`, which
-        is the network's product LTS (same states and transitions) when the
-        process has network structure and the term-level search finds more
-        than ``SMALL_STATES`` states. That search numbers at least the
-        network's states less one (a term per network state, plus the τ-steps
-        of distributed termination; the network syncs ✓ in one step), so a
-        network with more than ``SMALL_STATES + 1`` states qualifies without
-        running it. Smaller processes, and processes without network
-        structure, are left to the checker. ``find_deadlock``'s shortest path is a
-        shortest visible trace only when no transition is a τ; with τs a
-        deadlock's trace (and, in FD, divergence) is found by the checker on
-        the product LTS, built from the same network.
-        """
-        if not self.fast_deadlock or proc in self._cache or self.max_states <= C.SMALL_STATES:
-            return None
+    def network(self, proc: P.Proc) -> Any:
+        """The compiled network of ``proc`` (``explore_succ.Compiled``), or None (no network
+        structure, or a component alone fails to compile); computed once."""
+        if proc in self._nets:
+            return self._nets[proc]
+        from processors.csp import explore
+
         try:
             node = C.to_network(proc, self.max_states)
         except (CspmError, RecursionError):
             # a component alone may reach states (and errors) the whole process never does
+            node = None
+        net = explore.compile_network(node) if node is not None else None
+        self._nets[proc] = net
+        return net
+
+    def _network_outgrows_probe(self, proc: P.Proc) -> bool:
+        """Whether ``proc``'s network has more than ``SMALL_STATES + 1`` states (a vectorised
+        count, stopped there): the term-level probe, which numbers at least the network's
+        states less one, would then fail too (tests/csp/test_deadlock_fast.py checks that)."""
+        from processors.csp import explore
+
+        net = self.network(proc)
+        if net is None:
+            return False
+        try:
+            explore.explore_network_compiled(net, C.SMALL_STATES + 1)
+        except explore.StateSpaceLimit:
+            return True
+        return False
+
+    def deterministic(self, proc: P.Proc) -> checker.CheckResult | None:
+        """``deterministic`` without building the LTS, for a large network that is plainly
+        deterministic: no τ, no ✓, each event from one rule, every move of a leaf
+        deterministic (then every reachable state has at most one transition per
+        event, and the check is a count of the states). None otherwise."""
+        from processors.csp import explore_check as X
+
+        if proc in self._cache or not self.is_large(proc):
             return None
-        if node is None:
+        net = self.network(proc)
+        if net is None:
+            return None
+        labels = [r.label for r in net.rules]
+        plain = (
+            len(set(labels)) == len(labels)
+            and all(lab > 1 for lab in labels)  # no τ (0), no ✓ (1)
+            and all(len(d) <= 1 for r in net.rules for _, d in r.pivot_states)
+            and all(m.deterministic for r in net.rules for m in (r.pivot, *r.others))
+        )
+        if not plain:
+            return None
+        return self.refine(None, proc, "FD", X.chaos, net)
+
+    def _deadlock_fd(self, proc: P.Proc) -> checker.CheckResult | None:
+        """``deadlock free [FD]`` on a network with τs: ``DF [FD= proc`` on the fly."""
+        from processors.csp import explore_check as X
+
+        res = self.refine(None, proc, "FD", X.deadlock_free)
+        if res is None or res.counterexample is None:
+            return res
+        c = res.counterexample
+        if c.kind == "divergence_mismatch":
+            cex = checker.Counterexample("divergence", c.trace, c.state, accepted=c.accepted, cycle=c.cycle)
+        else:
+            cex = checker.Counterexample("deadlock", c.trace, c.state, accepted=frozenset())
+        return checker.CheckResult(False, cex, res.states, res.transitions, res.explored)
+
+    def divergence_free(self, proc: P.Proc) -> checker.CheckResult | None:
+        """``divergence free`` on the fly for a large ``proc`` (``CHAOS [FD= proc``), or None."""
+        from processors.csp import explore_check as X
+
+        res = self.refine(None, proc, "FD", X.chaos)
+        if res is None or res.counterexample is None:
+            return res
+        c = res.counterexample
+        cex = checker.Counterexample("divergence", c.trace, c.state, cycle=c.cycle)
+        return checker.CheckResult(False, cex, res.states, res.transitions, res.explored)
+
+    def refine(
+        self,
+        spec: LTS | None,
+        proc: P.Proc,
+        model: checker.Model,
+        make_spec: Callable[[tuple[str, ...]], Any] | None = None,
+        compiled: Any = None,
+    ) -> checker.CheckResult | None:
+        """``spec [model= proc`` on the fly (:mod:`processors.csp.explore_check`), for a large ``proc``.
+
+        The implementation's network is explored directly when it has one (and,
+        in FD, no τ: divergence needs the whole LTS); otherwise its compiled
+        LTS is. None when the product does not fit the vectorised checker.
+        """
+        from processors.csp import explore
+        from processors.csp import explore_check as X
+        from processors.csp import explore_parallel as XP
+
+        if not self.is_large(proc):
+            return None
+        succ: X.NetworkSuccessors | X.LtsSuccessors | None = None
+        if compiled is not None and compiled.encoding.num_words == 1:
+            succ = X.NetworkSuccessors(compiled)
+        elif proc not in self._cache:
+            net = self.network(proc)
+            if net is not None and net.encoding.num_words == 1:
+                if model == "FD" and explore.has_tau(net):
+                    # divergence: one pass keeping only the τ moves, no product LTS
+                    limit = None if self.max_states >= C.NO_LIMIT else self.max_states
+                    div = self._divergent.get(proc)
+                    if div is None:
+                        try:
+                            div = self._divergent[proc] = explore.divergent_codes(net, limit or C.NO_LIMIT)
+                        except explore.StateSpaceLimit as exc:
+                            raise StateSpaceLimit(self.max_states) from exc
+                    succ = X.NetworkSuccessors(net, div)
+                else:
+                    succ = X.NetworkSuccessors(net)
+        try:
+            if succ is None:
+                succ = X.LtsSuccessors(self(proc), need_divergence=model == "FD")
+            if spec is not None:
+                normal = X.normalise(spec, succ.events, model)
+            else:
+                assert make_spec is not None
+                normal = make_spec(succ.events)
+            budget = MemoryBudget.default()
+            limit = None if self.max_states >= C.NO_LIMIT else self.max_states
+            handoff = XP.make_handoff(self.workers, limit, budget.check) if self.workers > 1 else None
+            res = X.refine(normal, succ, model, limit, on_level=budget.check, handoff=handoff)
+        except X.TooWide:
+            return None
+        except X.Limit as exc:
+            raise StateSpaceLimit(self.max_states) from exc
+        spec_states = spec.num_states if spec is not None else None
+        return checker.CheckResult(res.passed, res.counterexample, res.states, res.transitions, res.states, spec_states)
+
+    def deadlock(self, proc: P.Proc, model: str) -> checker.CheckResult | None:
+        """``deadlock free`` by the network explorer on the fly, or None where the compiled LTS must decide.
+
+        For a process that outgrows the term-level probe of
+        :func:`compile.compile_process` (whose LTS is then the network's product
+        LTS) and has network structure. The search stops at the first BFS level
+        holding a deadlock (``states``/``transitions`` count what was explored)
+        and its trace is FDR's: breadth first, τ counted as a step. In FD with
+        τs divergence needs the whole LTS: the checker decides on it.
+        """
+        if not self.fast_deadlock or proc in self._cache or not self.is_large(proc):
             return None
         from processors.csp import explore
 
-        net = explore.compile_network(node)
+        net = self.network(proc)
+        if net is None:
+            return None
         taus = explore.has_tau(net)
+        if model == "FD" and taus:
+            return self._deadlock_fd(proc)
         try:
-            if model == "FD" and taus:
-                lts = explore.explore_network_compiled(net, self.max_states)
-                if lts.num_states > C.SMALL_STATES:
-                    self._cache[proc] = lts
-                return None
-            res = explore.find_deadlock_compiled(net, self.max_states)
-            if res.states <= C.SMALL_STATES + 1:
-                return None
-            if res.trace is not None and taus:
-                self._cache[proc] = explore.explore_network_compiled(net, self.max_states)
-                return None
+            res = explore.find_deadlock_compiled(net, self.max_states, stop_at_first=True)
         except explore.StateSpaceLimit as exc:
             raise StateSpaceLimit(self.max_states) from exc
         if res.trace is None:
@@ -379,6 +526,14 @@ def _property(
 ) -> tuple[checker.CheckResult, Failure | None]:
     if kind == "deadlock free":
         fast = comp.deadlock(target.proc, "FD" if model == "FD" else "F")
+        if fast is not None:
+            return fast, _failure(fast, target, None, comp.max_states, None, None)
+    if kind == "deterministic":
+        fast = comp.deterministic(target.proc)
+        if fast is not None:
+            return fast, None
+    if kind == "divergence free":
+        fast = comp.divergence_free(target.proc)
         if fast is not None:
             return fast, _failure(fast, target, None, comp.max_states, None, None)
     lts = comp(target.proc)
@@ -399,8 +554,11 @@ def _refine(
     if model not in ("T", "F", "FD"):
         raise CspmEvalError(f"unknown semantic model {model!r}")
     spec_lts = comp(spec.proc)
-    impl_lts = comp(impl.proc)
     m: checker.Model = "T" if model == "T" else "F" if model == "F" else "FD"
+    fast = comp.refine(spec_lts, impl.proc, m)
+    if fast is not None:
+        return fast, _failure(fast, impl, spec, comp.max_states, model, None)
+    impl_lts = comp(impl.proc)
     res = checker.refines(spec_lts, impl_lts, m)
     return res, _failure(res, impl, spec, comp.max_states, model, impl_lts)
 

@@ -34,18 +34,26 @@ def ref_init(node: N.Node) -> Any:
     return ref_init(node.child)
 
 
-def ref_moves(node: N.Node, st: Any) -> set[tuple[str, Any]]:
+WAITING = -1  # a leaf inside a parallel that has done its ✓ (as a τ) and waits for the common ✓
+
+
+def ref_moves(node: N.Node, st: Any, in_parallel: bool = False) -> set[tuple[str, Any]]:
     if isinstance(node, N.Leaf):
-        return {(node.lts.events[a], t) for a, t in node.lts.successors(st)}
+        lts = node.lts
+        if not in_parallel:
+            return {(lts.events[a], t) for a, t in lts.successors(st)}
+        if st == WAITING:  # distributed termination: the ✓ of a component is a τ, then all ✓ together
+            return {(TICK_NAME, int(t)) for t in np.unique(lts.targets[lts.labels == TICK])}
+        return {(TAU_NAME, WAITING) if a == TICK else (lts.events[a], t) for a, t in lts.successors(st)}
     if isinstance(node, N.Parallel):
-        lm, rm = ref_moves(node.left, st[0]), ref_moves(node.right, st[1])
-        out = {(e, (x, st[1])) for e, x in lm if e == TAU_NAME or (e not in node.sync and e != TICK_NAME)}
+        lm, rm = ref_moves(node.left, st[0], True), ref_moves(node.right, st[1], True)
+        out: set[tuple[str, Any]] = {(e, (x, st[1])) for e, x in lm if e == TAU_NAME or (e not in node.sync and e != TICK_NAME)}
         out |= {(e, (st[0], y)) for e, y in rm if e == TAU_NAME or (e not in node.sync and e != TICK_NAME)}
         out |= {(e, (x, y)) for e, x in lm for f, y in rm if e == f and (e in node.sync or e == TICK_NAME)}
         return out
     if isinstance(node, N.AlphaParallel):
-        moves = [ref_moves(c, s) for (c, _), s in zip(node.components, st, strict=True)]
-        out: set[tuple[str, Any]] = set()
+        moves = [ref_moves(c, s, True) for (c, _), s in zip(node.components, st, strict=True)]
+        out = set()
         for i, m in enumerate(moves):
             out |= {(e, st[:i] + (x,) + st[i + 1 :]) for e, x in m if e == TAU_NAME}
         events = {e for m in moves for e, _ in m} - {TAU_NAME}
@@ -62,10 +70,10 @@ def ref_moves(node: N.Node, st: Any) -> set[tuple[str, Any]]:
             out |= {(e, c) for c in combos}
         return out
     if isinstance(node, N.Hide):
-        return {(TAU_NAME if e in node.hidden else e, x) for e, x in ref_moves(node.child, st)}
+        return {(TAU_NAME if e in node.hidden else e, x) for e, x in ref_moves(node.child, st, in_parallel)}
     assert isinstance(node, N.Rename)
     out = set()
-    for e, x in ref_moves(node.child, st):
+    for e, x in ref_moves(node.child, st, in_parallel):
         images = [new for old, new in node.pairs if old == e]
         out |= {(img, x) for img in images} if images else {(e, x)}
     return out
@@ -74,7 +82,7 @@ def ref_moves(node: N.Node, st: Any) -> set[tuple[str, Any]]:
 def ref_terminated(node: N.Node, st: Any) -> bool:
     if isinstance(node, N.Leaf):
         lts = node.lts
-        return bool(np.any((lts.labels == TICK) & (lts.targets == st)))
+        return st != WAITING and bool(np.any((lts.labels == TICK) & (lts.targets == st)))
     if isinstance(node, N.Parallel):
         return ref_terminated(node.left, st[0]) and ref_terminated(node.right, st[1])
     if isinstance(node, N.AlphaParallel):
@@ -232,8 +240,9 @@ def test_termination_is_not_deadlock() -> None:
     both = N.Parallel(skip, skip, frozenset())
     result = find_deadlock(both)
     assert result.deadlock is False
-    assert result.states == 2
-    assert result.transitions == 1
+    # each side's ✓ is a τ to "waiting" (distributed termination), then one common ✓
+    assert result.states == 5
+    assert result.transitions == 5
     # one side cannot terminate: the system deadlocks after nothing
     stop = N.Leaf(from_edges(EV, 0, 1, []))
     assert find_deadlock(N.Parallel(skip, stop, frozenset())).trace == []
