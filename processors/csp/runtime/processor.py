@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from processors.csp.runtime import fold
+from processors.csp.runtime.derived import DerivedWindow, is_derived
 from processors.csp.runtime.encoding import (
     CommandDecoder,
     EventDecoder,
@@ -45,7 +46,6 @@ from processors.csp.runtime.encoding import (
     zstr,
 )
 from processors.csp.runtime.model import (
-    KIND_INPUT,
     KIND_OUTPUT,
     Deployment,
     Instance,
@@ -126,6 +126,8 @@ class RuntimeProcessor(ProcessorBase):
         self._unnatural: dict[int, set[str]] = {}
         self._out_partitions = self.topics.partitions
         self._explicit_all = False
+        # derived command ids (channel bridge offers) applied, per command partition
+        self._derived: dict[int, DerivedWindow] = {}
 
     # -- deployments -------------------------------------------------------------------
 
@@ -195,6 +197,8 @@ class RuntimeProcessor(ProcessorBase):
                 insts = partitions.get(part)
                 if insts is None:
                     insts = partitions[part] = {}
+                if t is not None and is_derived(t[0]) and self._derived_repeat(part, t[0]):
+                    continue
                 if t is not None:
                     # -- fast path: a deterministic accepted offer (no draw, bounded settling) --
                     iid = t[1]
@@ -278,6 +282,8 @@ class RuntimeProcessor(ProcessorBase):
                             rec, f"expected a {COMMAND_SCHEMA} record on {rec.topic}, got a {name} record"
                         )
                         continue
+                    if is_derived(value["command_id"]) and self._derived_repeat(part, value["command_id"]):
+                        continue
                     iid = value["instance_id"]
                     inst = insts.get(iid)
                 if inst is None and value["kind"] == "START" and self._fast_start(msg, value, insts, out):
@@ -289,6 +295,12 @@ class RuntimeProcessor(ProcessorBase):
         self.stats.commands += len(batch)
         self.stats.events += n_events
         return out
+
+    def _derived_repeat(self, part: int, command_id: str) -> bool:
+        window = self._derived.get(part)
+        if window is None:
+            window = self._derived[part] = DerivedWindow()
+        return window.seen(command_id)
 
     def _fast_start(
         self, msg: Any, value: Mapping[str, Any], insts: dict[str, Instance], out: list[OutRecord]
@@ -382,7 +394,7 @@ class RuntimeProcessor(ProcessorBase):
             for step in outcome.steps:
                 out.append(OutRecord(self.topics.events, key, None, None,
                                      enc.event(dep, iid, step, cmd, part, rec.offset), explicit))  # fmt: skip
-                if step.kind in (KIND_INPUT, KIND_OUTPUT) and dep.label_channel[step.label] is not None:
+                if step.kind == KIND_OUTPUT and dep.label_channel[step.label] is not None:
                     out.append(OutRecord(self._chan_topic_of(dep, step.label), key, None, None,
                                          enc.channel_message(dep, iid, step, cmd.issued_at)))  # fmt: skip
             self.stats.events += len(outcome.steps)
@@ -445,6 +457,7 @@ class RuntimeProcessor(ProcessorBase):
             self.stats.recovered_instances += len(insts)
             self.partitions[p] = insts
             self._unnatural[p] = {i for i in insts if not self._natural(i, p)}
+            self._derived[p] = DerivedWindow.from_events(logs[(p, self.topics.events)], max(0, ctx.committed[ref]))
             for inst in insts.values():
                 self.lookup(inst.system, inst.version)
 
@@ -485,3 +498,4 @@ class RuntimeProcessor(ProcessorBase):
         for ref in partitions:
             if ref.topic == self.topics.commands:
                 self.partitions.pop(ref.partition, None)
+                self._derived.pop(ref.partition, None)

@@ -27,6 +27,7 @@ from streams.engine import Codec
 from streams.reader import read_to_end
 
 REGISTRY_SCHEMA = "CspRegistryRecord"
+ROUTE_SCHEMA = "CspRoute"  # links and service bindings (processors/channels/routes.py)
 # records above this size keep their compiled LTS in a file (Kafka's default max is 1 MB)
 MAX_INLINE_COMPILED = 900_000
 
@@ -117,6 +118,8 @@ class DeploymentStore:
         self._records: dict[tuple[str, int], Mapping[str, Any]] = {}
         self._next_offset = 0
         self.errors: list[str] = []
+        # CspRoute records (links, service bindings), in log order
+        self.route_records: list[Mapping[str, Any]] = []
 
     def refresh(self, timeout_s: float = 30.0) -> int:
         """Read new registry records; returns how many versions were added."""
@@ -129,6 +132,9 @@ class DeploymentStore:
                 continue
             try:
                 name, rec = self.codec.decode(value)
+                if name == ROUTE_SCHEMA:
+                    self.route_records.append(rec)
+                    continue
                 if name != REGISTRY_SCHEMA:
                     continue
                 key = (rec["system"], int(rec["version"]))
@@ -161,10 +167,18 @@ class DeploymentStore:
 
 
 def publish(
-    bootstrap: str, codec: Codec, topic: str, record: Mapping[str, Any], timeout_s: float = 30.0
+    bootstrap: str,
+    codec: Codec,
+    topic: str,
+    record: Mapping[str, Any],
+    timeout_s: float = 30.0,
+    *,
+    schema: str = REGISTRY_SCHEMA,
+    key: str | None = None,
 ) -> int:
-    """Append a registry record and wait for it; returns its offset."""
-    value = codec.encode(REGISTRY_SCHEMA, record)
+    """Append a registry record (a deployment, or a route with ``schema="CspRoute"``) and wait for it;
+    returns its offset."""
+    value = codec.encode(schema, record)
     extra: dict[str, Any] = {"message.max.bytes": 2_000_000}
     producer = Producer(producer_config(bootstrap, **extra))
     result: dict[str, Any] = {}
@@ -173,7 +187,7 @@ def publish(
         result["err"] = err
         result["offset"] = msg.offset()
 
-    producer.produce(topic, key=record["system"].encode(), value=value, partition=0, on_delivery=delivered)
+    producer.produce(topic, key=(key or record["system"]).encode(), value=value, partition=0, on_delivery=delivered)
     if producer.flush(timeout_s) or "err" not in result:
         raise RegistryError(f"could not write the registry record to {topic} within {timeout_s}s")
     if result["err"] is not None:
