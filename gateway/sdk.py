@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
@@ -40,6 +40,11 @@ from streams.admin import ensure_topics, list_topics
 from streams.clients import consumer_config, producer_config
 from streams.engine import MARKER_HEADER
 from streams.reader import read_to_end
+
+if TYPE_CHECKING:
+    from processors.channels.admin import LinkPlan
+    from processors.channels.routes import Routes
+    from processors.services.api import ServiceBinding
 
 
 class PlatformError(RuntimeError):
@@ -326,8 +331,14 @@ class Platform:
         outputs: Sequence[str] = (),
         force: bool = False,
         max_states: int = 1_000_000,
+        bind: Sequence[str] = (),
     ) -> Plan:
-        """Check, compile and register a system. Returns the plan (``plan.refused``: nothing deployed)."""
+        """Check, compile and register a system. Returns the plan (``plan.refused``: nothing deployed).
+
+        ``bind``: ``CHANNEL=SERVICE[:REPLY_CHANNEL]`` service bindings recorded with the deployment."""
+        from processors.channels.admin import bind_all, check_binds
+
+        check_binds(bind)  # a bad binding fails before anything is deployed
         system = name or process
         self.store.refresh()
         version = (self.store.versions(system) or [0])[-1] + 1
@@ -352,6 +363,8 @@ class Platform:
                 and got["source_hash"] == dep.source_hash
                 and got["deployed_at"] == dep.deployed_at
             ):
+                if bind:
+                    bind_all(self.store, dep.system, bind)
                 return Plan(dep, pl.results, pl.failed, pl.force)
             # a concurrent deploy took this version first (first record wins): take the next one
             dep = replace(dep, version=self.next_version(dep.system))
@@ -373,6 +386,42 @@ class Platform:
         )
         self.store.refresh()
         return offset
+
+    # -- channels: links and service bindings (processors/channels) -----------------------
+
+    def bind(
+        self, system: str, channel: str, service: str, reply_channel: str | None = None
+    ) -> ServiceBinding:
+        """Bind ``system.channel`` (an output channel) to a service; results come back on ``reply_channel``."""
+        from processors.channels.admin import make_binding, publish_binding
+
+        self.store.refresh()
+        b = make_binding(self.store, system, channel, service, reply_channel)
+        publish_binding(self.store, b)
+        return b
+
+    def link(self, src: str, dst: str, *, instance_map: str = "same", force: bool = False) -> LinkPlan:
+        """Link ``SRC.out`` to ``DST.in`` after checking the pair (``plan.refused``: not linked)."""
+        from processors.channels.admin import plan_link, publish_link
+        from processors.channels.routes import parse_endpoint
+
+        pl = plan_link(
+            self.store, parse_endpoint(src), parse_endpoint(dst), instance_map=instance_map, force=force
+        )
+        if not pl.refused:
+            publish_link(self.store, pl.link)
+        return pl
+
+    def unlink(self, *route_ids: str) -> int:
+        """Remove links or bindings by route id (``link:A.out->B.in``, ``bind:A.chan``)."""
+        from processors.channels.admin import unlink
+
+        return unlink(self.store, route_ids)
+
+    def routes(self) -> Routes:
+        from processors.channels.admin import routes
+
+        return routes(self.store)
 
     def next_version(self, system: str) -> int:
         self.store.refresh()
