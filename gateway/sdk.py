@@ -442,8 +442,14 @@ class Platform:
         instance_id: str | None = None,
         timeout_s: float = 30.0,
     ) -> Instance:
-        """Start an instance and wait for it; raises :class:`PlatformError` with the refusal."""
+        """Start an instance and wait for it; raises :class:`PlatformError` with the refusal.
+
+        Instance ids are Kafka keys: non-empty, no control characters, at most 200 bytes (ValueError)."""
+        from processors.channels.message import instance_id_error
+
         iid = instance_id or f"{system}-{uuid.uuid4().hex[:12]}"
+        if (err := instance_id_error(iid)) is not None:
+            raise ValueError(f"instance id: {err}")
         if version is None:
             latest = self.next_version(system) - 1
             version = latest if latest > 0 else None  # None: the runtime refuses UNKNOWN_SYSTEM

@@ -9,6 +9,7 @@ Heavy modules are imported inside the commands so that ``csp`` starts fast.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -64,6 +65,17 @@ def _check_namespace(namespace: str) -> None:
         ) from None
 
 
+def _check_instance_id(instance_id: str | None) -> None:
+    """Exit 2 unless the instance id is Kafka-key-safe (non-empty, no control characters, <= 200 bytes)."""
+    from processors.channels.message import instance_id_error
+
+    if instance_id is None:
+        return
+    err = instance_id_error(instance_id)
+    if err is not None:
+        raise _fail(f"instance id: {err}", EXIT_INPUT)
+
+
 def _platform(data_dir: Path | None, namespace: str) -> Platform:
     from gateway.sdk import Platform
     from infra.settings import Settings
@@ -105,6 +117,10 @@ def deploy(
     max_states: Annotated[
         int, typer.Option("--max-states", help="State limit for checks and compilation")
     ] = 1_000_000,
+    bind: Annotated[
+        list[str] | None,
+        typer.Option("--bind", help="CHANNEL=SERVICE[:REPLY_CHANNEL]: bind an output channel to a service (repeatable)"),
+    ] = None,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
@@ -117,7 +133,7 @@ def deploy(
     try:
         plan = platform.deploy(
             file, process, name=name, outputs=[o.strip() for o in outputs.split(",") if o.strip()],
-            force=force, max_states=max_states,
+            force=force, max_states=max_states, bind=bind or (),
         )  # fmt: skip
     except (CspmError, DeployError, ValueError) as exc:
         raise _fail(str(exc), EXIT_INPUT) from None
@@ -158,12 +174,15 @@ def start(
         if not sep:
             raise _fail(f"--param {p!r}: expected key=value", EXIT_INPUT)
         params[k] = v
+    _check_instance_id(instance_id)
+    instance_id = instance_id or f"{system}-{uuid.uuid4().hex[:12]}"
     with _platform(data_dir, namespace) as platform:
         try:
             inst = platform.start(
                 system, version=version, params=params, instance_id=instance_id, timeout_s=timeout
             )
         except NoAnswer as exc:
+            typer.echo(instance_id)  # the START stays on the log: the id finds the instance later
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
         except PlatformError as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
@@ -185,6 +204,7 @@ def offer(
     """Offer EVENT to an instance; prints the accepted event (and what followed) or the refusal."""
     from gateway.sdk import PlatformError
 
+    _check_instance_id(instance_id)
     with _platform(data_dir, namespace) as platform:
         try:
             res = platform.offer(instance_id, event, timeout_s=timeout)
