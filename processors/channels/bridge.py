@@ -25,10 +25,10 @@ from typing import Any
 
 import structlog
 
+from processors.channels.fastcodec import FastChannelCodec
 from processors.channels.message import MalformedMessage, NotAMessage, offer_of, parse_json
 from processors.channels.routes import Link, Routes
 from processors.csp.runtime.model import INPUT
-from processors.csp.runtime.records import command_record
 from processors.csp.runtime.registry import DeploymentStore
 from processors.csp.runtime.topics import RuntimeTopics
 from processors.services.api import (
@@ -87,6 +87,7 @@ class ChannelBridge(ProcessorBase):
         )
         self.store = store
         self.codec = codec
+        self.fast = FastChannelCodec(codec)
         self.table: dict[str, Route] = {}
         self.inputs: Sequence[str] = ()
         self.adapters: dict[str, ServiceAdapter] = {}
@@ -164,9 +165,8 @@ class ChannelBridge(ProcessorBase):
         return out
 
     def _command(self, out: list[OutRecord], iid: str, event: str, cid: str, ts: int) -> None:
-        value = command_record(cid, iid, "OFFER", ts, event=event, offer_id=cid)
         out.append(
-            OutRecord(self.topics.commands, iid.encode(), None, None, self.codec.encode("CspCommand", value))
+            OutRecord(self.topics.commands, iid.encode(), None, None, self.fast.offer(cid, iid, event, ts))
         )
         self.offers += 1
 
@@ -174,8 +174,11 @@ class ChannelBridge(ProcessorBase):
         raw = rec.raw or b""
         cid = f"ch:{rec.topic}:{rec.partition}:{rec.offset}"
         try:
-            if raw[:1] == b"{":
-                value: Mapping[str, Any] = parse_json(raw)
+            fast = self.fast.channel_message(raw)
+            if fast is not None:
+                value: Mapping[str, Any] = {"instance_id": fast[0], "event": fast[3], "values": fast[4]}
+            elif raw[:1] == b"{":
+                value = parse_json(raw)
             else:
                 name, value = self.codec.decode(raw)
                 if name != CHANNEL_SCHEMA:
@@ -208,12 +211,19 @@ class ChannelBridge(ProcessorBase):
         if rec.timestamp < route.since:
             return
         try:
-            name, msg = self.codec.decode(rec.raw or b"")
+            fast = self.fast.channel_message(rec.raw or b"")
+            if fast is not None:
+                msg: Mapping[str, Any] = {"instance_id": fast[0], "event": fast[3], "values": fast[4],
+                                          "seq": fast[5], "timestamp": fast[6]}  # fmt: skip
+            else:
+                name, msg = self.codec.decode(rec.raw or b"")
+                if name != CHANNEL_SCHEMA:
+                    ctx.dead_letter(
+                        rec, f"expected a {CHANNEL_SCHEMA} record on {rec.topic}, got a {name} record"
+                    )
+                    return
         except Exception as exc:
             ctx.dead_letter(rec, f"undecodable record: {exc}")
-            return
-        if name != CHANNEL_SCHEMA:
-            ctx.dead_letter(rec, f"expected a {CHANNEL_SCHEMA} record on {rec.topic}, got a {name} record")
             return
         iid, seq, values = msg["instance_id"], int(msg["seq"]), list(msg["values"])
         for link in route.links:

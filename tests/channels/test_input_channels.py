@@ -69,3 +69,20 @@ def reasons_for_7(refusals: dict[str, dict[str, object]]) -> str:
     got = [r["reason"] for r in refusals.values() if r.get("event") == "left.7"]
     assert len(got) == 1, refusals
     return str(got[0])
+
+
+def test_a_derived_command_seen_twice_is_applied_once(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """What the embedded broker does with an aborted bridge transaction: the same offer twice."""
+    platform = new_platform(kafka_bootstrap, tmp_path)
+    assert not platform.deploy(
+        ROOT / "examples/buffer/buffer.csp", "BUFFER", name="buffer", outputs=["right"]
+    ).refused
+    iid = f"buf-{uuid.uuid4().hex[:8]}"
+    with platform, runtime_and_bridge(platform):
+        platform.start("buffer", instance_id=iid)
+        for cid in ("ch:x:0:1", "ch:x:0:1", "ln:r:a:1", "ch:x:0:2", "ln:r:a:1"):
+            platform.send(iid, "OFFER", event="left.0", command_id=cid, offer_id=cid)
+        assert platform.offer(iid, "left.1").accepted
+    inputs = [e["command_id"] for e in platform.events(iid) if e["kind"] == "INPUT"]
+    assert inputs[:3] == ["ch:x:0:1", "ln:r:a:1", "ch:x:0:2"] and len(inputs) == 4
+    platform.close()

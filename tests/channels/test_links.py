@@ -111,7 +111,8 @@ def test_linked_systems_exchange_10k_messages_exactly_once_across_sigkill(
 
         wait_until(lambda: live.poll() > 0, 60, "the first linked offers")
         platform.send_many(feeds[n // 2 :])
-        worker.send_signal(signal.SIGKILL)  # at once: the second half is in flight
+        wait_until(lambda: live.poll() > n // 2 + 300, 60, "the second half under way", every_s=0.01)
+        worker.send_signal(signal.SIGKILL)  # mid-stream: transactions of the bridge and the runtime in flight
         worker.wait(10)
         at_kill = live.poll()  # what the killed worker produced (uncommitted records included)
         assert at_kill < n, "everything was delivered before the kill: not mid-stream"
