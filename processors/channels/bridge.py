@@ -93,6 +93,7 @@ class ChannelBridge(ProcessorBase):
         self.adapters: dict[str, ServiceAdapter] = {}
         self.pending: dict[str, ServiceBinding] = {}  # request id -> binding (results route back)
         self.errors: list[str] = []
+        self.missing: set[str] = set()  # routed topics that do not exist (yet)
         self.offers = 0
         self.requests = 0
 
@@ -139,8 +140,10 @@ class ChannelBridge(ProcessorBase):
             table[adapter.result_topic] = _Result(
                 service, tuple(sorted(bs, key=lambda b: (b.system, b.channel)))
             )
+        self.missing = set()
         if existing is not None:
             have = set(existing)
+            self.missing = {t for t in table if t not in have}
             table = {t: r for t, r in table.items() if t in have}
         self.table = table
         inputs = tuple(sorted(table))
@@ -152,16 +155,32 @@ class ChannelBridge(ProcessorBase):
 
     def process(self, batch: Sequence[InRecord], ctx: BatchContext) -> Iterable[OutRecord]:
         out: list[OutRecord] = []
+        append = out.append
+        table = self.table
+        commands = self.topics.commands
+        fast = self.fast
+        input_offer = fast.input_offer
+        offer = fast.offer
+        n = 0
         for rec in batch:
-            route = self.table.get(rec.topic)
+            msg = rec._msg
+            route = table.get(msg.topic())
             if route is None:
                 continue  # a topic no longer routed (unlinked, unbound): nothing to do
             if isinstance(route, _Input):
-                self._input(rec, route, out, ctx)
+                got = input_offer(msg.value(), msg.key(), route.channel)
+                if got is None:
+                    self._input(rec, route, out, ctx)
+                    continue
+                iid, key, event = got
+                cid = f"ch:{msg.topic()}:{msg.partition()}:{msg.offset()}"
+                append(OutRecord(commands, key, None, None, offer(cid, iid, event, msg.timestamp()[1])))
+                n += 1
             elif isinstance(route, _Output):
                 self._output(rec, route, out, ctx)
             else:
                 self._result(rec, route, out, ctx)
+        self.offers += n
         return out
 
     def _command(self, out: list[OutRecord], iid: str, event: str, cid: str, ts: int) -> None:

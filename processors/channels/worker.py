@@ -20,9 +20,15 @@ from processors.csp.runtime.topics import RuntimeTopics
 from schemas.codec import codec_from_settings
 from streams.admin import ensure_topics, list_topics
 from streams.clients import consumer_config
-from streams.engine import Engine, EngineConfig
+from streams.engine import MARKER_HEADER, Engine, EngineConfig
 
 RECHECK_S = 5.0  # re-read the topic list this often while a routed topic is missing
+
+
+def _is_marker(headers: object) -> bool:
+    if isinstance(headers, dict):
+        return MARKER_HEADER in headers
+    return isinstance(headers, list) and any(k == MARKER_HEADER for k, _v in headers)
 
 
 def build_bridge(
@@ -60,9 +66,13 @@ def run_bridge(engine: Engine, bridge: ChannelBridge, stop: threading.Event, *, 
     last_check = time.monotonic()
     try:
         while not stop.is_set():
-            changed = bool([m for m in watch.consume(1000, 0) if m.error() is None])
+            # a new registry record (not a reader's fence: refreshing writes one)
+            changed = any(
+                m.error() is None and m.value() is not None and not _is_marker(m.headers())
+                for m in watch.consume(1000, 0)
+            )
             now = time.monotonic()
-            if changed or now - last_check > RECHECK_S:
+            if changed or (bridge.missing and now - last_check > RECHECK_S):
                 last_check = now
                 if bridge.refresh(list_topics(bootstrap)):
                     engine.resubscribe(bridge.inputs)
