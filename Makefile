@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench conformance clean install
+.PHONY: run test lint typecheck bench conformance clean install tools
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/csp run
 
-test: $(STAMP)
+# Debian kcat for the guide's kcat steps (tests/channels/test_kafka_guide.py skips them without it)
+tools:
+	@command -v kcat >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && command -v flock >/dev/null 2>&1 && \
+		flock /tmp/apt.lock sh -c 'apt-get update -qq && apt-get install -y -qq kcat' >/dev/null 2>&1; } || \
+		echo "kcat not installed (apt-get install kcat): the guide's kcat steps will be skipped"
+
+test: $(STAMP) tools
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)

@@ -1,4 +1,4 @@
-"""``csp link / unlink / routes / bind``: links between deployed systems and service bindings.
+"""``csp link / unlink / routes / bind / dlq``: links, service bindings, dead letters.
 
 Exit codes as the runtime commands: 0 ok, 1 refused (a link whose check fails), 2 bad input,
 3 the platform is unavailable.
@@ -133,7 +133,56 @@ def bind(
     )
 
 
+def dlq(
+    topic: Annotated[
+        str | None, typer.Argument(help="A topic (its <topic>.dlq is read) or a .dlq topic; default: every .dlq topic")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | json | csv")] = "text",
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Print dead letters with their reasons: records a processor could not use (nothing is dropped)."""
+    import csv
+    import sys
+
+    from streams.admin import list_topics
+
+    if fmt not in ("text", "json", "csv"):
+        raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
+    platform = _platform(data_dir, namespace)
+    try:
+        existing = list_topics(platform.bootstrap)
+        if topic is not None:
+            names = [topic if topic.endswith(".dlq") else f"{topic}.dlq"]
+            if names[0] not in existing:
+                raise _fail(f"no topic {names[0]}", EXIT_REFUSED)
+        else:
+            prefix = f"{namespace}." if namespace else ""
+            names = [t for t in existing if t.endswith(".dlq") and t.startswith(prefix)]
+        rows = []
+        for name in names:
+            for r in platform.read(name, "DeadLetter"):
+                rows.append({
+                    "dlq": name, "source": f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']}",
+                    "key": (r["key"] or b"").decode("utf-8", "replace"), "error": r["error"],
+                    "processor": r["processor"], "value_hex": (r["value"] or b"").hex(),
+                })  # fmt: skip
+    finally:
+        platform.close()
+    if fmt == "json":
+        for row in rows:
+            typer.echo(json.dumps(row))
+    elif fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=["dlq", "source", "key", "error", "processor", "value_hex"])
+        w.writeheader()
+        w.writerows(rows)
+    else:
+        for row in rows:
+            typer.echo(f"{row['source']} key={row['key']!r}: {row['error']} ({row['processor']})")
+
+
 def register(app: typer.Typer) -> None:
+    app.command()(dlq)
     app.command()(link)
     app.command()(unlink)
     app.command()(routes)
