@@ -556,10 +556,12 @@ class Platform:
         system: str | None = None,
         from_beginning: bool = True,
         timeout_s: float | None = None,
+        instance: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Iterate over the ChannelMessages of a channel (``"system.channel"`` or ``system=``), deduplicated.
 
-        Ends after ``timeout_s`` seconds without a message (None: never).
+        Ends after ``timeout_s`` seconds without a message (None: never). ``instance``: only the
+        messages of that instance.
         """
         if system is None and "." in channel:
             system, channel = channel.split(".", 1)
@@ -573,7 +575,8 @@ class Platform:
                 )
             system = owners[0]
         topic = self.topics.channel(system, channel)
-        return self.stream(topic, "ChannelMessage", from_beginning=from_beginning, timeout_s=timeout_s)
+        got = self.stream(topic, "ChannelMessage", from_beginning=from_beginning, timeout_s=timeout_s)
+        return got if instance is None else (m for m in got if m["instance_id"] == instance)
 
     def follow(
         self, what: str = "events", *, from_beginning: bool = True, timeout_s: float | None = None
@@ -596,10 +599,12 @@ class Platform:
         from_beginning: bool = True,
         timeout_s: float | None = None,
         dedupe: Callable[[Mapping[str, Any]], tuple[str, int]] | None = None,
+        start_offset: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """``schema`` records of every partition of ``topic``, deduplicated (default: on (instance, seq)).
 
-        Ends after ``timeout_s`` seconds without a record (None: never)."""
+        Ends after ``timeout_s`` seconds without a record (None: never). ``start_offset``: read every
+        partition from that offset."""
         key_of = dedupe or (lambda r: (r.get("instance_id", ""), r.get("seq", -1)))
         conf = consumer_config(
             self.bootstrap, f"csp-sub-{uuid.uuid4().hex}", **{"enable.partition.eof": False}
@@ -608,7 +613,10 @@ class Platform:
         try:
             nparts = list_topics(self.bootstrap).get(topic, self.partitions)
             tps = [
-                TopicPartition(topic, p, 0 if from_beginning else self.fence(topic, p)) for p in range(nparts)
+                TopicPartition(
+                    topic, p, start_offset if start_offset is not None else 0 if from_beginning else self.fence(topic, p)
+                )
+                for p in range(nparts)
             ]
             consumer.assign(tps)
             seen: set[tuple[str, int]] = set()

@@ -14,7 +14,8 @@ MODULES = (
     "gateway.commands.verify",  # csp typecheck / check / refine / explore
     "gateway.commands.runtime",  # csp deploy / start / offer / tail / instances / replay / conform
     "gateway.commands.run",  # csp run: the main job in the foreground
-    "gateway.commands.channels",  # csp link / unlink / routes / bind
+    "gateway.commands.channels",  # csp link / unlink / routes / bind / dlq
+    "gateway.commands.systems",  # csp systems
 )
 
 

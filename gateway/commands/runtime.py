@@ -243,32 +243,75 @@ def tail(
     channel: Annotated[
         str | None, typer.Option("--channel", help="Channel (SYSTEM.CHANNEL, or with --system)")
     ] = None,
-    system: Annotated[str | None, typer.Option("--system", help="System of --channel")] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System of --channel; else only this system's records")] = None,
     refusals: Annotated[bool, typer.Option("--refusals", help="Show refusals instead of events")] = False,
     instance: Annotated[str | None, typer.Option("--instance", help="Only this instance")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep waiting for new records")] = False,
+    offset: Annotated[
+        str,
+        typer.Option("--offset", "-o", help="beginning | end (new records only, waits) | -N (the last N) | "
+                     "OFFSET (from this Kafka offset of every partition)"),
+    ] = "beginning",
+    count: Annotated[int | None, typer.Option("--count", "-c", min=1, help="Exit after COUNT records")] = None,
+    exit_at_end: Annotated[bool, typer.Option("--exit", "-e", help="Exit at the end of the log (the default unless -f or -o end)")] = False,
     as_json: Json = False,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
-    """Print the event log (deduplicated on (instance, seq)), a channel's messages, or the refusals."""
+    """Print the event log (deduplicated on (instance, seq)), a channel's messages, or the refusals.
+
+    kcat habits: -o beginning|end|-N|OFFSET, -c COUNT, -e."""
+    from itertools import islice
+
+    last: int | None = None
+    start: int | None = None
+    if offset == "end":
+        follow = not exit_at_end
+    elif offset.startswith("-") and offset[1:].isdigit():
+        last = int(offset[1:])
+    elif offset.isdigit():
+        start = int(offset)
+    elif offset != "beginning":
+        raise _fail(f"-o {offset!r}: use beginning, end, -N or an offset", EXIT_INPUT)
+    if exit_at_end:
+        follow = False
     with _platform(data_dir, namespace) as platform:
         if channel is not None:
             system, channel = _resolve_channel(platform, channel, system)
-            for msg in platform.subscribe(channel, system=system, timeout_s=None if follow else 1.0):
-                if instance is None or msg["instance_id"] == instance:
-                    typer.echo(json.dumps(msg) if as_json else
-                               f"{msg['instance_id']} #{msg['seq']} {msg['event']} values={msg['values']}")  # fmt: skip
-            return
-        if follow:
-            rows: Iterable[dict[str, Any]] = platform.follow("refusals" if refusals else "events")
+            topic, schema = platform.topics.channel(system, channel), "ChannelMessage"
         else:
-            rows = platform.refusals() if refusals else platform.events(instance)
-        for rec in rows:
-            if instance is not None and rec["instance_id"] != instance:
-                continue
+            topic, schema = (platform.topics.refusals, "CspRefusal") if refusals else (platform.topics.events, "CspEvent")
+        key = (lambda r: (r["command_id"], 0)) if channel is None and refusals else None
+        wait = None if follow else 1.0
+        if offset == "end" or start is not None:
+            rows: Iterable[dict[str, Any]] = platform.stream(
+                topic, schema, from_beginning=offset != "end", start_offset=start, timeout_s=wait, dedupe=key)  # fmt: skip
+        elif last is not None or not follow:
+            if channel is not None:
+                rows = platform.subscribe(channel, system=system, timeout_s=1.0)
+            else:
+                rows = platform.refusals() if refusals else platform.events(instance)
+        else:
+            rows = platform.stream(topic, schema, timeout_s=None, dedupe=key)
+
+        def wanted(rec: dict[str, Any]) -> bool:
+            return (instance is None or rec["instance_id"] == instance) and (
+                system is None or channel is not None or rec.get("system") == system)  # fmt: skip
+
+        selected: Iterable[dict[str, Any]] = (r for r in rows if wanted(r))
+        if last is not None:
+            tail_rows = list(selected)[-last:] if last else []
+            selected = tail_rows
+            if follow:
+                from itertools import chain
+
+                more = platform.stream(topic, schema, from_beginning=False, timeout_s=None, dedupe=key)
+                selected = chain(tail_rows, (r for r in more if wanted(r)))
+        for rec in islice(selected, count):
             if as_json:
                 typer.echo(json.dumps(rec, default=lambda b: b.hex() if isinstance(b, bytes) else str(b)))
+            elif channel is not None:
+                typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['event']} values={rec['values']}")
             elif refusals:
                 acc = rec.get("acceptable") or []
                 typer.echo(f"{rec['instance_id']} {rec.get('event') or '-'} {rec['reason']}: {rec['message']}"
