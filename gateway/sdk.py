@@ -306,6 +306,8 @@ class Platform:
             ref = res.refusal_by_command.get(command_id)
             done = ref is not None or (snap is not None if want_snapshot else bool(evs))
             now = time.monotonic()
+            if done and self._complete(evs, snap, ref, want_snapshot):
+                return evs, snap, ref
             if done:
                 if got == 0 and quiet_until is not None and now >= quiet_until:
                     return evs, snap, ref
@@ -319,6 +321,32 @@ class Platform:
                     "is a runtime worker running (`csp worker`)? The command stays on the log and is applied "
                     "when a worker consumes it."
                 )
+
+    def _complete(
+        self,
+        evs: list[Mapping[str, Any]],
+        snap: Mapping[str, Any] | None,
+        ref: Mapping[str, Any] | None,
+        want_snapshot: bool,
+    ) -> bool:
+        """Is the command complete, from its own records (no waiting for quiet)?
+
+        An offer: refused, or its last event leaves the instance settled (no τ, ✓ or output
+        transition enabled in ``state_after``: the runtime settles before the next command).
+        A START/STOP: its snapshot, written after its events, with every event up to the
+        snapshot's seq seen. Otherwise (a DIVERGENT refusal, an unknown deployment) the caller
+        falls back to 50 ms without new records."""
+        if want_snapshot:
+            return snap is not None and (not evs or int(evs[-1]["seq"]) >= int(snap["seq"]))
+        if ref is not None:
+            # a DIVERGENT refusal may follow accepted steps (other topic): those wait for quiet
+            return ref.get("reason") != "DIVERGENT"
+        last = evs[-1]
+        dep = self.store.lookup(last["system"], int(last["version"]))
+        if dep is None:
+            self.store.refresh()
+            dep = self.store.lookup(last["system"], int(last["version"]))
+        return dep is not None and not dep.auto(int(last["state_after"]))
 
     # -- deployments -------------------------------------------------------------------
 

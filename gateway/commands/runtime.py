@@ -30,7 +30,27 @@ DataDir = Annotated[
 Namespace = Annotated[
     str, typer.Option("--namespace", help="Topic namespace (tests, side-by-side platforms)")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output (= --format json)")]
+Fmt = Annotated[str, typer.Option("--format", help="text | json | csv (csv: one row per record)")]
+
+
+def _fmt(fmt: str, as_json: bool = False) -> str:
+    """The output format (``--json`` is ``--format json``); exit 2 on an unknown one."""
+    if fmt not in ("text", "json", "csv"):
+        raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
+    return "json" if as_json else fmt
+
+
+def _csv(rows: list[dict[str, Any]]) -> None:
+    import csv
+    import sys
+
+    if not rows:
+        return
+    w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -121,6 +141,7 @@ def deploy(
         list[str] | None,
         typer.Option("--bind", help="CHANNEL=SERVICE[:REPLY_CHANNEL]: bind an output channel to a service (repeatable)"),
     ] = None,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
@@ -128,6 +149,7 @@ def deploy(
     from processors.csp.errors import CspmError
     from processors.csp.runtime.deploy import DeployError, describe_failure
 
+    fmt = _fmt(fmt)
     _check_text_file(file)
     platform = _platform(data_dir, namespace)
     try:
@@ -139,11 +161,23 @@ def deploy(
         raise _fail(str(exc), EXIT_INPUT) from None
     finally:
         platform.close()
+    dep = plan.deployment
+    if fmt != "text":
+        rows = [{"system": dep.system, "version": dep.version, "deployed": not plan.refused, "assertion": r.text,
+                 "status": r.status} for r in plan.results]  # fmt: skip
+        if fmt == "csv":
+            _csv(rows)
+        else:
+            typer.echo(json.dumps({"system": dep.system, "version": dep.version, "deployed": not plan.refused,
+                                   "channels": {c.name: c.role for c in dep.channels.values()},
+                                   "assertions": [{"text": r["assertion"], "status": r["status"]} for r in rows]}))  # fmt: skip
+        if plan.refused:
+            raise typer.Exit(EXIT_REFUSED)
+        return
     for res in plan.results:
         typer.echo(f"  {res.status:5} {res.text}")
     for res in plan.failed:
         typer.echo(describe_failure(res), err=True)
-    dep = plan.deployment
     if plan.refused:
         raise _fail(
             f"deployment of {dep.system} refused: {len(plan.failed)} assertion(s) failed (use --force to deploy anyway)",
@@ -198,22 +232,26 @@ def offer(
     event: Annotated[str, typer.Argument(help="Event in CSPm syntax, e.g. c.1.true")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runtime")] = 30.0,
     as_json: Json = False,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Offer EVENT to an instance; prints the accepted event (and what followed) or the refusal."""
     from gateway.sdk import PlatformError
 
+    fmt = _fmt(fmt, as_json)
     _check_instance_id(instance_id)
     with _platform(data_dir, namespace) as platform:
         try:
             res = platform.offer(instance_id, event, timeout_s=timeout)
         except PlatformError as exc:
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
-    if as_json:
+    if fmt == "json":
         typer.echo(
             json.dumps({"event": res.event, "follow": list(res.follow), "refusal": res.refusal}, default=str)
         )
+    elif fmt == "csv":
+        _csv([dict(e) for e in ([res.event] if res.event else []) + list(res.follow)] or [dict(res.refusal or {})])
     else:
         typer.echo(str(res))
     if not res.accepted:
@@ -255,6 +293,7 @@ def tail(
     count: Annotated[int | None, typer.Option("--count", "-c", min=1, help="Exit after COUNT records")] = None,
     exit_at_end: Annotated[bool, typer.Option("--exit", "-e", help="Exit at the end of the log (the default unless -f or -o end)")] = False,
     as_json: Json = False,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
@@ -263,6 +302,9 @@ def tail(
     kcat habits: -o beginning|end|-N|OFFSET, -c COUNT, -e."""
     from itertools import islice
 
+    fmt = _fmt(fmt, as_json)
+    as_json = fmt == "json"
+    csv_rows: list[dict[str, Any]] = []
     last: int | None = None
     start: int | None = None
     if offset == "end":
@@ -308,7 +350,9 @@ def tail(
                 more = platform.stream(topic, schema, from_beginning=False, timeout_s=None, dedupe=key)
                 selected = chain(tail_rows, (r for r in more if wanted(r)))
         for rec in islice(selected, count):
-            if as_json:
+            if fmt == "csv":
+                csv_rows.append(rec)
+            elif as_json:
                 typer.echo(json.dumps(rec, default=lambda b: b.hex() if isinstance(b, bytes) else str(b)))
             elif channel is not None:
                 typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['event']} values={rec['values']}")
@@ -320,6 +364,7 @@ def tail(
                 typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['kind']:6} {rec['event']}  "
                            f"[{rec['state_before']}->{rec['state_after']}]"
                            + (f" choice {rec['choice']['chosen']}/{rec['choice']['options']}" if rec.get("choice") else ""))  # fmt: skip
+    _csv(csv_rows)
 
 
 def _resolve_channel(platform: Platform, channel: str, system: str | None) -> tuple[str, str]:
@@ -362,12 +407,19 @@ def _resolve_channel(platform: Platform, channel: str, system: str | None) -> tu
 def instances(
     system: Annotated[str | None, typer.Option("--system", help="Only this system")] = None,
     as_json: Json = False,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """List instances with their state, folded from the snapshots and the event log."""
+    fmt = _fmt(fmt, as_json)
+    as_json = fmt == "json"
     with _platform(data_dir, namespace) as platform:
         rows = [i for i in platform.instances() if system is None or i.system == system]
+    if fmt == "csv":
+        _csv([{"instance_id": i.instance_id, "system": i.system, "version": i.version, "state": i.state,
+               "seq": i.seq, "status": i.status.value} for i in rows])  # fmt: skip
+        return
     for i in rows:
         if as_json:
             typer.echo(json.dumps({"instance_id": i.instance_id, "system": i.system, "version": i.version,
@@ -386,6 +438,7 @@ def replay(
         int | None, typer.Option("--until", min=0, help="Rebuild the state after event SEQ")
     ] = None,
     as_json: Json = False,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
@@ -393,6 +446,8 @@ def replay(
     from gateway.sdk import PlatformError
     from processors.csp.runtime.fold import FoldError
 
+    fmt = _fmt(fmt, as_json)
+    as_json = fmt == "json"
     with _platform(data_dir, namespace) as platform:
         try:
             rep = platform.replay(instance_id, until)
@@ -402,6 +457,10 @@ def replay(
     if as_json:
         typer.echo(json.dumps({"instance_id": inst.instance_id, "state": inst.state, "seq": inst.seq,
                                "status": inst.status.value, "trace": [e["event"] for e in rep.trace]}))  # fmt: skip
+        return
+    if fmt == "csv":
+        _csv([{k: e.get(k) for k in ("instance_id", "seq", "kind", "event", "state_before", "state_after")}
+              for e in rep.trace])  # fmt: skip
         return
     for e in rep.trace:
         typer.echo(f"#{e['seq']:<5} {e['kind']:6} {e['event']:24} {e['state_before']} -> {e['state_after']}")
@@ -414,6 +473,7 @@ def conform(
     spec_file: Annotated[Path, typer.Argument(help="CSPm file of the specification")],
     spec_proc: Annotated[str, typer.Argument(help="Specification process")],
     max_states: Annotated[int, typer.Option("--max-states")] = 1_000_000,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
@@ -424,6 +484,7 @@ def conform(
     from processors.csp.runtime.conform import conform as check
     from processors.csp.runtime.conform import visible_trace
 
+    fmt = _fmt(fmt)
     _check_text_file(spec_file)
     try:
         module = load_file(spec_file)
@@ -446,6 +507,16 @@ def conform(
         per.setdefault(e["instance_id"], []).append(e)
     traces = {iid: visible_trace(evs) for iid, evs in per.items()}
     violations = check(spec, traces)
+    if fmt != "text":
+        rows = [{"instance_id": v.instance_id, "violation": str(v)} for v in violations]
+        if fmt == "csv":
+            _csv(rows)
+        else:
+            typer.echo(json.dumps({"system": system, "spec": spec_proc, "instances": len(traces),
+                                   "conforming": len(traces) - len(violations), "violations": rows}))  # fmt: skip
+        if violations:
+            raise typer.Exit(EXIT_REFUSED)
+        return
     for v in violations:
         typer.echo(f"VIOLATION {v}")
     typer.echo(

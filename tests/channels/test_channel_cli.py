@@ -78,6 +78,11 @@ def test_channel_commands(ns: str, kafka_bootstrap: str, tmp_path: Path) -> None
     assert code == 0 and json.loads(out)["linked"] is True
     code, out = csp("link", "src.feed", "picky.inp", "--namespace", ns)
     assert code == 2 and "not an output channel" in out
+    code, out = csp("deploy", str(tmp_path / "src.csp"), "-p", "SRC", "--name", "src", "--outputs", "out",
+                    "--format", "json", "--namespace", ns)  # fmt: skip
+    assert (
+        code == 0 and json.loads(out)["version"] == 2 and json.loads(out)["assertions"][0]["status"] == "pass"
+    )
     code, out = csp("routes", "--format", "json", "--namespace", ns)
     assert code == 0 and {r["route_id"] for r in json.loads(out)} == {
         "link:src.out->picky.inp",
@@ -87,7 +92,7 @@ def test_channel_commands(ns: str, kafka_bootstrap: str, tmp_path: Path) -> None
     assert "link:" not in csp("routes", "--namespace", ns)[1]
     # systems, with versions and assertion results; csv too
     code, out = csp("systems", "--namespace", ns)
-    assert code == 0 and "src v1" in out and "pass  SRC :[deadlock free]" in out
+    assert code == 0 and "src v1" in out and "src v2" in out and "pass  SRC :[deadlock free]" in out
     code, out = csp("systems", "--format", "csv", "--namespace", ns)
     assert code == 0 and out.splitlines()[0].startswith("system,version,process")
     # instance ids are Kafka-key-safe
@@ -115,6 +120,21 @@ def test_channel_commands(ns: str, kafka_bootstrap: str, tmp_path: Path) -> None
         assert code == 0 and len(out.splitlines()) == 3 and "#1 " in out.splitlines()[0]
         code, out = csp("tail", "--channel", "src.out", "-o", "beginning", "-c", "2", "--namespace", ns)
         assert code == 0 and [line.split()[2] for line in out.splitlines()] == ["out.0", "out.1"]
+
+        # --format on the commands that print data
+        code, out = csp("instances", "--format", "csv", "--system", "src", "--namespace", ns)
+        assert code == 0 and out.splitlines()[0] == "instance_id,system,version,state,seq,status"
+        assert any(line.startswith("s1,src,2,") for line in out.splitlines())
+        code, out = csp("replay", "s1", "--format", "json", "--namespace", ns)
+        assert code == 0 and json.loads(out)["trace"][:2] == ["feed.0", "out.0"]
+        code, out = csp("tail", "--instance", "s1", "-c", "2", "--format", "csv", "--namespace", ns)
+        assert code == 0 and out.splitlines()[0].startswith("instance_id,") and len(out.splitlines()) == 3
+        code, out = csp(
+            "conform", "src", str(tmp_path / "src.csp"), "SRC", "--format", "json", "--namespace", ns
+        )
+        assert code == 0 and json.loads(out)["violations"] == [], out
+        code, out = csp("offer", "s1", "feed.9", "--format", "json", "--namespace", ns)
+        assert code == 1 and json.loads(out)["refusal"]["reason"] in ("MALFORMED", "UNKNOWN_EVENT")
 
         def dead() -> str:
             return csp("dlq", platform.topics.channel("src", "feed"), "--format", "json", "--namespace", ns)[
