@@ -446,6 +446,13 @@ class Platform:
 
         return unlink(self.store, route_ids)
 
+    def undeploy(self, system: str) -> list[int]:
+        """Remove a system: its links and bindings, and its versions from new starts (running
+        instances keep running). Returns the versions it had; a later deploy starts again."""
+        from processors.channels.admin import undeploy
+
+        return undeploy(self.store, system)
+
     def routes(self) -> Routes:
         from processors.channels.admin import routes
 

@@ -135,7 +135,8 @@ def bind(
 
 def dlq(
     topic: Annotated[
-        str | None, typer.Argument(help="A topic (its <topic>.dlq is read) or a .dlq topic; default: every .dlq topic")
+        str | None,
+        typer.Argument(help="A topic (its <topic>.dlq is read) or a .dlq topic; default: every .dlq topic"),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text | json | csv")] = "text",
     data_dir: DataDir = None,

@@ -1,4 +1,4 @@
-"""``csp systems``: deployed systems, their versions and assertion results."""
+"""``csp systems`` and ``csp undeploy``: deployed systems, their versions and assertion results."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.commands.runtime import EXIT_INPUT, DataDir, Namespace, _fail, _platform
+from gateway.commands.runtime import EXIT_INPUT, EXIT_REFUSED, DataDir, Namespace, _fail, _platform
 
 
 def systems(
@@ -52,5 +52,22 @@ def systems(
     typer.echo(f"{len({r['system'] for r in rows})} system(s)", err=True)
 
 
+def undeploy(
+    system: Annotated[str, typer.Argument(help="Deployed system")],
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Remove SYSTEM: its links and bindings, and its versions from new starts (running instances keep running)."""
+    from processors.channels.routes import RouteError
+
+    with _platform(data_dir, namespace) as platform:
+        try:
+            versions = platform.undeploy(system)
+        except RouteError as exc:
+            raise _fail(str(exc), EXIT_REFUSED) from None
+    typer.echo(f"undeployed {system} (versions {', '.join(map(str, versions))})")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(systems)
+    app.command()(undeploy)

@@ -16,6 +16,7 @@ from processors.channels.routes import (
     link_record,
     parse_bind,
     parse_instance_map,
+    undeploy_record,
 )
 from processors.csp.runtime.model import INPUT, OUTPUT
 from processors.csp.runtime.registry import DeploymentStore, publish
@@ -135,6 +136,18 @@ def unlink(store: DeploymentStore, route_ids: Sequence[str]) -> int:
             publish_binding(store, current.bindings[rid], removed=True)
             n += 1
     return n
+
+
+def undeploy(store: DeploymentStore, system: str) -> list[int]:
+    """Remove ``system``: its routes, then an UNDEPLOY record (its versions can no longer be started;
+    running instances keep running). Returns the versions it had."""
+    store.refresh()
+    versions = store.versions(system)
+    if not versions:
+        raise RouteError(f"no deployed system {system!r}")
+    unlink(store, routes(store).of_system(system))
+    _publish(store, undeploy_record(system, int(time.time() * 1000)))
+    return versions
 
 
 def check_binds(specs: Sequence[str]) -> list[tuple[str, str, str | None]]:

@@ -20,6 +20,7 @@ from processors.services.api import ServiceBinding
 ROUTE_SCHEMA = "CspRoute"
 LINK = "LINK"
 BINDING = "BINDING"
+UNDEPLOY = "UNDEPLOY"
 
 
 class RouteError(ValueError):
@@ -136,6 +137,14 @@ def binding_record(b: ServiceBinding, created_at: int, *, removed: bool = False)
     }
 
 
+def undeploy_record(system: str, created_at: int) -> dict[str, Any]:
+    return {
+        "route_id": f"undeploy:{system}", "kind": UNDEPLOY, "src_system": system, "src_channel": "",
+        "dst_system": None, "dst_channel": None, "instance_map": None, "service": None, "reply_channel": None,
+        "options": {}, "checks": [], "forced": False, "removed": False, "created_at": created_at,
+    }  # fmt: skip
+
+
 @dataclass
 class Routes:
     """The current routes, folded from CspRoute records in log order."""
@@ -145,6 +154,8 @@ class Routes:
 
     def apply(self, rec: Mapping[str, Any]) -> None:
         rid = rec["route_id"]
+        if rec["kind"] == UNDEPLOY:
+            return  # the deployment store hides the system's versions
         if rec["kind"] == LINK:
             if rec.get("removed"):
                 self.links.pop(rid, None)

@@ -136,6 +136,17 @@ def test_channel_commands(ns: str, kafka_bootstrap: str, tmp_path: Path) -> None
         code, out = csp("offer", "s1", "feed.9", "--format", "json", "--namespace", ns)
         assert code == 1 and json.loads(out)["refusal"]["reason"] in ("MALFORMED", "UNKNOWN_EVENT")
 
+        # undeploy: gone from systems, no new starts, its link and binding removed
+        code, out = csp("undeploy", "asker", "--namespace", ns)
+        assert code == 0 and "undeployed asker" in out
+        assert (
+            "asker" not in csp("systems", "--namespace", ns)[1]
+            and "bind:" not in csp("routes", "--namespace", ns)[1]
+        )
+        code, out = csp("start", "asker", "--id", "a-after", "--timeout", "20", "--namespace", ns)
+        assert code == 1 and "UNKNOWN_SYSTEM" in out, out
+        assert csp("undeploy", "asker", "--namespace", ns)[0] == 1
+
         def dead() -> str:
             return csp("dlq", platform.topics.channel("src", "feed"), "--format", "json", "--namespace", ns)[
                 1

@@ -118,8 +118,9 @@ class DeploymentStore:
         self._records: dict[tuple[str, int], Mapping[str, Any]] = {}
         self._next_offset = 0
         self.errors: list[str] = []
-        # CspRoute records (links, service bindings), in log order
+        # CspRoute records (links, service bindings, undeploys), in log order
         self.route_records: list[Mapping[str, Any]] = []
+        self._undeployed: dict[str, int] = {}  # system -> time of its last undeploy
 
     def refresh(self, timeout_s: float = 30.0) -> int:
         """Read new registry records; returns how many versions were added."""
@@ -134,6 +135,9 @@ class DeploymentStore:
                 name, rec = self.codec.decode(value)
                 if name == ROUTE_SCHEMA:
                     self.route_records.append(rec)
+                    if rec.get("kind") == "UNDEPLOY":
+                        system = rec["src_system"]
+                        self._undeployed[system] = max(self._undeployed.get(system, 0), int(rec["created_at"]))
                     continue
                 if name != REGISTRY_SCHEMA:
                     continue
@@ -157,12 +161,20 @@ class DeploymentStore:
         return self._records.get((system, version))
 
     def versions(self, system: str) -> list[int]:
-        return sorted(v for (s, v) in self._deps if s == system)
+        """The deployed versions (those deployed before the system's last undeploy are gone;
+        ``lookup(system, version)`` still finds them for their running instances)."""
+        gone = self._undeployed.get(system)
+        return sorted(
+            v for (s, v), dep in self._deps.items() if s == system and (gone is None or dep.deployed_at > gone)
+        )
 
     def systems(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
-        for s, v in sorted(self._deps):
-            out.setdefault(s, []).append(v)
+        for s, _v in sorted(self._deps):
+            if s not in out:
+                versions = self.versions(s)
+                if versions:
+                    out[s] = versions
         return out
 
 
