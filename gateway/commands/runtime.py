@@ -538,10 +538,15 @@ def worker(
     snapshot_every: Annotated[
         int, typer.Option("--snapshot-every", min=1, help="Snapshot an instance every N events")
     ] = 100,
+    no_channels: Annotated[
+        bool, typer.Option("--no-channels", help="Do not run the channel bridge (input topics, links, bindings) here")
+    ] = False,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
-    """Run a runtime worker in the foreground (Ctrl-C to stop); start more to scale out."""
+    """Run a runtime worker in the foreground (Ctrl-C to stop); start more to scale out.
+
+    It also runs the channel bridge (input channel topics, links, service bindings)."""
     from infra.settings import Settings
     from infra.stack import StackError, resolve_endpoints
     from processors.csp.runtime.worker import main as worker_main
@@ -561,6 +566,8 @@ def worker(
             "--bootstrap", bootstrap, "--bound", str(bound), "--snapshot-every", str(snapshot_every)]  # fmt: skip
     if at_least_once:
         args.append("--at-least-once")
+    if no_channels:
+        args.append("--no-channels")
     try:
         code = worker_main(args)
     except Exception as exc:
