@@ -506,7 +506,13 @@ class Platform:
     def offer(
         self, instance_id: str, event: str, *, offer_id: str | None = None, timeout_s: float = 30.0
     ) -> OfferResult:
-        """Offer ``event`` (CSPm syntax, e.g. ``c.1.true``) to an instance; returns the event or the refusal."""
+        """Offer ``event`` (CSPm syntax, e.g. ``c.1.true``) to an instance; returns the event or the refusal.
+
+        Returns when the command is complete: refused, or its last event leaves the instance settled."""
+        from processors.channels.message import instance_id_error
+
+        if (err := instance_id_error(instance_id)) is not None:
+            raise ValueError(f"instance id: {err}")
         oid = offer_id or uuid.uuid4().hex
         part = partition_for(instance_id, self.partitions)
         self.results.ensure(part)
