@@ -535,20 +535,29 @@ class Platform:
     # -- reading the log ----------------------------------------------------------------
 
     def read(self, topic: str, schema: str, partitions: Iterable[int] | None = None) -> list[dict[str, Any]]:
-        """Every ``schema`` record of ``topic`` (all partitions) up to now."""
-        out: list[dict[str, Any]] = []
+        """Every ``schema`` record of ``topic`` (all partitions, read concurrently) up to now."""
+        from concurrent.futures import ThreadPoolExecutor
+
         if partitions is None:
             partitions = range(list_topics(self.bootstrap).get(topic, 0))
-        for p in partitions:
-            for _o, _k, value, _ts in read_to_end(self.bootstrap, topic, p):
-                if value is None:
-                    continue
-                try:
-                    name, rec = self.codec.decode(value)
-                except Exception:
-                    continue
-                if name == schema:
-                    out.append(rec)
+        parts = list(partitions)
+        if len(parts) <= 1:
+            return [r for p in parts for r in self._read_partition(topic, schema, p)]
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            chunks = list(pool.map(lambda p: self._read_partition(topic, schema, p), parts))
+        return [r for chunk in chunks for r in chunk]
+
+    def _read_partition(self, topic: str, schema: str, partition: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for _o, _k, value, _ts in read_to_end(self.bootstrap, topic, partition):
+            if value is None:
+                continue
+            try:
+                name, rec = self.codec.decode(value)
+            except Exception:
+                continue
+            if name == schema:
+                out.append(rec)
         return out
 
     def events(self, instance_id: str | None = None) -> list[dict[str, Any]]:
@@ -571,21 +580,28 @@ class Platform:
 
     def instances(self) -> list[InstanceState]:
         """Every instance, folded from the snapshots and events so far."""
-        self.store.refresh()
-        snaps = self.read(self.topics.snapshots, "CspSnapshot")
-        evs = self.read(self.topics.events, "CspEvent")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=3) as pool:  # the reads mostly wait on the broker
+            registry = pool.submit(self.store.refresh)
+            snaps_f = pool.submit(self.read, self.topics.snapshots, "CspSnapshot")
+            evs_f = pool.submit(self.read, self.topics.events, "CspEvent")
+            registry.result()
+            snaps, evs = snaps_f.result(), evs_f.result()
         got = fold.recover(snaps, evs, None, self.store.lookup, strict=False)
         return [got[k] for k in sorted(got)]
 
     def replay(self, instance_id: str, until: int | None = None) -> fold.Replay:
-        self.store.refresh()
+        from concurrent.futures import ThreadPoolExecutor
+
         parts = [partition_for(instance_id, self.partitions)]
-        snaps = [
-            s
-            for s in self.read(self.topics.snapshots, "CspSnapshot", parts)
-            if s["instance_id"] == instance_id
-        ]
-        evs = [e for e in self.read(self.topics.events, "CspEvent", parts) if e["instance_id"] == instance_id]
+        with ThreadPoolExecutor(max_workers=3) as pool:  # the reads mostly wait on the broker
+            registry = pool.submit(self.store.refresh)
+            snaps_f = pool.submit(self.read, self.topics.snapshots, "CspSnapshot", parts)
+            evs_f = pool.submit(self.read, self.topics.events, "CspEvent", parts)
+            registry.result()
+            snaps = [s for s in snaps_f.result() if s["instance_id"] == instance_id]
+            evs = [e for e in evs_f.result() if e["instance_id"] == instance_id]
         if not snaps and not evs:
             raise PlatformError(f"no instance {instance_id} in {self.topics.events}/{self.topics.snapshots}")
         return fold.replay(instance_id, snaps, evs, self.store.lookup, until)
