@@ -42,6 +42,7 @@ from streams.engine import MARKER_HEADER
 from streams.reader import read_to_end
 
 if TYPE_CHECKING:
+    from gateway.index import InstanceIndex
     from processors.channels.admin import LinkPlan
     from processors.channels.routes import Routes
     from processors.services.api import ServiceBinding
@@ -590,6 +591,18 @@ class Platform:
             snaps, evs = snaps_f.result(), evs_f.result()
         got = fold.recover(snaps, evs, None, self.store.lookup, strict=False)
         return [got[k] for k in sorted(got)]
+
+    def instance_index(self) -> InstanceIndex:
+        """The incremental instance index of this broker and namespace (``gateway/index.py``), caught up."""
+        import hashlib
+
+        from gateway.index import InstanceIndex
+
+        tag = hashlib.sha256(f"{self.bootstrap}|{self.topics.namespace}".encode()).hexdigest()[:16]
+        path = self.settings.resolved_data_dir() / "index" / f"{self.topics.namespace or 'default'}-{tag}.sqlite"
+        index = InstanceIndex(path, self.bootstrap, self.codec, self.topics)
+        index.catch_up()
+        return index
 
     def replay(self, instance_id: str, until: int | None = None) -> fold.Replay:
         from concurrent.futures import ThreadPoolExecutor

@@ -406,6 +406,9 @@ def _resolve_channel(platform: Platform, channel: str, system: str | None) -> tu
 
 def instances(
     system: Annotated[str | None, typer.Option("--system", help="Only this system")] = None,
+    index: Annotated[
+        bool, typer.Option("--index", help="Serve from the incremental index in the data dir (reads only new records)")
+    ] = False,
     as_json: Json = False,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
@@ -415,7 +418,12 @@ def instances(
     fmt = _fmt(fmt, as_json)
     as_json = fmt == "json"
     with _platform(data_dir, namespace) as platform:
-        rows = [i for i in platform.instances() if system is None or i.system == system]
+        if index:
+            idx = platform.instance_index()
+            rows = idx.instances(system)
+            idx.close()
+        else:
+            rows = [i for i in platform.instances() if system is None or i.system == system]
     if fmt == "csv":
         _csv([{"instance_id": i.instance_id, "system": i.system, "version": i.version, "state": i.state,
                "seq": i.seq, "status": i.status.value} for i in rows])  # fmt: skip

@@ -54,7 +54,9 @@ def test_bound_channel_round_trip_through_echo_service(kafka_bootstrap: str, tmp
         wait_until(finished, 60, "every instance's done event")
     with platform:
         only = list(platform.subscribe("done", system="asker", instance=iids[1], timeout_s=1.0))
-    assert [(m["instance_id"], m["event"]) for m in only] == [(iids[1], "done.1")]  # SDK filter on one instance
+    assert [(m["instance_id"], m["event"]) for m in only] == [
+        (iids[1], "done.1")
+    ]  # SDK filter on one instance
     with pytest.raises(ValueError, match="control characters"):
         platform.offer("bad\nid", "go.0")
     got = sorted((m["instance_id"], m["event"]) for m in platform.read(done, "ChannelMessage"))
