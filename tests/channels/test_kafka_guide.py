@@ -50,7 +50,7 @@ def kcat_unusable(bootstrap: str) -> str | None:
     if shutil.which("kcat") is None:
         return "kcat is not installed (Debian: apt-get install kcat; make test installs it where it can)"
     res = subprocess.run(
-        ["kcat", "-L", "-b", bootstrap, "-m", "10"], capture_output=True, text=True, timeout=60
+        ["kcat", "-L", "-b", bootstrap, "-m", "3"], capture_output=True, text=True, timeout=60
     )
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["?"])[-1]
