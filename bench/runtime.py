@@ -16,11 +16,13 @@ of the worker's in-memory instance table divided by the instance count.
 Usage: python bench/runtime.py [--instances N] [--offers K] [--batch B] [--bootstrap HOST:PORT]
 Last line: RESULT events_per_s=... raw_per_s=... ratio=... bytes_per_instance=...
 
-``--mode channels``: the same workload, but the offers are ``ChannelMessage`` records produced
+``--mode channels [--rounds 3]``: the same workload, but the offers are ``ChannelMessage`` records produced
 to the input channel topic ``csp.channel.buffer.left`` (keyed by instance id), turned into
 offers by the channel bridge (``processors/channels``, in its own process, as
 ``python -m processors.channels.worker`` runs it) while the runtime worker runs in this process.
-In the same run, the command-input mode runs first as the baseline.
+In the same run, the command-input mode runs first as the baseline; the two alternate for
+``--rounds`` rounds and the RESULT gives the medians (the machine's load changes between
+phases otherwise skew the ratio).
 Last line: RESULT channel_offers_per_s=... command_offers_per_s=... ratio=...
 """
 
@@ -236,6 +238,19 @@ def channel_mode(bootstrap: str, codec: Codec, pl: Any, args: argparse.Namespace
     return rate
 
 
+def command_phase(bootstrap: str, codec: Codec, pl: Any, args: argparse.Namespace, producer: dict[str, Any]) -> float:
+    """The OFFER commands' rate of one command-input run (from the first OFFER to the end)."""
+    topics = RuntimeTopics(f"bench{uuid.uuid4().hex[:6]}")
+    ensure_topics(bootstrap, topics.specs() + [topics.channel_spec("buffer", c) for c in pl.deployment.channels])
+    publish(bootstrap, codec, topics.registry, deployment_record(pl.deployment, Settings().resolved_data_dir()))
+    total = produce_commands(bootstrap, topics.commands, topics.partitions, codec, args.instances, args.offers)
+    elapsed, _eps, proc = run_runtime(bootstrap, topics, codec, total, args.batch, args.snapshot_every, producer)
+    assert proc.first_offer_at is not None and proc.assigned_at is not None
+    rate = (total - args.instances) / (proc.assigned_at + elapsed - proc.first_offer_at)
+    print(f"command input: the {total - args.instances} OFFER commands at {rate:,.0f} offers/s", flush=True)
+    return rate
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--instances", type=int, default=100_000)
@@ -247,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", default=None, help="external Kafka (default: embedded ephemeral Tansu)")
     ap.add_argument("--mode", choices=("commands", "channels"), default="commands",
                     help="channels: offers through an input channel topic, vs commands in the same run")  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="channels mode: alternating command/channel rounds (RESULT: the medians)")  # fmt: skip
     args = ap.parse_args(argv)
     configure_logging("WARNING")
     codec = Codec(LocalRegistry.load())
@@ -290,10 +307,16 @@ def main(argv: list[str] | None = None) -> int:
             assert proc.first_offer_at is not None and proc.assigned_at is not None
             command_rate = (total - args.instances) / (proc.assigned_at + elapsed - proc.first_offer_at)
             print(f"command input: the {total - args.instances} OFFER commands at {command_rate:,.0f} offers/s")
-            channel_rate = channel_mode(bootstrap, codec, pl, args)
+            rounds = [(command_rate, channel_mode(bootstrap, codec, pl, args))]
+            for r in range(1, args.rounds):  # alternate: a change of machine load hits both modes alike
+                rounds.append((command_phase(bootstrap, codec, pl, args, producer), channel_mode(bootstrap, codec, pl, args)))
+                print(f"round {r + 1}: ratio {rounds[-1][1] / rounds[-1][0]:.3f}", flush=True)
+            ratios = sorted(ch / cmd for cmd, ch in rounds)
+            mid = len(rounds) // 2
+            print("ratios per round: " + ", ".join(f"{ch / cmd:.3f}" for cmd, ch in rounds))
             print(
-                f"RESULT channel_offers_per_s={channel_rate:.0f} command_offers_per_s={command_rate:.0f} "
-                f"ratio={channel_rate / command_rate:.3f}"
+                f"RESULT channel_offers_per_s={sorted(ch for _c, ch in rounds)[mid]:.0f} "
+                f"command_offers_per_s={sorted(c for c, _ch in rounds)[mid]:.0f} ratio={ratios[mid]:.3f}"
             )
             return 0
         raw_out = topics.name("bench.raw")
