@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: run test lint typecheck bench conformance clean install tools
+.PHONY: run test lint typecheck bench conformance clean install tools kcat
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,7 +33,13 @@ tools: $(TOOLS_STAMP)
 run: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/csp run
 
-test: $(STAMP) $(TOOLS_STAMP)
+# Debian kcat for the guide's kcat steps (tests/channels/test_kafka_guide.py skips them without it)
+kcat:
+	@command -v kcat >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && command -v flock >/dev/null 2>&1 && \
+		flock /tmp/apt.lock sh -c 'apt-get update -qq && apt-get install -y -qq kcat' >/dev/null 2>&1; } || \
+		echo "kcat not installed (apt-get install kcat): the guide's kcat steps will be skipped"
+
+test: $(STAMP) $(TOOLS_STAMP) kcat
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)

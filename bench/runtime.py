@@ -15,6 +15,15 @@ of the worker's in-memory instance table divided by the instance count.
 
 Usage: python bench/runtime.py [--instances N] [--offers K] [--batch B] [--bootstrap HOST:PORT]
 Last line: RESULT events_per_s=... raw_per_s=... ratio=... bytes_per_instance=...
+
+``--mode channels [--rounds 3]``: the same workload, but the offers are ``ChannelMessage`` records produced
+to the input channel topic ``csp.channel.buffer.left`` (keyed by instance id), turned into
+offers by the channel bridge (``processors/channels``, in its own process, as
+``python -m processors.channels.worker`` runs it) while the runtime worker runs in this process.
+In the same run, the command-input mode runs first as the baseline; the two alternate for
+``--rounds`` rounds and the RESULT gives the medians (the machine's load changes between
+phases otherwise skew the ratio).
+Last line: RESULT channel_offers_per_s=... command_offers_per_s=... ratio=...
 """
 
 from __future__ import annotations
@@ -55,10 +64,16 @@ class TimedProcessor(RuntimeProcessor):
     """The runtime processor, recording when its partitions were assigned (recovery done)."""
 
     assigned_at: float | None = None
+    first_channel_at: float | None = None  # the first offer from the channel bridge (channel mode)
+    first_offer_at: float | None = None  # the first OFFER command (command mode)
     process_s = 0.0
 
     def process(self, batch: Any, ctx: Any) -> Any:
         t = time.perf_counter()
+        if self.first_channel_at is None and any(b"ch:" in rec._msg.value()[5:10] for rec in batch):
+            self.first_channel_at = t
+        if self.first_offer_at is None and any(rec._msg.value()[6:7] == b"o" for rec in batch):
+            self.first_offer_at = t  # command ids "o<k>-<i>" (produce_commands)
         try:
             return super().process(batch, ctx)
         finally:
@@ -157,6 +172,85 @@ def run_runtime(bootstrap: str, topics: RuntimeTopics, codec: Codec, total: int,
     return elapsed, proc.stats.events / elapsed, proc
 
 
+def produce_channel_offers(
+    bootstrap: str, topics: RuntimeTopics, codec: Codec, instances: int, offers: int
+) -> int:
+    """STARTs on the commands topic, the offers as ChannelMessages on the input channel topic."""
+    producer = Producer(producer_config(bootstrap, **{"linger.ms": 20}))
+    left = topics.channel("buffer", "left")
+    n = 0
+
+    def send(topic: str, iid: str, value: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, key=iid.encode(), value=value)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    iids = [f"buf-{i}" for i in range(instances)]
+    for i, iid in enumerate(iids):
+        send(topics.commands, iid, codec.encode("CspCommand", command_record(
+            f"s{i}", iid, "START", 1_700_000_000_000, system="buffer", version=1)))  # fmt: skip
+        n += 1
+    for k in range(offers):
+        for i, iid in enumerate(iids):
+            v = str((i + k) % 3)
+            msg = {"instance_id": iid, "system": "buffer", "channel": "left", "event": f"left.{v}", "values": [v],
+                   "seq": k, "timestamp": 1_700_000_000_000 + k}  # fmt: skip
+            send(left, iid, codec.encode("ChannelMessage", msg))
+            n += 1
+        producer.poll(0)
+    producer.flush(120)
+    return n
+
+
+def channel_mode(bootstrap: str, codec: Codec, pl: Any, args: argparse.Namespace) -> float:
+    """Commands per second through the channel bridge (bridge process + runtime worker)."""
+    import os
+    import subprocess
+
+    topics = RuntimeTopics(f"benchch{uuid.uuid4().hex[:6]}")
+    ensure_topics(bootstrap, topics.specs() + [topics.channel_spec("buffer", c) for c in pl.deployment.channels])
+    publish(bootstrap, codec, topics.registry, deployment_record(pl.deployment, Settings().resolved_data_dir()))
+    t = time.perf_counter()
+    total = produce_channel_offers(bootstrap, topics, codec, args.instances, args.offers)
+    print(f"produced {args.instances} START commands + {total - args.instances} channel messages "
+          f"in {time.perf_counter() - t:.1f}s", flush=True)  # fmt: skip
+    env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=bootstrap, CSP_LOG_LEVEL="WARNING")
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "processors.channels.worker", "--bootstrap", bootstrap,
+         "--namespace", topics.namespace, "--worker-id", "bench"], cwd=ROOT, env=env)  # fmt: skip
+    try:
+        elapsed, _eps, proc = run_runtime(bootstrap, topics, codec, total, args.batch, args.snapshot_every, {})
+    finally:
+        bridge.terminate()
+        bridge.wait(60)
+    assert proc.assigned_at is not None and proc.first_channel_at is not None
+    # the runtime handles the STARTs while the bridge process starts and joins its group; the
+    # channel offers' rate is measured from the first offer the bridge delivered
+    offers = total - args.instances
+    end = proc.assigned_at + elapsed
+    span = end - proc.first_channel_at
+    rate = offers / span
+    print(f"channel input (bridge process + 1 runtime worker): {total} commands, {proc.stats.events} events "
+          f"in {elapsed:.2f}s; the {offers} channel offers in {span:.2f}s: {rate:,.0f} offers/s", flush=True)  # fmt: skip
+    return rate
+
+
+def command_phase(bootstrap: str, codec: Codec, pl: Any, args: argparse.Namespace, producer: dict[str, Any]) -> float:
+    """The OFFER commands' rate of one command-input run (from the first OFFER to the end)."""
+    topics = RuntimeTopics(f"bench{uuid.uuid4().hex[:6]}")
+    ensure_topics(bootstrap, topics.specs() + [topics.channel_spec("buffer", c) for c in pl.deployment.channels])
+    publish(bootstrap, codec, topics.registry, deployment_record(pl.deployment, Settings().resolved_data_dir()))
+    total = produce_commands(bootstrap, topics.commands, topics.partitions, codec, args.instances, args.offers)
+    elapsed, _eps, proc = run_runtime(bootstrap, topics, codec, total, args.batch, args.snapshot_every, producer)
+    assert proc.first_offer_at is not None and proc.assigned_at is not None
+    rate = (total - args.instances) / (proc.assigned_at + elapsed - proc.first_offer_at)
+    print(f"command input: the {total - args.instances} OFFER commands at {rate:,.0f} offers/s", flush=True)
+    return rate
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--instances", type=int, default=100_000)
@@ -166,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--producer", action="append", default=[], metavar="KEY=VALUE",
                     help="librdkafka producer setting for the runtime worker (repeatable)")  # fmt: skip
     ap.add_argument("--bootstrap", default=None, help="external Kafka (default: embedded ephemeral Tansu)")
+    ap.add_argument("--mode", choices=("commands", "channels"), default="commands",
+                    help="channels: offers through an input channel topic, vs commands in the same run")  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="channels mode: alternating command/channel rounds (RESULT: the medians)")  # fmt: skip
     args = ap.parse_args(argv)
     configure_logging("WARNING")
     codec = Codec(LocalRegistry.load())
@@ -204,6 +302,23 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  memory: {count} instances, {size / max(1, count):.0f} bytes/instance (deep size of the table)"
         )
+        if args.mode == "channels":
+            # the baseline: the OFFER commands' rate (from the first OFFER to the end, as for channels)
+            assert proc.first_offer_at is not None and proc.assigned_at is not None
+            command_rate = (total - args.instances) / (proc.assigned_at + elapsed - proc.first_offer_at)
+            print(f"command input: the {total - args.instances} OFFER commands at {command_rate:,.0f} offers/s")
+            rounds = [(command_rate, channel_mode(bootstrap, codec, pl, args))]
+            for r in range(1, args.rounds):  # alternate: a change of machine load hits both modes alike
+                rounds.append((command_phase(bootstrap, codec, pl, args, producer), channel_mode(bootstrap, codec, pl, args)))
+                print(f"round {r + 1}: ratio {rounds[-1][1] / rounds[-1][0]:.3f}", flush=True)
+            ratios = sorted(ch / cmd for cmd, ch in rounds)
+            mid = len(rounds) // 2
+            print("ratios per round: " + ", ".join(f"{ch / cmd:.3f}" for cmd, ch in rounds))
+            print(
+                f"RESULT channel_offers_per_s={sorted(ch for _c, ch in rounds)[mid]:.0f} "
+                f"command_offers_per_s={sorted(c for c, _ch in rounds)[mid]:.0f} ratio={ratios[mid]:.3f}"
+            )
+            return 0
         raw_out = topics.name("bench.raw")
         from engine import create_topics
 

@@ -17,6 +17,23 @@ app = typer.Typer(
 register_all(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version as _v
+
+        typer.echo(f"csp {_v('enhanced-csp')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    show_version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+    ),
+) -> None:
+    """Enhanced CSP: verified CSP process networks on Kafka."""
+
+
 @app.command()
 def version() -> None:
     """Print the platform version."""

@@ -48,6 +48,12 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     from gateway.agents import Agents
 
+if TYPE_CHECKING:
+    from gateway.index import InstanceIndex
+    from processors.channels.admin import LinkPlan
+    from processors.channels.routes import Routes
+    from processors.services.api import ServiceBinding
+
 
 class PlatformError(RuntimeError):
     """A platform operation failed (refused deployment, refused start, timeout, ...)."""
@@ -335,6 +341,8 @@ class Platform:
             ref = res.refusal_by_command.get(command_id)
             done = ref is not None or (snap is not None if want_snapshot else bool(evs))
             now = time.monotonic()
+            if done and self._complete(evs, snap, ref, want_snapshot):
+                return evs, snap, ref
             if done:
                 if got == 0 and quiet_until is not None and now >= quiet_until:
                     return evs, snap, ref
@@ -349,6 +357,32 @@ class Platform:
                     "when a worker consumes it."
                 )
 
+    def _complete(
+        self,
+        evs: list[Mapping[str, Any]],
+        snap: Mapping[str, Any] | None,
+        ref: Mapping[str, Any] | None,
+        want_snapshot: bool,
+    ) -> bool:
+        """Is the command complete, from its own records (no waiting for quiet)?
+
+        An offer: refused, or its last event leaves the instance settled (no τ, ✓ or output
+        transition enabled in ``state_after``: the runtime settles before the next command).
+        A START/STOP: its snapshot, written after its events, with every event up to the
+        snapshot's seq seen. Otherwise (a DIVERGENT refusal, an unknown deployment) the caller
+        falls back to 50 ms without new records."""
+        if want_snapshot:
+            return snap is not None and (not evs or int(evs[-1]["seq"]) >= int(snap["seq"]))
+        if ref is not None:
+            # a DIVERGENT refusal may follow accepted steps (other topic): those wait for quiet
+            return ref.get("reason") != "DIVERGENT"
+        last = evs[-1]
+        dep = self.store.lookup(last["system"], int(last["version"]))
+        if dep is None:
+            self.store.refresh()
+            dep = self.store.lookup(last["system"], int(last["version"]))
+        return dep is not None and not dep.auto(int(last["state_after"]))
+
     # -- deployments -------------------------------------------------------------------
 
     def deploy(
@@ -360,8 +394,14 @@ class Platform:
         outputs: Sequence[str] = (),
         force: bool = False,
         max_states: int = 1_000_000,
+        bind: Sequence[str] = (),
     ) -> Plan:
-        """Check, compile and register a system. Returns the plan (``plan.refused``: nothing deployed)."""
+        """Check, compile and register a system. Returns the plan (``plan.refused``: nothing deployed).
+
+        ``bind``: ``CHANNEL=SERVICE[:REPLY_CHANNEL]`` service bindings recorded with the deployment."""
+        from processors.channels.admin import bind_all, check_binds
+
+        check_binds(bind)  # a bad binding fails before anything is deployed
         system = name or process
         self.store.refresh()
         version = (self.store.versions(system) or [0])[-1] + 1
@@ -386,6 +426,8 @@ class Platform:
                 and got["source_hash"] == dep.source_hash
                 and got["deployed_at"] == dep.deployed_at
             ):
+                if bind:
+                    bind_all(self.store, dep.system, bind)
                 return Plan(dep, pl.results, pl.failed, pl.force)
             # a concurrent deploy took this version first (first record wins): take the next one
             dep = replace(dep, version=self.next_version(dep.system))
@@ -404,6 +446,49 @@ class Platform:
         offset = publish(self.bootstrap, self.codec, self.topics.registry, signed)
         self.store.refresh()
         return offset
+
+    # -- channels: links and service bindings (processors/channels) -----------------------
+
+    def bind(
+        self, system: str, channel: str, service: str, reply_channel: str | None = None
+    ) -> ServiceBinding:
+        """Bind ``system.channel`` (an output channel) to a service; results come back on ``reply_channel``."""
+        from processors.channels.admin import make_binding, publish_binding
+
+        self.store.refresh()
+        b = make_binding(self.store, system, channel, service, reply_channel)
+        publish_binding(self.store, b)
+        return b
+
+    def link(self, src: str, dst: str, *, instance_map: str = "same", force: bool = False) -> LinkPlan:
+        """Link ``SRC.out`` to ``DST.in`` after checking the pair (``plan.refused``: not linked)."""
+        from processors.channels.admin import plan_link, publish_link
+        from processors.channels.routes import parse_endpoint
+
+        pl = plan_link(
+            self.store, parse_endpoint(src), parse_endpoint(dst), instance_map=instance_map, force=force
+        )
+        if not pl.refused:
+            publish_link(self.store, pl.link)
+        return pl
+
+    def unlink(self, *route_ids: str) -> int:
+        """Remove links or bindings by route id (``link:A.out->B.in``, ``bind:A.chan``)."""
+        from processors.channels.admin import unlink
+
+        return unlink(self.store, route_ids)
+
+    def undeploy(self, system: str) -> list[int]:
+        """Remove a system: its links and bindings, and its versions from new starts (running
+        instances keep running). Returns the versions it had; a later deploy starts again."""
+        from processors.channels.admin import undeploy
+
+        return undeploy(self.store, system)
+
+    def routes(self) -> Routes:
+        from processors.channels.admin import routes
+
+        return routes(self.store)
 
     def next_version(self, system: str) -> int:
         self.store.refresh()
@@ -431,8 +516,14 @@ class Platform:
         instance_id: str | None = None,
         timeout_s: float = 30.0,
     ) -> Instance:
-        """Start an instance and wait for it; raises :class:`PlatformError` with the refusal."""
+        """Start an instance and wait for it; raises :class:`PlatformError` with the refusal.
+
+        Instance ids are Kafka keys: non-empty, no control characters, at most 200 bytes (ValueError)."""
+        from processors.channels.message import instance_id_error
+
         iid = instance_id or f"{system}-{uuid.uuid4().hex[:12]}"
+        if (err := instance_id_error(iid)) is not None:
+            raise ValueError(f"instance id: {err}")
         if version is None:
             latest = self.next_version(system) - 1
             version = latest if latest > 0 else None  # None: the runtime refuses UNKNOWN_SYSTEM
@@ -454,7 +545,13 @@ class Platform:
     def offer(
         self, instance_id: str, event: str, *, offer_id: str | None = None, timeout_s: float = 30.0
     ) -> OfferResult:
-        """Offer ``event`` (CSPm syntax, e.g. ``c.1.true``) to an instance; returns the event or the refusal."""
+        """Offer ``event`` (CSPm syntax, e.g. ``c.1.true``) to an instance; returns the event or the refusal.
+
+        Returns when the command is complete: refused, or its last event leaves the instance settled."""
+        from processors.channels.message import instance_id_error
+
+        if (err := instance_id_error(instance_id)) is not None:
+            raise ValueError(f"instance id: {err}")
         oid = offer_id or uuid.uuid4().hex
         part = partition_for(instance_id, self.partitions)
         self.results.ensure(part)
@@ -477,20 +574,29 @@ class Platform:
     # -- reading the log ----------------------------------------------------------------
 
     def read(self, topic: str, schema: str, partitions: Iterable[int] | None = None) -> list[dict[str, Any]]:
-        """Every ``schema`` record of ``topic`` (all partitions) up to now."""
-        out: list[dict[str, Any]] = []
+        """Every ``schema`` record of ``topic`` (all partitions, read concurrently) up to now."""
+        from concurrent.futures import ThreadPoolExecutor
+
         if partitions is None:
             partitions = range(list_topics(self.bootstrap).get(topic, 0))
-        for p in partitions:
-            for _o, _k, value, _ts in read_to_end(self.bootstrap, topic, p):
-                if value is None:
-                    continue
-                try:
-                    name, rec = self.codec.decode(value)
-                except Exception:
-                    continue
-                if name == schema:
-                    out.append(rec)
+        parts = list(partitions)
+        if len(parts) <= 1:
+            return [r for p in parts for r in self._read_partition(topic, schema, p)]
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            chunks = list(pool.map(lambda p: self._read_partition(topic, schema, p), parts))
+        return [r for chunk in chunks for r in chunk]
+
+    def _read_partition(self, topic: str, schema: str, partition: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for _o, _k, value, _ts in read_to_end(self.bootstrap, topic, partition):
+            if value is None:
+                continue
+            try:
+                name, rec = self.codec.decode(value)
+            except Exception:
+                continue
+            if name == schema:
+                out.append(rec)
         return out
 
     def events(self, instance_id: str | None = None) -> list[dict[str, Any]]:
@@ -513,21 +619,40 @@ class Platform:
 
     def instances(self) -> list[InstanceState]:
         """Every instance, folded from the snapshots and events so far."""
-        self.store.refresh()
-        snaps = self.read(self.topics.snapshots, "CspSnapshot")
-        evs = self.read(self.topics.events, "CspEvent")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=3) as pool:  # the reads mostly wait on the broker
+            registry = pool.submit(self.store.refresh)
+            snaps_f = pool.submit(self.read, self.topics.snapshots, "CspSnapshot")
+            evs_f = pool.submit(self.read, self.topics.events, "CspEvent")
+            registry.result()
+            snaps, evs = snaps_f.result(), evs_f.result()
         got = fold.recover(snaps, evs, None, self.store.lookup, strict=False)
         return [got[k] for k in sorted(got)]
 
+    def instance_index(self) -> InstanceIndex:
+        """The incremental instance index of this broker and namespace (``gateway/index.py``), caught up."""
+        import hashlib
+
+        from gateway.index import InstanceIndex
+
+        tag = hashlib.sha256(f"{self.bootstrap}|{self.topics.namespace}".encode()).hexdigest()[:16]
+        path = self.settings.resolved_data_dir() / "index" / f"{self.topics.namespace or 'default'}-{tag}.sqlite"
+        index = InstanceIndex(path, self.bootstrap, self.codec, self.topics)
+        index.catch_up()
+        return index
+
     def replay(self, instance_id: str, until: int | None = None) -> fold.Replay:
-        self.store.refresh()
+        from concurrent.futures import ThreadPoolExecutor
+
         parts = [partition_for(instance_id, self.partitions)]
-        snaps = [
-            s
-            for s in self.read(self.topics.snapshots, "CspSnapshot", parts)
-            if s["instance_id"] == instance_id
-        ]
-        evs = [e for e in self.read(self.topics.events, "CspEvent", parts) if e["instance_id"] == instance_id]
+        with ThreadPoolExecutor(max_workers=3) as pool:  # the reads mostly wait on the broker
+            registry = pool.submit(self.store.refresh)
+            snaps_f = pool.submit(self.read, self.topics.snapshots, "CspSnapshot", parts)
+            evs_f = pool.submit(self.read, self.topics.events, "CspEvent", parts)
+            registry.result()
+            snaps = [s for s in snaps_f.result() if s["instance_id"] == instance_id]
+            evs = [e for e in evs_f.result() if e["instance_id"] == instance_id]
         if not snaps and not evs:
             raise PlatformError(f"no instance {instance_id} in {self.topics.events}/{self.topics.snapshots}")
         return fold.replay(instance_id, snaps, evs, self.store.lookup, until)
@@ -539,10 +664,12 @@ class Platform:
         system: str | None = None,
         from_beginning: bool = True,
         timeout_s: float | None = None,
+        instance: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Iterate over the ChannelMessages of a channel (``"system.channel"`` or ``system=``), deduplicated.
 
-        Ends after ``timeout_s`` seconds without a message (None: never).
+        Ends after ``timeout_s`` seconds without a message (None: never). ``instance``: only the
+        messages of that instance.
         """
         if system is None and "." in channel:
             system, channel = channel.split(".", 1)
@@ -556,7 +683,8 @@ class Platform:
                 )
             system = owners[0]
         topic = self.topics.channel(system, channel)
-        return self.stream(topic, "ChannelMessage", from_beginning=from_beginning, timeout_s=timeout_s)
+        got = self.stream(topic, "ChannelMessage", from_beginning=from_beginning, timeout_s=timeout_s)
+        return got if instance is None else (m for m in got if m["instance_id"] == instance)
 
     def follow(
         self, what: str = "events", *, from_beginning: bool = True, timeout_s: float | None = None
@@ -579,10 +707,12 @@ class Platform:
         from_beginning: bool = True,
         timeout_s: float | None = None,
         dedupe: Callable[[Mapping[str, Any]], tuple[str, int]] | None = None,
+        start_offset: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """``schema`` records of every partition of ``topic``, deduplicated (default: on (instance, seq)).
 
-        Ends after ``timeout_s`` seconds without a record (None: never)."""
+        Ends after ``timeout_s`` seconds without a record (None: never). ``start_offset``: read every
+        partition from that offset."""
         key_of = dedupe or (lambda r: (r.get("instance_id", ""), r.get("seq", -1)))
         conf = consumer_config(
             self.bootstrap, f"csp-sub-{uuid.uuid4().hex}", **{"enable.partition.eof": False}
@@ -591,7 +721,10 @@ class Platform:
         try:
             nparts = list_topics(self.bootstrap).get(topic, self.partitions)
             tps = [
-                TopicPartition(topic, p, 0 if from_beginning else self.fence(topic, p)) for p in range(nparts)
+                TopicPartition(
+                    topic, p, start_offset if start_offset is not None else 0 if from_beginning else self.fence(topic, p)
+                )
+                for p in range(nparts)
             ]
             consumer.assign(tps)
             seen: set[tuple[str, int]] = set()

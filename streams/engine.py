@@ -274,9 +274,8 @@ class Engine:
                 self._producer.init_transactions(cfg.connect_timeout_s)
             except KafkaException as exc:
                 raise FatalEngineError(f"{self.processor.name}: init_transactions failed: {exc}") from None
-        self._consumer.subscribe(
-            list(self.processor.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        if self.processor.inputs:
+            self._consumer.subscribe(list(self.processor.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.metrics.serve(cfg.metrics_port, cfg.metrics_host)
         self.log.info("engine.started", inputs=list(self.processor.inputs), exactly_once=cfg.exactly_once)
 
@@ -365,6 +364,16 @@ class Engine:
         finally:
             self.close()
         return self.processed
+
+    def resubscribe(self, topics: Sequence[str]) -> None:
+        """Change the input topics (a processor whose inputs follow the registry); a rebalance follows."""
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("engine not started")
+        if topics:
+            consumer.subscribe(list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        else:
+            consumer.unsubscribe()
 
     # -- rebalance -----------------------------------------------------------------
 
@@ -504,6 +513,8 @@ class Engine:
         """Drop control records; dead-letter records that are not valid platform records."""
         live: list[InRecord] = []
         decode_inputs = self.processor.decode_inputs
+        # a processor with raw_inputs = True accepts values that are not in the wire format (JSON)
+        raw_inputs = bool(getattr(self.processor, "raw_inputs", False))
         for rec in batch:
             msg = rec._msg
             raw = msg.value()
@@ -529,7 +540,7 @@ class Engine:
                 except Exception as exc:
                     ctx.dead_letter(rec, f"undecodable record: {exc}")
                     continue
-            elif len(raw) < 5 or raw[0] != 0:
+            elif not raw_inputs and (len(raw) < 5 or raw[0] != 0):
                 ctx.dead_letter(rec, "not in Confluent wire format (magic byte 0 + 4-byte schema id)")
                 continue
             live.append(rec)

@@ -19,6 +19,8 @@ MODULES = (
     "gateway.commands.quantum",  # csp quantum entangle / teleport / run / correct / worker
     "gateway.commands.analytics",  # csp sql / dashboard: SQL over the ClickHouse projections
     "gateway.commands.agents",  # csp agents create / list / delete / protocol / collaborate / worker
+    "gateway.commands.channels",  # csp link / unlink / routes / bind / dlq
+    "gateway.commands.systems",  # csp systems
 )
 
 

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -214,7 +215,8 @@ def run(
                     continue
                 plan = platform.deploy(EXAMPLES / rel, process, name=name, outputs=list(outputs))
                 verdicts = ", ".join(f"{r.status} {r.text}" for r in plan.results) or "no assertions"
-                console.print(f"deployed {name}: {verdicts}" if not plan.refused else f"[red]refused {name}[/]")
+                # escape: an assertion text such as `BUFFER :[deadlock free]` is not Rich markup
+                console.print(f"deployed {name}: {escape(verdicts)}" if not plan.refused else f"[red]refused {name}[/]")
             from processors.agents.demo import start_llm_negotiations
 
             # LLM agents bound to a verified protocol (examples/agents/llm_negotiation.csp)

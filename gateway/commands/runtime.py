@@ -9,6 +9,7 @@ Heavy modules are imported inside the commands so that ``csp`` starts fast.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +30,27 @@ DataDir = Annotated[
 Namespace = Annotated[
     str, typer.Option("--namespace", help="Topic namespace (tests, side-by-side platforms)")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output (= --format json)")]
+Fmt = Annotated[str, typer.Option("--format", help="text | json | csv (csv: one row per record)")]
+
+
+def _fmt(fmt: str, as_json: bool = False) -> str:
+    """The output format (``--json`` is ``--format json``); exit 2 on an unknown one."""
+    if fmt not in ("text", "json", "csv"):
+        raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
+    return "json" if as_json else fmt
+
+
+def _csv(rows: list[dict[str, Any]]) -> None:
+    import csv
+    import sys
+
+    if not rows:
+        return
+    w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -62,6 +83,17 @@ def _check_namespace(namespace: str) -> None:
             f"--namespace {namespace!r}: use letters, digits, '.', '_' or '-' (it prefixes Kafka topic names)",
             EXIT_INPUT,
         ) from None
+
+
+def _check_instance_id(instance_id: str | None) -> None:
+    """Exit 2 unless the instance id is Kafka-key-safe (non-empty, no control characters, <= 200 bytes)."""
+    from processors.channels.message import instance_id_error
+
+    if instance_id is None:
+        return
+    err = instance_id_error(instance_id)
+    if err is not None:
+        raise _fail(f"instance id: {err}", EXIT_INPUT)
 
 
 def _platform(data_dir: Path | None, namespace: str) -> Platform:
@@ -105,6 +137,11 @@ def deploy(
     max_states: Annotated[
         int, typer.Option("--max-states", help="State limit for checks and compilation")
     ] = 1_000_000,
+    bind: Annotated[
+        list[str] | None,
+        typer.Option("--bind", help="CHANNEL=SERVICE[:REPLY_CHANNEL]: bind an output channel to a service (repeatable)"),
+    ] = None,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
     max_memory: Annotated[
@@ -120,6 +157,7 @@ def deploy(
     from processors.csp.limits import Guard, Limits, default_max_memory, parse_size
     from processors.csp.runtime.deploy import DeployError, describe_failure
 
+    fmt = _fmt(fmt)
     _check_text_file(file)
     try:
         limits = Limits(parse_size(max_memory) if max_memory else default_max_memory(), timeout or None)
@@ -130,17 +168,29 @@ def deploy(
         with Guard(limits):
             plan = platform.deploy(
                 file, process, name=name, outputs=[o.strip() for o in outputs.split(",") if o.strip()],
-                force=force, max_states=max_states,
+                force=force, max_states=max_states, bind=bind or (),
             )  # fmt: skip
     except (CspmError, DeployError, ValueError) as exc:
         raise _fail(str(exc), EXIT_INPUT) from None
     finally:
         platform.close()
+    dep = plan.deployment
+    if fmt != "text":
+        rows = [{"system": dep.system, "version": dep.version, "deployed": not plan.refused, "assertion": r.text,
+                 "status": r.status} for r in plan.results]  # fmt: skip
+        if fmt == "csv":
+            _csv(rows)
+        else:
+            typer.echo(json.dumps({"system": dep.system, "version": dep.version, "deployed": not plan.refused,
+                                   "channels": {c.name: c.role for c in dep.channels.values()},
+                                   "assertions": [{"text": r["assertion"], "status": r["status"]} for r in rows]}))  # fmt: skip
+        if plan.refused:
+            raise typer.Exit(EXIT_REFUSED)
+        return
     for res in plan.results:
         typer.echo(f"  {res.status:5} {res.text}")
     for res in plan.failed:
         typer.echo(describe_failure(res), err=True)
-    dep = plan.deployment
     if plan.refused:
         raise _fail(
             f"deployment of {dep.system} refused: {len(plan.failed)} assertion(s) failed (use --force to deploy anyway)",
@@ -171,12 +221,15 @@ def start(
         if not sep:
             raise _fail(f"--param {p!r}: expected key=value", EXIT_INPUT)
         params[k] = v
+    _check_instance_id(instance_id)
+    instance_id = instance_id or f"{system}-{uuid.uuid4().hex[:12]}"
     with _platform(data_dir, namespace) as platform:
         try:
             inst = platform.start(
                 system, version=version, params=params, instance_id=instance_id, timeout_s=timeout
             )
         except NoAnswer as exc:
+            typer.echo(instance_id)  # the START stays on the log: the id finds the instance later
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
         except PlatformError as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
@@ -192,21 +245,26 @@ def offer(
     event: Annotated[str, typer.Argument(help="Event in CSPm syntax, e.g. c.1.true")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runtime")] = 30.0,
     as_json: Json = False,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Offer EVENT to an instance; prints the accepted event (and what followed) or the refusal."""
     from gateway.sdk import PlatformError
 
+    fmt = _fmt(fmt, as_json)
+    _check_instance_id(instance_id)
     with _platform(data_dir, namespace) as platform:
         try:
             res = platform.offer(instance_id, event, timeout_s=timeout)
         except PlatformError as exc:
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
-    if as_json:
+    if fmt == "json":
         typer.echo(
             json.dumps({"event": res.event, "follow": list(res.follow), "refusal": res.refusal}, default=str)
         )
+    elif fmt == "csv":
+        _csv([dict(e) for e in ([res.event] if res.event else []) + list(res.follow)] or [dict(res.refusal or {})])
     else:
         typer.echo(str(res))
     if not res.accepted:
@@ -236,32 +294,81 @@ def tail(
     channel: Annotated[
         str | None, typer.Option("--channel", help="Channel (SYSTEM.CHANNEL, or with --system)")
     ] = None,
-    system: Annotated[str | None, typer.Option("--system", help="System of --channel")] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System of --channel; else only this system's records")] = None,
     refusals: Annotated[bool, typer.Option("--refusals", help="Show refusals instead of events")] = False,
     instance: Annotated[str | None, typer.Option("--instance", help="Only this instance")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep waiting for new records")] = False,
+    offset: Annotated[
+        str,
+        typer.Option("--offset", "-o", help="beginning | end (new records only, waits) | -N (the last N) | "
+                     "OFFSET (from this Kafka offset of every partition)"),
+    ] = "beginning",
+    count: Annotated[int | None, typer.Option("--count", "-c", min=1, help="Exit after COUNT records")] = None,
+    exit_at_end: Annotated[bool, typer.Option("--exit", "-e", help="Exit at the end of the log (the default unless -f or -o end)")] = False,
     as_json: Json = False,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
-    """Print the event log (deduplicated on (instance, seq)), a channel's messages, or the refusals."""
+    """Print the event log (deduplicated on (instance, seq)), a channel's messages, or the refusals.
+
+    kcat habits: -o beginning|end|-N|OFFSET, -c COUNT, -e."""
+    from itertools import islice
+
+    fmt = _fmt(fmt, as_json)
+    as_json = fmt == "json"
+    csv_rows: list[dict[str, Any]] = []
+    last: int | None = None
+    start: int | None = None
+    if offset == "end":
+        follow = not exit_at_end
+    elif offset.startswith("-") and offset[1:].isdigit():
+        last = int(offset[1:])
+    elif offset.isdigit():
+        start = int(offset)
+    elif offset != "beginning":
+        raise _fail(f"-o {offset!r}: use beginning, end, -N or an offset", EXIT_INPUT)
+    if exit_at_end:
+        follow = False
     with _platform(data_dir, namespace) as platform:
         if channel is not None:
             system, channel = _resolve_channel(platform, channel, system)
-            for msg in platform.subscribe(channel, system=system, timeout_s=None if follow else 1.0):
-                if instance is None or msg["instance_id"] == instance:
-                    typer.echo(json.dumps(msg) if as_json else
-                               f"{msg['instance_id']} #{msg['seq']} {msg['event']} values={msg['values']}")  # fmt: skip
-            return
-        if follow:
-            rows: Iterable[dict[str, Any]] = platform.follow("refusals" if refusals else "events")
+            topic, schema = platform.topics.channel(system, channel), "ChannelMessage"
         else:
-            rows = platform.refusals() if refusals else platform.events(instance)
-        for rec in rows:
-            if instance is not None and rec["instance_id"] != instance:
-                continue
-            if as_json:
+            topic, schema = (platform.topics.refusals, "CspRefusal") if refusals else (platform.topics.events, "CspEvent")
+        key = (lambda r: (r["command_id"], 0)) if channel is None and refusals else None
+        wait = None if follow else 1.0
+        if offset == "end" or start is not None:
+            rows: Iterable[dict[str, Any]] = platform.stream(
+                topic, schema, from_beginning=offset != "end", start_offset=start, timeout_s=wait, dedupe=key)  # fmt: skip
+        elif last is not None or not follow:
+            if channel is not None:
+                rows = platform.subscribe(channel, system=system, timeout_s=1.0)
+            else:
+                rows = platform.refusals() if refusals else platform.events(instance)
+        else:
+            rows = platform.stream(topic, schema, timeout_s=None, dedupe=key)
+
+        def wanted(rec: dict[str, Any]) -> bool:
+            return (instance is None or rec["instance_id"] == instance) and (
+                system is None or channel is not None or rec.get("system") == system)  # fmt: skip
+
+        selected: Iterable[dict[str, Any]] = (r for r in rows if wanted(r))
+        if last is not None:
+            tail_rows = list(selected)[-last:] if last else []
+            selected = tail_rows
+            if follow:
+                from itertools import chain
+
+                more = platform.stream(topic, schema, from_beginning=False, timeout_s=None, dedupe=key)
+                selected = chain(tail_rows, (r for r in more if wanted(r)))
+        for rec in islice(selected, count):
+            if fmt == "csv":
+                csv_rows.append(rec)
+            elif as_json:
                 typer.echo(json.dumps(rec, default=lambda b: b.hex() if isinstance(b, bytes) else str(b)))
+            elif channel is not None:
+                typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['event']} values={rec['values']}")
             elif refusals:
                 acc = rec.get("acceptable") or []
                 typer.echo(f"{rec['instance_id']} {rec.get('event') or '-'} {rec['reason']}: {rec['message']}"
@@ -270,6 +377,7 @@ def tail(
                 typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['kind']:6} {rec['event']}  "
                            f"[{rec['state_before']}->{rec['state_after']}]"
                            + (f" choice {rec['choice']['chosen']}/{rec['choice']['options']}" if rec.get("choice") else ""))  # fmt: skip
+    _csv(csv_rows)
 
 
 def _resolve_channel(platform: Platform, channel: str, system: str | None) -> tuple[str, str]:
@@ -311,13 +419,28 @@ def _resolve_channel(platform: Platform, channel: str, system: str | None) -> tu
 
 def instances(
     system: Annotated[str | None, typer.Option("--system", help="Only this system")] = None,
+    index: Annotated[
+        bool, typer.Option("--index", help="Serve from the incremental index in the data dir (reads only new records)")
+    ] = False,
     as_json: Json = False,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """List instances with their state, folded from the snapshots and the event log."""
+    fmt = _fmt(fmt, as_json)
+    as_json = fmt == "json"
     with _platform(data_dir, namespace) as platform:
-        rows = [i for i in platform.instances() if system is None or i.system == system]
+        if index:
+            idx = platform.instance_index()
+            rows = idx.instances(system)
+            idx.close()
+        else:
+            rows = [i for i in platform.instances() if system is None or i.system == system]
+    if fmt == "csv":
+        _csv([{"instance_id": i.instance_id, "system": i.system, "version": i.version, "state": i.state,
+               "seq": i.seq, "status": i.status.value} for i in rows])  # fmt: skip
+        return
     for i in rows:
         if as_json:
             typer.echo(json.dumps({"instance_id": i.instance_id, "system": i.system, "version": i.version,
@@ -336,6 +459,7 @@ def replay(
         int | None, typer.Option("--until", min=0, help="Rebuild the state after event SEQ")
     ] = None,
     as_json: Json = False,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
@@ -343,6 +467,8 @@ def replay(
     from gateway.sdk import PlatformError
     from processors.csp.runtime.fold import FoldError
 
+    fmt = _fmt(fmt, as_json)
+    as_json = fmt == "json"
     with _platform(data_dir, namespace) as platform:
         try:
             rep = platform.replay(instance_id, until)
@@ -352,6 +478,10 @@ def replay(
     if as_json:
         typer.echo(json.dumps({"instance_id": inst.instance_id, "state": inst.state, "seq": inst.seq,
                                "status": inst.status.value, "trace": [e["event"] for e in rep.trace]}))  # fmt: skip
+        return
+    if fmt == "csv":
+        _csv([{k: e.get(k) for k in ("instance_id", "seq", "kind", "event", "state_before", "state_after")}
+              for e in rep.trace])  # fmt: skip
         return
     for e in rep.trace:
         typer.echo(f"#{e['seq']:<5} {e['kind']:6} {e['event']:24} {e['state_before']} -> {e['state_after']}")
@@ -364,6 +494,7 @@ def conform(
     spec_file: Annotated[Path, typer.Argument(help="CSPm file of the specification")],
     spec_proc: Annotated[str, typer.Argument(help="Specification process")],
     max_states: Annotated[int, typer.Option("--max-states")] = 1_000_000,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
@@ -374,6 +505,7 @@ def conform(
     from processors.csp.runtime.conform import conform as check
     from processors.csp.runtime.conform import visible_trace
 
+    fmt = _fmt(fmt)
     _check_text_file(spec_file)
     try:
         module = load_file(spec_file)
@@ -396,6 +528,16 @@ def conform(
         per.setdefault(e["instance_id"], []).append(e)
     traces = {iid: visible_trace(evs) for iid, evs in per.items()}
     violations = check(spec, traces)
+    if fmt != "text":
+        rows = [{"instance_id": v.instance_id, "violation": str(v)} for v in violations]
+        if fmt == "csv":
+            _csv(rows)
+        else:
+            typer.echo(json.dumps({"system": system, "spec": spec_proc, "instances": len(traces),
+                                   "conforming": len(traces) - len(violations), "violations": rows}))  # fmt: skip
+        if violations:
+            raise typer.Exit(EXIT_REFUSED)
+        return
     for v in violations:
         typer.echo(f"VIOLATION {v}")
     typer.echo(
@@ -422,10 +564,15 @@ def worker(
     snapshot_every: Annotated[
         int, typer.Option("--snapshot-every", min=1, help="Snapshot an instance every N events")
     ] = 100,
+    no_channels: Annotated[
+        bool, typer.Option("--no-channels", help="Do not run the channel bridge (input topics, links, bindings) here")
+    ] = False,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
-    """Run a runtime worker in the foreground (Ctrl-C to stop); start more to scale out."""
+    """Run a runtime worker in the foreground (Ctrl-C to stop); start more to scale out.
+
+    It also runs the channel bridge (input channel topics, links, service bindings)."""
     from infra.settings import Settings
     from infra.stack import StackError, resolve_endpoints
     from processors.csp.runtime.worker import main as worker_main
@@ -448,6 +595,8 @@ def worker(
             "--bootstrap", bootstrap, "--bound", str(bound), "--snapshot-every", str(snapshot_every)]  # fmt: skip
     if at_least_once:
         args.append("--at-least-once")
+    if no_channels:
+        args.append("--no-channels")
     try:
         code = worker_main(args)
     except Exception as exc:

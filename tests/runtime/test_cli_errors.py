@@ -124,6 +124,9 @@ def test_no_worker_is_one_line_exit_3(ns: str, args: tuple[str, ...]) -> None:
     code, out, exc = csp(*args, "--timeout", "1", "--namespace", ns)
     assert exc is None, exc
     assert code == 3, out
+    if args[0] == "start":  # the id it asked for comes first (stdout), so the orphan can be found
+        iid, _, out = out.partition("\n")
+        assert iid.startswith("buf-"), iid
     assert out.startswith("error: no answer to command") and "csp worker" in out, out
 
 

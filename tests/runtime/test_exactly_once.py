@@ -132,7 +132,7 @@ def assigned_partitions(log: Path, last: bool = False) -> set[int]:
 
     got: set[int] = set()
     for line in log.read_text(errors="replace").splitlines():
-        if "engine.assigned" in line:
+        if "engine.assigned" in line and "csp.commands[" in line:  # not the channel bridge's assignments
             parts = {int(m) for m in re.findall(r"csp\.commands\[(\d+)\]", line)}
             got = parts if last else got | parts
     return got

@@ -183,7 +183,7 @@ class FastEncoder:
                 ch = dep.label_channel[label]
                 kind = dep.kinds[label]
                 chan_mid = None
-                if ch is not None and kind in ("INPUT", "OUTPUT"):
+                if ch is not None and kind == "OUTPUT":  # inputs arrive on their topic, they are not echoed
                     chan_mid = (
                         zstr(dep.system)
                         + zstr(ch)

@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from processors.csp.runtime import fold
+from processors.csp.runtime.derived import DerivedWindow, is_derived
 from processors.csp.runtime.encoding import (
     CommandDecoder,
     EventDecoder,
@@ -61,7 +62,6 @@ from processors.csp.runtime.encoding import (
 )
 from processors.csp.runtime.idempotence import DEFAULT_WINDOW, command_hash, push, seen
 from processors.csp.runtime.model import (
-    KIND_INPUT,
     KIND_OUTPUT,
     Deployment,
     Instance,
@@ -155,6 +155,8 @@ class RuntimeProcessor(ProcessorBase):
         self._explicit_all = False
         self.max_command_bytes = max_command_bytes
         self.window = max(0, dedupe_window)
+        # derived command ids (channel bridge offers) applied, per command partition
+        self._derived: dict[int, DerivedWindow] = {}
 
     # -- deployments -------------------------------------------------------------------
 
@@ -230,6 +232,8 @@ class RuntimeProcessor(ProcessorBase):
                     self._too_large(rec, raw, out)
                     continue
                 t = decode_tuple(raw)
+                if t is not None and is_derived(t[0]) and self._derived_repeat(part, t[0]):
+                    continue
                 if t is not None:
                     # -- fast path: a deterministic accepted offer (no draw, bounded settling) --
                     iid = t[1]
@@ -317,6 +321,8 @@ class RuntimeProcessor(ProcessorBase):
                             rec, f"expected a {COMMAND_SCHEMA} record on {rec.topic}, got a {name} record"
                         )
                         continue
+                    if is_derived(value["command_id"]) and self._derived_repeat(part, value["command_id"]):
+                        continue
                     iid = value["instance_id"]
                     inst = insts.get(iid)
                 if inst is None and self.home(iid) != part:
@@ -331,6 +337,12 @@ class RuntimeProcessor(ProcessorBase):
         self.stats.commands += len(batch)
         self.stats.events += n_events
         return out
+
+    def _derived_repeat(self, part: int, command_id: str) -> bool:
+        window = self._derived.get(part)
+        if window is None:
+            window = self._derived[part] = DerivedWindow()
+        return window.seen(command_id)
 
     def _fast_start(
         self, msg: Any, value: Mapping[str, Any], insts: dict[str, Instance], out: list[OutRecord]
@@ -495,7 +507,7 @@ class RuntimeProcessor(ProcessorBase):
             for step in outcome.steps:
                 out.append(OutRecord(self.topics.events, key, None, None,
                                      enc.event(dep, iid, step, cmd, part, rec.offset), explicit))  # fmt: skip
-                if step.kind in (KIND_INPUT, KIND_OUTPUT) and dep.label_channel[step.label] is not None:
+                if step.kind == KIND_OUTPUT and dep.label_channel[step.label] is not None:
                     out.append(OutRecord(self._chan_topic_of(dep, step.label), key, None, None,
                                          enc.channel_message(dep, iid, step, cmd.issued_at)))  # fmt: skip
             self.stats.events += len(outcome.steps)
@@ -564,6 +576,7 @@ class RuntimeProcessor(ProcessorBase):
             self.stats.recovered_instances += len(insts)
             self.partitions[p] = insts
             self._unnatural[p] = {i for i in insts if not self._natural(i, p)}
+            self._derived[p] = DerivedWindow.from_events(logs[(p, self.topics.events)], max(0, ctx.committed[ref]))
             for inst in insts.values():
                 self.lookup(inst.system, inst.version)
 
@@ -606,6 +619,7 @@ class RuntimeProcessor(ProcessorBase):
         for ref in partitions:
             if ref.topic == self.topics.commands:
                 self.partitions.pop(ref.partition, None)
+                self._derived.pop(ref.partition, None)
 
 
 def bounded_refusal(refusal: Refusal) -> Refusal:

@@ -37,6 +37,7 @@ from streams.engine import Codec
 from streams.reader import read_to_end
 
 REGISTRY_SCHEMA = "CspRegistryRecord"
+ROUTE_SCHEMA = "CspRoute"  # links and service bindings (processors/channels/routes.py)
 # records above this size keep their compiled LTS in a file (Kafka's default max is 1 MB)
 MAX_INLINE_COMPILED = 900_000
 # the largest compiled-LTS file a store reads through compiled_ref
@@ -185,6 +186,9 @@ class DeploymentStore:
         self._records: dict[tuple[str, int], Mapping[str, Any]] = {}
         self._next_offset = 0
         self.errors: list[str] = []
+        # CspRoute records (links, service bindings, undeploys), in log order
+        self.route_records: list[Mapping[str, Any]] = []
+        self._undeployed: dict[str, int] = {}  # system -> time of its last undeploy
 
     def refresh(self, timeout_s: float = 30.0) -> int:
         """Read new registry records; returns how many versions were added."""
@@ -197,6 +201,12 @@ class DeploymentStore:
                 continue
             try:
                 name, rec = self.codec.decode(value)
+                if name == ROUTE_SCHEMA:
+                    self.route_records.append(rec)
+                    if rec.get("kind") == "UNDEPLOY":
+                        system = rec["src_system"]
+                        self._undeployed[system] = max(self._undeployed.get(system, 0), int(rec["created_at"]))
+                    continue
                 if name != REGISTRY_SCHEMA:
                     continue
                 key = (rec["system"], int(rec["version"]))
@@ -234,20 +244,36 @@ class DeploymentStore:
         return self._records.get((system, version))
 
     def versions(self, system: str) -> list[int]:
-        return sorted(v for (s, v) in self._deps if s == system)
+        """The deployed versions (those deployed before the system's last undeploy are gone;
+        ``lookup(system, version)`` still finds them for their running instances)."""
+        gone = self._undeployed.get(system)
+        return sorted(
+            v for (s, v), dep in self._deps.items() if s == system and (gone is None or dep.deployed_at > gone)
+        )
 
     def systems(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
-        for s, v in sorted(self._deps):
-            out.setdefault(s, []).append(v)
+        for s, _v in sorted(self._deps):
+            if s not in out:
+                versions = self.versions(s)
+                if versions:
+                    out[s] = versions
         return out
 
 
 def publish(
-    bootstrap: str, codec: Codec, topic: str, record: Mapping[str, Any], timeout_s: float = 30.0
+    bootstrap: str,
+    codec: Codec,
+    topic: str,
+    record: Mapping[str, Any],
+    timeout_s: float = 30.0,
+    *,
+    schema: str = REGISTRY_SCHEMA,
+    key: str | None = None,
 ) -> int:
-    """Append a registry record and wait for it; returns its offset."""
-    value = codec.encode(REGISTRY_SCHEMA, record)
+    """Append a registry record (a deployment, or a route with ``schema="CspRoute"``) and wait for it;
+    returns its offset."""
+    value = codec.encode(schema, record)
     extra: dict[str, Any] = {"message.max.bytes": 2_000_000}
     producer = Producer(producer_config(bootstrap, **extra))
     result: dict[str, Any] = {}
@@ -256,7 +282,7 @@ def publish(
         result["err"] = err
         result["offset"] = msg.offset()
 
-    producer.produce(topic, key=record["system"].encode(), value=value, partition=0, on_delivery=delivered)
+    producer.produce(topic, key=(key or record["system"]).encode(), value=value, partition=0, on_delivery=delivered)
     if producer.flush(timeout_s) or "err" not in result:
         raise RegistryError(f"could not write the registry record to {topic} within {timeout_s}s")
     if result["err"] is not None:

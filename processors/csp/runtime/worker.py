@@ -87,6 +87,25 @@ def run_worker(
     return engine.run(stop)
 
 
+def start_bridge_thread(
+    bootstrap: str, settings: Settings, stop: threading.Event, namespace: str, worker_id: str
+) -> threading.Thread:
+    """The channel bridge (processors/channels) in a thread of this worker."""
+    from processors.channels.worker import build_bridge, run_bridge
+
+    engine, bridge = build_bridge(bootstrap, settings, namespace=namespace, worker_id=worker_id)
+
+    def run() -> None:
+        try:
+            run_bridge(engine, bridge, stop)
+        except Exception as exc:  # the runtime keeps running; the bridge's error is logged
+            print(f"channel bridge failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+    t = threading.Thread(target=run, name="channel-bridge", daemon=True)
+    t.start()
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="csp-runtime-worker", description=__doc__.split("\n\n")[0] if __doc__ else None
@@ -98,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=5000)
     ap.add_argument("--bound", type=int, default=DEFAULT_BOUND, help="max τ/output steps per command")
     ap.add_argument("--snapshot-every", type=int, default=DEFAULT_SNAPSHOT_EVERY)
+    ap.add_argument("--no-channels", action="store_true", help="do not run the channel bridge in this worker")
     args = ap.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
@@ -122,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"runtime worker {worker_id} on {bootstrap} (namespace {args.namespace or '-'})", flush=True)
+    bridge = (
+        None
+        if args.no_channels
+        else start_bridge_thread(bootstrap, settings, stop, args.namespace, worker_id)
+    )
     # the engine runs on a thread, so this (main) thread always answers signals, even while the
     # engine waits on the broker inside a client call
     result: list[int] = []
@@ -161,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             os._exit(EXIT_FORCED)
+    if bridge is not None:
+        bridge.join(30)
     if failure:
         raise failure[0]
     print(f"runtime worker {worker_id} stopped after {result[0] if result else 0} commands", flush=True)

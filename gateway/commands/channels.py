@@ -1,0 +1,190 @@
+"""``csp link / unlink / routes / bind / dlq``: links, service bindings, dead letters.
+
+Exit codes as the runtime commands: 0 ok, 1 refused (a link whose check fails), 2 bad input,
+3 the platform is unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from gateway.commands.runtime import EXIT_INPUT, EXIT_REFUSED, DataDir, Namespace, _fail, _platform
+
+Format = Annotated[str, typer.Option("--format", help="text | json")]
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("text", "json"):
+        raise _fail(f"--format {fmt!r}: use text or json", EXIT_INPUT)
+
+
+def link(
+    src: Annotated[str, typer.Argument(help="SRC_SYSTEM.output_channel")],
+    dst: Annotated[str, typer.Argument(help="DST_SYSTEM.input_channel")],
+    instance_map: Annotated[
+        str,
+        typer.Option(
+            "--instance-map", help="same (the source's instance id) or N (the N-th message value, 1-based)"
+        ),
+    ] = "same",
+    force: Annotated[bool, typer.Option("--force", help="Link even if a check fails")] = False,
+    fmt: Format = "text",
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Link SRC.out to DST.in: each output event becomes an offer to the linked instance, exactly once.
+
+    The pair SRC [| {|link|} |] DST must satisfy the property assertions each side declares
+    (deadlock freedom, ...); a failing link is refused with its counterexample unless --force."""
+    from processors.channels.routes import RouteError
+
+    _check_format(fmt)
+    platform = _platform(data_dir, namespace)
+    try:
+        plan = platform.link(src, dst, instance_map=instance_map, force=force)
+    except RouteError as exc:
+        raise _fail(str(exc), EXIT_INPUT) from None
+    finally:
+        platform.close()
+    if fmt == "json":
+        typer.echo(json.dumps({
+            "route_id": plan.link.route_id, "linked": not plan.refused, "forced": plan.link.forced,
+            "checks": [{"text": c.text, "status": c.status, "trace": list(c.trace)} for c in plan.checks],
+        }))  # fmt: skip
+    else:
+        for c in plan.checks:
+            typer.echo(f"  {c.status:5} {c.text}")
+            if not c.passed:
+                typer.echo(f"        counterexample: {c.message}")
+        if not plan.checks:
+            typer.echo("  (neither side declares a property assertion: nothing to check)")
+    if plan.refused:
+        raise _fail(
+            f"link {plan.link.route_id} refused: a check failed (use --force to link anyway)", EXIT_REFUSED
+        )
+    if fmt == "text":
+        typer.echo(f"linked {plan.link.route_id} (instance map {plan.link.instance_map})")
+
+
+def unlink(
+    route_id: Annotated[
+        list[str], typer.Argument(help="Route ids (csp routes): link:A.out->B.in, bind:A.chan")
+    ],
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Remove links or service bindings."""
+    platform = _platform(data_dir, namespace)
+    try:
+        n = platform.unlink(*route_id)
+    finally:
+        platform.close()
+    if n < len(route_id):
+        raise _fail(f"{len(route_id) - n} of the route ids are not routes (see csp routes)", EXIT_REFUSED)
+    typer.echo(f"removed {n} route(s)")
+
+
+def routes(fmt: Format = "text", data_dir: DataDir = None, namespace: Namespace = "") -> None:
+    """List links and service bindings."""
+    _check_format(fmt)
+    platform = _platform(data_dir, namespace)
+    try:
+        r = platform.routes()
+    finally:
+        platform.close()
+    rows = [{"route_id": rid, "kind": "link", "from": f"{lk.src_system}.{lk.src_channel}",
+             "to": f"{lk.dst_system}.{lk.dst_channel}", "instance_map": lk.instance_map, "forced": lk.forced}
+            for rid, lk in sorted(r.links.items())]  # fmt: skip
+    rows += [{"route_id": rid, "kind": "binding", "from": f"{b.system}.{b.channel}", "to": b.service,
+              "reply_channel": b.reply_channel} for rid, b in sorted(r.bindings.items())]  # fmt: skip
+    if fmt == "json":
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        extra = f" reply {row['reply_channel']}" if row.get("reply_channel") else ""
+        typer.echo(f"{row['route_id']}  {row['from']} -> {row['to']}{extra}")
+
+
+def bind(
+    channel: Annotated[str, typer.Argument(help="SYSTEM.output_channel")],
+    service: Annotated[str, typer.Argument(help="quantum | ledger | agents | module:ATTR")],
+    reply: Annotated[
+        str | None, typer.Option("--reply", help="Input channel the results come back on")
+    ] = None,
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Bind a system's output channel to a service (as `csp deploy --bind` does at deploy time)."""
+    from processors.channels.routes import RouteError, parse_endpoint
+
+    platform = _platform(data_dir, namespace)
+    try:
+        system, ch = parse_endpoint(channel)
+        b = platform.bind(system, ch, service, reply)
+    except RouteError as exc:
+        raise _fail(str(exc), EXIT_INPUT) from None
+    finally:
+        platform.close()
+    typer.echo(
+        f"bound {b.system}.{b.channel} -> {b.service}" + (f" (replies on {b.reply_channel})" if reply else "")
+    )
+
+
+def dlq(
+    topic: Annotated[
+        str | None,
+        typer.Argument(help="A topic (its <topic>.dlq is read) or a .dlq topic; default: every .dlq topic"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | json | csv")] = "text",
+    data_dir: DataDir = None,
+    namespace: Namespace = "",
+) -> None:
+    """Print dead letters with their reasons: records a processor could not use (nothing is dropped)."""
+    import csv
+    import sys
+
+    from streams.admin import list_topics
+
+    if fmt not in ("text", "json", "csv"):
+        raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
+    platform = _platform(data_dir, namespace)
+    try:
+        existing = list_topics(platform.bootstrap)
+        if topic is not None:
+            names = [topic if topic.endswith(".dlq") else f"{topic}.dlq"]
+            if names[0] not in existing:
+                raise _fail(f"no topic {names[0]}", EXIT_REFUSED)
+        else:
+            prefix = f"{namespace}." if namespace else ""
+            names = [t for t in existing if t.endswith(".dlq") and t.startswith(prefix)]
+        rows = []
+        for name in names:
+            for r in platform.read(name, "DeadLetter"):
+                rows.append({
+                    "dlq": name, "source": f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']}",
+                    "key": (r["key"] or b"").decode("utf-8", "replace"), "error": r["error"],
+                    "processor": r["processor"], "value_hex": (r["value"] or b"").hex(),
+                })  # fmt: skip
+    finally:
+        platform.close()
+    if fmt == "json":
+        for row in rows:
+            typer.echo(json.dumps(row))
+    elif fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=["dlq", "source", "key", "error", "processor", "value_hex"])
+        w.writeheader()
+        w.writerows(rows)
+    else:
+        for row in rows:
+            typer.echo(f"{row['source']} key={row['key']!r}: {row['error']} ({row['processor']})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(dlq)
+    app.command()(link)
+    app.command()(unlink)
+    app.command()(routes)
+    app.command()(bind)

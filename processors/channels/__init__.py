@@ -1,0 +1,1 @@
+"""Kafka-native channels: input channel topics, links between systems, service bindings."""
