@@ -258,7 +258,7 @@ class Engine:
                 cfg.bootstrap,
                 self.processor.name,
                 session_timeout_ms=cfg.session_timeout_ms,
-                **{**self._client_logging(), **cfg.consumer_overrides},
+                **{**self.client_logging(), **cfg.consumer_overrides},
             )
         )
         txid = (
@@ -266,7 +266,7 @@ class Engine:
         )
         self._producer = Producer(
             producer_config(
-                cfg.bootstrap, transactional_id=txid, **{**self._client_logging(), **cfg.producer_overrides}
+                cfg.bootstrap, transactional_id=txid, **{**self.client_logging(), **cfg.producer_overrides}
             )
         )
         if cfg.exactly_once and not self._per_partition:
@@ -298,7 +298,7 @@ class Engine:
             self._producer = None
         self.log.info("engine.stopped", processed=self.processed)
 
-    def _client_logging(self) -> dict[str, Any]:
+    def client_logging(self) -> dict[str, Any]:
         """Client settings: librdkafka's own error lines (one per connection attempt, 20 a second
         while the broker is down) are not printed; errors reach :meth:`_client_error` instead."""
         return {"log_level": 2, "log.connection.close": False, "error_cb": self._client_error}
@@ -324,7 +324,7 @@ class Engine:
                 producer_config(
                     cfg.bootstrap,
                     transactional_id=self.transactional_id(ref),
-                    **{**self._client_logging(), **cfg.producer_overrides},
+                    **{**self.client_logging(), **cfg.producer_overrides},
                 )
             )
             try:

@@ -57,8 +57,9 @@ def build_bridge(
 def run_bridge(engine: Engine, bridge: ChannelBridge, stop: threading.Event, *, idle_s: float = 0.2) -> int:
     """Run until ``stop``; returns the number of records processed."""
     bootstrap = engine.config.bootstrap
-    watch = Consumer(
-        consumer_config(bootstrap, f"{bridge.name}-registry-watch", **{"enable.partition.eof": False})
+    watch = Consumer(  # quiet while the broker is down, like the engine's own clients
+        consumer_config(bootstrap, f"{bridge.name}-registry-watch", **{"enable.partition.eof": False},
+                        **engine.client_logging())
     )
     watch.assign([TopicPartition(bridge.topics.registry, 0, 0)])
     bridge.refresh(list_topics(bootstrap))

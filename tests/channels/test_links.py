@@ -44,7 +44,8 @@ def deploy(platform: Platform, tmp: Path, name: str, text: str, proc: str, outpu
 
 
 def spawn(platform: Platform, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=platform.bootstrap, CSP_LOG_LEVEL="WARNING")
+    env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=platform.bootstrap, CSP_LOG_LEVEL="WARNING",
+               CSP_DATA_DIR=str(platform.settings.resolved_data_dir()))  # trusts the platform's deploy key
     cmd = [sys.executable, "-m", "processors.csp.runtime.worker", "--bootstrap", platform.bootstrap,
            "--namespace", platform.topics.namespace, "--worker-id", "w1", "--batch-size", "200"]  # fmt: skip
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
