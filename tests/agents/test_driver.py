@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_helpers import NEGOTIATION, AgentStack, agent_stack
@@ -121,27 +122,36 @@ def test_collaboration_consensus_runs_and_returns_the_full_trace(stack: AgentSta
     assert "COLLAB :[deadlock free]" in res.protocol
 
 
+def _json_line(output: str, start: str) -> Any:
+    """The CLI's JSON document: the engines running in this test process log to the same stdout."""
+    import re
+
+    text = "\n".join(line for line in output.splitlines() if not re.match(r"\d{4}-\d\d-\d\d \d\d:", line))
+    return json.loads(text[text.index(start):])
+
+
 def test_cli_registry_and_collaborate(stack: AgentStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from gateway.cli import app
 
     monkeypatch.setenv("CSP_KAFKA_BOOTSTRAP", stack.platform.bootstrap)
-    monkeypatch.setenv("CSP_DATA_DIR", str(tmp_path))
+    # the platform's data dir: deployments are signed with its key, which the worker trusts
+    monkeypatch.setenv("CSP_DATA_DIR", str(stack.platform.settings.resolved_data_dir()))
     ns = ["--namespace", stack.platform.topics.namespace]
     runner = CliRunner()
     r = runner.invoke(app, ["agents", "create", "cli-agent", "--model", "mm", "--role", "a tester", *ns])
     assert r.exit_code == 0, r.output
     assert runner.invoke(app, ["agents", "create", "cli-agent", "--model", "mm", *ns]).exit_code == 1
     r = runner.invoke(app, ["agents", "list", "--format", "json", *ns])
-    assert {"name": "cli-agent", "model": "mm", "role": "a tester", "prompt": None} in json.loads(r.output)
+    assert {"name": "cli-agent", "model": "mm", "role": "a tester", "prompt": None} in _json_line(r.output, "[")
     assert runner.invoke(app, ["agents", "delete", "cli-agent", *ns]).exit_code == 0
     assert runner.invoke(app, ["agents", "delete", "cli-agent", *ns]).exit_code == 1
     assert runner.invoke(app, ["agents", "create", "9bad", "--model", "m", *ns]).exit_code == 2
     r = runner.invoke(app, ["agents", "collaborate", "--task", "t", "-a", "p:m", "-a", "q:m", "-m", "round_robin",
                             "--rounds", "1", "--format", "json", *ns])  # fmt: skip
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = _json_line(r.output, "{")
     assert [s["event"] for s in out["trace"]] == ["say.0.1", "say.1.1", "done", "✓"]
     assert [s["agent"] for s in out["trace"][:2]] == ["p", "q"]
     assert runner.invoke(app, ["agents", "collaborate", "--task", "t", "-a", "p", "-m", "vote", *ns]).exit_code == 2
