@@ -5,10 +5,17 @@ A channel bound to ``ledger`` turns each event into one signed transaction reque
 * ``<channel>.<function>.<arg>...`` when the binding names the agent (option ``agent``);
 * ``<channel>.<agent>.<function>.<arg>...`` otherwise (the event says who acts).
 
-Options: ``contract`` (artifact name) and ``address`` (the deployed contract); each
-argument is JSON when it parses, else a string. The function ``deploy`` deploys
-``contract`` instead of calling it. The receipt comes back as
-``<reply_channel>.ok``, ``<reply_channel>.reverted`` or ``<reply_channel>.refused``.
+Options: ``contract`` (artifact name, default ``Agreement``) and ``address`` (a deployed
+contract; default: the one this instance deployed). Each argument is JSON when it parses,
+else a string. Three functions are special:
+
+* ``deploy`` deploys ``contract`` (request id ``<instance>:deploy``). An Agreement gets the
+  option ``parties`` (agents, comma-separated, default ``alice,bob``) and the hash of the
+  option ``terms``;
+* ``sign`` calls ``accept`` with the agent's EIP-191 signature of that terms hash;
+* ``execute`` calls ``execute(<option action, default "execute">, 0x)``.
+
+The receipt comes back as ``<reply_channel>.ok``, ``.reverted`` or ``.refused``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from eth_account.messages import encode_defunct
+from web3 import Web3
 
 from processors.services.api import BoundEvent, ServiceBinding, ServiceReply, reply_command_id, reply_event
 
@@ -51,13 +61,27 @@ class LedgerAdapter:
         settings = Settings()
         keys = keystore_for(settings.resolved_data_dir(), settings.ledger_keys)
         client = LedgerClient("", codec_from_settings(settings), keys, chain_id=options.get("chain", DEFAULT_CHAIN))
-        kind = "deploy" if function == "deploy" else "call"
+        contract = options.get("contract", "Agreement")
+        deploy_id = f"{bound.instance_id}:deploy"
+        terms_hash = bytes(Web3.keccak(text=options.get("terms", "")))
+        tx_id = bound.request_id
+        if function == "deploy":
+            tx_id = deploy_id
+            if contract == "Agreement" and not args:
+                parties = [keys.create(p.strip()).address for p in options.get("parties", "alice,bob").split(",")]
+                args = [parties, "0x" + terms_hash.hex()]
+            request = client.build("deploy", agent, contract=contract, args=args, tx_id=tx_id,
+                                   instance_id=bound.instance_id, command_id=reply_command_id(tx_id))
+            return str(request["chain_id"]), request
+        if function == "sign":
+            signed = keys.require(agent).sign_message(encode_defunct(primitive=terms_hash))
+            function, args = "accept", ["0x" + bytes(signed.signature).hex()]
+        elif function == "execute" and not args:
+            args = [options.get("action", "execute"), "0x"]
         request = client.build(
-            kind, agent, contract=options.get("contract"),
-            address=None if kind == "deploy" else options.get("address"),
-            function=None if kind == "deploy" else function, args=args,
-            tx_id=bound.request_id, instance_id=bound.instance_id,
-            command_id=reply_command_id(bound.request_id),
+            "call", agent, contract=contract, address=options.get("address") or f"tx:{deploy_id}",
+            function=function, args=args, tx_id=tx_id, instance_id=bound.instance_id,
+            command_id=reply_command_id(tx_id),
         )
         return str(request["chain_id"]), request
 

@@ -139,6 +139,11 @@ class LedgerProcessor(ProcessorBase):
             if intent is not None:
                 to_send.append((index, request, intent, False))
                 continue
+            try:
+                request = self._resolve_address(request)
+            except RequestError as exc:
+                outs[index] = self._receipt(request, "REFUSED", reason=str(exc), sender=account.address)
+                continue
             self.chain.ensure_funded(account.address)
             nonce = self._nonce_for(account.address)
             try:
@@ -189,6 +194,19 @@ class LedgerProcessor(ProcessorBase):
                 contract_address=info.contract_address, logs=logs_json(info),
             )
         return [outs[i] for i in sorted(outs)]
+
+    def _resolve_address(self, request: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``address = "tx:<tx_id>"``: the contract that the journaled request ``tx_id`` deployed."""
+        address = str(request.get("address") or "")
+        if not address.startswith("tx:"):
+            return request
+        ref = address[3:]
+        intent = self.journal.get(ref)
+        receipt = self.chain.receipt(intent.tx_hash) if intent is not None else None
+        deployed = receipt.get("contractAddress") if receipt is not None else None
+        if not deployed:
+            raise RequestError(f"address {address!r}: request {ref!r} deployed no contract (yet)")
+        return {**request, "address": str(deployed)}
 
     def _write_journal(self, intents: Sequence[Intent], batch: Sequence[InRecord]) -> None:
         if not intents:

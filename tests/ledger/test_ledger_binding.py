@@ -45,3 +45,25 @@ def test_committed_artifacts_match_a_fresh_compile() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "processors/ledger/contracts/build.py"), "--check"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_agreement_protocol_events_run_on_chain(kafka_bootstrap: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events of examples/agreement (deploy, sign, sign, execute) through the adapter and
+    the ledger processor: each receipt maps back to the reply the protocol expects."""
+    from tests.ledger.ledger_helpers import running_ledger
+
+    monkeypatch.setenv("CSP_DATA_DIR", str(tmp_path))
+    adapter = resolve_service("ledger")
+    binding = ServiceBinding("agreement", "chain", "ledger", "receipt", {"terms": "3 units at 2 EUR"})
+    steps = [("alice", "deploy"), ("alice", "sign"), ("alice", "execute"), ("bob", "sign"), ("alice", "execute")]
+    expected = ["receipt.ok", "receipt.ok", "receipt.reverted", "receipt.ok", "receipt.ok"]
+    with running_ledger(kafka_bootstrap, tmp_path, agents=("alice", "bob")) as rig:
+        for seq, ((agent, fn), want) in enumerate(zip(steps, expected, strict=True), start=1):
+            _key, request = adapter.request(BoundEvent(binding, "deal-1", seq, f"chain.{agent}.{fn}", (agent, fn)))
+            receipt = rig.client.receipt(rig.client.send(request), timeout_s=90)
+            assert receipt is not None
+            reply = adapter.reply(binding, receipt)
+            assert reply is not None and reply.instance_id == "deal-1"
+            assert reply.event == want, (fn, receipt)
+        assert receipt["logs_json"] and "Executed" in receipt["logs_json"]
