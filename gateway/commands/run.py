@@ -51,6 +51,8 @@ class Stats:
     last_error: str = ""
     teleports: int = 0  # quantum example runs (acknowledged)
     teleport_fidelity: float = 0.0  # sum over acknowledged teleports
+    agreements: int = 0  # agreement example runs (negotiated, then on chain)
+    agreements_executed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def line(self, bootstrap: str, mode: str, worker_alive: bool, systems: str) -> Text:
@@ -67,6 +69,8 @@ class Stats:
         )
         if self.teleports:
             text.append(f"  teleports {self.teleports} (mean fidelity {self.teleport_fidelity / self.teleports:.4f})")
+        if self.agreements:
+            text.append(f"  agreements {self.agreements} (executed on chain {self.agreements_executed})")
         if self.last_error:
             text.append(f"  last error: {self.last_error[:80]}", style="yellow")
         return text
@@ -143,6 +147,26 @@ def _quantum_traffic(platform: Platform, stats: Stats, stop: threading.Event) ->
         own.close()
 
 
+def _agreement_traffic(platform: Platform, stats: Stats, stop: threading.Event) -> None:
+    """The agreement example (examples/agreement/agreement.csp): negotiate, then sign and execute on chain."""
+    from gateway import agreement_demo
+    from gateway.sdk import Platform
+
+    def on_outcome(outcome: agreement_demo.Outcome) -> None:
+        with stats.lock:
+            stats.agreements += 1
+            stats.agreements_executed += outcome.executed
+
+    own = Platform(platform.bootstrap, codec=platform.codec, settings=platform.settings)
+    try:
+        agreement_demo.demo_loop(own, stop.is_set, on_outcome)
+    except Exception as exc:  # shown on the status line; the rest of the demo carries on
+        with stats.lock:
+            stats.last_error = f"agreement: {exc}"
+    finally:
+        own.close()
+
+
 def run(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="stack data directory (default: CSP_DATA_DIR or .csp)")
@@ -200,10 +224,16 @@ def run(
         cwd=ROOT, env=env, stdout=(log_path.parent / "quantum-worker.log").open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     console.print(f"quantum worker pid {quantum.pid} (log {log_path.parent / 'quantum-worker.log'})")
+    ledger = subprocess.Popen(  # the ledger processor (ledger.transactions -> the EVM chain -> ledger.receipts)
+        [sys.executable, "-m", "processors.ledger.worker", "--bootstrap", endpoints.kafka_bootstrap],
+        cwd=ROOT, env=env, stdout=(log_path.parent / "ledger-worker.log").open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    console.print(f"ledger worker pid {ledger.pid} (log {log_path.parent / 'ledger-worker.log'})")
     stats = Stats()
     platform = Platform(endpoints.kafka_bootstrap, settings=run_settings)
     traffic: threading.Thread | None = None
     qtraffic: threading.Thread | None = None
+    atraffic: threading.Thread | None = None
     llm: LlmDemo | None = None
     systems = "-"
     code = 0
@@ -217,6 +247,10 @@ def run(
                 verdicts = ", ".join(f"{r.status} {r.text}" for r in plan.results) or "no assertions"
                 # escape: an assertion text such as `BUFFER :[deadlock free]` is not Rich markup
                 console.print(f"deployed {name}: {escape(verdicts)}" if not plan.refused else f"[red]refused {name}[/]")
+            if "agreement" not in deployed:
+                from gateway import agreement_demo
+
+                console.print(f"deployed agreement (chain bound to the ledger): {escape(agreement_demo.deploy(platform))}")
             from processors.agents.demo import start_llm_negotiations
 
             # LLM agents bound to a verified protocol (examples/agents/llm_negotiation.csp)
@@ -229,6 +263,8 @@ def run(
             traffic.start()
             qtraffic = threading.Thread(target=_quantum_traffic, args=(platform, stats, stop), daemon=True)
             qtraffic.start()
+            atraffic = threading.Thread(target=_agreement_traffic, args=(platform, stats, stop), daemon=True)
+            atraffic.start()
         deadline = time.monotonic() + duration if duration > 0 else None
 
         def status() -> tuple[bool, Text]:
@@ -263,15 +299,18 @@ def run(
             traffic.join(20)
         if qtraffic is not None:
             qtraffic.join(20)
+        if atraffic is not None:
+            atraffic.join(20)
         if llm is not None:
             llm.close()
         platform.close()
-        if quantum.poll() is None:
-            quantum.send_signal(signal.SIGTERM)
-            try:
-                quantum.wait(30)
-            except subprocess.TimeoutExpired:
-                quantum.kill()
+        for service in (quantum, ledger):
+            if service.poll() is None:
+                service.send_signal(signal.SIGTERM)
+                try:
+                    service.wait(30)
+                except subprocess.TimeoutExpired:
+                    service.kill()
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
             try:
