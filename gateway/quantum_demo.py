@@ -66,6 +66,36 @@ def relay(inst: Instance, binding: ServiceBinding, state: str, timeout_s: float 
     return out
 
 
+BIND = ("qreq=quantum:qres",)
+
+
+def bound_round(inst: Instance, state: str, timeout_s: float = 60.0) -> Relayed:
+    """Offer ``send.<state>`` to an instance whose ``qreq`` channel is bound to ``quantum`` (the
+    channel bridge carries requests and verdicts); wait until it acknowledges or not."""
+    import time
+
+    from processors.services.api import request_id_for
+
+    platform = inst.platform
+    platform.quantum.listen()  # results from now on (before the instance sends its requests)
+    res = inst.offer(f"send.{state}", timeout_s=timeout_s)
+    if res.event is None:
+        raise RuntimeError(f"{inst.instance_id}: send.{state} refused: {res}")
+    out = Relayed()
+    deadline = time.monotonic() + timeout_s
+    events: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        events = platform.events(inst.instance_id)
+        if events and events[-1]["event"] in ("ack", "nack"):
+            break
+        time.sleep(0.3)
+    out.trace = [str(e["event"]) for e in events]
+    requests = [request_id_for(inst.instance_id, int(str(e["seq"]))) for e in events if e.get("channel") == "qreq"]
+    if requests:
+        out.results = list(platform.quantum.wait(requests, timeout_s=timeout_s))
+    return out
+
+
 def demo_loop(
     platform: Platform,
     system: str,
@@ -73,12 +103,13 @@ def demo_loop(
     on_round: Callable[[Relayed], None],
     pause_s: float = 1.0,
 ) -> None:
-    """Teleport states between alice and bob until ``stop``; ``on_round`` gets each run."""
-    binding = ServiceBinding(system, "qreq", "quantum", reply_channel="qres")
+    """Teleport states between alice and bob until ``stop``; ``on_round`` gets each run.
+
+    The system's ``qreq`` channel is bound to the quantum service (deployed with :data:`BIND`)."""
     version = max(platform.systems()[system])
     for n in itertools.count():
         if stop.is_set():
             return
         inst = platform.start(system, version=version)
-        on_round(relay(inst, binding, STATES[n % len(STATES)], timeout_s=30.0))
+        on_round(bound_round(inst, STATES[n % len(STATES)], timeout_s=30.0))
         stop.wait(pause_s)

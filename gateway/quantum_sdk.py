@@ -26,7 +26,6 @@ from processors.quantum.topics import QuantumTopics
 from schemas.codec import Codec, codec_from_settings
 from streams.admin import ensure_topics, list_topics
 from streams.clients import consumer_config, producer_config
-from streams.engine import MARKER_HEADER
 
 
 class QuantumTimeout(RuntimeError):
@@ -79,26 +78,20 @@ class QuantumClient:
             self._producer = Producer(producer_config(self.bootstrap))
         return self._producer
 
-    def _listen(self) -> Consumer:
-        """Start reading results (from fences appended now) before the first request is sent."""
+    def listen(self) -> Consumer:
+        """Start reading results from the results topic's current end, before requests are sent.
+
+        The end offsets come from the fetch path (``streams.reader.end_offset``): nothing is
+        written to the topic, which users consume."""
         if self._consumer is None:
+            from streams.reader import end_offset
+
             topics = list_topics(self.bootstrap)
             if self.topics.results not in topics or self.topics.requests not in topics:
                 ensure_topics(self.bootstrap, self.topics.specs())
                 topics = list_topics(self.bootstrap)
             n = topics[self.topics.results]
-            offsets: dict[int, int] = {}
-
-            def done(err: Any, msg: Any) -> None:
-                if err is None:
-                    offsets[msg.partition()] = msg.offset()
-
-            for p in range(n):
-                self.producer.produce(self.topics.results, value=None, partition=p, on_delivery=done,
-                                      headers=[(MARKER_HEADER, uuid.uuid4().hex.encode())])  # fmt: skip
-            self.producer.flush(30)
-            if len(offsets) != n:
-                raise QuantumTimeout(f"could not append fences to {self.topics.results}")
+            offsets = {p: end_offset(self.bootstrap, self.topics.results, p) for p in range(n)}
             c = Consumer(consumer_config(self.bootstrap, f"quantum-client-{uuid.uuid4().hex}"))
             c.assign([TopicPartition(self.topics.results, p, o) for p, o in offsets.items()])
             self._consumer = c
@@ -106,7 +99,7 @@ class QuantumClient:
 
     def submit(self, record: Mapping[str, Any]) -> str:
         """Send one request record (see :func:`processors.quantum.requests.request_record`); returns its id."""
-        self._listen()
+        self.listen()
         value = dict(record)
         if not value.get("requested_at"):
             value["requested_at"] = int(time.time() * 1000)
@@ -122,7 +115,7 @@ class QuantumClient:
 
     def poll(self, timeout_s: float = 0.2) -> int:
         """Read results that arrived; returns how many new ones."""
-        c = self._listen()
+        c = self.listen()
         got = 0
         for msg in c.consume(1000, timeout_s):
             if msg.error() is not None or not msg.value():

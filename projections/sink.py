@@ -94,8 +94,8 @@ def build_rows(records: Sequence[LogRecord], codec: Codec, namespace: str = "") 
         try:
             if rec.value is None:
                 raise ValueError("record has no value")
-            value = codec.decode(rec.value)[1]
-            rows = [(table, table.row(rec, value)) for table in tables]
+            name, value = codec.decode(rec.value)
+            rows = [(table, table.row(rec, value)) for table in tables if table.holds(name)]
         except Exception as exc:  # noqa: BLE001 - any bad record is a dead letter, never lost
             rows = [(DEAD_LETTERS, DEAD_LETTERS.row(rec, _dead_letter_value(rec, exc)))]
         for table, row in rows:

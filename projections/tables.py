@@ -39,6 +39,11 @@ class Table:
     columns: tuple[Column, ...]
     engine: str
     order_by: str
+    # the Avro records this table holds (empty: any); a topic may carry several record types
+    records: frozenset[str] = frozenset()
+
+    def holds(self, record: str) -> bool:
+        return not self.records or record in self.records
 
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.arrow, nullable=c.ch_type.startswith(("Nullable", "LowCardinality(Nullable"))) for c in self.columns])
@@ -63,6 +68,9 @@ class Table:
             return schema.empty_table()
         columns = list(zip(*rows, strict=True))
         arrays = [pa.array(col, type=c.arrow) for col, c in zip(columns, self.columns, strict=True)]
+        for array, fld in zip(arrays, schema, strict=True):
+            if array.null_count and not fld.nullable:  # ClickHouse refuses the whole insert
+                raise ValueError(f"{self.name}.{fld.name} is null (the column is not Nullable)")
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -113,8 +121,9 @@ _SOURCE = (
 )
 
 
-def _table(name: str, cols: Sequence[Column], order_by: str, engine: str = "MergeTree") -> Table:
-    return Table(name, _SOURCE + tuple(cols), engine, order_by)
+def _table(name: str, cols: Sequence[Column], order_by: str, engine: str = "MergeTree",
+           records: Sequence[str] = ()) -> Table:
+    return Table(name, _SOURCE + tuple(cols), engine, order_by, frozenset(records))
 
 
 LC = "LowCardinality(String)"
@@ -187,7 +196,21 @@ DEPLOYMENTS = _table("deployments", [
     Column("channels", "JSON", _STR, lambda _r, v: _json({"channels": v.get("channels", [])})),
     Column("assertions", "JSON", _STR, lambda _r, v: _json({"assertions": v.get("assertions", [])})),
     Column("deployed_at", TIME, _TS, _t("deployed_at")),
-], "system, version, topic, partition, offset")
+], "system, version, topic, partition, offset", records=("CspRegistryRecord",))
+
+# Links, service bindings and undeployments (CspRoute records, also on csp.registry).
+ROUTES = _table("routes", [
+    Column("route_id", "String", _STR, f("route_id")),
+    Column("kind", LC, _STR, f("kind")),
+    Column("src_system", LC, _STR, f("src_system")),
+    Column("src_channel", "String", _STR, f("src_channel")),
+    Column("dst_system", LCN, _STR, f("dst_system")),
+    Column("dst_channel", NSTR, _STR, f("dst_channel")),
+    Column("service", LCN, _STR, f("service")),
+    Column("reply_channel", NSTR, _STR, f("reply_channel")),
+    Column("removed", "Bool", pa.bool_(), f("removed")),
+    Column("created_at", TIME, _TS, _t("created_at")),
+], "route_id, topic, partition, offset", records=("CspRoute",))
 
 COMMANDS = _table("commands", [
     Column("command_id", "String", _STR, f("command_id")),
@@ -278,7 +301,7 @@ AGENT_CALLS = _table("agent_calls", [
 ], "request_id, topic, partition, offset")
 
 TABLES: tuple[Table, ...] = (
-    EVENTS, REFUSALS, CHANNEL_MESSAGES, INSTANCES, DEPLOYMENTS, COMMANDS, DEAD_LETTERS,
+    EVENTS, REFUSALS, CHANNEL_MESSAGES, INSTANCES, DEPLOYMENTS, ROUTES, COMMANDS, DEAD_LETTERS,
     QUANTUM, LEDGER, AGENT_CALLS,
 )
 
@@ -286,7 +309,7 @@ _FIXED: dict[str, tuple[Table, ...]] = {
     "csp.events": (EVENTS, INSTANCES),
     "csp.snapshots": (INSTANCES,),
     "csp.refusals": (REFUSALS,),
-    "csp.registry": (DEPLOYMENTS,),
+    "csp.registry": (DEPLOYMENTS, ROUTES),
     "csp.commands": (COMMANDS,),
     "quantum.requests": (QUANTUM,),
     "quantum.results": (QUANTUM,),

@@ -36,7 +36,6 @@ DEMO_SYSTEMS = (
     ("buffer/buffer.csp", "BUFFER", "buffer", ("right",)),
     ("dining/dining.csp", "SYSTEM", "dining", ("sits", "getsup", "eats", "picks", "putsdown")),
     ("agents/agents.csp", "SELLER", "agents", ("propose", "deliver")),
-    ("quantum/teleport.csp", "SYSTEM", "quantum", ("qreq", "paired", "arrived", "deliver", "ack", "nack")),
 )  # + examples/agents/llm_negotiation.csp, driven by LLM agents (processors.agents.demo)
 
 
@@ -247,6 +246,13 @@ def run(
                 verdicts = ", ".join(f"{r.status} {r.text}" for r in plan.results) or "no assertions"
                 # escape: an assertion text such as `BUFFER :[deadlock free]` is not Rich markup
                 console.print(f"deployed {name}: {escape(verdicts)}" if not plan.refused else f"[red]refused {name}[/]")
+            if "quantum" not in deployed:  # qreq bound to the quantum service through the channel bridge
+                from gateway import quantum_demo
+
+                plan = platform.deploy(EXAMPLES / "quantum/teleport.csp", "SYSTEM", name="quantum",
+                                       outputs=list(quantum_demo.OUTPUTS), bind=list(quantum_demo.BIND))
+                verdicts = ", ".join(f"{r.status} {r.text}" for r in plan.results)
+                console.print(f"deployed quantum (qreq bound to the quantum service): {escape(verdicts)}")
             if "agreement" not in deployed:
                 from gateway import agreement_demo
 
