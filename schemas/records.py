@@ -24,6 +24,7 @@ LEDGER_INTENT: Final = "LedgerIntent"
 AGENT_REQUEST: Final = "AgentRequest"
 AGENT_RESPONSE: Final = "AgentResponse"
 AUDIT_ENTRY: Final = "AuditEntry"
+ACCESS_EVENT: Final = "AccessEvent"
 
 # Record name -> its one topic. ChannelMessage (csp.channel.<system>.<channel>) and
 # DeadLetter (<topic>.dlq) live on families of topics and are matched by record_for_topic.
@@ -43,6 +44,7 @@ RECORD_TOPICS: Final[Mapping[str, str]] = MappingProxyType(
         AGENT_REQUEST: "agents.requests",
         AGENT_RESPONSE: "agents.responses",
         AUDIT_ENTRY: "audit.log",
+        ACCESS_EVENT: "gateway.access",
     }
 )
 
