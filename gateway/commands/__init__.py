@@ -16,6 +16,8 @@ MODULES = (
     "gateway.commands.run",  # csp run: the main job in the foreground
     "gateway.commands.ledger",  # csp ledger deploy / call / transfer / tx / keys / worker
     "gateway.commands.audit",  # csp audit verify / prove / consistency / verify-proof
+    "gateway.commands.serve",  # csp serve: the HTTP/WebSocket API and the dashboard
+    "gateway.commands.users",  # csp users create-admin / create / list / key
 )
 
 
