@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -136,3 +137,18 @@ def create_app(config: ApiConfig, platform: Platform) -> FastAPI:
 def app_context(app: Any) -> Context:
     ctx: Context = app.state.ctx
     return ctx
+
+
+def route_table(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
+    """(method, full path, route) of every API route, including those of included routers."""
+    out: list[tuple[str, str, APIRoute]] = []
+
+    def walk(routes: list[Any], prefix: str) -> None:
+        for r in routes:
+            if isinstance(r, APIRoute):
+                out.extend((m, prefix + r.path, r) for m in sorted(r.methods))
+            elif hasattr(r, "original_router") and hasattr(r, "include_context"):  # FastAPI's lazy includes
+                walk(list(r.original_router.routes), prefix + r.include_context.prefix)
+
+    walk(list(app.routes), "")
+    return out

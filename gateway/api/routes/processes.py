@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -161,6 +162,15 @@ async def deploy_file(
     body = Deploy(source=source, process=process, name=name, force=force, file_name=file.filename or "system.csp",
                   outputs=[o.strip() for o in outputs.split(",") if o.strip()])  # fmt: skip
     return await run_in_threadpool(_deploy, ctx, body)
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+@router.get("/examples", summary="The example CSPm scripts shipped with the platform (viewer)")
+def examples(_p: Viewer) -> list[dict[str, str]]:
+    return [{"name": str(f.relative_to(EXAMPLES)), "source": f.read_text(encoding="utf-8")}
+            for f in sorted(EXAMPLES.glob("**/*.csp"))]  # fmt: skip
 
 
 @router.get("/processes", summary="List deployed systems (viewer)")

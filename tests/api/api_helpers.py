@@ -1,0 +1,118 @@
+"""Helpers of the API tests: a namespaced platform with a runtime worker, an app, users of each role."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from gateway.api.app import create_app
+from gateway.api.config import ApiConfig
+from gateway.sdk import Platform
+from infra.settings import Settings
+from processors.csp.runtime.worker import build_engine
+from streams.admin import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORDS = {"admin": "admin-pass-1", "developer": "dev-pass-12", "viewer": "view-pass-1"}
+
+
+def new_platform(bootstrap: str, tmp: Path) -> Platform:
+    ns = f"t{uuid.uuid4().hex[:8]}"
+    platform = Platform(bootstrap, namespace=ns, settings=Settings(data_dir=tmp, kafka_bootstrap=bootstrap))
+    ensure_topics(bootstrap, platform.topics.specs())
+    return platform
+
+
+@contextmanager
+def thread_worker(platform: Platform) -> Iterator[None]:
+    """A runtime worker on the real engine, in a thread of this process."""
+    engine, _proc = build_engine(platform.bootstrap, platform.settings, namespace=platform.topics.namespace,
+                                 worker_id="api-test")  # fmt: skip
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.run(stop)
+        except BaseException as exc:  # surfaced by the test
+            errors.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(60)
+        assert not errors, errors
+
+
+@dataclass
+class ApiEnv:
+    platform: Platform
+    config: ApiConfig
+    app: FastAPI
+    client: TestClient
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+def make_app(platform: Platform, **overrides: Any) -> tuple[ApiConfig, FastAPI]:
+    config = ApiConfig(secret=f"test-{uuid.uuid4().hex}", settings=platform.settings,
+                       namespace=platform.topics.namespace,
+                       access_topic=f"gateway.access.{platform.topics.namespace}", **overrides)  # fmt: skip
+    return config, create_app(config, platform)
+
+
+def make_users(app: FastAPI) -> None:
+    access = app.state.ctx.access
+    for role, password in PASSWORDS.items():
+        access.create_user(role, password, role, actor="test")
+
+
+def login(client: TestClient, role: str) -> str:
+    r = client.post("/api/v1/auth/login", json={"username": role, "password": PASSWORDS[role]})
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """The app on a real uvicorn server in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start in 30 s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        t.join(30)
+
+
+def buffer_source() -> str:
+    return (ROOT / "examples" / "buffer" / "buffer.csp").read_text()
