@@ -16,14 +16,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from gateway.sdk import Instance, OfferResult, Platform
 from processors.csp.runtime.deploy import Plan
 from processors.csp.runtime.model import Deployment
 from processors.csp.runtime.model import Instance as InstanceState
 from streams.admin import list_topics
-from streams.clients import consumer_config
+from processors.csp.runtime import fold
+from streams.clients import consumer_config, producer_config
+from streams.engine import MARKER_HEADER
+
+
+class ScanError(RuntimeError):
+    """A scan of the log did not reach its fences in time."""
 
 
 class Backend:
@@ -34,6 +40,73 @@ class Backend:
         self._instances: tuple[float, list[InstanceState]] = (0.0, [])
         self._systems: tuple[float, dict[str, list[int]]] = (0.0, {})
         self.uploads = platform.settings.resolved_data_dir() / "api" / "uploads"
+        self._fencer: Producer | None = None
+        self._fence_lock = threading.Lock()
+
+    def scan(self, tps: Sequence[tuple[str, int]], timeout_s: float = 30.0) -> dict[tuple[str, int], list[bytes]]:
+        """Every record value of the topic-partitions ``tps`` up to now: one fence per partition, one consumer.
+
+        (The SDK's ``Platform.read`` fences and reads one partition at a time.)"""
+        fences: dict[tuple[str, int], int] = {}
+        errors: list[str] = []
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                errors.append(str(err))
+            else:
+                fences[(msg.topic() or "", msg.partition() or 0)] = msg.offset() or 0
+
+        with self._fence_lock:
+            if self._fencer is None:
+                self._fencer = Producer(producer_config(self.platform.bootstrap))
+            for topic, p in tps:
+                self._fencer.produce(topic, value=None, partition=p, on_delivery=delivered,
+                                     headers=[(MARKER_HEADER, uuid.uuid4().hex.encode())])  # fmt: skip
+            self._fencer.flush(timeout_s)
+        if errors or len(fences) != len(tps):
+            raise ScanError(f"could not fence {len(tps) - len(fences)} partition(s): {'; '.join(errors[:3])}")
+        out: dict[tuple[str, int], list[bytes]] = {tp: [] for tp in tps}
+        pending = {tp for tp in tps if fences[tp] > 0}
+        if not pending:
+            return out
+        consumer = Consumer(consumer_config(self.platform.bootstrap, f"csp-api-scan-{uuid.uuid4().hex}",
+                                            **{"enable.partition.eof": False}))  # fmt: skip
+        try:
+            consumer.assign([TopicPartition(t, p, 0) for t, p in pending])
+            deadline = time.monotonic() + timeout_s
+            while pending:
+                if time.monotonic() > deadline:
+                    raise ScanError(f"fences of {sorted(pending)} not seen within {timeout_s}s")
+                for msg in consumer.consume(10000, 0.1):
+                    if msg.error() is not None:
+                        continue
+                    tp = (msg.topic() or "", msg.partition() or 0)
+                    if tp not in pending:
+                        continue
+                    off = msg.offset() or 0
+                    if off >= fences[tp]:
+                        pending.discard(tp)
+                        continue
+                    value = msg.value()
+                    if value is not None:
+                        out[tp].append(value)
+        finally:
+            consumer.close()
+        return out
+
+    def records(self, topics: Sequence[str], schema: str) -> list[dict[str, Any]]:
+        parts = list_topics(self.platform.bootstrap)
+        tps = [(t, p) for t in topics for p in range(parts.get(t, 0))]
+        out: list[dict[str, Any]] = []
+        for values in self.scan(tps).values():
+            for v in values:
+                try:
+                    name, rec = self.platform.codec.decode(v)
+                except Exception:  # noqa: BLE001 - not a record of ours
+                    continue
+                if name == schema:
+                    out.append(rec)
+        return out
 
     @contextmanager
     def locked(self) -> Iterator[Platform]:
@@ -75,8 +148,26 @@ class Backend:
     def instances(self, fresh: bool = False) -> list[InstanceState]:
         at, cached = self._instances
         if fresh or time.monotonic() - at > self.cache_s:
+            t = self.platform.topics
+            parts = list_topics(self.platform.bootstrap)
+            tps = [(topic, p) for topic in (t.snapshots, t.events) for p in range(parts.get(topic, 0))]
+            scanned = self.scan(tps)
+            snaps: list[dict[str, Any]] = []
+            evs: list[dict[str, Any]] = []
+            for (topic, _p), values in scanned.items():
+                for v in values:
+                    try:
+                        name, rec = self.platform.codec.decode(v)
+                    except Exception:  # noqa: BLE001
+                        continue
+                    if name == "CspSnapshot":
+                        snaps.append(rec)
+                    elif name == "CspEvent":
+                        evs.append(rec)
             with self.lock:
-                cached = self.platform.instances()
+                self.platform.store.refresh()
+                got = fold.recover(snaps, evs, None, self.platform.store.lookup, strict=False)
+            cached = [got[k] for k in sorted(got)]
             self._instances = (time.monotonic(), cached)
         return cached
 
@@ -97,23 +188,56 @@ class Backend:
         return out
 
     def trace(self, instance_id: str, until: int | None) -> list[dict[str, Any]]:
+        from gateway.sdk import PlatformError
+        from processors.csp.runtime.partitioning import partition_for
+
+        t = self.platform.topics
+        part = partition_for(instance_id, self.platform.partitions)
+        scanned = self.scan([(t.snapshots, part), (t.events, part)])
+        snaps, evs = [], []
+        for values in scanned.values():
+            for v in values:
+                try:
+                    name, rec = self.platform.codec.decode(v)
+                except Exception:  # noqa: BLE001
+                    continue
+                if rec.get("instance_id") != instance_id:
+                    continue
+                if name == "CspSnapshot":
+                    snaps.append(rec)
+                elif name == "CspEvent":
+                    evs.append(rec)
+        if not snaps and not evs:
+            raise PlatformError(f"no instance {instance_id}")
         with self.lock:
-            rep = self.platform.replay(instance_id, until)
+            self.platform.store.refresh()
+            rep = fold.replay(instance_id, snaps, evs, self.platform.store.lookup, until)
         return [dict(e) for e in rep.trace]
 
     def refusals(self, limit: int) -> list[dict[str, Any]]:
-        with self.lock:
-            out = self.platform.refusals()
+        seen: set[str] = set()
+        out = []
+        for r in self.records([self.platform.topics.refusals], "CspRefusal"):
+            if r["command_id"] not in seen:
+                seen.add(r["command_id"])
+                out.append(r)
+        out.sort(key=lambda r: int(r.get("timestamp") or 0))
         return out[-limit:]
 
     def dead_letters(self, limit: int) -> list[dict[str, Any]]:
         """The newest DeadLetter records of every ``*.dlq`` topic."""
+        parts = list_topics(self.platform.bootstrap)
+        tps = [(t, p) for t in sorted(parts) if t.endswith(".dlq") for p in range(parts[t])]
         out: list[dict[str, Any]] = []
-        for topic, parts in sorted(list_topics(self.platform.bootstrap).items()):
-            if topic.endswith(".dlq"):
-                with self.lock:
-                    rows = self.platform.read(topic, "DeadLetter", range(parts))
-                out += [{**{k: v for k, v in r.items() if not isinstance(v, bytes)}, "dlq_topic": topic} for r in rows]
+        for (topic, _p), values in self.scan(tps).items():
+            for v in values:
+                try:
+                    name, rec = self.platform.codec.decode(v)
+                except Exception:  # noqa: BLE001
+                    continue
+                if name == "DeadLetter":
+                    out.append({**{k: x for k, x in rec.items() if not isinstance(x, bytes)}, "dlq_topic": topic})
+        out.sort(key=lambda r: int(r.get("timestamp") or 0))
         return out[-limit:]
 
     # -- channels ------------------------------------------------------------------
