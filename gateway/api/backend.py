@@ -19,11 +19,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from gateway.sdk import Instance, OfferResult, Platform
+from processors.csp.runtime import fold
 from processors.csp.runtime.deploy import Plan
 from processors.csp.runtime.model import Deployment
 from processors.csp.runtime.model import Instance as InstanceState
 from streams.admin import list_topics
-from processors.csp.runtime import fold
 from streams.clients import consumer_config, producer_config
 from streams.engine import MARKER_HEADER
 
@@ -154,7 +154,7 @@ class Backend:
             scanned = self.scan(tps)
             snaps: list[dict[str, Any]] = []
             evs: list[dict[str, Any]] = []
-            for (topic, _p), values in scanned.items():
+            for (_topic, _p), values in scanned.items():
                 for v in values:
                     try:
                         name, rec = self.platform.codec.decode(v)

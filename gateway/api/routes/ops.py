@@ -29,7 +29,7 @@ def kafka_health(bootstrap: str) -> dict[str, Any]:
 
 
 def workers_health(bootstrap: str, group: str) -> dict[str, Any]:
-    """Members of the runtime workers' consumer group (DescribeGroups)."""
+    """The runtime workers' consumer group: its state and members (DescribeGroups)."""
     from confluent_kafka.admin import AdminClient
 
     from streams.clients import admin_config
@@ -38,9 +38,12 @@ def workers_health(bootstrap: str, group: str) -> dict[str, Any]:
         admin = AdminClient(admin_config(bootstrap))
         desc = admin.describe_consumer_groups([group], request_timeout=3)[group].result(timeout=4)
         members = len(desc.members)
+        state = str(getattr(desc.state, "name", desc.state))
     except Exception as exc:  # noqa: BLE001
         return {"status": "unknown", "group": group, "detail": str(exc).splitlines()[0] if str(exc) else repr(exc)}
-    return {"status": "ok" if members else "none", "group": group, "members": members}
+    # Tansu reports a STABLE group without its members: the state is what tells
+    up = members > 0 or state in ("STABLE", "COMPLETING_REBALANCING", "PREPARING_REBALANCING")
+    return {"status": "ok" if up else "none", "group": group, "state": state, "members": members}
 
 
 @router.get("/health", summary="Health of each component: Kafka, ClickHouse, runtime workers, services (public)")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
@@ -122,12 +122,13 @@ def _deploy(ctx: Context, body: Deploy) -> JSONResponse:
         ctx.metrics.execution_duration.labels("deploy").observe(time.perf_counter() - t0)
     assertions = [result_json(r) for r in plan.results]
     if plan.refused:
-        failed = [check_json(r) for r in plan.failed]
+        failed = [result_json(r) for r in plan.failed]
         first = plan.failed[0]
         raise Problem(422, "Assertion Failed",
                       f"not deployed: assertion {first.text!r} is {first.status}" +
                       (f": {first.message}" if first.message else ""),
-                      kind="assertion-failed", extra={"assertions": assertions, "failed": failed})  # fmt: skip
+                      kind="assertion-failed",
+                      extra={"assertions": assertions, "failed": failed, "checks": [check_json(r) for r in plan.results]})  # fmt: skip
     dep = plan.deployment
     doc = {"id": dep.system, "version": dep.version, "process": dep.process, "states": dep.lts.num_states,
            "channels": [{"name": c.name, "role": c.role, "fields": list(c.fields)} for c in dep.channels.values()],
