@@ -25,7 +25,7 @@ class ApiConfig:
     ip_burst: int = 800
     cors_origins: tuple[str, ...] = ()  # CORS off unless origins are given
     max_body_bytes: int = 1_048_576
-    ws_queue: int = 1000  # messages buffered per WebSocket client before it is dropped
+    ws_queue: int = 5000  # messages buffered per WebSocket client before it is dropped
     clickhouse_url: str | None = None  # None: settings.clickhouse_url, the projector's endpoint, or chdb
     offer_timeout_s: float = 30.0
 

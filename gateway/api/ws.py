@@ -134,7 +134,7 @@ class _Reader:
                     new, self.pending = self.pending, []
                 if new:
                     consumer.incremental_assign(new)
-                msgs = consumer.consume(1000, 0.1)
+                msgs = consumer.consume(100, 0.05)  # small batches: a burst is not mistaken for a slow client
                 frames = []
                 for m in msgs:
                     if m.error() is not None or m.value() is None:
@@ -245,6 +245,7 @@ async def endpoint(ws: WebSocket) -> None:
             raise Problem(401, "Unauthorized", "no credentials: pass ?token=<access token or API key>")
         await asyncio.to_thread(authenticate, ctx, *cred)
     except Problem as p:
+        await ws.accept()  # accepted to say why: a close before the handshake is a bare 403
         await ws.close(code=UNAUTHORIZED, reason=p.detail[:120])
         return
     await ws.accept()

@@ -20,6 +20,7 @@ def serve(
     cors: Annotated[list[str] | None, typer.Option("--cors-origin", help="Allow this origin (CORS is off unless given)")] = None,  # fmt: skip
     namespace: Annotated[str, typer.Option("--namespace", help="Runtime topic namespace", hidden=True)] = "",
     access_topic: Annotated[str, typer.Option("--access-topic", help="Topic of users and API keys")] = "gateway.access",
+    ws_queue: Annotated[int, typer.Option("--ws-queue", min=1, help="Messages queued per WebSocket client before it is dropped (close 4008)")] = 5000,  # fmt: skip
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level")] = "warning",
 ) -> None:
     """Serve the HTTP API (/api/v1, /docs, /health, /metrics), the WebSocket /ws and the dashboard at /."""
@@ -39,7 +40,7 @@ def serve(
         raise typer.Exit(2) from None
     settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
     config = ApiConfig(secret=load_secret(settings), settings=settings, namespace=namespace,
-                       access_topic=access_topic, cors_origins=tuple(cors or ()))  # fmt: skip
+                       access_topic=access_topic, cors_origins=tuple(cors or ()), ws_queue=ws_queue)  # fmt: skip
     platform = Platform(bootstrap, namespace=namespace, settings=settings)
     app = create_app(config, platform)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -71,7 +71,8 @@ class ApiEnv:
 
 
 def make_app(platform: Platform, **overrides: Any) -> tuple[ApiConfig, FastAPI]:
-    config = ApiConfig(secret=f"test-{uuid.uuid4().hex}", settings=platform.settings,
+    secret = str(overrides.pop("secret", f"test-{uuid.uuid4().hex}"))
+    config = ApiConfig(secret=secret, settings=platform.settings,
                        namespace=platform.topics.namespace,
                        access_topic=f"gateway.access.{platform.topics.namespace}", **overrides)  # fmt: skip
     return config, create_app(config, platform)
@@ -116,3 +117,43 @@ def served(app: FastAPI) -> Iterator[str]:
 
 def buffer_source() -> str:
     return (ROOT / "examples" / "buffer" / "buffer.csp").read_text()
+
+
+@contextmanager
+def serve_process(env: ApiEnv, tmp: Path, *extra: str) -> Iterator[str]:
+    """`csp serve` in a child process on the env's namespace, access topic and secret; yields its base URL."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = free_port()
+    environ = dict(os.environ, CSP_API_SECRET=env.config.secret, CSP_KAFKA_BOOTSTRAP=env.platform.bootstrap,
+                   CSP_DATA_DIR=str(tmp))  # fmt: skip
+    log = (tmp / "serve.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--namespace",
+         env.platform.topics.namespace, "--access-topic", env.config.access_topic, *extra],
+        cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"csp serve did not come up: {(tmp / 'serve.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
