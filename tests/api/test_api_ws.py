@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 from api_helpers import ApiEnv, buffer_source, make_app, serve_process, served
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
