@@ -32,9 +32,8 @@ class ApiConfig:
 
 def load_secret(settings: Settings) -> str:
     """``CSP_API_SECRET``, else ``<data dir>/api/jwt.key`` (created 0600 on first use)."""
-    env = os.environ.get("CSP_API_SECRET")
-    if env:
-        return env
+    if settings.api_secret:
+        return settings.api_secret
     path = settings.resolved_data_dir() / "api" / "jwt.key"
     return _file_secret(path)
 
