@@ -146,7 +146,7 @@ def route_table(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
     def walk(routes: list[Any], prefix: str) -> None:
         for r in routes:
             if isinstance(r, APIRoute):
-                out.extend((m, prefix + r.path, r) for m in sorted(r.methods))
+                out.extend((m, prefix + r.path, r) for m in sorted(r.methods or ()))
             elif hasattr(r, "original_router") and hasattr(r, "include_context"):  # FastAPI's lazy includes
                 walk(list(r.original_router.routes), prefix + r.include_context.prefix)
 

@@ -276,7 +276,7 @@ class Backend:
                 for msg in msgs:
                     if msg.error() is not None:
                         continue
-                    nxt[msg.partition()] = msg.offset() + 1
+                    nxt[msg.partition() or 0] = (msg.offset() or 0) + 1
                     if msg.value() is None:
                         continue
                     try:

@@ -235,7 +235,7 @@ def _start_serve(port: int, env: dict[str, str], data_dir: Path, console: object
     log = data_dir / "serve.log"
     proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--data-dir",
                              str(data_dir)], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
-    print_ = getattr(console, "print")
+    print_ = console.print
     print_(f"dashboard: http://127.0.0.1:{port}/  (API docs /docs; users: `csp users create-admin`; log {log})")
     return proc
 
