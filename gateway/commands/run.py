@@ -24,6 +24,8 @@ import typer
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from gateway.sdk import Platform
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,13 +232,12 @@ def run(
         raise typer.Exit(code)
 
 
-def _start_serve(port: int, env: dict[str, str], data_dir: Path, console: object) -> subprocess.Popen[bytes]:
+def _start_serve(port: int, env: dict[str, str], data_dir: Path, console: Console) -> subprocess.Popen[bytes]:
     """`csp serve` beside the worker: the HTTP API and the dashboard (its log: <data dir>/serve.log)."""
     log = data_dir / "serve.log"
     proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--data-dir",
                              str(data_dir)], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
-    print_ = console.print
-    print_(f"dashboard: http://127.0.0.1:{port}/  (API docs /docs; users: `csp users create-admin`; log {log})")
+    console.print(f"dashboard: http://127.0.0.1:{port}/  (API docs /docs; users: `csp users create-admin`; log {log})")
     return proc
 
 
