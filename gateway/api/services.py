@@ -95,7 +95,9 @@ def _ledger_submit(platform: Platform, kind: str, agent: str, wait_s: float, **k
         return 202, {"tx_id": tx_id, "status": "PENDING",
                      "detail": f"no receipt within {wait_s:g}s: is a ledger worker running (csp ledger worker)? "
                                "The request stays on ledger.transactions."}  # fmt: skip
-    return 200, dict(receipt)
+    from gateway.api.backend import jsonable
+
+    return 200, jsonable(receipt)
 
 
 def ledger_deploy(platform: Platform, contract: str, args: Sequence[Any], agent: str, wait_s: float) -> tuple[int, Any]:
