@@ -204,11 +204,18 @@ def test_users_keys_refresh_and_health(api_env: ApiEnv) -> None:
 def test_prometheus_metrics_have_the_seed_names(api_env: ApiEnv) -> None:
     c = api_env.client
     c.get("/api/v1/processes", headers=api_env.auth("viewer"))
+    c.post("/api/v1/processes", headers=api_env.auth("developer"), json={"source": "P = (", "process": "P"})
     text = c.get("/metrics", headers=api_env.auth("viewer")).text
     for name in ("csp_processes_active", "csp_channels_open", "csp_execution_duration_bucket",
                  "csp_memory_usage", "csp_api_requests_total"):
         assert f"\n{name}" in text, name
     assert 'route="/processes",status="200"' in text or 'route="/api/v1/processes"' in text
+    # every metric the Grafana dashboard of the API plots is exposed
+    import re
+
+    board = (ROOT / "infra" / "grafana" / "dashboards" / "csp-api.json").read_text()
+    for name in set(re.findall(r"csp_[a-z_]+", board)):
+        assert f"\n{name}" in text or f"# TYPE {name.removesuffix('_bucket').removesuffix('_total')} " in text, name
 
 
 def test_validation_sizes_cors_and_rate_limits(api_env: ApiEnv) -> None:
