@@ -113,6 +113,16 @@ class Analytics:
             raise Problem(422, "Invalid Request", f"granularity {granularity!r}: use {', '.join(GRANULARITY)}",
                           kind="validation")  # fmt: skip
         fn, span = GRANULARITY[granularity], f"INTERVAL {int(m.group(1))} {UNIT[m.group(2)]}"
+        try:
+            return self._performance(fn, span, period, granularity)
+        except Problem as p:
+            if p.kind != "sql-error":
+                raise
+            raise Problem(503, "Service Unavailable", f"the projector's tables are not queryable in {self._url}: "
+                          f"{p.detail} (the ClickHouse projector fills them: `csp up` / `csp run` start it)",
+                          kind="analytics-unavailable") from None  # fmt: skip
+
+    def _performance(self, fn: str, span: str, period: str, granularity: str) -> dict[str, Any]:
         events = self.query(f"SELECT {fn}(time) AS bucket, count() AS events FROM events "
                             f"WHERE time >= now() - {span} GROUP BY bucket ORDER BY bucket")  # fmt: skip
         refusals = self.query(f"SELECT {fn}(time) AS bucket, count() AS refusals FROM refusals "

@@ -107,6 +107,20 @@ def test_developer_deploys_starts_offers_and_sees_it_live(api_env: ApiEnv, base_
     wait(d, lambda d: any(t.startswith("refused right.0") for t in trace_items(d)))
     api_env.client.post(f"/api/v1/instances/{iid}/offer", headers=api_env.auth("developer"), json={"event": "left.2"})
     wait(d, lambda d: "right.2" in trace_items(d))
+    # refusals page: the refused offer is listed
+    d.get(base_url + "/#refusals")
+    wait(d, lambda d: iid in css(d, "#refusals-table").text and "right.0" in css(d, "#refusals-table").text)
+    # SQL page: a query on the embedded ClickHouse, its table and its chart
+    d.get(base_url + "/#sql")
+    wait(d, lambda d: css(d, "#page-sql").is_displayed())
+    css(d, "#sql-text").clear()
+    css(d, "#sql-text").send_keys("SELECT number AS n, number * number AS sq FROM system.numbers LIMIT 5")
+    css(d, "#sql-btn").click()
+    wait(d, lambda d: "16" in css(d, "#sql-table").text)
+    wait(d, lambda d: len(d.find_elements("css selector", "#chart-svg rect")) == 5)
+    # audit page: its status or the reason it has none
+    d.get(base_url + "/#audit")
+    wait(d, lambda d: css(d, "#audit-status").text.strip() != "")
 
 
 def test_viewer_cannot_deploy_but_sees_live_traces(api_env: ApiEnv, base_url: str, browser: Any) -> None:
