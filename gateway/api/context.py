@@ -28,6 +28,7 @@ class Context:
     analytics: Analytics
     key_limits: RateLimiter
     ip_limits: RateLimiter
+    login_failures: RateLimiter = field(default_factory=lambda: RateLimiter(0.1, 10))  # per client IP + user
     hub: Hub | None = None
     started: float = field(default_factory=time.time)
 

@@ -138,6 +138,14 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def wait(self, key: str, now: float | None = None) -> float:
+        """Seconds until a token is available for ``key`` (0: now), without taking one."""
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, t))
+        tokens = min(self.burst, tokens + (t - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else ((1.0 - tokens) / self.rate if self.rate > 0 else 3600.0)
+
     def take(self, key: str, now: float | None = None) -> float:
         """0 when allowed (a token is taken); else the seconds until a token is available."""
         t = time.monotonic() if now is None else now

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from gateway.api.access import AccessError
 from gateway.api.context import Context, ctx_of
 from gateway.api.problems import Problem
-from gateway.api.security import Principal, admin, decode, issue, unauthorized, viewer
+from gateway.api.security import Principal, admin, decode, issue, too_many, unauthorized, viewer
 
 router = APIRouter(tags=["auth"])
 Ctx = Annotated[Context, Depends(ctx_of)]
@@ -47,10 +47,15 @@ def _tokens(ctx: Context, username: str, role: str) -> dict[str, Any]:
     }
 
 
-@router.post("/auth/login", summary="Log in: an access and a refresh token (public)")
-def login(body: Login, ctx: Ctx) -> dict[str, Any]:
+@router.post("/auth/login", summary="Log in: an access and a refresh token (public; 10 failures, then 1 per 10 s)")
+def login(body: Login, ctx: Ctx, request: Request) -> dict[str, Any]:
+    key = f"{request.client.host if request.client else '?'}/{body.username}"
+    wait = ctx.login_failures.wait(key)
+    if wait > 0:
+        raise too_many(wait, f"too many failed logins of {body.username!r} from this address")
     user = ctx.access.authenticate(body.username, body.password)
     if user is None:
+        ctx.login_failures.take(key)
         raise unauthorized("wrong user name or password")
     return _tokens(ctx, user.username, user.role)
 
