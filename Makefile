@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: run test lint typecheck bench conformance clean install tools kcat
+.PHONY: run test lint typecheck bench conformance clean install tools kcat browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,17 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP)
 
+# Debian chromium + chromium-driver (the dashboard's browser test) and graphviz (LTS drawings):
+# best effort, like `tools`; the browser test skips with the reason when they are absent.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && command -v dot >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver graphviz >/dev/null) \
+		|| echo "warning: apt-get install chromium chromium-driver graphviz failed: the browser test will be skipped"; \
+	else \
+		echo "warning: chromium/chromedriver/graphviz missing and apt-get unusable: the browser test will be skipped"; \
+	fi
+
 run: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/csp run
 
@@ -39,7 +50,7 @@ kcat:
 		flock /tmp/apt.lock sh -c 'apt-get update -qq && apt-get install -y -qq kcat' >/dev/null 2>&1; } || \
 		echo "kcat not installed (apt-get install kcat): the guide's kcat steps will be skipped"
 
-test: $(STAMP) $(TOOLS_STAMP) kcat
+test: $(STAMP) $(TOOLS_STAMP) kcat browser
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         default=0, description="Fault injection for tests: SIGKILL the ledger worker after its N-th sent batch"
     )
 
+    api_secret: str | None = Field(
+        default=None, description="JWT signing key of `csp serve` (default: <data dir>/api/jwt.key, created 0600)"
+    )
+
     def kafka_security(self) -> dict[str, str]:
         """librdkafka properties that authenticate to an external Kafka (empty: plaintext)."""
         props = {

@@ -25,6 +25,7 @@ AGENT_REQUEST: Final = "AgentRequest"
 AGENT_RESPONSE: Final = "AgentResponse"
 AUDIT_ENTRY: Final = "AuditEntry"
 AGENT_REGISTRY_RECORD: Final = "AgentRegistryRecord"
+ACCESS_EVENT: Final = "AccessEvent"
 
 # Record name -> its one topic. ChannelMessage (csp.channel.<system>.<channel>) and
 # DeadLetter (<topic>.dlq) live on families of topics and are matched by record_for_topic.
@@ -45,6 +46,7 @@ RECORD_TOPICS: Final[Mapping[str, str]] = MappingProxyType(
         AGENT_RESPONSE: "agents.responses",
         AUDIT_ENTRY: "audit.log",
         AGENT_REGISTRY_RECORD: "agents.registry",
+        ACCESS_EVENT: "gateway.access",
     }
 )
 

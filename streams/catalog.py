@@ -131,6 +131,8 @@ _BASE: tuple[TopicSpec, ...] = (
           "the agent registry: agents created and deleted (event-sourced)"),
     _spec("audit.log", 1, "source_topic", "AuditEntry",
           "hash-chained audit trail of consumed records (one partition: one chain)"),
+    _spec("gateway.access", 1, "username", "AccessEvent",
+          "the HTTP API's users and API keys, event-sourced (argon2 password hashes, hashed keys)"),
 )
 
 

@@ -21,6 +21,8 @@ MODULES = (
     "gateway.commands.agents",  # csp agents create / list / delete / protocol / collaborate / worker
     "gateway.commands.channels",  # csp link / unlink / routes / bind / dlq
     "gateway.commands.systems",  # csp systems
+    "gateway.commands.serve",  # csp serve: the HTTP/WebSocket API and the dashboard
+    "gateway.commands.users",  # csp users create-admin / create / list / key
 )
 
 

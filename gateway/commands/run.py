@@ -25,6 +25,8 @@ from rich.markup import escape
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from gateway.sdk import Platform
     from processors.agents.demo import LlmDemo
 
@@ -173,6 +175,7 @@ def run(
     ephemeral: Annotated[bool, typer.Option("--ephemeral", help="in-memory broker (nothing kept)")] = False,
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="deploy the examples and drive demo traffic")] = True,
     duration: Annotated[float, typer.Option("--duration", help="stop after this many seconds (0: until Ctrl-C)")] = 0,
+    serve_port: Annotated[int, typer.Option("--serve-port", help="port of `csp serve`, the API and dashboard (0: none)")] = 8000,  # fmt: skip
 ) -> None:
     """Run the platform: stack + CSP runtime worker (+ demo traffic), with a live status line."""
     from rich.console import Console
@@ -228,6 +231,7 @@ def run(
         cwd=ROOT, env=env, stdout=(log_path.parent / "ledger-worker.log").open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     console.print(f"ledger worker pid {ledger.pid} (log {log_path.parent / 'ledger-worker.log'})")
+    api = _start_serve(serve_port, env, settings.resolved_data_dir(), console) if serve_port else None
     stats = Stats()
     platform = Platform(endpoints.kafka_bootstrap, settings=run_settings)
     traffic: threading.Thread | None = None
@@ -317,6 +321,9 @@ def run(
                     service.wait(30)
                 except subprocess.TimeoutExpired:
                     service.kill()
+        if api is not None and api.poll() is None:
+            api.terminate()
+            api.wait(30)
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
             try:
@@ -332,6 +339,15 @@ def run(
     if code:
         console.print(f"[red]the runtime worker exited with {worker.returncode}; see {log_path}[/]")
         raise typer.Exit(code)
+
+
+def _start_serve(port: int, env: dict[str, str], data_dir: Path, console: Console) -> subprocess.Popen[bytes]:
+    """`csp serve` beside the worker: the HTTP API and the dashboard (its log: <data dir>/serve.log)."""
+    log = data_dir / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--data-dir",
+                             str(data_dir)], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
+    console.print(f"dashboard: http://127.0.0.1:{port}/  (API docs /docs; users: `csp users create-admin`; log {log})")
+    return proc
 
 
 def register(app: typer.Typer) -> None:

@@ -27,6 +27,7 @@ def test_csp_run_brings_up_the_platform_and_stops_cleanly(tmp_path: Path) -> Non
     for system in ("buffer", "dining", "agents", "quantum"):
         assert f"deployed {system}: " in out, out
     assert "pass " in out  # the examples' assertions were checked before deploying
+    assert "dashboard: http://127.0.0.1:8000/" in out  # `csp serve` started beside the worker
     last = re.findall(r"offers (\d+) \(accepted (\d+), refused (\d+)\)", out)
     assert last, out
     offers, accepted, refused = map(int, last[-1])

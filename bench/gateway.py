@@ -1,0 +1,186 @@
+"""Benchmark of the HTTP API: ``POST /api/v1/instances/{id}/offer`` over HTTP keep-alive against
+SDK offers (``Platform.offer``) in the same run, and ``/ws`` fan-out to 100 clients.
+
+Starts an ephemeral embedded stack, a runtime worker and ``csp serve`` (child processes),
+deploys the buffer example and starts two instances. Offers are sequential (one in flight),
+like the SDK's ``offer``: the ratio isolates what HTTP, JSON and the app add to an offer.
+Fan-out: 100 WebSocket clients subscribe to ``events``; a burst of offers is sent with
+``send_many``; ws_msgs_per_s = frames delivered to all clients / seconds from first to last.
+
+Last line: RESULT http_offers_per_s=... sdk_offers_per_s=... ratio=... p99_ms=... ws_msgs_per_s=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _p99(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(0.99 * len(xs)))]
+
+
+async def _fanout(url: str, token: str, clients: int, expect: int, start_burst: object) -> tuple[int, float]:
+    import websockets
+
+    received = [0] * clients
+    first: list[float] = []
+    last = [0.0]
+    done = asyncio.Event()
+
+    async def client(i: int, ready: asyncio.Event) -> None:
+        async with websockets.connect(f"{url}/ws?token={token}", max_queue=None) as ws:
+            await ws.send(json.dumps({"action": "subscribe", "channels": ["events"]}))
+            while "subscribed" not in json.loads(await ws.recv()):
+                pass
+            ready.set()
+            while received[i] < expect:
+                try:
+                    msg = await asyncio.wait_for(ws.recv(), 60)
+                except TimeoutError:
+                    return
+                if not first:
+                    first.append(time.perf_counter())
+                if msg.startswith('{"stream"'):
+                    received[i] += 1
+                    last[0] = time.perf_counter()
+            if sum(received) >= expect * clients:
+                done.set()
+
+    readies = [asyncio.Event() for _ in range(clients)]
+    tasks = [asyncio.create_task(client(i, readies[i])) for i in range(clients)]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(start_burst)  # type: ignore[arg-type]
+    await asyncio.wait(tasks, timeout=180)
+    for t in tasks:
+        t.cancel()
+    total = sum(received)
+    span = (last[0] - first[0]) if first else 0.0
+    return total, span
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--offers", type=int, default=400, help="offers per side (HTTP, SDK)")
+    ap.add_argument("--clients", type=int, default=100, help="WebSocket clients")
+    ap.add_argument("--burst", type=int, default=300, help="offers in the fan-out burst (3 events each)")
+    args = ap.parse_args(argv)
+
+    import httpx
+
+    from gateway.api.access import AccessStore
+    from gateway.sdk import Platform
+    from infra.settings import Settings
+    from infra.stack import running_stack
+
+    with tempfile.TemporaryDirectory(prefix="csp-bench-gw-") as tmp, running_stack(
+        Settings(data_dir=Path(tmp), kafka_bootstrap=None), ephemeral=True
+    ) as endpoints:
+        bootstrap = endpoints.kafka_bootstrap
+        settings = Settings(data_dir=Path(tmp), kafka_bootstrap=bootstrap)
+        env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=bootstrap, CSP_DATA_DIR=tmp, CSP_API_SECRET="bench-" + "x" * 40,
+                   CSP_LOG_LEVEL="WARNING")  # fmt: skip
+        worker = subprocess.Popen([sys.executable, "-m", "processors.csp.runtime.worker", "--bootstrap", bootstrap,
+                                   "--worker-id", "bench"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        port = _free_port()
+        serve = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(port),
+                                  "--ws-queue", "100000"], cwd=ROOT, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        platform = Platform(bootstrap, settings=settings)
+        try:
+            AccessStore(bootstrap, platform.codec).create_user("bench", "bench-pass-1", "developer", actor="bench")
+            plan = platform.deploy(ROOT / "examples" / "buffer" / "buffer.csp", "BUFFER", name="buffer",
+                                   outputs=["right"])  # fmt: skip
+            assert not plan.refused
+            sdk_inst = platform.start("buffer", timeout_s=60).instance_id
+            http_inst = platform.start("buffer", timeout_s=60).instance_id
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(base + "/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("csp serve did not come up")
+                time.sleep(0.3)
+            http = httpx.Client(base_url=base, timeout=60)  # keep-alive
+            token = http.post("/api/v1/auth/login", json={"username": "bench", "password": "bench-pass-1"}).json()[
+                "access_token"
+            ]
+            hdr = {"Authorization": f"Bearer {token}"}
+            events = [f"left.{i % 3}" for i in range(args.offers)]
+            for ev in events[:20]:  # warm-up both paths
+                platform.offer(sdk_inst, ev)
+                http.post(f"/api/v1/instances/{http_inst}/offer", headers=hdr, json={"event": ev})
+            sdk_lat: list[float] = []
+            t0 = time.perf_counter()
+            for ev in events:
+                t = time.perf_counter()
+                assert platform.offer(sdk_inst, ev).accepted
+                sdk_lat.append(time.perf_counter() - t)
+            sdk_s = time.perf_counter() - t0
+            http_lat: list[float] = []
+            t0 = time.perf_counter()
+            for ev in events:
+                t = time.perf_counter()
+                r = http.post(f"/api/v1/instances/{http_inst}/offer", headers=hdr, json={"event": ev})
+                http_lat.append(time.perf_counter() - t)
+                assert r.status_code == 200 and r.json()["accepted"], r.text
+            http_s = time.perf_counter() - t0
+            sdk_rate, http_rate = args.offers / sdk_s, args.offers / http_s
+            print(f"SDK offers:  {sdk_rate:8.1f}/s  p50 {statistics.median(sdk_lat) * 1000:.1f} ms  "
+                  f"p99 {_p99(sdk_lat) * 1000:.1f} ms")  # fmt: skip
+            print(f"HTTP offers: {http_rate:8.1f}/s  p50 {statistics.median(http_lat) * 1000:.1f} ms  "
+                  f"p99 {_p99(http_lat) * 1000:.1f} ms")  # fmt: skip
+
+            fan_inst = platform.start("buffer", timeout_s=60).instance_id
+
+            def burst() -> None:
+                platform.send_many((fan_inst, "OFFER", {"event": f"left.{i % 3}"}) for i in range(args.burst))
+
+            expect = 3 * args.burst  # input, τ, output
+            total, span = asyncio.run(_fanout(base.replace("http", "ws"), token, args.clients, expect, burst))
+            ws_rate = total / span if span > 0 else 0.0
+            print(f"/ws fan-out: {args.clients} clients, {total} of {expect * args.clients} frames in {span:.2f}s: "
+                  f"{ws_rate:.0f} msgs/s")  # fmt: skip
+            print(
+                f"RESULT http_offers_per_s={http_rate:.1f} sdk_offers_per_s={sdk_rate:.1f} "
+                f"ratio={http_rate / sdk_rate:.3f} p99_ms={_p99(http_lat) * 1000:.1f} ws_msgs_per_s={ws_rate:.0f}"
+            )
+        finally:
+            platform.close()
+            for p in (serve, worker):
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,308 @@
+"""The platform as the API sees it: the SDK's :class:`Platform`, serialised by a lock.
+
+The SDK client shares one producer and one result consumer, so runtime commands go
+through one lock; reads that build their own consumers (long-polls, WebSockets) do not.
+Instance listings are folded from the log and cached for ``cache_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from gateway.sdk import Instance, OfferResult, Platform
+from processors.csp.runtime import fold
+from processors.csp.runtime.deploy import Plan
+from processors.csp.runtime.model import Deployment
+from processors.csp.runtime.model import Instance as InstanceState
+from streams.admin import list_topics
+from streams.clients import consumer_config, producer_config
+from streams.engine import MARKER_HEADER
+
+
+class ScanError(RuntimeError):
+    """A scan of the log did not reach its fences in time."""
+
+
+class Backend:
+    def __init__(self, platform: Platform, cache_s: float = 1.0) -> None:
+        self.platform = platform
+        self.lock = threading.RLock()
+        self.cache_s = cache_s
+        self._instances: tuple[float, list[InstanceState]] = (0.0, [])
+        self._systems: tuple[float, dict[str, list[int]]] = (0.0, {})
+        self.uploads = platform.settings.resolved_data_dir() / "api" / "uploads"
+        self._fencer: Producer | None = None
+        self._fence_lock = threading.Lock()
+
+    def scan(self, tps: Sequence[tuple[str, int]], timeout_s: float = 30.0) -> dict[tuple[str, int], list[bytes]]:
+        """Every record value of the topic-partitions ``tps`` up to now: one fence per partition, one consumer.
+
+        (The SDK's ``Platform.read`` fences and reads one partition at a time.)"""
+        fences: dict[tuple[str, int], int] = {}
+        errors: list[str] = []
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                errors.append(str(err))
+            else:
+                fences[(msg.topic() or "", msg.partition() or 0)] = msg.offset() or 0
+
+        with self._fence_lock:
+            if self._fencer is None:
+                self._fencer = Producer(producer_config(self.platform.bootstrap))
+            for topic, p in tps:
+                self._fencer.produce(topic, value=None, partition=p, on_delivery=delivered,
+                                     headers=[(MARKER_HEADER, uuid.uuid4().hex.encode())])  # fmt: skip
+            self._fencer.flush(timeout_s)
+        if errors or len(fences) != len(tps):
+            raise ScanError(f"could not fence {len(tps) - len(fences)} partition(s): {'; '.join(errors[:3])}")
+        out: dict[tuple[str, int], list[bytes]] = {tp: [] for tp in tps}
+        pending = {tp for tp in tps if fences[tp] > 0}
+        if not pending:
+            return out
+        consumer = Consumer(consumer_config(self.platform.bootstrap, f"csp-api-scan-{uuid.uuid4().hex}",
+                                            **{"enable.partition.eof": False}))  # fmt: skip
+        try:
+            consumer.assign([TopicPartition(t, p, 0) for t, p in pending])
+            deadline = time.monotonic() + timeout_s
+            while pending:
+                if time.monotonic() > deadline:
+                    raise ScanError(f"fences of {sorted(pending)} not seen within {timeout_s}s")
+                for msg in consumer.consume(10000, 0.1):
+                    if msg.error() is not None:
+                        continue
+                    tp = (msg.topic() or "", msg.partition() or 0)
+                    if tp not in pending:
+                        continue
+                    off = msg.offset() or 0
+                    if off >= fences[tp]:
+                        pending.discard(tp)
+                        continue
+                    value = msg.value()
+                    if value is not None:
+                        out[tp].append(value)
+        finally:
+            consumer.close()
+        return out
+
+    def records(self, topics: Sequence[str], schema: str) -> list[dict[str, Any]]:
+        parts = list_topics(self.platform.bootstrap)
+        tps = [(t, p) for t in topics for p in range(parts.get(t, 0))]
+        out: list[dict[str, Any]] = []
+        for values in self.scan(tps).values():
+            for v in values:
+                try:
+                    name, rec = self.platform.codec.decode(v)
+                except Exception:  # noqa: BLE001 - not a record of ours
+                    continue
+                if name == schema:
+                    out.append(rec)
+        return out
+
+    @contextmanager
+    def locked(self) -> Iterator[Platform]:
+        with self.lock:
+            yield self.platform
+
+    # -- systems -------------------------------------------------------------------
+
+    def systems(self, fresh: bool = False) -> dict[str, list[int]]:
+        at, cached = self._systems
+        if fresh or time.monotonic() - at > self.cache_s:
+            with self.lock:
+                cached = self.platform.systems()
+            self._systems = (time.monotonic(), cached)
+        return cached
+
+    def deployment(self, system: str, version: int | None = None) -> Deployment | None:
+        versions = self.systems().get(system) or self.systems(fresh=True).get(system)
+        if not versions:
+            return None
+        with self.lock:
+            return self.platform.store.lookup(system, version or versions[-1])
+
+    def deploy(
+        self, source: str, process: str, name: str | None, outputs: Sequence[str], force: bool, file_name: str
+    ) -> Plan:
+        digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(file_name).name) or "system.csp"
+        path = self.uploads / digest / safe
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+        with self.lock:
+            plan = self.platform.deploy(path, process, name=name, outputs=outputs, force=force)
+        self._systems = (0.0, {})
+        return plan
+
+    # -- instances -----------------------------------------------------------------
+
+    def instances(self, fresh: bool = False) -> list[InstanceState]:
+        at, cached = self._instances
+        if fresh or time.monotonic() - at > self.cache_s:
+            t = self.platform.topics
+            parts = list_topics(self.platform.bootstrap)
+            tps = [(topic, p) for topic in (t.snapshots, t.events) for p in range(parts.get(topic, 0))]
+            scanned = self.scan(tps)
+            snaps: list[dict[str, Any]] = []
+            evs: list[dict[str, Any]] = []
+            for (_topic, _p), values in scanned.items():
+                for v in values:
+                    try:
+                        name, rec = self.platform.codec.decode(v)
+                    except Exception:  # noqa: BLE001
+                        continue
+                    if name == "CspSnapshot":
+                        snaps.append(rec)
+                    elif name == "CspEvent":
+                        evs.append(rec)
+            with self.lock:
+                self.platform.store.refresh()
+                got = fold.recover(snaps, evs, None, self.platform.store.lookup, strict=False)
+            cached = [got[k] for k in sorted(got)]
+            self._instances = (time.monotonic(), cached)
+        return cached
+
+    def start(self, system: str, version: int | None, params: Mapping[str, str], timeout_s: float) -> Instance:
+        with self.lock:
+            inst = self.platform.start(system, version=version, params=params, timeout_s=timeout_s)
+        self._instances = (0.0, [])
+        return inst
+
+    def offer(self, instance_id: str, event: str, timeout_s: float) -> OfferResult:
+        with self.lock:
+            return self.platform.offer(instance_id, event, timeout_s=timeout_s)
+
+    def stop(self, instance_id: str, timeout_s: float) -> Mapping[str, Any]:
+        with self.lock:
+            out = self.platform.stop(instance_id, timeout_s=timeout_s)
+        self._instances = (0.0, [])
+        return out
+
+    def trace(self, instance_id: str, until: int | None) -> list[dict[str, Any]]:
+        from gateway.sdk import PlatformError
+        from processors.csp.runtime.partitioning import partition_for
+
+        t = self.platform.topics
+        part = partition_for(instance_id, self.platform.partitions)
+        scanned = self.scan([(t.snapshots, part), (t.events, part)])
+        snaps, evs = [], []
+        for values in scanned.values():
+            for v in values:
+                try:
+                    name, rec = self.platform.codec.decode(v)
+                except Exception:  # noqa: BLE001
+                    continue
+                if rec.get("instance_id") != instance_id:
+                    continue
+                if name == "CspSnapshot":
+                    snaps.append(rec)
+                elif name == "CspEvent":
+                    evs.append(rec)
+        if not snaps and not evs:
+            raise PlatformError(f"no instance {instance_id}")
+        with self.lock:
+            self.platform.store.refresh()
+            rep = fold.replay(instance_id, snaps, evs, self.platform.store.lookup, until)
+        return [dict(e) for e in rep.trace]
+
+    def refusals(self, limit: int) -> list[dict[str, Any]]:
+        seen: set[str] = set()
+        out = []
+        for r in self.records([self.platform.topics.refusals], "CspRefusal"):
+            if r["command_id"] not in seen:
+                seen.add(r["command_id"])
+                out.append(r)
+        out.sort(key=lambda r: int(r.get("timestamp") or 0))
+        return out[-limit:]
+
+    def dead_letters(self, limit: int) -> list[dict[str, Any]]:
+        """The newest DeadLetter records of every ``*.dlq`` topic."""
+        parts = list_topics(self.platform.bootstrap)
+        tps = [(t, p) for t in sorted(parts) if t.endswith(".dlq") for p in range(parts[t])]
+        out: list[dict[str, Any]] = []
+        for (topic, _p), values in self.scan(tps).items():
+            for v in values:
+                try:
+                    name, rec = self.platform.codec.decode(v)
+                except Exception:  # noqa: BLE001
+                    continue
+                if name == "DeadLetter":
+                    out.append({**{k: x for k, x in rec.items() if not isinstance(x, bytes)}, "dlq_topic": topic})
+        out.sort(key=lambda r: int(r.get("timestamp") or 0))
+        return out[-limit:]
+
+    # -- channels ------------------------------------------------------------------
+
+    def channel_topic(self, system: str, channel: str) -> str:
+        return self.platform.topics.channel(system, channel)
+
+    def receive(
+        self, topic: str, offsets: Mapping[int, int] | None, timeout_s: float, max_messages: int,
+        match: Mapping[str, str],
+    ) -> tuple[list[dict[str, Any]], dict[int, int]]:
+        """Long-poll ``topic``: the ChannelMessages after ``offsets`` (None: from now) that match ``match``,
+        waiting up to ``timeout_s`` for the first; returns them and the offsets to resume from."""
+        nparts = list_topics(self.platform.bootstrap).get(topic, 0)
+        if nparts == 0:
+            return [], {}
+        start: dict[int, int] = {}
+        for p in range(nparts):
+            if offsets is not None and p in offsets:
+                start[p] = offsets[p]
+            else:
+                with self.lock:
+                    start[p] = self.platform.fence(topic, p)
+        consumer = Consumer(consumer_config(self.platform.bootstrap, f"csp-api-{uuid.uuid4().hex}",
+                                            **{"enable.partition.eof": False}))  # fmt: skip
+        got: list[dict[str, Any]] = []
+        nxt = dict(start)
+        try:
+            consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
+            deadline = time.monotonic() + timeout_s
+            while len(got) < max_messages:
+                left = deadline - time.monotonic()
+                if left <= 0 and not got:
+                    break
+                msgs = consumer.consume(max_messages, max(0.05, min(left, 0.2)) if left > 0 else 0.05)
+                for msg in msgs:
+                    if msg.error() is not None:
+                        continue
+                    nxt[msg.partition() or 0] = (msg.offset() or 0) + 1
+                    if msg.value() is None:
+                        continue
+                    try:
+                        name, rec = self.platform.codec.decode(msg.value() or b"")
+                    except Exception:  # noqa: BLE001
+                        continue
+                    if name != "ChannelMessage" or any(str(rec.get(k)) != v for k, v in match.items()):
+                        continue
+                    got.append({**jsonable(rec), "partition": msg.partition(), "offset": msg.offset()})
+                if (got and not msgs) or (left <= 0):
+                    break
+        finally:
+            consumer.close()
+        return got[:max_messages], nxt
+
+
+def jsonable(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A decoded Avro record made JSON-safe (bytes as hex)."""
+    out: dict[str, Any] = {}
+    for k, v in rec.items():
+        if isinstance(v, bytes):
+            out[k] = v.hex()
+        elif isinstance(v, Mapping):
+            out[k] = jsonable(v)
+        elif isinstance(v, list):
+            out[k] = [jsonable(x) if isinstance(x, Mapping) else (x.hex() if isinstance(x, bytes) else x) for x in v]
+        else:
+            out[k] = v
+    return out
