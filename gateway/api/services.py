@@ -1,8 +1,8 @@
 """The service routes' bodies: one function per route, calling into the service's SDK when present.
 
-The ledger is wired (``Platform.ledger()``, docs/ledger.md). Agents and quantum are
-detected by import: until ``processors.agents`` / ``processors.quantum`` expose what a
-route needs, the route answers 501 naming what is missing. Wiring one is a change here only.
+Each service is reached through its SDK: the ledger (``Platform.ledger()``), agents
+(``Platform.agents``), quantum (``Platform.quantum``). A service whose SDK is not importable
+(a slimmed-down deployment) answers 501 naming what is missing.
 """
 
 from __future__ import annotations
@@ -39,40 +39,70 @@ def installed(module: str, needs: Sequence[str]) -> bool:
     return True
 
 
-AGENTS = ("processors.agents", ("list_agents", "collaborate"))
-QUANTUM = ("processors.quantum", ("entanglement", "teleportation"))
+AGENTS = ("gateway.agents", ("Agents", "CollabAgent"))
+QUANTUM = ("gateway.quantum_sdk", ("QuantumClient",))
 LEDGER = ("processors.ledger.client", ("LedgerClient",))
+_NAMES = {AGENTS[0]: "agents", QUANTUM[0]: "quantum", LEDGER[0]: "ledger"}
 
 
 def status() -> dict[str, str]:
-    return {name.split(".")[1]: "installed" if installed(name, needs) else "not installed"
+    return {_NAMES[name]: "installed" if installed(name, needs) else "not installed"
             for name, needs in (AGENTS, QUANTUM, LEDGER)}  # fmt: skip
 
 
-# -- agents ------------------------------------------------------------------------------
+def _bad(what: str, detail: str) -> Problem:
+    return Problem(422, "Unprocessable Content", f"{what}: {detail}", kind="bad-request")
+
+
+# -- agents (gateway/agents.py: the registry on agents.registry, collaboration) ------------
 
 
 def agents_list(platform: Platform) -> Any:
-    mod = _service(*AGENTS, what="GET /api/ai/agents")
-    return mod.list_agents(platform)
+    _service(*AGENTS, what="GET /api/ai/agents")
+    return [{"name": a.name, "model": a.model, "role": a.role, "prompt": a.prompt} for a in platform.agents.all()]
 
 
 def agents_collaborate(platform: Platform, body: Mapping[str, Any]) -> Any:
+    """``{"task": ..., "agents": [{"name", "model", "role"}], "method": consensus|leader|round_robin|debate,
+    "rounds": 2}``: generate the protocol, check it, deploy and run it; the result and the full trace."""
     mod = _service(*AGENTS, what="POST /api/ai/collaborate")
-    return mod.collaborate(platform, dict(body))
+    what = "POST /api/ai/collaborate"
+    task, agents, method = body.get("task"), body.get("agents"), body.get("method", "consensus")
+    if not isinstance(task, str) or not task:
+        raise _bad(what, "task must be a non-empty string")
+    if not isinstance(agents, list) or not agents or not all(isinstance(a, Mapping) and a.get("name") for a in agents):
+        raise _bad(what, "agents must be a list of {name, model, role}")
+    team = [mod.CollabAgent(str(a["name"]), str(a.get("model") or "default"), str(a.get("role") or ""))
+            for a in agents]  # fmt: skip
+    try:
+        result = platform.agents.collaborate(task, team, str(method), rounds=int(body.get("rounds", 2)),
+                                             timeout_s=float(body.get("timeout_s", 300)))  # fmt: skip
+    except (ValueError, RuntimeError) as exc:  # unknown method, a protocol failing its checks, a refusal
+        raise _bad(what, str(exc)) from None
+    return result.as_dict()
 
 
-# -- quantum -----------------------------------------------------------------------------
+# -- quantum (gateway/quantum_sdk.py) ------------------------------------------------------
 
 
 def quantum_entanglement(platform: Platform, body: Mapping[str, Any]) -> Any:
-    mod = _service(*QUANTUM, what="POST /api/quantum/entanglement")
-    return mod.entanglement(platform, dict(body))
+    """``{"agents": ["alice", "bob"], "noise": {"depolarizing": 0.01}, "shots": 1024}``."""
+    _service(*QUANTUM, what="POST /api/quantum/entanglement")
+    agents = body.get("agents") or [a for a in (body.get("agent_a"), body.get("agent_b")) if a]
+    if not isinstance(agents, list) or len(agents) < 2:
+        raise _bad("POST /api/quantum/entanglement", "agents must name at least two agents")
+    return platform.quantum.entangle(*[str(a) for a in agents], noise=body.get("noise"),
+                                     shots=int(body.get("shots", 1024)), timeout_s=60.0)  # fmt: skip
 
 
 def quantum_teleportation(platform: Platform, body: Mapping[str, Any]) -> Any:
-    mod = _service(*QUANTUM, what="POST /api/quantum/teleportation")
-    return mod.teleportation(platform, dict(body))
+    """``{"sender": "alice", "receiver": "bob", "state": {"amplitudes": [...], "phases": [...]}}``."""
+    _service(*QUANTUM, what="POST /api/quantum/teleportation")
+    sender, receiver, state = body.get("sender"), body.get("receiver"), body.get("state")
+    if not sender or not receiver or not isinstance(state, Mapping):
+        raise _bad("POST /api/quantum/teleportation", "needs sender, receiver and state {amplitudes, phases}")
+    return platform.quantum.teleport(str(sender), str(receiver), state, noise=body.get("noise"),
+                                     shots=int(body.get("shots", 1024)), timeout_s=60.0)  # fmt: skip
 
 
 # -- ledger ------------------------------------------------------------------------------

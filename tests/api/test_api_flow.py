@@ -187,6 +187,37 @@ def test_service_routes_answer_501_until_the_service_is_installed(api_env: ApiEn
     assert c.get("/api/v1/services", headers=view).json()[service] == "not installed"
 
 
+def test_the_quantum_routes_run_on_the_quantum_service(api_env: ApiEnv) -> None:
+    """POST /api/quantum/entanglement then /teleportation: a real quantum worker answers."""
+    from tests.quantum.quantum_helpers import thread_worker as quantum_worker
+
+    c, dev, view = api_env.client, api_env.auth("developer"), api_env.auth("viewer")
+    assert c.get("/api/v1/services", headers=view).json()["quantum"] == "installed"
+    with quantum_worker(api_env.platform.quantum):
+        r = c.post("/api/quantum/entanglement", headers=dev, json={"agents": ["alice", "bob"], "shots": 256})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "OK" and abs(r.json()["fidelity"] - 1.0) < 1e-6
+        state = {"amplitudes": [0.6, 0.8], "phases": [0.0, 0.5]}
+        r = c.post("/api/quantum/teleportation", headers=dev, json={"sender": "alice", "receiver": "bob", "state": state})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "OK" and r.json()["fidelity"] >= 0.999
+    r = c.post("/api/quantum/teleportation", headers=dev, json={"sender": "alice"})
+    assert r.status_code == 422 and "needs sender, receiver and state" in r.json()["detail"]
+    r = c.post("/api/quantum/entanglement", headers=view, json={"agents": ["a", "b"]})
+    assert r.status_code == 403
+
+
+def test_the_agents_routes_reach_the_agents_service(api_env: ApiEnv) -> None:
+    c, dev, view = api_env.client, api_env.auth("developer"), api_env.auth("viewer")
+    api_env.platform.agents.create("api-agent", model="m", role="a tester")
+    r = c.get("/api/ai/agents", headers=view)
+    assert r.status_code == 200 and {"name": "api-agent", "model": "m", "role": "a tester", "prompt": None} in r.json()
+    r = c.post("/api/ai/collaborate", headers=dev, json={"task": "t", "agents": [{"name": "p"}], "method": "vote"})
+    assert r.status_code == 422 and "vote" in r.json()["detail"], r.text
+    r = c.post("/api/ai/collaborate", headers=dev, json={"agents": []})
+    assert r.status_code == 422 and "task" in r.json()["detail"]
+
+
 def test_the_ledger_routes_are_wired(api_env: ApiEnv) -> None:
     c, dev, view = api_env.client, api_env.auth("developer"), api_env.auth("viewer")
     assert "Agreement" in c.get("/api/blockchain/contracts", headers=view).json()
