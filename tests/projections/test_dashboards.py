@@ -22,7 +22,8 @@ def _targets() -> list[tuple[str, str]]:
     for path in DASHBOARDS:
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel["targets"]:
-                out.append((f"{path.name}: {panel['title']}", target["rawSql"]))
+                if "rawSql" in target:  # ClickHouse panels (Prometheus panels carry an `expr`)
+                    out.append((f"{path.name}: {panel['title']}", target["rawSql"]))
     return out
 
 
