@@ -96,6 +96,9 @@ _CONTENT_TYPES = {
 }
 
 
+MAX_BODY = 64 * 1024 * 1024  # queries are small; larger bodies are inserts, refused anyway
+
+
 def _make_handler(password: str, execute: Executor, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "csp-clickhouse-http"
@@ -141,9 +144,36 @@ def _make_handler(password: str, execute: Executor, lock: threading.Lock) -> typ
         def do_GET(self) -> None:  # noqa: N802
             self._handle(b"")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def _read_body(self) -> bytes | None:
+            """The request body, Content-Length or chunked (clickhouse-connect streams inserts in
+            chunks: a body left unread would be parsed as the next request on the connection).
+            None, and the connection closed, when it is larger than MAX_BODY."""
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                parts: list[bytes] = []
+                total = 0
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return b"".join(parts)
+                    total += size
+                    if total > MAX_BODY:
+                        self.close_connection = True
+                        return None
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()  # the CRLF after each chunk
             length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            if length > MAX_BODY:
+                self.close_connection = True
+                return None
+            return self.rfile.read(length) if length else b""
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self._read_body()
+            if body is None:
+                self._error(_Error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, 0, f"request body over {MAX_BODY} bytes"))
+                return
             encoding = self.headers.get("Content-Encoding", "").lower()
             if encoding:
                 # a compressed body is insert data: refuse on the statement before decoding

@@ -256,11 +256,11 @@ def run(
                 plan = platform.deploy(EXAMPLES / "quantum/teleport.csp", "SYSTEM", name="quantum",
                                        outputs=list(quantum_demo.OUTPUTS), bind=list(quantum_demo.BIND))
                 verdicts = ", ".join(f"{r.status} {r.text}" for r in plan.results)
-                console.print(f"deployed quantum (qreq bound to the quantum service): {escape(verdicts)}")
+                console.print(f"deployed quantum: {escape(verdicts)} (qreq bound to the quantum service)")
             if "agreement" not in deployed:
                 from gateway import agreement_demo
 
-                console.print(f"deployed agreement (chain bound to the ledger): {escape(agreement_demo.deploy(platform))}")
+                console.print(f"deployed agreement: {escape(agreement_demo.deploy(platform))} (chain bound to the ledger)")
             from processors.agents.demo import start_llm_negotiations
 
             # LLM agents bound to a verified protocol (examples/agents/llm_negotiation.csp)

@@ -24,7 +24,7 @@ def test_csp_run_brings_up_the_platform_and_stops_cleanly(tmp_path: Path) -> Non
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    for system in ("buffer", "dining", "agents", "quantum"):
+    for system in ("buffer", "dining", "agents", "quantum", "agreement"):
         assert f"deployed {system}: " in out, out
     assert "pass " in out  # the examples' assertions were checked before deploying
     assert "dashboard: http://127.0.0.1:8000/" in out  # `csp serve` started beside the worker
