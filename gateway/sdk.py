@@ -39,7 +39,7 @@ from processors.csp.runtime.topics import RuntimeTopics
 from schemas.codec import Codec, codec_from_settings
 from streams.admin import ensure_topics, list_topics
 from streams.clients import consumer_config, producer_config
-from streams.reader import end_offset, read_to_end
+from streams.reader import end_offset, read_records
 
 if TYPE_CHECKING:
     from gateway.quantum_sdk import QuantumClient
@@ -587,17 +587,7 @@ class Platform:
         return [r for chunk in chunks for r in chunk]
 
     def _read_partition(self, topic: str, schema: str, partition: int) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for _o, _k, value, _ts in read_to_end(self.bootstrap, topic, partition):
-            if value is None:
-                continue
-            try:
-                name, rec = self.codec.decode(value)
-            except Exception:
-                continue
-            if name == schema:
-                out.append(rec)
-        return out
+        return [rec for _o, rec in read_records(self.bootstrap, topic, partition, self.codec.decode, schema)]
 
     def events(self, instance_id: str | None = None) -> list[dict[str, Any]]:
         """csp.events deduplicated on (instance, seq), in (instance, seq) order."""

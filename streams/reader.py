@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -102,6 +102,32 @@ def read_to_end(
                 yield msg.offset() or 0, msg.key(), value, msg.timestamp()[1]
     finally:
         consumer.close()
+
+
+def read_records(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    decode: Callable[[bytes], tuple[str, dict[str, Any]]],
+    schema: str,
+    start_offset: int = 0,
+    *,
+    timeout_s: float = 60.0,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(offset, record)`` of every ``schema`` record from ``start_offset`` to the partition's end.
+
+    Records without a value, of another schema, or that do not decode are skipped: a state
+    rebuilt from a topic takes what it knows and leaves the rest (the engine dead-letters bad
+    input where it arrives)."""
+    for offset, _key, value, _ts in read_to_end(bootstrap, topic, partition, start_offset, timeout_s=timeout_s):
+        if value is None:
+            continue
+        try:
+            name, rec = decode(value)
+        except Exception:  # noqa: BLE001 - skipped, as documented
+            continue
+        if name == schema:
+            yield offset, rec
 
 
 def end_offset(

@@ -48,7 +48,7 @@ from processors.csp.runtime.records import command_record
 from processors.csp.runtime.registry import DeploymentStore
 from processors.csp.runtime.topics import RuntimeTopics
 from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
-from streams.reader import read_to_end
+from streams.reader import read_records
 from streams.records import InRecord, OutRecord
 
 COMMAND_PREFIX = "agent:"
@@ -364,15 +364,8 @@ class AgentDriver(ProcessorBase):
                 self._replay(ref.topic, ref.partition, "CspEvent", self.apply_event)
 
     def _replay(self, topic: str, partition: int, schema: str, apply: Any) -> None:
-        for _o, _k, value, _ts in read_to_end(self.store.bootstrap, topic, partition):
-            if value is None:
-                continue
-            try:
-                name, rec = self.codec.decode(value)
-            except Exception:
-                continue
-            if name == schema:
-                apply(rec)
+        for _o, rec in read_records(self.store.bootstrap, topic, partition, self.codec.decode, schema):
+            apply(rec)
 
     def on_revoke(self, partitions: Sequence[PartitionRef]) -> None:
         # instances stay known (a re-assignment folds again, idempotent on seq); the requests of

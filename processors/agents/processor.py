@@ -53,7 +53,7 @@ from processors.agents.llm import ERROR, OK, CallResult, RetryPolicy, Usage, cal
 from processors.agents.topics import AgentTopics
 from streams.clients import producer_config
 from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
-from streams.reader import read_to_end
+from streams.reader import read_records
 from streams.records import InRecord, OutRecord
 
 REQUEST_SCHEMA = "AgentRequest"
@@ -124,15 +124,10 @@ class AgentProcessor(ProcessorBase):
             if ref.topic != self.topics.requests:
                 continue
             got: dict[str, dict[str, Any]] = {}
-            for _off, _key, value, _ts in read_to_end(self.bootstrap, self.topics.journal, ref.partition):
-                if value is None:
-                    continue
-                try:
-                    name, rec = self.codec.decode(value)
-                except Exception:
-                    continue
-                if name == RESPONSE_SCHEMA:
-                    got.setdefault(rec["request_id"], rec)  # first recorded result wins
+            for _off, rec in read_records(
+                self.bootstrap, self.topics.journal, ref.partition, self.codec.decode, RESPONSE_SCHEMA
+            ):
+                got.setdefault(rec["request_id"], rec)  # first recorded result wins
             self.recorded[ref.partition] = got
 
     def on_revoke(self, partitions: Sequence[PartitionRef]) -> None:

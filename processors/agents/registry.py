@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from processors.agents.topics import AgentTopics
 from streams.clients import producer_config
 from streams.engine import Codec
-from streams.reader import read_to_end
+from streams.reader import read_records
 
 SCHEMA = "AgentRegistryRecord"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -92,18 +92,11 @@ class AgentRegistry:
 
     def refresh(self, timeout_s: float = 30.0) -> dict[str, AgentSpec]:
         new: list[Mapping[str, Any]] = []
-        for off, _k, value, _ts in read_to_end(
-            self.bootstrap, self.topics.registry, 0, self._next, timeout_s=timeout_s
+        for off, rec in read_records(
+            self.bootstrap, self.topics.registry, 0, self.codec.decode, SCHEMA, self._next, timeout_s=timeout_s
         ):
             self._next = off + 1
-            if value is None:
-                continue
-            try:
-                name, rec = self.codec.decode(value)
-            except Exception:
-                continue
-            if name == SCHEMA:
-                new.append(rec)
+            new.append(rec)
         if new:
             self._records.extend(new)
             self.agents = fold(self._records)

@@ -33,7 +33,7 @@ from processors.ledger.keys import PLATFORM_AGENT, Keystore
 from schemas.codec import Codec
 from schemas.records import LEDGER_ANCHOR, LEDGER_TRANSACTION
 from streams.engine import AssignContext, BatchContext, PartitionRef, ProcessorBase
-from streams.reader import read_to_end
+from streams.reader import read_records
 from streams.records import InRecord, OutRecord
 
 AUDIT_TOPIC = "audit.log"
@@ -119,21 +119,16 @@ class AnchorProcessor(ProcessorBase):
 
     def on_assign(self, partitions: Sequence[PartitionRef], ctx: AssignContext) -> None:
         self.last, self.since_last = None, 0
-        for _off, _key, value, _ts in read_to_end(self.bootstrap, self.anchors_topic, 0):
-            if value is None:
-                continue
-            _name, rec = self.codec.decode(value)
+        for _off, rec in read_records(self.bootstrap, self.anchors_topic, 0, self.codec.decode, LEDGER_ANCHOR):
             if rec.get("external_ref") == self.contract and (self.last is None or rec["last_seq"] > self.last.size):
                 self.last = Anchored(int(rec["last_seq"]), str(rec["merkle_root"]), int(rec["timestamp"]))
         committed = max((o for o in ctx.committed.values()), default=-1)
         if committed > 0 and self.last is not None:  # checkpoints consumed since the last anchor
-            for offset, _key, value, _ts in read_to_end(self.bootstrap, self.audit_topic, 0):
+            for offset, rec in read_records(self.bootstrap, self.audit_topic, 0, self.codec.decode, "AuditEntry"):
                 if offset >= committed:
                     break
-                if value is not None:
-                    _name, rec = self.codec.decode(value)
-                    if rec.get("checkpoint") and int(rec["seq"]) > self.last.size:
-                        self.since_last += 1
+                if rec.get("checkpoint") and int(rec["seq"]) > self.last.size:
+                    self.since_last += 1
 
     def on_revoke(self, partitions: Sequence[PartitionRef]) -> None:
         self.last, self.since_last = None, 0

@@ -36,7 +36,7 @@ from processors.ledger.requests import RequestError, validate, verify_signature
 from schemas.records import LEDGER_INTENT, LEDGER_RECEIPT
 from streams.clients import producer_config
 from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
-from streams.reader import read_to_end
+from streams.reader import read_records
 from streams.records import InRecord, OutRecord
 
 REQUESTS_TOPIC = "ledger.transactions"
@@ -92,10 +92,7 @@ class LedgerProcessor(ProcessorBase):
     def on_assign(self, partitions: Sequence[PartitionRef], ctx: AssignContext) -> None:
         self.journal.clear()
         self.next_nonce.clear()
-        for _offset, _key, value, _ts in read_to_end(self.bootstrap, self.journal_topic, 0):
-            if value is None:
-                continue
-            _name, rec = self.codec.decode(value)
+        for _offset, rec in read_records(self.bootstrap, self.journal_topic, 0, self.codec.decode, LEDGER_INTENT):
             if rec["chain"] != self.chain.key:
                 continue  # a journal of another chain (an earlier in-process chain)
             self.journal[rec["tx_id"]] = Intent(
