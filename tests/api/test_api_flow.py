@@ -173,17 +173,21 @@ SERVICE_ROUTES = {
 
 
 @pytest.mark.parametrize("service", sorted(SERVICE_ROUTES))
-def test_service_routes_answer_501_until_the_service_is_installed(api_env: ApiEnv, service: str) -> None:
+def test_service_routes_answer_501_when_the_service_is_not_installed(
+    api_env: ApiEnv, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment without a service's SDK (simulated: its module does not import) gets 501s."""
     from gateway.api import services
 
-    spec = {"agents": services.AGENTS, "quantum": services.QUANTUM}[service]
-    if services.installed(*spec):
-        pytest.skip(f"{service} is installed: its routes are wired (this test covers the not-installed answer)")
+    attr = {"agents": "AGENTS", "quantum": "QUANTUM"}[service]
+    missing = (f"gateway.{service}_not_installed", getattr(services, attr)[1])
+    monkeypatch.setattr(services, attr, missing)
+    monkeypatch.setitem(services._NAMES, missing[0], service)
     c, dev, view = api_env.client, api_env.auth("developer"), api_env.auth("viewer")
     for method, path in SERVICE_ROUTES[service]:
         r = c.request(method, path, headers=dev if method == "POST" else view, json={} if method == "POST" else None)
         assert r.status_code == 501 and r.headers["content-type"] == PROBLEM, (path, r.text)
-        assert "the service is not installed" in r.json()["detail"] and r.json()["service"] == spec[0]
+        assert "the service is not installed" in r.json()["detail"] and r.json()["service"] == missing[0]
     assert c.get("/api/v1/services", headers=view).json()[service] == "not installed"
 
 
