@@ -27,6 +27,7 @@ from typing import Any
 from eth_account.messages import encode_defunct
 from web3 import Web3
 
+from processors.ledger.keys import Keystore
 from processors.services.api import BoundEvent, ServiceBinding, ServiceReply, reply_command_id, reply_event
 
 REPLY_STATUS = {"SUCCESS": "ok", "REVERTED": "reverted", "REFUSED": "refused", "ERROR": "refused"}
@@ -46,11 +47,24 @@ class LedgerAdapter:
     request_schema = "LedgerTransaction"
     result_schema = "LedgerReceipt"
 
-    def request(self, bound: BoundEvent) -> tuple[str, dict[str, Any]]:
+    def __init__(self) -> None:
+        # keystores by (data dir, configured keys): an event on the bridge's path reads no key
+        # file and loads no schema registry
+        self._keystores: dict[tuple[str, str], Keystore] = {}
+
+    def _keys(self) -> Keystore:
         from infra.settings import Settings
-        from processors.ledger.client import DEFAULT_CHAIN, LedgerClient
         from processors.ledger.keys import keystore_for
-        from schemas.codec import codec_from_settings
+
+        settings = Settings()
+        cache_key = (str(settings.resolved_data_dir()), json.dumps(settings.ledger_keys, sort_keys=True))
+        keys = self._keystores.get(cache_key)
+        if keys is None:
+            keys = self._keystores[cache_key] = keystore_for(settings.resolved_data_dir(), settings.ledger_keys)
+        return keys
+
+    def request(self, bound: BoundEvent) -> tuple[str, dict[str, Any]]:
+        from processors.ledger.client import DEFAULT_CHAIN, LedgerClient
 
         options = bound.binding.options
         values = list(bound.values)
@@ -58,9 +72,8 @@ class LedgerAdapter:
         if not values:
             raise ValueError(f"event {bound.event!r} names no function for the ledger binding")
         function, args = values[0], [_arg(v) for v in values[1:]]
-        settings = Settings()
-        keys = keystore_for(settings.resolved_data_dir(), settings.ledger_keys)
-        client = LedgerClient("", codec_from_settings(settings), keys, chain_id=options.get("chain", DEFAULT_CHAIN))
+        keys = self._keys()
+        client = LedgerClient("", None, keys, chain_id=options.get("chain", DEFAULT_CHAIN))  # builds only
         contract = options.get("contract", "Agreement")
         deploy_id = f"{bound.instance_id}:deploy"
         terms_hash = bytes(Web3.keccak(text=options.get("terms", "")))

@@ -26,7 +26,8 @@ DEFAULT_CHAIN = "evm"
 
 
 class LedgerClient:
-    def __init__(self, bootstrap: str, codec: Codec, keys: Keystore, chain_id: str = DEFAULT_CHAIN) -> None:
+    def __init__(self, bootstrap: str, codec: Codec | None, keys: Keystore, chain_id: str = DEFAULT_CHAIN) -> None:
+        """``codec`` None: a client that only builds and signs requests (no Kafka)."""
         self.bootstrap = bootstrap
         self.codec = codec
         self.keys = keys
@@ -71,10 +72,15 @@ class LedgerClient:
             request["signature"] = sign_request(self.keys.require(agent), request)
         return request
 
+    def _codec(self) -> Codec:
+        if self.codec is None:
+            raise RuntimeError("this LedgerClient only builds requests (no codec): it cannot reach Kafka")
+        return self.codec
+
     def send(self, request: dict[str, Any]) -> str:
         if self._producer is None:
             self._producer = Producer(producer_config(self.bootstrap))
-        value = self.codec.encode(LEDGER_TRANSACTION, request)
+        value = self._codec().encode(LEDGER_TRANSACTION, request)
         self._producer.produce(REQUESTS_TOPIC, key=str(request["chain_id"]).encode(), value=value)
         if self._producer.flush(30):
             raise TimeoutError("could not produce the ledger request within 30s")
@@ -103,7 +109,7 @@ class LedgerClient:
                     raw = msg.value()
                     if msg.error() is not None or raw is None:
                         continue
-                    _name, record = self.codec.decode(raw)
+                    _name, record = self._codec().decode(raw)
                     if idle_s is not None:
                         quiet_until = time.monotonic() + idle_s
                     yield record
