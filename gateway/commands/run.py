@@ -177,7 +177,9 @@ def run(
     duration: Annotated[float, typer.Option("--duration", help="stop after this many seconds (0: until Ctrl-C)")] = 0,
     serve_port: Annotated[int, typer.Option("--serve-port", help="port of `csp serve`, the API and dashboard (0: none)")] = 8000,  # fmt: skip
 ) -> None:
-    """Run the platform: stack + CSP runtime worker (+ demo traffic), with a live status line."""
+    """Run the platform with a live status line: the stack and projector, the CSP runtime worker
+    (with the channel bridge), the quantum, ledger and agents workers, `csp serve`; with --demo, the
+    verified examples driven live (quantum and ledger through their channel bindings)."""
     from rich.console import Console
     from rich.live import Live
 
