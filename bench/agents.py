@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             src = Path(tmp) / "steps.csp"
             src.write_text(PROTOCOL.format(steps=args.steps))
             assert not platform.deploy(src, "MAIN", name="steps", outputs=["finish"]).refused
-            env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=bootstrap, CSP_LOG_LEVEL="WARNING")
+            # the worker trusts the deploy key of the data dir the platform signed with
+            env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=bootstrap, CSP_DATA_DIR=tmp, CSP_LOG_LEVEL="WARNING")
             log = (Path(tmp) / "workers.log").open("ab")
             procs.append(subprocess.Popen([sys.executable, "-m", "processors.csp.runtime.worker", "--bootstrap",
                                            bootstrap, "--namespace", ns, "--batch-size", "1000"],

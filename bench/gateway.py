@@ -3,7 +3,8 @@ SDK offers (``Platform.offer``) in the same run, and ``/ws`` fan-out to 100 clie
 
 Starts an ephemeral embedded stack, a runtime worker and ``csp serve`` (child processes),
 deploys the buffer example and starts two instances. Offers are sequential (one in flight),
-like the SDK's ``offer``: the ratio isolates what HTTP, JSON and the app add to an offer.
+like the SDK's ``offer``: the ratio isolates what HTTP, JSON and the app add to an offer. The two
+sides alternate in ``--rounds`` rounds, so a change in the machine's load hits both alike.
 Fan-out: 100 WebSocket clients subscribe to ``events``; a burst of offers is sent with
 ``send_many``; ws_msgs_per_s = frames delivered to all clients / seconds from first to last.
 
@@ -83,6 +84,7 @@ async def _fanout(url: str, token: str, clients: int, expect: int, start_burst: 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--offers", type=int, default=400, help="offers per side (HTTP, SDK)")
+    ap.add_argument("--rounds", type=int, default=8, help="alternating SDK/HTTP rounds the offers are split into")
     ap.add_argument("--clients", type=int, default=100, help="WebSocket clients")
     ap.add_argument("--burst", type=int, default=300, help="offers in the fan-out burst (3 events each)")
     args = ap.parse_args(argv)
@@ -136,21 +138,26 @@ def main(argv: list[str] | None = None) -> int:
             for ev in events[:20]:  # warm-up both paths
                 platform.offer(sdk_inst, ev)
                 http.post(f"/api/v1/instances/{http_inst}/offer", headers=hdr, json={"event": ev})
+            # alternating rounds: the machine's load drifts, and both sides should see the same
             sdk_lat: list[float] = []
-            t0 = time.perf_counter()
-            for ev in events:
-                t = time.perf_counter()
-                assert platform.offer(sdk_inst, ev).accepted
-                sdk_lat.append(time.perf_counter() - t)
-            sdk_s = time.perf_counter() - t0
             http_lat: list[float] = []
-            t0 = time.perf_counter()
-            for ev in events:
-                t = time.perf_counter()
-                r = http.post(f"/api/v1/instances/{http_inst}/offer", headers=hdr, json={"event": ev})
-                http_lat.append(time.perf_counter() - t)
-                assert r.status_code == 200 and r.json()["accepted"], r.text
-            http_s = time.perf_counter() - t0
+            sdk_s = http_s = 0.0
+            rounds = max(1, args.rounds)
+            for r in range(rounds):
+                chunk = events[r * len(events) // rounds : (r + 1) * len(events) // rounds]
+                t0 = time.perf_counter()
+                for ev in chunk:
+                    t = time.perf_counter()
+                    assert platform.offer(sdk_inst, ev).accepted
+                    sdk_lat.append(time.perf_counter() - t)
+                sdk_s += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                for ev in chunk:
+                    t = time.perf_counter()
+                    resp = http.post(f"/api/v1/instances/{http_inst}/offer", headers=hdr, json={"event": ev})
+                    http_lat.append(time.perf_counter() - t)
+                    assert resp.status_code == 200 and resp.json()["accepted"], resp.text
+                http_s += time.perf_counter() - t0
             sdk_rate, http_rate = args.offers / sdk_s, args.offers / http_s
             print(f"SDK offers:  {sdk_rate:8.1f}/s  p50 {statistics.median(sdk_lat) * 1000:.1f} ms  "
                   f"p99 {_p99(sdk_lat) * 1000:.1f} ms")  # fmt: skip

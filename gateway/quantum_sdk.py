@@ -25,7 +25,7 @@ from processors.quantum.requests import DEFAULT_SHOTS, request_record
 from processors.quantum.topics import QuantumTopics
 from schemas.codec import Codec, codec_from_settings
 from streams.admin import ensure_topics, list_topics
-from streams.clients import consumer_config, producer_config
+from streams.clients import consume_available, consumer_config, producer_config
 
 
 class QuantumTimeout(RuntimeError):
@@ -117,7 +117,7 @@ class QuantumClient:
         """Read results that arrived; returns how many new ones."""
         c = self.listen()
         got = 0
-        for msg in c.consume(1000, timeout_s):
+        for msg in consume_available(c, 1000, timeout_s):
             if msg.error() is not None or not msg.value():
                 continue
             try:

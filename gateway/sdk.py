@@ -32,13 +32,13 @@ from processors.csp.runtime.deploy import Plan, plan
 from processors.csp.runtime.model import Deployment
 from processors.csp.runtime.model import Instance as InstanceState
 from processors.csp.runtime.partitioning import partition_for
-from processors.csp.runtime.records import command_record
+from processors.csp.runtime.records import COMPLETE_HEADER, command_record
 from processors.csp.runtime.registry import DeploymentStore, deployment_record, publish
 from processors.csp.runtime.signing import key_path, load_or_create_key, sign_record
 from processors.csp.runtime.topics import RuntimeTopics
 from schemas.codec import Codec, codec_from_settings
 from streams.admin import ensure_topics, list_topics
-from streams.clients import consumer_config, producer_config
+from streams.clients import consume_available, consumer_config, producer_config
 from streams.reader import end_offset, read_records
 
 if TYPE_CHECKING:
@@ -65,7 +65,10 @@ class NoAnswer(PlatformError):
 
 @dataclass(frozen=True)
 class OfferResult:
-    """The outcome of an offer: the accepted event (a CspEvent dict) or the refusal (a CspRefusal dict)."""
+    """The outcome of an offer: the accepted event (a CspEvent dict) or the refusal (a CspRefusal dict).
+
+    Both when the event was accepted and the process then diverged (a DIVERGENT refusal after
+    the steps it took)."""
 
     offer_id: str
     event: Mapping[str, Any] | None = None
@@ -82,7 +85,8 @@ class OfferResult:
     def __str__(self) -> str:
         if self.event is not None:
             after = "".join(f", {e['event']}" for e in self.follow)
-            return f"accepted {self.event['event']} (seq {self.event['seq']}){after}"
+            halted = f"; then {self.refusal['reason']}: {self.refusal['message']}" if self.refusal else ""
+            return f"accepted {self.event['event']} (seq {self.event['seq']}){after}{halted}"
         assert self.refusal is not None
         acc = self.refusal.get("acceptable") or []
         tail = f"; acceptable: {', '.join(acc)}" if acc else ""
@@ -127,6 +131,7 @@ class _Results:
         self.by_position: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
         self.snap_by_position: dict[tuple[int, int], Mapping[str, Any]] = {}
         self.refusal_by_command: dict[str, Mapping[str, Any]] = {}
+        self.completion_by_command: dict[str, Mapping[str, Any]] = {}
         self.seen: set[tuple[str, int]] = set()
 
     def ensure(self, partition: int) -> None:
@@ -135,7 +140,7 @@ class _Results:
         t = self.p.topics
         tps = [
             TopicPartition(topic, partition, self.p.fence(topic, partition))
-            for topic in (t.events, t.snapshots, t.refusals)
+            for topic in (t.events, t.snapshots, t.refusals, t.completions)
         ]
         self.consumer.incremental_assign(tps)
         self.assigned.add(partition)
@@ -143,7 +148,7 @@ class _Results:
     def poll(self, timeout_s: float) -> int:
         n = 0
         t = self.p.topics
-        for msg in self.consumer.consume(1000, timeout_s):
+        for msg in consume_available(self.consumer, 1000, timeout_s):
             if msg.error() is not None or msg.value() is None:
                 continue
             try:
@@ -163,7 +168,31 @@ class _Results:
                 self.snap_by_position.setdefault(pos, rec)  # type: ignore[arg-type]
             elif msg.topic() == t.refusals and name == "CspRefusal":
                 self.refusal_by_command.setdefault(rec["command_id"], rec)
+            elif msg.topic() == t.completions and name == "CspCompletion":
+                self.completion_by_command.setdefault(rec["command_id"], rec)
         return n
+
+    def complete(
+        self, part: int, offset: int, command_id: str
+    ) -> tuple[list[Mapping[str, Any]], Mapping[str, Any] | None, Mapping[str, Any] | None] | None:
+        """The command's (events, snapshot, refusal) once its completion record and every record
+        it counts have been read; None before. Pops what it returns (memory stays bounded)."""
+        done = self.completion_by_command.get(command_id)
+        if done is None:
+            return None
+        pos = (int(done["command_partition"]), int(done["command_offset"]))
+        evs = self.by_position.get(pos, [])
+        snap = self.snap_by_position.get(pos)
+        ref = self.refusal_by_command.get(command_id)
+        if len(evs) < int(done["events"]) or (done["snapshot"] and snap is None):
+            return None
+        if done["outcome"] == "REFUSED" and ref is None:
+            return None
+        del self.completion_by_command[command_id]
+        self.by_position.pop(pos, None)
+        self.snap_by_position.pop(pos, None)
+        self.refusal_by_command.pop(command_id, None)
+        return evs, snap, ref
 
     def close(self) -> None:
         self.consumer.close()
@@ -302,7 +331,9 @@ class Platform:
             self.producer.produce(self.topics.commands, key=instance_id.encode(), value=value, partition=part)
             self.producer.poll(0)
             return part, -1, command_id
-        offset = self._produce_sync(self.topics.commands, instance_id.encode(), value, part)
+        # a waited-for command asks the runtime for its completion record (csp.completions)
+        offset = self._produce_sync(self.topics.commands, instance_id.encode(), value, part,
+                                    headers=[(COMPLETE_HEADER, command_id.encode())])  # fmt: skip
         return part, offset, command_id
 
     def send_many(self, commands: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int:
@@ -329,59 +360,23 @@ class Platform:
         return n
 
     def _await(
-        self, part: int, offset: int, command_id: str, timeout_s: float, want_snapshot: bool
+        self, part: int, offset: int, command_id: str, timeout_s: float
     ) -> tuple[list[Mapping[str, Any]], Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """Wait for the command's completion record (written by the runtime after the command's
+        events, snapshot and refusal, in the same transaction) and for every record it counts."""
         res = self.results
         deadline = time.monotonic() + timeout_s
-        quiet_until: float | None = None
         while True:
-            got = res.poll(0.05)
-            evs = res.by_position.get((part, offset), [])
-            snap = res.snap_by_position.get((part, offset))
-            ref = res.refusal_by_command.get(command_id)
-            done = ref is not None or (snap is not None if want_snapshot else bool(evs))
-            now = time.monotonic()
-            if done and self._complete(evs, snap, ref, want_snapshot):
-                return evs, snap, ref
-            if done:
-                if got == 0 and quiet_until is not None and now >= quiet_until:
-                    return evs, snap, ref
-                if quiet_until is None or got:
-                    quiet_until = now + 0.05
-            if now > deadline:
-                if done:
-                    return evs, snap, ref
+            got = res.complete(part, offset, command_id)
+            if got is not None:
+                return got
+            if time.monotonic() > deadline:
                 raise NoAnswer(
                     f"no answer to command {command_id} ({self.topics.commands}[{part}]@{offset}) within {timeout_s}s: "
                     "is a runtime worker running (`csp worker`)? The command stays on the log and is applied "
                     "when a worker consumes it."
                 )
-
-    def _complete(
-        self,
-        evs: list[Mapping[str, Any]],
-        snap: Mapping[str, Any] | None,
-        ref: Mapping[str, Any] | None,
-        want_snapshot: bool,
-    ) -> bool:
-        """Is the command complete, from its own records (no waiting for quiet)?
-
-        An offer: refused, or its last event leaves the instance settled (no τ, ✓ or output
-        transition enabled in ``state_after``: the runtime settles before the next command).
-        A START/STOP: its snapshot, written after its events, with every event up to the
-        snapshot's seq seen. Otherwise (a DIVERGENT refusal, an unknown deployment) the caller
-        falls back to 50 ms without new records."""
-        if want_snapshot:
-            return snap is not None and (not evs or int(evs[-1]["seq"]) >= int(snap["seq"]))
-        if ref is not None:
-            # a DIVERGENT refusal may follow accepted steps (other topic): those wait for quiet
-            return ref.get("reason") != "DIVERGENT"
-        last = evs[-1]
-        dep = self.store.lookup(last["system"], int(last["version"]))
-        if dep is None:
-            self.store.refresh()
-            dep = self.store.lookup(last["system"], int(last["version"]))
-        return dep is not None and not dep.auto(int(last["state_after"]))
+            res.poll(0.05)
 
     # -- deployments -------------------------------------------------------------------
 
@@ -530,7 +525,7 @@ class Platform:
         part = partition_for(iid, self.partitions)
         self.results.ensure(part)
         part, offset, cid = self.send(iid, "START", system=system, version=version, params=dict(params or {}))
-        _evs, snap, ref = self._await(part, offset, cid, timeout_s, want_snapshot=True)
+        _evs, snap, ref = self._await(part, offset, cid, timeout_s)
         if ref is not None and snap is None:
             raise PlatformError(f"start of {system} refused: {ref['reason']}: {ref['message']}")
         assert snap is not None
@@ -556,19 +551,19 @@ class Platform:
         part = partition_for(instance_id, self.partitions)
         self.results.ensure(part)
         part, offset, cid = self.send(instance_id, "OFFER", event=event, offer_id=oid)
-        evs, _snap, ref = self._await(part, offset, cid, timeout_s, want_snapshot=False)
+        evs, _snap, ref = self._await(part, offset, cid, timeout_s)
         accepted = next((e for e in evs if e.get("offer_id") == oid), None)
         if accepted is None:
             return OfferResult(oid, None, ref)
         follow = tuple(e for e in evs if e is not accepted)
-        return OfferResult(oid, accepted, None, follow)
+        return OfferResult(oid, accepted, ref, follow)
 
     def stop(self, instance_id: str, *, timeout_s: float = 30.0) -> Mapping[str, Any]:
         """Stop an instance; returns its final snapshot (or the refusal)."""
         part = partition_for(instance_id, self.partitions)
         self.results.ensure(part)
         part, offset, cid = self.send(instance_id, "STOP")
-        _evs, snap, ref = self._await(part, offset, cid, timeout_s, want_snapshot=True)
+        _evs, snap, ref = self._await(part, offset, cid, timeout_s)
         return snap if snap is not None else (ref or {})
 
     # -- reading the log ----------------------------------------------------------------
@@ -720,7 +715,7 @@ class Platform:
             seen: set[tuple[str, int]] = set()
             last = time.monotonic()
             while True:
-                for msg in consumer.consume(500, 0.2):
+                for msg in consume_available(consumer, 500, 0.2):
                     if msg.error() is not None or msg.value() is None:
                         continue
                     try:

@@ -10,6 +10,8 @@ The same settings drive the embedded stack and an external deployment:
 * ``CSP_KAFKA_SECURITY_PROTOCOL``, ``CSP_KAFKA_SASL_*``, ``CSP_KAFKA_SSL_CA_LOCATION`` —
   credentials for an external Kafka (the embedded broker is loopback-only; see
   docs/stack.md, "Security").
+* ``CSP_KAFKA_FETCH_WAIT_MS`` — consumers' ``fetch.wait.max.ms`` (10): the embedded broker
+  holds every fetch for this long, so it is the latency of each hop (docs/performance.md).
 * ``CSP_AUDIT_KEY``, ``CSP_AUDIT_ORIGIN`` — the audit trail's checkpoint signing key and origin
   (docs/audit.md).
 * ``CSP_DEPLOY_KEY`` / ``CSP_TRUSTED_KEYS`` — the deployment-signing key and the public keys
@@ -46,6 +48,12 @@ class Settings(BaseSettings):
     kafka_sasl_password: str | None = Field(default=None, description="SASL password")
     kafka_ssl_ca_location: str | None = Field(default=None, description="CA bundle for SSL/SASL_SSL")
     session_timeout_ms: int = Field(default=6000, description="Kafka consumer session.timeout.ms")
+    kafka_fetch_wait_ms: int = Field(
+        default=10,
+        ge=1,
+        description="Consumer fetch.wait.max.ms. Tansu answers a fetch only when this wait expires, so it "
+        "bounds each hop's latency; Apache Kafka answers as soon as data arrives (500 is its default)",
+    )
     kafka_port: int = Field(default=0, description="Local broker port (0: reuse the recorded one or pick a free one)")
     s3_port: int = Field(default=0, description="Local SeaweedFS S3 port (0: reuse the recorded one or pick a free one)")
     kafka_timeout_s: float = Field(default=30.0, description="How long to wait for Kafka before BrokerUnavailable")

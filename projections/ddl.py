@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from projections.tables import TABLES
 
-SCHEMA_VERSION = 2  # 2: the routes table (CspRoute records of csp.registry)
+SCHEMA_VERSION = 3  # 2: the routes table (CspRoute records of csp.registry); 3: completions
 # How many recent insert tokens each table remembers (ClickHouse's own Kafka connector
 # pattern): a batch inserted again with the same token within this window is dropped.
 DEDUP_WINDOW = 10_000

@@ -224,6 +224,20 @@ COMMANDS = _table("commands", [
     Column("issued_at", TIME, _TS, _t("issued_at")),
 ], "instance_id, issued_at, topic, partition, offset")
 
+# One row per command that asked for its completion (the SDK's waited-for commands).
+COMPLETIONS = _table("completions", [
+    Column("command_id", "String", _STR, f("command_id")),
+    Column("instance_id", "String", _STR, f("instance_id")),
+    Column("command_partition", "Int32", pa.int32(), f("command_partition")),
+    Column("command_offset", "Int64", pa.int64(), f("command_offset")),
+    Column("outcome", LC, _STR, f("outcome")),
+    Column("events", "Int32", pa.int32(), f("events")),
+    Column("last_seq", "Nullable(Int64)", pa.int64(), f("last_seq")),
+    Column("snapshot", "Bool", pa.bool_(), f("snapshot")),
+    Column("reason", LCN, _STR, f("reason")),
+    Column("time", TIME, _TS, _t("timestamp")),
+], "instance_id, command_id, topic, partition, offset")
+
 DEAD_LETTERS = _table("dead_letters", [
     Column("source_topic", LC, _STR, f("source_topic")),
     Column("source_partition", "Int32", pa.int32(), f("source_partition")),
@@ -301,7 +315,7 @@ AGENT_CALLS = _table("agent_calls", [
 ], "request_id, topic, partition, offset")
 
 TABLES: tuple[Table, ...] = (
-    EVENTS, REFUSALS, CHANNEL_MESSAGES, INSTANCES, DEPLOYMENTS, ROUTES, COMMANDS, DEAD_LETTERS,
+    EVENTS, REFUSALS, CHANNEL_MESSAGES, INSTANCES, DEPLOYMENTS, ROUTES, COMMANDS, COMPLETIONS, DEAD_LETTERS,
     QUANTUM, LEDGER, AGENT_CALLS,
 )
 
@@ -311,6 +325,7 @@ _FIXED: dict[str, tuple[Table, ...]] = {
     "csp.refusals": (REFUSALS,),
     "csp.registry": (DEPLOYMENTS, ROUTES),
     "csp.commands": (COMMANDS,),
+    "csp.completions": (COMPLETIONS,),
     "quantum.requests": (QUANTUM,),
     "quantum.results": (QUANTUM,),
     "ledger.transactions": (LEDGER,),

@@ -107,6 +107,9 @@ _BASE: tuple[TopicSpec, ...] = (
           "the event log: every transition performed by an instance (source of truth)", input=True),
     _spec("csp.refusals", INSTANCE_PARTITIONS, "instance_id", "CspRefusal",
           "commands refused by an instance (event not offered by the process)", retention_ms=30 * DAY_MS),
+    _spec("csp.completions", INSTANCE_PARTITIONS, "instance_id", "CspCompletion",
+          "one record per command that asked for it (header csp-complete): the command is complete, "
+          "and how many events, snapshots and refusals it wrote", retention_ms=7 * DAY_MS),
     _spec("csp.snapshots", INSTANCE_PARTITIONS, "instance_id", "CspSnapshot",
           "latest state of each instance, for fast recovery", cleanup_policy="compact"),
     _spec("quantum.requests", 2, "request_id", "QuantumRequest",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, Message
 from confluent_kafka.admin import AdminClient
 
 DEFAULT_SESSION_TIMEOUT_MS = 6000
@@ -28,6 +28,12 @@ def security_config() -> dict[str, str]:
     from infra.settings import Settings
 
     return Settings().kafka_security()
+
+
+def _fetch_wait_ms() -> int:
+    from infra.settings import Settings
+
+    return Settings().kafka_fetch_wait_ms
 
 
 def admin_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -59,7 +65,9 @@ def consumer_config(
         "session.timeout.ms": session_timeout_ms,
         "heartbeat.interval.ms": max(500, session_timeout_ms // 3),
         "max.poll.interval.ms": 300000,
-        "fetch.wait.max.ms": 100,
+        # Tansu holds a fetch for the whole wait even when data arrives (measured: 100 ms gave
+        # 50 ms per hop on average, 10 ms gives ~5 ms), so this is each hop's latency.
+        "fetch.wait.max.ms": _fetch_wait_ms(),
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
         "socket.connection.setup.timeout.ms": 10000,
     }
@@ -101,3 +109,20 @@ def check_reachable(bootstrap: str, timeout_s: float = 10.0) -> dict[str, int]:
             f"Kafka at {bootstrap} did not answer a metadata request within {timeout_s:.0f}s ({exc.args[0]})"
         ) from None
     return {name: len(t.partitions) for name, t in md.topics.items()}
+
+
+def consume_available(consumer: Consumer, max_messages: int, timeout_s: float) -> list[Message]:
+    """Up to ``max_messages`` records, returning as soon as any are available.
+
+    ``Consumer.consume(n, timeout)`` blocks until it has ``n`` records or the timeout has passed,
+    so a lone command waited the whole poll timeout (200 ms) at every hop. This takes what the
+    client has already fetched; only when that is nothing does it wait, for the first record,
+    and then takes what arrived with it. Under load the prefetch queue is full and batches stay
+    large; when idle, a record is handed on the moment it arrives."""
+    messages = consumer.consume(max_messages, 0)
+    if messages or timeout_s <= 0:
+        return messages
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]

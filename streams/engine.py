@@ -68,7 +68,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streams.catalog import DLQ_SUFFIX
-from streams.clients import check_reachable, consumer_config, producer_config
+from streams.clients import check_reachable, consume_available, consumer_config, producer_config
 from streams.metrics import EngineMetrics
 from streams.records import InRecord, OutRecord
 
@@ -412,7 +412,7 @@ class Engine:
         consumer = self._consumer
         if consumer is None:
             raise RuntimeError("engine not started")
-        messages = consumer.consume(self.config.batch_size, self.config.poll_timeout_s)
+        messages = consume_available(consumer, self.config.batch_size, self.config.poll_timeout_s)
         if not messages:
             return 0
         decode = self.codec.decode

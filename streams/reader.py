@@ -26,7 +26,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from streams.clients import consumer_config, producer_config
+from streams.clients import consume_available, consumer_config, producer_config
 from streams.engine import MARKER_HEADER, is_platform_fence
 
 
@@ -88,7 +88,7 @@ def read_to_end(
         while True:
             if time.monotonic() > deadline:
                 raise ReadTimeout(f"{topic}[{partition}]: end of partition not reached within {timeout_s}s")
-            for msg in consumer.consume(10000, 0.2):
+            for msg in consume_available(consumer, 10000, 0.2):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:

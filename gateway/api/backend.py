@@ -24,7 +24,7 @@ from processors.csp.runtime.deploy import Plan
 from processors.csp.runtime.model import Deployment
 from processors.csp.runtime.model import Instance as InstanceState
 from streams.admin import list_topics
-from streams.clients import consumer_config, producer_config
+from streams.clients import consume_available, consumer_config, producer_config
 from streams.engine import MARKER_HEADER
 
 
@@ -77,7 +77,7 @@ class Backend:
             while pending:
                 if time.monotonic() > deadline:
                     raise ScanError(f"fences of {sorted(pending)} not seen within {timeout_s}s")
-                for msg in consumer.consume(10000, 0.1):
+                for msg in consume_available(consumer, 10000, 0.1):
                     if msg.error() is not None:
                         continue
                     tp = (msg.topic() or "", msg.partition() or 0)
@@ -272,7 +272,7 @@ class Backend:
                 left = deadline - time.monotonic()
                 if left <= 0 and not got:
                     break
-                msgs = consumer.consume(max_messages, max(0.05, min(left, 0.2)) if left > 0 else 0.05)
+                msgs = consume_available(consumer, max_messages, max(0.05, min(left, 0.2)) if left > 0 else 0.05)
                 for msg in msgs:
                     if msg.error() is not None:
                         continue

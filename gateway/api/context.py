@@ -74,6 +74,7 @@ class Context:
         }
 
 
-def ctx_of(request: Request) -> Context:
+async def ctx_of(request: Request) -> Context:
+    """Async, so FastAPI calls it on the event loop rather than hopping to its thread pool."""
     ctx: Context = request.app.state.ctx
     return ctx

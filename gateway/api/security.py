@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from gateway.api.access import KEY_PREFIX, ROLE_RANK
 from gateway.api.problems import Problem
@@ -102,12 +103,18 @@ class RoleGuard:
             raise ValueError(f"unknown role {min_role!r}")
         self.min_role = min_role
 
-    def __call__(self, request: Request) -> Principal:
+    async def __call__(self, request: Request) -> Principal:
+        # async: a sync dependency costs a thread-pool hop per request. Tokens are checked on
+        # the event loop (pure CPU, microseconds); API keys may refresh the access topic, which
+        # blocks, so only they go to the thread pool.
         ctx: Context = request.app.state.ctx
         cred = credentials(request)
         if cred is None:
             raise unauthorized("no credentials: send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'")
-        principal = authenticate(ctx, *cred)
+        if cred[0] == "key":
+            principal = await run_in_threadpool(authenticate, ctx, *cred)
+        else:
+            principal = authenticate(ctx, *cred)
         wait = ctx.key_limits.take(principal.limit_key)
         if wait > 0:
             raise too_many(wait, f"rate limit of {principal.limit_key} exceeded")

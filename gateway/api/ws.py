@@ -36,7 +36,7 @@ from gateway.api.backend import jsonable
 from gateway.api.problems import Problem
 from gateway.api.security import authenticate
 from streams.admin import list_topics
-from streams.clients import consumer_config
+from streams.clients import consume_available, consumer_config
 
 if TYPE_CHECKING:
     from gateway.api.context import Context
@@ -134,7 +134,7 @@ class _Reader:
                     new, self.pending = self.pending, []
                 if new:
                     consumer.incremental_assign(new)
-                msgs = consumer.consume(100, 0.05)  # small batches: a burst is not mistaken for a slow client
+                msgs = consume_available(consumer, 100, 0.05)  # small batches: a burst is not mistaken for a slow client
                 frames = []
                 for m in msgs:
                     if m.error() is not None or m.value() is None:

@@ -20,7 +20,7 @@ from processors.ledger.processor import RECEIPTS_TOPIC, REQUESTS_TOPIC
 from processors.ledger.requests import sign_request, validate
 from schemas.codec import Codec
 from schemas.records import LEDGER_TRANSACTION
-from streams.clients import consumer_config, producer_config
+from streams.clients import consume_available, consumer_config, producer_config
 
 DEFAULT_CHAIN = "evm"
 
@@ -105,7 +105,7 @@ class LedgerClient:
             deadline = time.monotonic() + (total_s if total_s is not None else float("inf"))
             quiet_until = time.monotonic() + (idle_s if idle_s is not None else float("inf"))
             while time.monotonic() < min(deadline, quiet_until):
-                for msg in consumer.consume(1000, 0.2):
+                for msg in consume_available(consumer, 1000, 0.2):
                     raw = msg.value()
                     if msg.error() is not None or raw is None:
                         continue

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -70,6 +71,7 @@ from processors.csp.runtime.model import (
     frozen_params,
 )
 from processors.csp.runtime.partitioning import partition_for
+from processors.csp.runtime.records import COMPLETE_HEADER, COMPLETION_SCHEMA
 from processors.csp.runtime.registry import DeploymentStore
 from processors.csp.runtime.step import DEFAULT_BOUND, Refusal, apply, command_from_record
 from processors.csp.runtime.topics import RuntimeTopics
@@ -84,6 +86,13 @@ MAX_COMMAND_BYTES = 64 * 1024
 MAX_REFUSAL_EVENT = 1000
 MAX_REFUSAL_ACCEPTABLE = 100
 FORWARDED_HEADER = "csp-forwarded-from"
+
+
+def _completion_wanted(msg: Any, headers: list[tuple[str, bytes]], mark: int) -> tuple[Any, str, int] | None:
+    for k, v in headers:
+        if k == COMPLETE_HEADER and v:
+            return msg, v[:1000].decode("utf-8", "replace"), mark
+    return None
 
 
 def tune_gc() -> None:
@@ -108,6 +117,7 @@ class RuntimeStats:
     events: int = 0
     refusals: int = 0
     snapshots: int = 0
+    completions: int = 0
     recovered_instances: int = 0
     forwarded: int = 0
 
@@ -157,6 +167,7 @@ class RuntimeProcessor(ProcessorBase):
         self.window = max(0, dedupe_window)
         # derived command ids (channel bridge offers) applied, per command partition
         self._derived: dict[int, DerivedWindow] = {}
+        self._last_refusal: str | None = None  # the reason of the latest refusal written (completions)
 
     # -- deployments -------------------------------------------------------------------
 
@@ -221,8 +232,15 @@ class RuntimeProcessor(ProcessorBase):
         try:
             max_bytes = self.max_command_bytes
             window = self.window
+            pending: tuple[Any, str, int] | None = None  # a command that asked for its completion record
             for rec in batch:
+                if pending is not None:
+                    self._complete(pending, out)
+                    pending = None
                 msg = rec._msg
+                hdrs = msg.headers()
+                if hdrs:
+                    pending = _completion_wanted(msg, hdrs, len(out))
                 raw = msg.value()
                 part = msg.partition()
                 insts = partitions.get(part)
@@ -331,12 +349,54 @@ class RuntimeProcessor(ProcessorBase):
                 if inst is None and value["kind"] == "START" and self._fast_start(msg, value, insts, out):
                     continue
                 self._general(rec, value, insts, out, ctx)
+            if pending is not None:
+                self._complete(pending, out)
         finally:
             if gc_was:
                 gc.enable()
         self.stats.commands += len(batch)
         self.stats.events += n_events
         return out
+
+    def _complete(self, pending: tuple[Any, str, int], out: list[OutRecord]) -> None:
+        """The completion record of a command that asked for one (header ``csp-complete``): after
+        the records the command wrote (``out[mark:]``), in the same transaction, with their counts.
+        A forwarded command completes at its home partition instead; a dead-lettered one has none."""
+        msg, command_id, mark = pending
+        t = self.topics
+        events = snapshots = 0
+        refused = False
+        for o in out[mark:]:
+            topic = o.topic
+            if topic == t.events:
+                events += 1
+            elif topic == t.snapshots:
+                snapshots += 1
+            elif topic == t.refusals:
+                refused = True
+            elif topic == t.commands:
+                return
+        if not (events or snapshots or refused):
+            return  # nothing was applied or refused (a skipped repeat of a derived command)
+        part = msg.partition()
+        key = msg.key() or b""
+        iid = key.decode("utf-8", "replace")
+        inst = self.partitions.get(part, {}).get(iid)
+        reason = self._last_refusal if refused else None
+        value = {
+            "command_id": command_id,
+            "instance_id": iid,
+            "command_partition": part,
+            "command_offset": msg.offset(),
+            "outcome": "REFUSED" if refused else "APPLIED",
+            "events": events,
+            "last_seq": inst.seq if events and inst is not None else None,
+            "snapshot": snapshots > 0,
+            "reason": reason,
+            "timestamp": int(time.time() * 1000),
+        }
+        out.append(OutRecord(t.completions, key, None, None, self.enc.generic(COMPLETION_SCHEMA, value), part))
+        self.stats.completions += 1
 
     def _derived_repeat(self, part: int, command_id: str) -> bool:
         window = self._derived.get(part)
@@ -540,6 +600,7 @@ class RuntimeProcessor(ProcessorBase):
             refusal = bounded_refusal(refusal)
         raw = self.enc.refusal(iid, inst, command_id, refusal, ts, system)
         out.append(OutRecord(self.topics.refusals, iid.encode(), raw=raw, partition=part))
+        self._last_refusal = refusal.reason
         self.stats.refusals += 1
 
     # -- recovery --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Avro record dicts of the runtime (pure): CspEvent, CspRefusal, CspSnapshot, ChannelMessage, CspCommand."""
+"""Avro record dicts of the runtime (pure): CspEvent, CspRefusal, CspSnapshot, ChannelMessage, CspCommand;
+the ``csp-complete`` header that asks for a CspCompletion."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ from typing import Any
 
 from processors.csp.runtime.model import Deployment, Instance, Status, frozen_params
 from processors.csp.runtime.step import Command, Refusal, Step
+
+# A command with this header (value: its command id) gets a CspCompletion record on
+# csp.completions, after its events, snapshot and refusal, in the same transaction. The SDK's
+# waited-for commands set it; bulk producers need not (it costs one record per command).
+COMPLETE_HEADER = "csp-complete"
+COMPLETION_SCHEMA = "CspCompletion"
 
 
 def event_record(

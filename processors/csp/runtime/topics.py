@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from streams.catalog import INSTANCE_PARTITIONS, TopicSpec, channel_topic, spec_for, validate_topic_name
 
-BASE_NAMES = ("csp.registry", "csp.commands", "csp.events", "csp.refusals", "csp.snapshots")
+BASE_NAMES = ("csp.registry", "csp.commands", "csp.events", "csp.refusals", "csp.snapshots", "csp.completions")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class RuntimeTopics:
     @property
     def snapshots(self) -> str:
         return self.name("csp.snapshots")
+
+    @property
+    def completions(self) -> str:
+        return self.name("csp.completions")
 
     @property
     def commands_dlq(self) -> str:
