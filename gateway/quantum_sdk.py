@@ -18,21 +18,22 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
+from gateway.client_base import KafkaClient
 from infra.settings import Settings
 from processors.quantum.requests import DEFAULT_SHOTS, request_record
 from processors.quantum.topics import QuantumTopics
-from schemas.codec import Codec, codec_from_settings
+from schemas.codec import Codec
 from streams.admin import ensure_topics, list_topics
-from streams.clients import consume_available, consumer_config, producer_config
+from streams.clients import consume_available, consumer_config
 
 
 class QuantumTimeout(RuntimeError):
     """No result arrived in time (is a quantum worker running?)."""
 
 
-class QuantumClient:
+class QuantumClient(KafkaClient):
     def __init__(
         self,
         bootstrap: str,
@@ -41,42 +42,18 @@ class QuantumClient:
         namespace: str = "",
         settings: Settings | None = None,
     ) -> None:
-        self.settings = settings or Settings()
-        self.bootstrap = bootstrap
-        self.codec = codec or codec_from_settings(self.settings)
+        super().__init__(bootstrap, codec=codec, settings=settings)
         self.topics = QuantumTopics(namespace)
-        self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._results: dict[str, dict[str, Any]] = {}
-
-    @classmethod
-    def connect(cls, settings: Settings | None = None, namespace: str = "") -> QuantumClient:
-        settings = settings or Settings()
-        from infra.stack import resolve_endpoints
-
-        return cls(resolve_endpoints(settings).kafka_bootstrap, namespace=namespace, settings=settings)
-
-    def __enter__(self) -> QuantumClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
-        if self._producer is not None:
-            self._producer.flush(10)
-            self._producer = None
+        super().close()
 
     # -- plumbing ---------------------------------------------------------------------
-
-    @property
-    def producer(self) -> Producer:
-        if self._producer is None:
-            self._producer = Producer(producer_config(self.bootstrap))
-        return self._producer
 
     def listen(self) -> Consumer:
         """Start reading results from the results topic's current end, before requests are sent.

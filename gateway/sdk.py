@@ -24,8 +24,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from gateway.client_base import KafkaClient
 from infra.settings import Settings
 from processors.csp.runtime import fold
 from processors.csp.runtime.deploy import Plan, plan
@@ -36,9 +37,9 @@ from processors.csp.runtime.records import COMPLETE_HEADER, command_record
 from processors.csp.runtime.registry import DeploymentStore, deployment_record, publish
 from processors.csp.runtime.signing import key_path, load_or_create_key, sign_record
 from processors.csp.runtime.topics import RuntimeTopics
-from schemas.codec import Codec, codec_from_settings
+from schemas.codec import Codec
 from streams.admin import ensure_topics, list_topics
-from streams.clients import consume_available, consumer_config, producer_config
+from streams.clients import consume_available, consumer_config
 from streams.reader import end_offset, read_records
 
 if TYPE_CHECKING:
@@ -198,7 +199,7 @@ class _Results:
         self.consumer.close()
 
 
-class Platform:
+class Platform(KafkaClient):
     """Client of a running platform (Kafka + runtime workers)."""
 
     def __init__(
@@ -209,14 +210,11 @@ class Platform:
         namespace: str = "",
         settings: Settings | None = None,
     ) -> None:
-        self.settings = settings or Settings()
-        self.bootstrap = bootstrap
-        self.codec = codec or codec_from_settings(self.settings)
+        super().__init__(bootstrap, codec=codec, settings=settings)
         self.topics = RuntimeTopics(namespace)
         self.store = DeploymentStore(
             bootstrap, self.codec, self.topics, compiled_dir=self.settings.resolved_data_dir() / "compiled"
         )
-        self._producer: Producer | None = None
         self._results: _Results | None = None
         self._partitions: int | None = None
         self._quantum: QuantumClient | None = None
@@ -232,16 +230,6 @@ class Platform:
             )
         return self._quantum
 
-    @classmethod
-    def connect(cls, settings: Settings | None = None, namespace: str = "") -> Platform:
-        settings = settings or Settings()
-        from infra.stack import resolve_endpoints
-
-        return cls(resolve_endpoints(settings).kafka_bootstrap, namespace=namespace, settings=settings)
-
-    def __enter__(self) -> Platform:
-        return self
-
     def ledger(self) -> LedgerClient:
         """The ledger service: signed EVM transactions over Kafka (docs/ledger.md)."""
         from processors.ledger.client import LedgerClient
@@ -250,9 +238,6 @@ class Platform:
         keys = keystore_for(self.settings.resolved_data_dir(), self.settings.ledger_keys)
         return LedgerClient(self.bootstrap, self.codec, keys)
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
         if self._quantum is not None:
             self._quantum.close()
@@ -260,17 +245,9 @@ class Platform:
         if self._results is not None:
             self._results.close()
             self._results = None
-        if self._producer is not None:
-            self._producer.flush(10)
-            self._producer = None
+        super().close()
 
     # -- plumbing ---------------------------------------------------------------------
-
-    @property
-    def producer(self) -> Producer:
-        if self._producer is None:
-            self._producer = Producer(producer_config(self.bootstrap))
-        return self._producer
 
     @property
     def partitions(self) -> int:

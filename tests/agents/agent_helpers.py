@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fake_openai import FakeOpenAI
-from runtime_helpers import new_platform, thread_worker, wait_until
+from runtime_helpers import thread_worker, wait_until
+from shared_helpers import new_platform
 
 from gateway.sdk import Platform
 from processors.agents.driver import AgentDriver

@@ -15,23 +15,15 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from shared_helpers import stoppable_thread
 
 from gateway.api.app import create_app
 from gateway.api.config import ApiConfig
 from gateway.sdk import Platform
-from infra.settings import Settings
 from processors.csp.runtime.worker import build_engine
-from streams.admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"admin": "admin-pass-1", "developer": "dev-pass-12", "viewer": "view-pass-1"}
-
-
-def new_platform(bootstrap: str, tmp: Path) -> Platform:
-    ns = f"t{uuid.uuid4().hex[:8]}"
-    platform = Platform(bootstrap, namespace=ns, settings=Settings(data_dir=tmp, kafka_bootstrap=bootstrap))
-    ensure_topics(bootstrap, platform.topics.specs())
-    return platform
 
 
 @contextmanager
@@ -39,23 +31,8 @@ def thread_worker(platform: Platform) -> Iterator[None]:
     """A runtime worker on the real engine, in a thread of this process."""
     engine, _proc = build_engine(platform.bootstrap, platform.settings, namespace=platform.topics.namespace,
                                  worker_id="api-test")  # fmt: skip
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            engine.run(stop)
-        except BaseException as exc:  # surfaced by the test
-            errors.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
+    with stoppable_thread(engine.run):
         yield
-    finally:
-        stop.set()
-        t.join(60)
-        assert not errors, errors
 
 
 @dataclass

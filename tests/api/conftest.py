@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_helpers import ApiEnv, login, make_app, make_users, new_platform, thread_worker
+from api_helpers import ApiEnv, login, make_app, make_users, thread_worker
 from fastapi.testclient import TestClient
+from shared_helpers import new_platform
 
 
 @pytest.fixture(scope="module")

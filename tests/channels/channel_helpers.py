@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,44 +14,15 @@ from typing import Any
 
 import fastavro
 from confluent_kafka import Consumer, TopicPartition
+from shared_helpers import stoppable_thread
 
 from gateway.sdk import Platform
-from infra.settings import Settings
 from processors.channels.bridge import ChannelBridge
 from processors.channels.worker import build_bridge, run_bridge
 from processors.csp.runtime.processor import RuntimeProcessor
 from processors.csp.runtime.worker import build_engine
-from streams.admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def new_platform(bootstrap: str, tmp: Path) -> Platform:
-    ns = f"t{uuid.uuid4().hex[:8]}"
-    platform = Platform(bootstrap, namespace=ns, settings=Settings(data_dir=tmp, kafka_bootstrap=bootstrap))
-    ensure_topics(bootstrap, platform.topics.specs())
-    return platform
-
-
-@contextmanager
-def _thread(target: Callable[[threading.Event], Any]) -> Iterator[None]:
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            target(stop)
-        except BaseException as exc:  # surfaced by the test
-            errors.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        t.join(60)
-        assert not errors, errors
 
 
 @contextmanager
@@ -63,7 +33,7 @@ def runtime_and_bridge(
     ns = platform.topics.namespace
     engine, proc = build_engine(platform.bootstrap, platform.settings, namespace=ns, worker_id=worker_id)
     b_engine, bridge = build_bridge(platform.bootstrap, platform.settings, namespace=ns, worker_id=worker_id)
-    with _thread(engine.run), _thread(lambda stop: run_bridge(b_engine, bridge, stop)):
+    with stoppable_thread(engine.run), stoppable_thread(lambda stop: run_bridge(b_engine, bridge, stop)):
         yield proc, bridge
 
 

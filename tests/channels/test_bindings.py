@@ -7,8 +7,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from channel_helpers import _thread, new_platform, runtime_and_bridge, wait_until
+from channel_helpers import runtime_and_bridge, wait_until
 from echo_service import REQUESTS, SERVICE, EchoProcessor, topic_specs
+from shared_helpers import new_platform, stoppable_thread
 
 from processors.channels.routes import RouteError
 from schemas.codec import codec_from_settings
@@ -41,7 +42,7 @@ def test_bound_channel_round_trip_through_echo_service(kafka_bootstrap: str, tmp
     engine = Engine(echo, codec_from_settings(platform.settings),
                     EngineConfig(bootstrap=kafka_bootstrap, worker_id=uuid.uuid4().hex[:6]))  # fmt: skip
     iids = [f"ask-{uuid.uuid4().hex[:8]}" for _ in range(3)]
-    with platform, runtime_and_bridge(platform), _thread(engine.run):
+    with platform, runtime_and_bridge(platform), stoppable_thread(engine.run):
         for iid in iids:
             platform.start("asker", instance_id=iid)
         for i, iid in enumerate(iids):

@@ -10,11 +10,11 @@ from channel_helpers import (
     PlainReader,
     confluent_decode,
     confluent_encode,
-    new_platform,
     runtime_and_bridge,
     wait_until,
 )
 from confluent_kafka import Producer
+from shared_helpers import new_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 

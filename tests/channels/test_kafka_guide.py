@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from channel_helpers import ROOT, new_platform, runtime_and_bridge
+from channel_helpers import ROOT, runtime_and_bridge
+from shared_helpers import new_platform
 
 from streams.admin import ensure_topics
 from streams.catalog import TopicSpec

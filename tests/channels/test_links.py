@@ -11,8 +11,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from channel_helpers import ROOT, new_platform, wait_until
+from channel_helpers import ROOT, wait_until
 from confluent_kafka import Consumer, TopicPartition
+from shared_helpers import new_platform
 
 from gateway.sdk import Platform
 from streams.clients import consumer_config

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from channel_helpers import ROOT, new_platform, runtime_and_bridge
+from channel_helpers import ROOT, runtime_and_bridge
+from shared_helpers import new_platform
 from typer.testing import CliRunner
 
 from gateway.cli import app

@@ -13,8 +13,9 @@ import pytest
 
 from gateway import agreement_demo
 from processors.ledger.artifacts import artifact
-from tests.channels.channel_helpers import new_platform, runtime_and_bridge
+from tests.channels.channel_helpers import runtime_and_bridge
 from tests.ledger.ledger_helpers import running_ledger
+from tests.shared_helpers import new_platform
 
 
 def test_agreement_protocol_runs_on_chain_through_the_binding(

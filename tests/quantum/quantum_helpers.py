@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from shared_helpers import stoppable_thread
 
 from gateway.quantum_sdk import QuantumClient
 from infra.settings import Settings
@@ -37,23 +38,8 @@ def thread_worker(
         client.bootstrap, client.settings, namespace=client.topics.namespace, worker_id=worker_id,
         batch_size=batch_size,
     )  # fmt: skip
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            engine.run(stop)
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
+    with stoppable_thread(engine.run):
         yield proc
-    finally:
-        stop.set()
-        t.join(60)
-        assert not errors, errors
 
 
 def spawn_worker(client: QuantumClient, worker_id: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:

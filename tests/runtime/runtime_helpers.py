@@ -5,27 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared_helpers import stoppable_thread
+
 from gateway.sdk import Platform
-from infra.settings import Settings
 from processors.csp.runtime.processor import RuntimeProcessor
 from processors.csp.runtime.worker import build_engine
-from streams.admin import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def new_platform(bootstrap: str, tmp: Path) -> Platform:
-    ns = f"t{uuid.uuid4().hex[:8]}"
-    platform = Platform(bootstrap, namespace=ns, settings=Settings(data_dir=tmp, kafka_bootstrap=bootstrap))
-    ensure_topics(bootstrap, platform.topics.specs())
-    return platform
 
 
 @contextmanager
@@ -38,23 +29,8 @@ def thread_worker(platform: Platform, worker_id: str = "w0", **kwargs: object) -
         worker_id=worker_id,
         **kwargs,  # type: ignore[arg-type]
     )
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            engine.run(stop)
-        except BaseException as exc:  # surfaced by the test
-            errors.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
+    with stoppable_thread(engine.run):
         yield proc
-    finally:
-        stop.set()
-        t.join(60)
-        assert not errors, errors
 
 
 def spawn_worker(

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from lts_fixtures import buffer_deployment, misc_deployment
-from runtime_helpers import new_platform, thread_worker, wait_until
+from runtime_helpers import thread_worker, wait_until
+from shared_helpers import new_platform
 
 from gateway.sdk import Platform
 from processors.csp.runtime.partitioning import partition_for

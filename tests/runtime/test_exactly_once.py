@@ -12,7 +12,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 from lts_fixtures import buffer_deployment, choice_deployment
-from runtime_helpers import new_platform, spawn_worker, wait_until
+from runtime_helpers import spawn_worker, wait_until
+from shared_helpers import new_platform
 from workload import as_fields, check_log, make_workload
 
 from gateway.sdk import Platform

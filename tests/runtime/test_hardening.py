@@ -21,7 +21,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from lts_fixtures import buffer_deployment
-from runtime_helpers import ROOT, new_platform, thread_worker, wait_until
+from runtime_helpers import ROOT, thread_worker, wait_until
+from shared_helpers import new_platform
 
 from gateway.sdk import Platform, PlatformError
 from processors.csp.runtime import compiled

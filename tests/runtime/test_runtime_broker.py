@@ -6,7 +6,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 from lts_fixtures import buffer_deployment, misc_deployment
-from runtime_helpers import new_platform, thread_worker
+from runtime_helpers import thread_worker
+from shared_helpers import new_platform
 
 from processors.csp.runtime.records import command_record
 from streams.clients import producer_config
