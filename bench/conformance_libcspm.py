@@ -25,12 +25,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from processors.csp import procs as P
-from processors.csp import syntax as S
-from processors.csp.errors import CspmError, CspmUnsupported
-from processors.csp.frontend import Module, load_file
-from processors.csp.parser import parse
-from processors.csp.values import TRUE
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmError, CspmUnsupported
+from processors.csp.language.parser import parse
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.frontend import Module, load_file
+from processors.csp.semantics.values import TRUE
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "conformance" / "libcspm" / "tests"
 FOLDERS = ("parser", "typechecker", "evaluator")

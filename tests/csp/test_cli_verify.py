@@ -189,8 +189,8 @@ def test_model_t_is_refused_for_properties(tmp_path: Path) -> None:
 
 
 def test_error_without_position_has_no_zero_coordinates() -> None:
-    from processors.csp.errors import CspmEvalError
-    from processors.csp.frontend import load_source
+    from processors.csp.language.errors import CspmEvalError
+    from processors.csp.semantics.frontend import load_source
 
     with pytest.raises(CspmEvalError) as info:
         load_source("channel a\nP = a -> P\n", "m.csp").process("NOPE")

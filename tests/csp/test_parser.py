@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from processors.csp import syntax as S
-from processors.csp.errors import CspmSyntaxError, CspmUnsupported
-from processors.csp.frontend import load_source
-from processors.csp.lexer import tokenize
-from processors.csp.parser import parse, parse_expression
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmSyntaxError, CspmUnsupported
+from processors.csp.language.lexer import tokenize
+from processors.csp.language.parser import parse, parse_expression
+from processors.csp.semantics.frontend import load_source
 
 
 def test_lexer_skips_nested_comments_and_tracks_positions() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from processors.csp.errors import CspmSyntaxError, CspmTypeError, CspmUnsupported
-from processors.csp.frontend import load_file, load_source
+from processors.csp.language.errors import CspmSyntaxError, CspmTypeError, CspmUnsupported
+from processors.csp.semantics.frontend import load_file, load_source
 
 CSPX = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "cspx" / "problems"
 

@@ -1,6 +1,6 @@
 """CSPm builtins: set / sequence / relation functions, processes and type names.
 
-Pure functions over :mod:`processors.csp.values`; the few that need the
+Pure functions over :mod:`processors.csp.semantics.values`; the few that need the
 module's channels (``extensions``, ``productions``) use the evaluator passed to
 :func:`make_builtins`. Compression functions are the identity on the semantics
 (``normal``, ``sbisim``...); builtins outside the supported subset
@@ -13,9 +13,9 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from processors.csp import procs as P
-from processors.csp.errors import CspmEvalError, CspmUnsupported
-from processors.csp.values import (
+from processors.csp.language.errors import CspmEvalError, CspmUnsupported
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.values import (
     FALSE,
     TRUE,
     Value,
@@ -36,7 +36,7 @@ from processors.csp.values import (
 )
 
 if TYPE_CHECKING:
-    from processors.csp import syntax as S
+    from processors.csp.language import syntax as S
 
 
 class EvaluatorView(Protocol):

@@ -11,7 +11,7 @@
 * Events are channel names or dotted values headed by a channel; rendered by
   :func:`render` as canonical CSPm strings, sets sorted canonically.
 * Functions are :class:`VFunc` / :class:`VBuiltin`; processes are
-  :class:`processors.csp.procs.Proc` terms.
+  :class:`processors.csp.semantics.procs.Proc` terms.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.csp.errors import CspmUnsupported
-from processors.csp.procs import Proc
+from processors.csp.language.errors import CspmUnsupported
+from processors.csp.semantics.procs import Proc
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Process terms: the values of CSPm process expressions.
 
 Contract between the evaluator (which builds these terms from CSPm) and the
-operational semantics (``processors.csp.semantics``, which fires them).
+operational semantics (``processors.csp.semantics.operational``, which fires them).
 
 Design:
 * Events are canonical CSPm event strings (``"c.1.true"``); event sets are

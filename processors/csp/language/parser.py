@@ -1,4 +1,4 @@
-"""CSPm parser: tokens -> :mod:`processors.csp.syntax`.
+"""CSPm parser: tokens -> :mod:`processors.csp.language.syntax`.
 
 Recursive descent with FDR/libcspm operator precedence (loosest first)::
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from processors.csp import syntax as S
-from processors.csp.errors import CspmError, CspmSyntaxError, CspmUnsupported
-from processors.csp.lexer import Token, tokenize
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmError, CspmSyntaxError, CspmUnsupported
+from processors.csp.language.lexer import Token, tokenize
 
 # Tokens after which an expression must continue (so a newline does not end it).
 _CONTINUE_OPS = frozenset(

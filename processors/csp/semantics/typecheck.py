@@ -10,7 +10,7 @@ Pure. Raises :class:`CspmTypeError` (with a position) for:
 * channel payloads given as constants outside the channel's declared type
   (``c!2`` where ``channel c : {0..1}``), found by evaluating closed prefix
   events with the evaluator;
-* type errors found by :mod:`processors.csp.types` (Hindley–Milner-style
+* type errors found by :mod:`processors.csp.language.types` (Hindley–Milner-style
   inference over CSPm's types, permissive where dotted types are ambiguous).
 """
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from processors.csp import syntax as S
-from processors.csp.errors import CspmError, CspmTypeError, CspmUnsupported
-from processors.csp.evaluator import UNSUPPORTED_BUILTINS, Evaluator, builtin_names
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmError, CspmTypeError, CspmUnsupported
+from processors.csp.semantics.evaluator import UNSUPPORTED_BUILTINS, Evaluator, builtin_names
 
 
 def check_module(decls: tuple[S.Decl, ...], file: str) -> None:
@@ -28,7 +28,7 @@ def check_module(decls: tuple[S.Decl, ...], file: str) -> None:
     chk = _ScopeChecker(decls, file)
     chk.run()
     _check_payloads(decls, file, chk.ctors)
-    from processors.csp.types import infer_module
+    from processors.csp.language.types import infer_module
 
     try:
         infer_module(decls, file)
@@ -333,7 +333,7 @@ def _check_payloads(decls: tuple[S.Decl, ...], file: str, ctors: set[str]) -> No
 
 
 def _check_partial(ev: Evaluator, parts: list[S.Expr], p: S.Prefix) -> None:
-    from processors.csp.values import VDot, VName, dot, render
+    from processors.csp.semantics.values import VDot, VName, dot, render
 
     v = ev.ev(parts[0], {})
     for x in parts[1:]:

@@ -1,4 +1,4 @@
-"""CSPm evaluator: syntax -> values and process terms (:mod:`processors.csp.procs`).
+"""CSPm evaluator: syntax -> values and process terms (:mod:`processors.csp.semantics.procs`).
 
 Pure: the evaluator works on a parsed module; it never reads files.
 
@@ -18,10 +18,11 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
-from processors.csp import limits
-from processors.csp import procs as P
-from processors.csp import syntax as S
-from processors.csp.builtins import (
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmError, CspmEvalError, CspmSelfDependency, CspmUnsupported
+from processors.csp.semantics import limits
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.builtins import (
     COMPRESSIONS,
     PROC_COMPRESSIONS,
     UNSUPPORTED_BUILTINS,
@@ -29,8 +30,7 @@ from processors.csp.builtins import (
     builtin_names,
     make_builtins,
 )
-from processors.csp.errors import CspmError, CspmEvalError, CspmSelfDependency, CspmUnsupported
-from processors.csp.values import (
+from processors.csp.semantics.values import (
     LazyCells,
     Value,
     VBool,

@@ -23,8 +23,8 @@ from collections import ChainMap
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
-from processors.csp import syntax as S
-from processors.csp.errors import CspmTypeError
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmTypeError
 
 # ----------------------------------------------------------------- types
 

@@ -1,6 +1,6 @@
 """Operational semantics of process terms: Roscoe's firing rules.
 
-Pure functions over :mod:`processors.csp.procs` terms. ``transitions(p)``
+Pure functions over :mod:`processors.csp.semantics.procs` terms. ``transitions(p)``
 gives the labelled successors of a term; labels are visible CSPm event
 strings, :data:`TAU` (``"τ"``) or :data:`TICK` (``"✓"``).
 
@@ -31,9 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from processors.csp import procs as P
-from processors.csp.errors import CspmEvalError
-from processors.csp.lts import TAU_NAME, TICK_NAME
+from processors.csp.language.errors import CspmEvalError
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.lts import TAU_NAME, TICK_NAME
 
 TAU = TAU_NAME
 TICK = TICK_NAME
