@@ -229,10 +229,22 @@ class Guard(Expr):
 
 @dataclass(eq=False)
 class ProcOp(Expr):
-    """Binary process operators: [] |~| ||| /\\ [> ; and hiding (op "\\")."""
+    """Binary process operators: [] |~| ||| /\\ [> ; hiding (op "\\") and projection (op "|\\")."""
 
     op: str
     left: Expr
+    right: Expr
+
+
+@dataclass(eq=False)
+class SyncOp(Expr):
+    """Binary operators with an event set: the exception operator ``P [| A |> Q``
+    (op "[|>"), synchronising external choice ``P [+ A +] Q`` (op "[+") and
+    synchronising interrupt ``P /+ A +\\ Q`` (op "/+")."""
+
+    op: str
+    left: Expr
+    sync: Expr
     right: Expr
 
 

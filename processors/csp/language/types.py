@@ -781,8 +781,17 @@ class Infer:
         self.check(e.left, env, PROC, f"'{e.op}'")
         if e.op == "\\":
             self.check(e.right, env, tset(EVENT), "a hidden set")
+        elif e.op == "|\\":
+            self.check(e.right, env, tset(EVENT), "a projected set")
         else:
             self.check(e.right, env, PROC, f"'{e.op}'")
+        return PROC
+
+    def e_SyncOp(self, e: S.SyncOp, env: TEnv) -> Type:
+        what = {"[|>": "an exception", "[+": "a synchronising external choice"}.get(e.op, "a synchronising interrupt")
+        self.check(e.left, env, PROC, what)
+        self.check(e.sync, env, tset(EVENT), "a synchronisation set")
+        self.check(e.right, env, PROC, what)
         return PROC
 
     def e_GenPar(self, e: S.GenPar, env: TEnv) -> Type:
@@ -816,7 +825,7 @@ class Infer:
         return PROC
 
     def e_Replicated(self, e: S.Replicated, env: TEnv) -> Type:
-        if e.op == "[|" and e.param is not None:
+        if e.op in ("[|", "[+") and e.param is not None:
             self.check(e.param, env, tset(EVENT), "a synchronisation set")
         inner = self.stmts(e.stmts, env, "seq" if e.op in (";", "link") else "any")
         if e.op == "||" and e.param is not None:

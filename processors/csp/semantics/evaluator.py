@@ -1341,6 +1341,10 @@ class Evaluator:
         if op == "\\":
             hidden = self.event_set(e.right, env)
             return P.Hide(left, hidden, sp) if hidden else left
+        if op == "|\\":  # project: hide every event outside the set
+            kept = self.event_set(e.right, env)
+            hidden = frozenset(render(v) for v in self.all_events()) - kept
+            return P.Hide(left, hidden, sp) if hidden else left
         if op == ";":
             return P.SeqComp(left, self.lazy(e.right, env, _label(e.right)), sp)
         right = self.ev_proc(e.right, env)
@@ -1355,6 +1359,19 @@ class Evaluator:
         if op == "[>":
             return P.SlidingChoice(left, right, sp)
         raise self.unsupported(f"operator {op}", e)
+
+    def ev_syncop(self, e: S.SyncOp, env: Env) -> Value:
+        sync = self.event_set(e.sync, env)
+        left = self.ev_proc(e.left, env)
+        sp = self.span(e)
+        if e.op == "[|>":
+            return P.ExceptionOp(left, self.lazy(e.right, env, _label(e.right)), sync, sp)
+        right = self.ev_proc(e.right, env)
+        if e.op == "[+":
+            return P.SyncExtChoice(_flat_sync(left, sync) + _flat_sync(right, sync), sync, sp)
+        if e.op == "/+":
+            return P.SyncInterrupt(left, right, sync, sp)
+        raise self.unsupported(f"operator {e.op}", e)
 
     def ev_genpar(self, e: S.GenPar, env: Env) -> Value:
         sync = self.event_set(e.sync, env)
@@ -1443,6 +1460,11 @@ class Evaluator:
             assert e.param is not None
             comps = tuple((self.ev_proc(e.body, x), self.event_set(e.param, x)) for x in envs)
             return P.AlphaParallel(comps, sp) if comps else P.Skip()
+        if op == "[+":
+            assert e.param is not None
+            sync = self.event_set(e.param, env)
+            ps = tuple(q for x in envs for q in _flat_sync(self.ev_proc(e.body, x), sync))
+            return P.SyncExtChoice(ps, sync, sp) if ps else P.Stop()
         if op == ";":
             if not envs:
                 return P.Skip()
@@ -1480,6 +1502,13 @@ class Evaluator:
         for c in self.channels:
             out.extend(self.production_values(c, None))
         return out
+
+
+def _flat_sync(p: P.Proc, sync: frozenset[str]) -> tuple[P.Proc, ...]:
+    """Operands of a ``[+ A +]`` chain with the same ``A`` (the operator is associative)."""
+    if isinstance(p, P.SyncExtChoice) and p.sync == sync:
+        return p.procs
+    return (p,)
 
 
 def _atoms(v: Value) -> tuple[Value, ...]:
@@ -1670,6 +1699,7 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any, Env], Value]] = {
     S.Guard: Evaluator.ev_guard,
     S.ProcOp: Evaluator.ev_procop,
     S.GenPar: Evaluator.ev_genpar,
+    S.SyncOp: Evaluator.ev_syncop,
     S.AlphaPar: Evaluator.ev_alphapar,
     S.LinkPar: Evaluator.ev_linkpar,
     S.RenameE: Evaluator.ev_rename,

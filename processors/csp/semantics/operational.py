@@ -23,6 +23,13 @@ Firing rules (Roscoe, *Understanding Concurrent Systems*, ch. 9):
   a τ goes to ``Q``.
 * ``P /\\ Q``: ``P``'s events keep the operator; ``Q``'s visible events and
   ✓ resolve; τ of either side keeps the operator.
+* ``P [| A |> Q``: ``P``'s events outside ``A`` and τ keep the operator; an
+  event of ``A`` goes to ``Q``; ✓ resolves.
+* ``P [+ A +] Q``: τ of either side keeps the operator; events outside ``A``
+  (and ✓) resolve the choice; events of ``A`` are performed by both sides
+  together and keep it.
+* ``P /+ A +\\ Q``: like ``P /\\ Q``, except that events of ``A`` are performed
+  by both sides together and keep the operator.
 * ``CHAOS(A) -τ-> STOP``, ``CHAOS(A) -a-> CHAOS(A)``; ``RUN(A) -a-> RUN(A)``;
   ``DIV -τ-> DIV``.
 """
@@ -95,6 +102,16 @@ def _norm(p: P.Proc, stack: tuple[P.Call, ...]) -> P.Proc:
         return P.Interrupt(_norm(p.left, stack), _norm(p.right, stack), p.span)
     if isinstance(p, P.SeqComp):
         return P.SeqComp(_norm(p.left, stack), p.right, p.span)
+    if isinstance(p, P.ExceptionOp):
+        return P.ExceptionOp(_norm(p.left, stack), p.right, p.events, p.span)
+    if isinstance(p, P.SyncInterrupt):
+        return P.SyncInterrupt(_norm(p.left, stack), _norm(p.right, stack), p.sync, p.span)
+    if isinstance(p, P.SyncExtChoice):
+        if not p.procs:
+            return _STOP
+        if len(p.procs) == 1:
+            return _norm(p.procs[0], stack)
+        return P.SyncExtChoice(tuple(_norm(q, stack) for q in p.procs), p.sync, p.span)
     if isinstance(p, P.GenParallel):
         if len(p.procs) == 1:
             return _norm(p.procs[0], stack)
@@ -216,6 +233,20 @@ def _fire(p: P.Proc, memo: Memo | None) -> list[Transition]:
         return out
     if isinstance(p, P.Rename):
         return _fire_rename(p, memo)
+    if isinstance(p, P.ExceptionOp):
+        out = []
+        for ev, q in fire(p.left, memo):
+            if ev == TICK:
+                out.append((TICK, _OMEGA))
+            elif ev in p.events:
+                out.append((ev, normalise(p.right)))
+            else:
+                out.append((ev, P.ExceptionOp(q, p.right, p.events, p.span)))
+        return out
+    if isinstance(p, P.SyncExtChoice):
+        return _fire_sync_ext(p, memo)
+    if isinstance(p, P.SyncInterrupt):
+        return _fire_sync_interrupt(p, memo)
     raise CspmEvalError(f"no firing rule for process term {type(p).__name__}")
 
 
@@ -241,6 +272,48 @@ def _fire_interrupt(p: P.Interrupt, memo: Memo | None) -> list[Transition]:
         out.append((ev, _OMEGA if ev == TICK else P.Interrupt(q, p.right, p.span)))
     for ev, q in fire(p.right, memo):
         out.append((ev, P.Interrupt(p.left, q, p.span) if ev == TAU else _after(ev, q)))
+    return out
+
+
+def _fire_sync_ext(p: P.SyncExtChoice, memo: Memo | None) -> list[Transition]:
+    out: list[Transition] = []
+    synced: dict[str, list[list[P.Proc]]] = {}
+    for i, kid in enumerate(p.procs):
+        for ev, q in fire(kid, memo):
+            if ev == TAU:
+                out.append((TAU, P.SyncExtChoice((*p.procs[:i], q, *p.procs[i + 1 :]), p.sync, p.span)))
+            elif ev in p.sync:
+                synced.setdefault(ev, [[] for _ in p.procs])[i].append(q)
+            else:
+                out.append((ev, _after(ev, q)))
+    for ev, targets in synced.items():
+        if any(not t for t in targets):
+            continue
+        combos: list[tuple[P.Proc, ...]] = [()]
+        for t in targets:
+            combos = [(*c, q) for c in combos for q in t]
+        out.extend((ev, P.SyncExtChoice(c, p.sync, p.span)) for c in combos)
+    return out
+
+
+def _fire_sync_interrupt(p: P.SyncInterrupt, memo: Memo | None) -> list[Transition]:
+    out: list[Transition] = []
+    right = fire(p.right, memo)
+    right_synced: dict[str, list[P.Proc]] = {}
+    for ev, q in right:
+        if ev == TAU:
+            out.append((TAU, P.SyncInterrupt(p.left, q, p.sync, p.span)))
+        elif ev in p.sync:
+            right_synced.setdefault(ev, []).append(q)
+        else:
+            out.append((ev, _after(ev, q)))
+    for ev, q in fire(p.left, memo):
+        if ev == TICK:
+            out.append((TICK, _OMEGA))
+        elif ev in p.sync:
+            out.extend((ev, P.SyncInterrupt(q, r, p.sync, p.span)) for r in right_synced.get(ev, []))
+        else:
+            out.append((ev, P.SyncInterrupt(q, p.right, p.sync, p.span)))
     return out
 
 
@@ -405,6 +478,12 @@ def describe(p: P.Proc, depth: int = 3) -> str:
         return f"({describe(p.left, d)} [> {describe(p.right, d)})"
     if isinstance(p, P.Interrupt):
         return f"({describe(p.left, d)} /\\ {describe(p.right, d)})"
+    if isinstance(p, P.ExceptionOp):
+        return f"({describe(p.left, d)} [|{_evset(p.events)}|> {describe(p.right, d)})"
+    if isinstance(p, P.SyncExtChoice):
+        return "(" + f" [+{_evset(p.sync)}+] ".join(describe(q, d) for q in p.procs) + ")"
+    if isinstance(p, P.SyncInterrupt):
+        return f"({describe(p.left, d)} /+{_evset(p.sync)}+\\ {describe(p.right, d)})"
     if isinstance(p, P.SeqComp):
         return f"({describe(p.left, d)} ; {describe(p.right, d)})"
     if isinstance(p, P.GenParallel):
@@ -445,8 +524,12 @@ def spans(p: P.Proc) -> list[P.Span]:
 
 
 def _children(p: P.Proc) -> list[P.Proc]:
-    if isinstance(p, P.ExtChoice | P.IntChoice | P.GenParallel):
+    if isinstance(p, P.ExtChoice | P.IntChoice | P.GenParallel | P.SyncExtChoice):
         return list(p.procs)
+    if isinstance(p, P.ExceptionOp):
+        return [p.left]
+    if isinstance(p, P.SyncInterrupt):
+        return [p.left, p.right]
     if isinstance(p, P.AlphaParallel):
         return [q for q, _ in p.procs]
     if isinstance(p, P.SlidingChoice | P.Interrupt | P.SeqComp | P.LinkedParallel):

@@ -144,6 +144,37 @@ class Interrupt(Proc):
 
 
 @dataclass(frozen=True)
+class ExceptionOp(Proc):
+    """``P [| A |> Q``: ``P`` until it performs an event of ``A``, then ``Q``."""
+
+    left: Proc
+    right: Proc
+    events: Events
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class SyncExtChoice(Proc):
+    """``P1 [+ A +] P2 [+ A +] ...``: external choice whose events in ``A`` are
+    performed by every operand together without resolving the choice."""
+
+    procs: tuple[Proc, ...]
+    sync: Events
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class SyncInterrupt(Proc):
+    """``P /+ A +\\ Q``: ``P /\\ Q`` whose events in ``A`` are performed by both
+    sides together without triggering the interrupt."""
+
+    left: Proc
+    right: Proc
+    sync: Events
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class SeqComp(Proc):
     """``P ; Q`` (the evaluator may wrap Q in a :class:`Call` to keep it lazy)."""
 
@@ -204,12 +235,12 @@ def operands(p: Proc) -> Iterator[Proc]:
     elif isinstance(p, Prefix):
         for e in p.events:
             yield p.cont(e)
-    elif isinstance(p, ExtChoice | IntChoice | GenParallel):
+    elif isinstance(p, ExtChoice | IntChoice | GenParallel | SyncExtChoice):
         yield from p.procs
     elif isinstance(p, AlphaParallel):
         for q, _ in p.procs:
             yield q
-    elif isinstance(p, SlidingChoice | Interrupt | SeqComp | LinkedParallel):
+    elif isinstance(p, SlidingChoice | Interrupt | SeqComp | LinkedParallel | ExceptionOp | SyncInterrupt):
         yield p.left
         yield p.right
     elif isinstance(p, Hide | Rename):

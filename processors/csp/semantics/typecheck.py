@@ -232,7 +232,7 @@ class _ScopeChecker:
                 self.expr(a, inner)
                 self.expr(b, inner)
         elif isinstance(e, S.Replicated):
-            if e.op == "[|" and e.param is not None:
+            if e.op in ("[|", "[+") and e.param is not None:
                 self.expr(e.param, scope)
             inner = self.stmts(e.stmts, scope)
             if e.op == "||" and e.param is not None:
