@@ -283,11 +283,10 @@ def test_buffer_rejects_bad_arguments(body: str, msg: str) -> None:
     assert msg in str(ei.value)
 
 
-def test_compression_of_itself_is_unsupported_not_a_generic_error() -> None:
+def test_compression_of_itself_evaluates_lazily_and_is_unguarded_recursion() -> None:
     m = load_source("transparent normal\nchannel a\nP = normal(P)\nQ = a -> normal(Q)\n", "n.csp")
-    with pytest.raises(CspmUnsupported) as ei:
-        m.process("P")
-    assert "unsupported: compression normal" in str(ei.value) and "at 3:5" in str(ei.value)
-    from processors.csp.semantics.operational import transitions
+    from processors.csp.semantics.operational import UnguardedRecursion, transitions
 
+    with pytest.raises(UnguardedRecursion):
+        transitions(m.process("P"))
     assert [e for e, _ in transitions(m.process("Q"))] == ["a"]

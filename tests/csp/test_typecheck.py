@@ -74,8 +74,8 @@ def test_cspx_error_problems() -> None:
 
 def test_unsupported_is_reported_not_misevaluated() -> None:
     with pytest.raises(CspmUnsupported) as ei:
-        load_source("channel a\nP = prioritise(a -> STOP, <{a}>)\nQ = P\n", "m.csp").process("Q")
-    assert "unsupported: builtin prioritise" in str(ei.value)
+        load_source("channel a\nexternal failure_watchdog\nP = failure_watchdog(STOP, {a}, a)\nQ = P\n", "m.csp").process("Q")
+    assert "unsupported: builtin failure_watchdog" in str(ei.value)
 
 
 def test_weak_buffer_is_unsupported_with_its_position() -> None:

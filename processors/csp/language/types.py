@@ -1259,8 +1259,15 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         "normalize",
         "chase",
         "chase_nocache",
+        "deter",
     ):
         return TFunc((PROC,), PROC)
+    if name in ("prioritise", "prioritise_nocache"):
+        return TFunc((PROC, tseq(tset(EVENT))), PROC)
+    if name == "prioritisepo":
+        return TFunc((PROC, tset(EVENT), tset(TTuple((EVENT, EVENT))), tset(EVENT)), PROC)
+    if name in ("trace_watchdog", "failure_watchdog"):
+        return TFunc((PROC, tset(EVENT), EVENT), PROC)
     if name == "transpose":
         a, b = f(), f()
         return TFunc((tset(TTuple((a, b))),), tset(TTuple((b, a))))

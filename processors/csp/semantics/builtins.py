@@ -4,7 +4,7 @@ Pure functions over :mod:`processors.csp.semantics.values`; the few that need th
 module's channels (``extensions``, ``productions``) use the evaluator passed to
 :func:`make_builtins`. Compression functions are the identity on the semantics
 (``normal``, ``sbisim``...); builtins outside the supported subset
-(``prioritise``, ``chase``, timed, maps...) raise :class:`CspmUnsupported`.
+(timed, ``failure_watchdog``, ``WEAK_BUFFER``...) raise :class:`CspmUnsupported`.
 """
 
 from __future__ import annotations
@@ -235,6 +235,57 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
             raise err("compression functions expect a process")
         return p
 
+    def proc_arg(name: str, p: Value) -> P.Proc:
+        if not isinstance(p, P.Proc):
+            raise err(f"{name} expects a process, found {render(p)}")
+        return p
+
+    def events(v: Value) -> frozenset[str]:
+        return frozenset(render(x) for x in s(v))
+
+    def prioritise(p: Value, sets: Value) -> Value:
+        levels = tuple(events(a) for a in q(sets))
+        if not levels:
+            raise err("prioritise: the list of event sets must not be empty")
+        return P.Prioritise(proc_arg("prioritise", p), levels)
+
+    def prioritisepo(p: Value, evs: Value, order: Value, maximal: Value) -> Value:
+        """``prioritisepo(P, E, O, M)``: ``(a, b)`` in ``O`` gives ``a`` priority over
+        ``b``; τ and ✓ are above every event outside ``M`` (libcspm's checks: the
+        order is acyclic, mentions only events of ``E``, and nothing is above ``M``)."""
+        universe = events(evs)
+        top = events(maximal)
+        edges = {(render(a), render(b)) for a, b in pairs(order)}
+        mentioned = {e for pair in edges for e in pair} | top
+        missing = sorted(mentioned - universe)
+        if missing:
+            raise err(f"prioritisepo: events {', '.join(missing)} are not in the prioritised set")
+        tau, tick = "τ", "✓"
+        for e in universe - top:
+            edges |= {(tau, e), (tick, e)}
+        above: dict[str, set[str]] = {}
+        for a, b in edges:
+            above.setdefault(a, set()).add(b)
+        closed: set[tuple[str, str]] = set()
+        for a in list(above):
+            todo, seen = list(above[a]), set()
+            while todo:
+                b = todo.pop()
+                if b in seen:
+                    continue
+                if b == a:
+                    raise err(f"prioritisepo: the order has a cycle through {a}")
+                seen.add(b)
+                todo.extend(above.get(b, ()))
+            closed |= {(a, b) for b in seen}
+        bad = sorted(b for _, b in closed if b in top)
+        if bad:
+            raise err(f"prioritisepo: {bad[0]} is given a lower priority but is maximal")
+        return P.Prioritise(proc_arg("prioritisepo", p), (), frozenset(closed))
+
+    def trace_watchdog(p: Value, a: Value, bark: Value) -> Value:
+        return P.Determinise(frozenset({proc_arg("trace_watchdog", p)}), (events(a), render(bark)))
+
     def buffer(n: Value, r: Value) -> Value:
         """FDR's ``BUFFER(N, {(in, out)})``: a FIFO buffer of capacity ``N`` that
         accepts any ``in`` event while it holds fewer than ``N`` items and offers
@@ -361,16 +412,18 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
         "relational_image": (1, rel_image),
         "relational_inverse_image": (1, rel_inverse_image),
         "mtransclose": (2, mtransclose),
-        "prioritise": (2, unsupported("prioritise")),
-        "prioritise_nocache": (2, unsupported("prioritise")),
-        "prioritisepo": (4, unsupported("prioritisepo")),
-        "chase": (1, unsupported("chase")),
-        "chase_nocache": (1, unsupported("chase")),
+        "prioritise": (2, prioritise),
+        "prioritise_nocache": (2, prioritise),
+        "prioritisepo": (4, prioritisepo),
+        "chase": (1, lambda p: P.Chase(proc_arg("chase", p))),
+        "chase_nocache": (1, lambda p: P.Chase(proc_arg("chase_nocache", p))),
+        "trace_watchdog": (3, trace_watchdog),
         "loop": (1, loop),
         "BUFFER": (2, buffer),
         "WEAK_BUFFER": (3, unsupported("WEAK_BUFFER")),
         "SIGNAL_BUFFER": (4, unsupported("SIGNAL_BUFFER")),
-        "deter": (1, unsupported("deter")),
+        "failure_watchdog": (3, unsupported("failure_watchdog")),
+        "deter": (1, lambda p: P.Determinise(frozenset({proc_arg("deter", p)}))),
         "WAIT": (1, unsupported("timed WAIT")),
         "TSTOP": (0, unsupported("timed TSTOP")),
         "TSKIP": (0, unsupported("timed TSKIP")),
@@ -417,14 +470,17 @@ class LazyEvents:
     """Placeholder for ``Events``, resolved by :meth:`Evaluator.lookup`."""
 
 
+# process functions a script may declare ``external`` / ``transparent`` besides the compressions
+PROCESS_FUNCTIONS = frozenset(
+    {"prioritise", "prioritise_nocache", "prioritisepo", "chase", "chase_nocache", "deter", "trace_watchdog"}
+)
+
+# in scope only where a script declares them ``external`` (as in libcspm)
+EXTERNAL_ONLY = PROCESS_FUNCTIONS - {"chase", "chase_nocache"} | {"failure_watchdog"}
+
 UNSUPPORTED_BUILTINS = frozenset(
     {
-        "prioritise",
-        "prioritise_nocache",
-        "prioritisepo",
-        "chase",
-        "chase_nocache",
-        "deter",
+        "failure_watchdog",
         "WEAK_BUFFER",
         "SIGNAL_BUFFER",
         "WAIT",
@@ -451,6 +507,8 @@ def builtin_names() -> frozenset[str]:
 __all__ = [
     "COMPRESSIONS",
     "PROC_COMPRESSIONS",
+    "EXTERNAL_ONLY",
+    "PROCESS_FUNCTIONS",
     "UNSUPPORTED_BUILTINS",
     "LazyEvents",
     "builtin_names",

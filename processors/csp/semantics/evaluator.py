@@ -25,6 +25,7 @@ from processors.csp.semantics import procs as P
 from processors.csp.semantics.builtins import (
     COMPRESSIONS,
     PROC_COMPRESSIONS,
+    PROCESS_FUNCTIONS,
     UNSUPPORTED_BUILTINS,
     LazyEvents,
     builtin_names,
@@ -174,8 +175,8 @@ class Evaluator:
         elif isinstance(d, S.ExternalDecl):
             for n in d.names:
                 if n in UNSUPPORTED_BUILTINS:
-                    continue  # declaring chase/prioritise/deter is fine; each use is refused with its line
-                if n not in COMPRESSIONS:
+                    continue  # declaring failure_watchdog / WEAK_BUFFER... is fine; each use is refused with its line
+                if n not in COMPRESSIONS | PROCESS_FUNCTIONS:
                     raise CspmUnsupported(
                         f"{'transparent' if d.transparent else 'external'} function {n}",
                         self.file,
@@ -444,11 +445,11 @@ class Evaluator:
             try:
                 args = tuple(self.ev(a, env) for a in e.args)
             except CspmSelfDependency:
-                # FDR evaluates ``P = normal(P)`` lazily and leaves the (ill-founded)
-                # definition to its compiler; compressions are the identity here.
-                raise self.unsupported(
-                    f"compression {f.name} applied to a process defined through itself (P = {f.name}(P))", e
-                ) from None
+                # FDR evaluates ``P = normal(P)`` lazily: the application is a process
+                # call evaluated when it is unfolded. Compressions are the identity
+                # here, so ``P = normal(P)`` is ``P = P``, which the firing rules
+                # report as unguarded recursion.
+                return self.lazy(e, env, _label(e))
         else:
             args = tuple(self.ev(a, env) for a in e.args)
         return self.apply(f, args, e)
@@ -489,7 +490,9 @@ class Evaluator:
                     new[name] = Thunk(partial(self._pat_extract, d, whole, name), name)
             elif isinstance(d, S.ExternalDecl):
                 for n in d.names:
-                    if n not in COMPRESSIONS:
+                    if n in UNSUPPORTED_BUILTINS:
+                        continue
+                    if n not in COMPRESSIONS | PROCESS_FUNCTIONS:
                         raise self.unsupported(f"external function {n}", d)
             elif isinstance(d, S.AnnotDecl):
                 continue

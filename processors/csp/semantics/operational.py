@@ -30,6 +30,10 @@ Firing rules (Roscoe, *Understanding Concurrent Systems*, ch. 9):
   together and keep it.
 * ``P /+ A +\\ Q``: like ``P /\\ Q``, except that events of ``A`` are performed
   by both sides together and keep the operator.
+* ``prioritise``: an event of ``P`` is enabled unless an event of higher
+  priority is; ``chase(P)`` follows τs eagerly (one of them), dropping the
+  visible events of states with a τ; ``deter(P)`` and ``trace_watchdog`` are
+  the subset construction over ``P``'s τ-closed states.
 * ``CHAOS(A) -τ-> STOP``, ``CHAOS(A) -a-> CHAOS(A)``; ``RUN(A) -a-> RUN(A)``;
   ``DIV -τ-> DIV``.
 """
@@ -133,6 +137,12 @@ def _norm(p: P.Proc, stack: tuple[P.Call, ...]) -> P.Proc:
         return P.Hide(inner, p.hidden, p.span)
     if isinstance(p, P.Rename):
         return P.Rename(_norm(p.proc, stack), p.pairs, p.span)
+    if isinstance(p, P.Prioritise):
+        return P.Prioritise(_norm(p.proc, stack), p.levels, p.order, p.span)
+    if isinstance(p, P.Chase):
+        return P.Chase(_norm(p.proc, stack), p.span)
+    if isinstance(p, P.Determinise):
+        return P.Determinise(frozenset(_norm(q, stack) for q in p.states), p.watchdog, p.span)
     return p
 
 
@@ -245,6 +255,12 @@ def _fire(p: P.Proc, memo: Memo | None) -> list[Transition]:
         return out
     if isinstance(p, P.SyncExtChoice):
         return _fire_sync_ext(p, memo)
+    if isinstance(p, P.Prioritise):
+        return _fire_prioritise(p, memo)
+    if isinstance(p, P.Chase):
+        return _fire_chase(p, memo)
+    if isinstance(p, P.Determinise):
+        return _fire_determinise(p, memo)
     if isinstance(p, P.SyncInterrupt):
         return _fire_sync_interrupt(p, memo)
     raise CspmEvalError(f"no firing rule for process term {type(p).__name__}")
@@ -314,6 +330,81 @@ def _fire_sync_interrupt(p: P.SyncInterrupt, memo: Memo | None) -> list[Transiti
             out.extend((ev, P.SyncInterrupt(q, r, p.sync, p.span)) for r in right_synced.get(ev, []))
         else:
             out.append((ev, P.SyncInterrupt(q, p.right, p.sync, p.span)))
+    return out
+
+
+def _fire_prioritise(p: P.Prioritise, memo: Memo | None) -> list[Transition]:
+    moves = fire(p.proc, memo)
+    offered = {ev for ev, _ in moves}
+
+    def level(ev: str) -> int | None:
+        if ev in (TAU, TICK):
+            return 0
+        return next((i for i, a in enumerate(p.levels) if ev in a), None)
+
+    if p.levels:
+        known = [lv for lv in (level(ev) for ev in offered) if lv is not None]
+        best = min(known, default=None)
+
+        def enabled(ev: str) -> bool:
+            lv = level(ev)
+            return lv is None or best is None or lv <= best
+
+    else:
+
+        def enabled(ev: str) -> bool:
+            return not any((hi, ev) in p.order for hi in offered)
+
+    out: list[Transition] = []
+    for ev, q in moves:
+        if enabled(ev):
+            out.append((ev, _OMEGA if ev == TICK else P.Prioritise(q, p.levels, p.order, p.span)))
+    return out
+
+
+def _fire_chase(p: P.Chase, memo: Memo | None) -> list[Transition]:
+    q = p.proc
+    seen = {q}
+    moves = fire(q, memo)
+    while True:
+        tau = next((r for ev, r in moves if ev == TAU), None)
+        if tau is None:
+            break
+        if tau in seen:  # a τ-cycle: chase diverges
+            return [(TAU, P.Chase(tau, p.span))]
+        seen.add(tau)
+        q = tau
+        moves = fire(q, memo)
+    return [(ev, _OMEGA if ev == TICK else P.Chase(r, p.span)) for ev, r in moves]
+
+
+def _tau_closure(states: Iterable[P.Proc], memo: Memo | None) -> frozenset[P.Proc]:
+    seen: set[P.Proc] = set(states)
+    todo = list(seen)
+    while todo:
+        for ev, r in fire(todo.pop(), memo):
+            if ev == TAU and r not in seen:
+                seen.add(r)
+                todo.append(r)
+    return frozenset(seen)
+
+
+def _fire_determinise(p: P.Determinise, memo: Memo | None) -> list[Transition]:
+    after: dict[str, list[P.Proc]] = {}
+    for st in _tau_closure(p.states, memo):
+        for ev, r in fire(st, memo):
+            if ev != TAU:
+                after.setdefault(ev, []).append(r)
+    out: list[Transition] = []
+    for ev in sorted(after):
+        if ev == TICK:
+            out.append((TICK, _OMEGA))
+        else:
+            out.append((ev, P.Determinise(_tau_closure(after[ev], memo), p.watchdog, p.span)))
+    if p.watchdog is not None:
+        watched, bark = p.watchdog
+        barking = P.Prefix(("bark", bark), (bark,), lambda _e: _STOP)
+        out.extend((ev, barking) for ev in sorted(watched - after.keys()))
     return out
 
 
@@ -497,6 +588,13 @@ def describe(p: P.Proc, depth: int = 3) -> str:
         return f"({describe(p.proc, d)} \\ {_evset(p.hidden)})"
     if isinstance(p, P.Rename):
         return f"{describe(p.proc, d)}[[…]]"
+    if isinstance(p, P.Prioritise):
+        return f"prioritise({describe(p.proc, d)}, …)"
+    if isinstance(p, P.Chase):
+        return f"chase({describe(p.proc, d)})"
+    if isinstance(p, P.Determinise):
+        name = "deter" if p.watchdog is None else "trace_watchdog"
+        return f"{name}({{" + ", ".join(describe(q, d) for q in list(p.states)[:3]) + "})"
     return type(p).__name__
 
 
@@ -534,6 +632,8 @@ def _children(p: P.Proc) -> list[P.Proc]:
         return [q for q, _ in p.procs]
     if isinstance(p, P.SlidingChoice | P.Interrupt | P.SeqComp | P.LinkedParallel):
         return [p.left, p.right] if not isinstance(p, P.SeqComp) else [p.left]
-    if isinstance(p, P.Hide | P.Rename):
+    if isinstance(p, P.Hide | P.Rename | P.Prioritise | P.Chase):
         return [p.proc]
+    if isinstance(p, P.Determinise):
+        return list(p.states)
     return []

@@ -227,6 +227,41 @@ class Rename(Proc):
     span: Span | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class Prioritise(Proc):
+    """FDR's ``prioritise(P, <A1, ..., An>)`` (``levels``; τ and ✓ share the
+    priority of ``A1``) or ``prioritisepo(P, E, O, M)`` (``order``: transitively
+    closed (higher, lower) pairs, τ and ✓ above every event outside ``M``). An
+    event is enabled only when no event of higher priority is."""
+
+    proc: Proc
+    levels: tuple[Events, ...] = ()
+    order: frozenset[tuple[str, str]] = frozenset()
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Chase(Proc):
+    """FDR's ``chase(P)``: a state with a τ is replaced by (one of) its τ successors."""
+
+    proc: Proc
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Determinise(Proc):
+    """FDR's ``deter(P)`` (``watchdog`` None): the deterministic process with the
+    traces of ``P``, a state per set of ``P``'s states after a trace.
+
+    ``trace_watchdog(P, A, bark)`` (``watchdog = (A, bark)``): the same, and an
+    event of ``A`` that ``P`` cannot perform is followed by ``bark -> STOP``, so
+    ``P [T= Q`` iff ``(trace_watchdog(P, A, bark) [| A |] Q) \\ A`` never barks."""
+
+    states: frozenset[Proc]
+    watchdog: tuple[Events, str] | None = None
+    span: Span | None = field(default=None, compare=False)
+
+
 def operands(p: Proc) -> Iterator[Proc]:
     """The terms ``p`` is built from, syntactically: a call's body, a prefix's
     continuations, an operator's operands (evaluating lazy parts)."""
@@ -243,8 +278,10 @@ def operands(p: Proc) -> Iterator[Proc]:
     elif isinstance(p, SlidingChoice | Interrupt | SeqComp | LinkedParallel | ExceptionOp | SyncInterrupt):
         yield p.left
         yield p.right
-    elif isinstance(p, Hide | Rename):
+    elif isinstance(p, Hide | Rename | Prioritise | Chase):
         yield p.proc
+    elif isinstance(p, Determinise):
+        yield from p.states
 
 
 def unfold(p: Proc, budget: int) -> int:

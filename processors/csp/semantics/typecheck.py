@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 from processors.csp.language import syntax as S
 from processors.csp.language.errors import CspmError, CspmTypeError, CspmUnsupported
+from processors.csp.semantics.builtins import EXTERNAL_ONLY
 from processors.csp.semantics.evaluator import UNSUPPORTED_BUILTINS, Evaluator, builtin_names
 
 
@@ -69,7 +70,7 @@ class _ScopeChecker:
         self.file = file
         self.ctors: set[str] = set()
         self.top: set[str] = set()
-        self.builtins = builtin_names()
+        self.builtins = builtin_names() - EXTERNAL_ONLY  # those are in scope once declared external
 
     def run(self) -> None:
         seen: dict[str, S.Node] = {}
@@ -140,6 +141,8 @@ class _ScopeChecker:
     def name(self, name: str, node: S.Node, scope: frozenset[str]) -> None:
         if name in scope or name in self.top:
             return
+        if name in EXTERNAL_ONLY:
+            raise _err(self.file, node, f"'{name}' is not in scope (declare it: external {name})")
         if name in UNSUPPORTED_BUILTINS:
             raise CspmUnsupported(f"builtin {name}", node.file or self.file, node.line, node.col)
         if name in self.builtins:
