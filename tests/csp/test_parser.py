@@ -100,7 +100,6 @@ def test_unsupported_construct_parses_but_is_rejected_on_load() -> None:
 @pytest.mark.parametrize(
     ("src", "construct"),
     [
-        ("Timed (f) {\n  P = STOP\n}\n", "timed sections"),
         ("m = (| 0 => 1 |)\n", "maps"),
         ("assert STOP [V= STOP\n", "refinement model [V="),
         ("assert STOP [T= STOP :[tau priority]: {}\n", "assertion option"),

@@ -15,9 +15,11 @@ operand. Inside brackets layout is off.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
 from processors.csp.language import syntax as S
+from processors.csp.language import timed
 from processors.csp.language.errors import CspmError, CspmSyntaxError, CspmUnsupported
 from processors.csp.language.lexer import Token, tokenize
 
@@ -388,16 +390,17 @@ class Parser:
 
     def parse_timed(self) -> S.Decl:
         t = self.advance()
+        timing: S.Expr | None = None
         if self.at("("):
             self.advance()
             self.bracketed()
-            self.parse_expr()
+            timing = self.parse_expr()
             self.expect(")")
             self.unbracket()
         self.expect("{")
         inner = self.parse_block(("}",), "timed")
         self.expect_raw("}")
-        return S.UnsupportedDecl(t.line, t.col, "timed sections", tuple(inner), **self._end(t))
+        return S.TimedSection(t.line, t.col, timing, tuple(inner), **self._end(t))
 
     def _is_annotation(self) -> bool:
         i = self.pos
@@ -1345,6 +1348,8 @@ def parse(src: str, file: str = "<string>") -> S.ModuleFile:
     """Parse a CSPm script."""
     mf = Parser(src, file).parse_file()
     _check_no_patterns(mf.decls, file)
+    if "Timed" in src:
+        mf = dataclasses.replace(mf, decls=timed.expand(mf.decls))
     return mf
 
 

@@ -222,6 +222,17 @@ class Prefix(Expr):
 
 
 @dataclass(eq=False)
+class TimedPrefix(Expr):
+    """A prefix inside a ``Timed`` section (see :mod:`processors.csp.language.timed`):
+    it may let time pass (``tock``) before its event, and its event ``e`` is followed
+    by ``timing(e)`` tocks (one when ``timing`` is None)."""
+
+    prefix: Expr
+    timing: Expr | None
+    tock: Expr
+
+
+@dataclass(eq=False)
 class Guard(Expr):
     cond: Expr
     proc: Expr
@@ -291,6 +302,7 @@ class Replicated(Expr):
     param: Expr | None = None
     links: tuple[tuple[Expr, Expr], ...] = ()
     link_stmts: tuple[Stmt, ...] = ()
+    empty: Expr | None = None  # the process when the replication is empty (timed sections: TSTOP / TSKIP)
 
 
 @dataclass(eq=False)
@@ -405,6 +417,15 @@ class InstanceDecl(Decl):
     name: str
     module: str
     args: tuple[Expr, ...] | None
+
+
+@dataclass(eq=False)
+class TimedSection(Decl):
+    """``Timed (timing) { decls }``; :func:`processors.csp.language.timed.expand`
+    translates it (the parser's result never holds one)."""
+
+    timing: Expr | None
+    decls: tuple[Decl, ...]
 
 
 @dataclass(eq=False)

@@ -772,6 +772,13 @@ class Infer:
             if all(not isinstance(prune(t), TVar) for _, t in items):
                 self.prefix_event(items, e)
 
+    def e_TimedPrefix(self, e: S.TimedPrefix, env: TEnv) -> Type:
+        self.check(e.prefix, env, PROC, "a timed prefix")
+        self.check(e.tock, env, EVENT, "tock")
+        if e.timing is not None:
+            self.check(e.timing, env, TFunc((EVENT,), INT), "the timing function of a timed section")
+        return PROC
+
     def e_Guard(self, e: S.Guard, env: TEnv) -> Type:
         self.check(e.cond, env, BOOL, "a guard")
         self.check(e.proc, env, PROC, "a guarded process")
@@ -990,6 +997,11 @@ def infer_module(decls: tuple[S.Decl, ...], file: str) -> None:
         for d in group:
             if isinstance(d, S.AssertDecl):
                 inf.decl(d, env, {})
+    for d in decls:
+        if isinstance(d, S.TimedSection):  # tock is an event (a channel without fields)
+            inf.check(S.Var(d.line, d.col, "tock", file=d.file), env, EVENT, "a timed section's tock")
+            if d.timing is not None:
+                inf.check(d.timing, env, TFunc((EVENT,), INT), "the timing function of a timed section")
     inf.recheck_prefixes()
     for d in decls:
         names = (
@@ -1225,6 +1237,12 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         return TFunc((tset(EVENT),), PROC)
     if name in ("STOP", "SKIP", "DIV"):
         return PROC
+    if name in ("timed STOP", "timed SKIP"):
+        return TFunc((EVENT,), PROC)
+    if name == "timed WAIT":
+        return TFunc((EVENT,), TFunc((INT,), PROC))
+    if name == "timed timed_priority":
+        return TFunc((EVENT,), TFunc((PROC,), PROC))
     if name == "BUFFER":
         return TFunc((INT, tset(TTuple((EVENT, EVENT)))), PROC)
     if name == "WEAK_BUFFER":

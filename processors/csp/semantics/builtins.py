@@ -86,6 +86,13 @@ def _spread(fn: Callable[..., Value]) -> Callable[[tuple[Value, ...]], Value]:
     return apply
 
 
+def _const(p: P.Proc) -> Callable[[str], P.Proc]:
+    def get(_e: str) -> P.Proc:
+        return p
+
+    return get
+
+
 def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
     """The builtin functions, processes and types, bound to evaluator ``ev``."""
 
@@ -286,6 +293,51 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
     def trace_watchdog(p: Value, a: Value, bark: Value) -> Value:
         return P.Determinise(frozenset({proc_arg("trace_watchdog", p)}), (events(a), render(bark)))
 
+    def tstop(tock: Value) -> Value:
+        """``TSTOP`` of a timed section: lets time pass for ever."""
+        t = render(tock)
+        key = ("TSTOP", t)
+
+        def body() -> P.Proc:
+            return P.Prefix(key, (t,), lambda _e: me)
+
+        me = P.Call(key, "TSTOP", body)
+        return me
+
+    def tskip(tock: Value) -> Value:
+        """``TSKIP``: terminates, or lets time pass first."""
+        t = render(tock)
+        key = ("TSKIP", t)
+
+        def body() -> P.Proc:
+            return P.ExtChoice((P.Prefix(key, (t,), lambda _e: me), P.Skip()))
+
+        me = P.Call(key, "TSKIP", body)
+        return me
+
+    def wait(tock: Value) -> Value:
+        t = render(tock)
+        done = tskip(tock)
+        assert isinstance(done, P.Proc)
+
+        def after(n: Value) -> Value:
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise err(f"WAIT expects a natural number of time units, found {render(n)}")
+            proc: P.Proc = done
+            for i in range(n):
+                proc = P.Prefix(("WAIT", t, i + 1), (t,), _const(proc))
+            return proc
+
+        return VFunc(("timed WAIT", t), "WAIT", 1, _spread(after))
+
+    def timed_priority(tock: Value) -> Value:
+        t = render(tock)
+
+        def prio(p: Value) -> Value:
+            return P.Prioritise(proc_arg("timed_priority", p), (frozenset(), frozenset({t})))
+
+        return VFunc(("timed timed_priority", t), "timed_priority", 1, _spread(prio))
+
     def buffer(n: Value, r: Value) -> Value:
         """FDR's ``BUFFER(N, {(in, out)})``: a FIFO buffer of capacity ``N`` that
         accepts any ``in`` event while it holds fewer than ``N`` items and offers
@@ -424,9 +476,14 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
         "SIGNAL_BUFFER": (4, unsupported("SIGNAL_BUFFER")),
         "failure_watchdog": (3, unsupported("failure_watchdog")),
         "deter": (1, lambda p: P.Determinise(frozenset({proc_arg("deter", p)}))),
-        "WAIT": (1, unsupported("timed WAIT")),
-        "TSTOP": (0, unsupported("timed TSTOP")),
-        "TSKIP": (0, unsupported("timed TSKIP")),
+        "WAIT": (1, unsupported("WAIT outside a timed section")),
+        "TSTOP": (0, unsupported("TSTOP outside a timed section")),
+        "TSKIP": (0, unsupported("TSKIP outside a timed section")),
+        "timed STOP": (1, tstop),
+        "timed SKIP": (1, tskip),
+        "timed WAIT": (1, wait),
+        "timed timed_priority": (1, timed_priority),
+        "timed_priority": (1, unsupported("timed_priority outside a timed section")),
         "emptyMap": (0, unsupported("maps")),
         "mapFromList": (1, unsupported("maps")),
         "mapLookup": (2, unsupported("maps")),
@@ -486,6 +543,7 @@ UNSUPPORTED_BUILTINS = frozenset(
         "WAIT",
         "TSTOP",
         "TSKIP",
+        "timed_priority",
         "emptyMap",
         "mapFromList",
         "mapLookup",

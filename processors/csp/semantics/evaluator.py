@@ -110,6 +110,7 @@ class Evaluator:
         self.datatypes: dict[str, tuple[str, ...]] = {}
         self.nametypes: dict[str, S.Expr] = {}
         self.transparent: set[str] = set()
+        self._event_values: dict[str, Value] | None = None
         self._fv: dict[int, tuple[str, ...]] = {}
         self._vars: dict[int, tuple[S.Node, frozenset[str]]] = {}
         self._events_cache: dict[str, tuple[Value, ...]] = {}
@@ -174,8 +175,8 @@ class Evaluator:
             self.globals[d.name] = Thunk(partial(self.eval_type, d.expr, {}), d.name)
         elif isinstance(d, S.ExternalDecl):
             for n in d.names:
-                if n in UNSUPPORTED_BUILTINS:
-                    continue  # declaring failure_watchdog / WEAK_BUFFER... is fine; each use is refused with its line
+                if n == "failure_watchdog":
+                    continue  # declaring it is fine; each use is refused with its line
                 if n not in COMPRESSIONS | PROCESS_FUNCTIONS:
                     raise CspmUnsupported(
                         f"{'transparent' if d.transparent else 'external'} function {n}",
@@ -184,7 +185,7 @@ class Evaluator:
                         d.col,
                     )
                 self.transparent.add(n)
-        elif isinstance(d, S.AssertDecl | S.IncludeDecl | S.AnnotDecl):
+        elif isinstance(d, S.AssertDecl | S.IncludeDecl | S.AnnotDecl | S.TimedSection):
             return
         elif isinstance(d, S.UnsupportedDecl):
             raise self.unsupported(d.construct, d)
@@ -490,11 +491,11 @@ class Evaluator:
                     new[name] = Thunk(partial(self._pat_extract, d, whole, name), name)
             elif isinstance(d, S.ExternalDecl):
                 for n in d.names:
-                    if n in UNSUPPORTED_BUILTINS:
+                    if n == "failure_watchdog":
                         continue
                     if n not in COMPRESSIONS | PROCESS_FUNCTIONS:
                         raise self.unsupported(f"external function {n}", d)
-            elif isinstance(d, S.AnnotDecl):
+            elif isinstance(d, S.AnnotDecl | S.TimedSection):
                 continue
             else:
                 raise self.unsupported(f"{type(d).__name__} inside let", d)
@@ -1321,6 +1322,54 @@ class Evaluator:
             i = j
         return i == len(atoms)
 
+    def ev_timedprefix(self, e: S.TimedPrefix, env: Env) -> Value:
+        """A prefix of a timed section: ``X = (tock -> X) [] p'`` where ``p'`` is the
+        prefix with every event ``ev`` followed by ``timing(ev)`` tocks."""
+        p = self.ev_proc(e.prefix, env)
+        tock = render(self.ev(e.tock, {}))
+        timing = self.ev(e.timing, {}) if e.timing is not None else None
+
+        def tocks(ev: str) -> int:
+            if timing is None:
+                return 1
+            n = self.apply(timing, (self.event_value(ev, e),), e)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise self.error(f"the timing function gives {render(n)} for {ev}: expected a natural number", e)
+            return n
+
+        def delayed(q: P.Proc) -> P.Proc:
+            if isinstance(q, P.ExtChoice):
+                return P.ExtChoice(tuple(delayed(x) for x in q.procs), q.span)
+            if not isinstance(q, P.Prefix):
+                return q
+            base = q
+
+            def cont(ev: str) -> P.Proc:
+                nxt = base.cont(ev)
+                for i in range(tocks(ev)):
+                    nxt = P.Prefix(("tocks", base.key, ev, i), (tock,), _then(nxt), base.span)
+                return nxt
+
+            return P.Prefix(("timed", base.key), base.events, cont, base.span)
+
+        body = delayed(p)
+        key = ("timed prefix", p)
+
+        def unfold() -> P.Proc:
+            return P.ExtChoice((P.Prefix(("tock", p), (tock,), _then(me), self.span(e)), body), self.span(e))
+
+        me = P.Call(key, _label(e.prefix), unfold, self.span(e))
+        return me
+
+    def event_value(self, ev: str, node: S.Node) -> Value:
+        """The value of the event rendered as ``ev``."""
+        if self._event_values is None:
+            self._event_values = {render(v): v for v in self.all_events()}
+        v = self._event_values.get(ev)
+        if v is None:
+            raise self.error(f"{ev} is not an event", node)
+        return v
+
     def ev_guard(self, e: S.Guard, env: Env) -> Value:
         if self.ev_bool(e.cond, env):
             return self.ev_proc(e.proc, env)
@@ -1436,6 +1485,8 @@ class Evaluator:
         op = e.op
         sp = self.span(e)
         envs = list(self.comprehension(e.stmts, env, op == ";"))
+        if not envs and e.empty is not None:
+            return self.ev_proc(e.empty, env)
         if op == "[]":
             ps = tuple(self.ev_proc(e.body, x) for x in envs)
             return P.ExtChoice(ps, sp) if ps else P.Stop()
@@ -1522,6 +1573,15 @@ def _member(v: Value, st: Value) -> bool:
     if isinstance(st, VInf):
         return st.contains(v)
     return isinstance(st, VSet) and v in st.items
+
+
+def _then(v: P.Proc) -> Callable[[str], P.Proc]:
+    """A prefix continuation that is ``v`` whatever the event."""
+
+    def get(_ev: str) -> P.Proc:
+        return v
+
+    return get
 
 
 def _returning(v: P.Proc) -> Callable[[], P.Proc]:
@@ -1702,6 +1762,7 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any, Env], Value]] = {
     S.Guard: Evaluator.ev_guard,
     S.ProcOp: Evaluator.ev_procop,
     S.GenPar: Evaluator.ev_genpar,
+    S.TimedPrefix: Evaluator.ev_timedprefix,
     S.SyncOp: Evaluator.ev_syncop,
     S.AlphaPar: Evaluator.ev_alphapar,
     S.LinkPar: Evaluator.ev_linkpar,

@@ -168,6 +168,11 @@ class _ScopeChecker:
                     self.expr(dc.type, scope)
         elif isinstance(d, S.NameTypeDecl):
             self.expr(d.expr, scope)
+        elif isinstance(d, S.TimedSection):  # a timed section needs the channel tock
+            if "tock" not in self.ctors:
+                raise _err(self.file, d, "a timed section needs a channel tock (channel tock)")
+            if d.timing is not None:
+                self.expr(d.timing, scope)
         elif isinstance(d, S.AssertDecl):
             self.expr(d.left, scope)
             if d.right is not None:
