@@ -21,7 +21,7 @@ import conformance_cspx as cspx  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "conformance.md"
-LIBCSPM = (ROOT.parent / "shared" / "conformance" / "libcspm" / "tests").resolve()
+LIBCSPM = (cspx.CONFORMANCE / "libcspm" / "tests").resolve()
 
 
 def libcspm_counts() -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,11 @@ import pytest
 from processors.csp.language.errors import CspmSyntaxError, CspmTypeError, CspmUnsupported
 from processors.csp.semantics.frontend import load_file, load_source
 
-CSPX = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "cspx" / "problems"
+CSPX = (
+    Path(os.environ.get("CSP_CONFORMANCE_DIR") or Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance")
+    / "cspx"
+    / "problems"
+)
 
 
 def test_undefined_identifier_position() -> None:

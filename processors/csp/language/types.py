@@ -501,9 +501,12 @@ class Infer:
                 return TDotSeq(tuple(t for _, t in items)), ANY
             if isinstance(head, TVar | TCon) and (isinstance(head, TVar) or head == ANY):
                 return ANY, ANY
-            simple = [prune(t) for _, t in items]
-            if any(isinstance(t, TDotable | TVar) or t == ANY for t in simple):
+            simple = [_norm(prune(t)) for _, t in items]
+            if any(isinstance(t, TVar) or t == ANY for t in simple):
                 return ANY, ANY
+            if any(isinstance(t, TDotable) for t in simple):
+                got = self.plain_dot(simple)
+                return (got, ANY) if got is not None else (ANY, ANY)
             return TDotSeq(tuple(simple)), ANY
         pending = list(_flat_fields(head.fields))
         n = len(items)
@@ -525,7 +528,10 @@ class Infer:
                     if not pending:
                         raise self.err(inode, "too many fields in dotted value")
                     self.unify(g, pending.pop(0), inode, "a dotted value")
-            elif isinstance(t, TVar) and not rest_var and not (strict and last and len(pending) == 1):
+            elif isinstance(t, TVar) and strict and not last:
+                # libcspm: a variable inside an event takes exactly one field (no longest match)
+                self.unify(t, pending.pop(0), inode, "a dotted value")
+            elif isinstance(t, TVar) and not rest_var and not (strict and last):
                 return ANY, head.result  # unknown width: cannot check statically
             elif isinstance(t, TVar) and last and len(pending) >= 2:
                 self.unify(t, TDotSeq(tuple(pending)), inode, "a dotted value")
@@ -537,6 +543,36 @@ class Infer:
         if pending:
             return TDotable(tuple(pending), head.result), head.result
         return head.result, head.result
+
+    def plain_dot(self, types: list[Type]) -> Type | None:
+        """A plain dotted value whose components include constructors / channels, each
+        completed by the components after it (``true.B.0`` is ``Bool.A``); None when
+        that does not work out (left to the evaluator)."""
+        out: list[Type] = []
+        i = 0
+        try:
+            while i < len(types):
+                t = types[i]
+                i += 1
+                if not isinstance(t, TDotable):
+                    out.append(t)
+                    continue
+                pending = list(_flat_fields(t.fields))
+                while pending and i < len(types):
+                    u = types[i]
+                    i += 1
+                    if isinstance(u, TDotable):
+                        return None
+                    for g in _flat_fields(u.items) if isinstance(u, TDotSeq) else (u,):
+                        if not pending:
+                            return None
+                        self._unify(g, pending.pop(0))
+                if pending:
+                    return None
+                out.append(t.result)
+        except _Mismatch:
+            return None
+        return TDotSeq(tuple(out))
 
     def flat_dot(self, e: S.Expr) -> list[S.Expr]:
         if isinstance(e, S.Dot):
@@ -736,6 +772,11 @@ class Infer:
                     rt = prune(self.expr(f.restrict, env))
                     if not isinstance(rt, TApp) or rt.con != "Set":
                         self.unify(rt, tset(self.fresh()), f.restrict, "an input restriction")
+                    rt = prune(rt)
+                    elem = _norm(prune(rt.arg)) if isinstance(rt, TApp) else None
+                    if isinstance(elem, TDotSeq) and len(elem.items) > 1 and isinstance(prune(pt), TVar):
+                        # libcspm: the input takes as many fields as its restriction's values have
+                        self.unify(pt, elem, f.restrict, "an input restriction")
                     restricts[-1] = (f, TFunc((pt,), prune(rt)))
                 items.append((f, pt))
                 env = _extend(env, binds)
