@@ -100,12 +100,11 @@ def test_unsupported_construct_parses_but_is_rejected_on_load() -> None:
 @pytest.mark.parametrize(
     ("src", "construct"),
     [
-        ("m = (| 0 => 1 |)\n", "maps"),
         ("assert STOP [V= STOP\n", "refinement model [V="),
         ("assert STOP [T= STOP :[tau priority]: {}\n", "assertion option"),
     ],
 )
-def test_module_timed_maps_and_options_unsupported(src: str, construct: str) -> None:
+def test_unsupported_models_and_options(src: str, construct: str) -> None:
     parse(src)  # syntactically fine
     with pytest.raises(CspmUnsupported) as ei:
         load_source(src, "m.csp")

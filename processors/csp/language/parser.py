@@ -98,8 +98,6 @@ _DECL_KWS = frozenset(
 _DECL_START_OPS = frozenset({"(", "<", "{", "_", "{|"})
 
 _UNSUPPORTED_OPS = {
-    "(|": "maps (| |)",
-    "|)": "maps (| |)",
     "[R=": "refusal-testing refinement [R=",
     "[V=": "revivals refinement [V=",
     "[M=": "refinement model [M=",
@@ -493,6 +491,15 @@ class Parser:
             self.expect(">")
             self.unbracket()
             return S.TySeq(t.line, t.col, e, **self._end(t))
+        if self.at("(|"):
+            self.advance()
+            self.bracketed()
+            key = self.ty_dot()
+            self.expect("=>")
+            value = self.ty()
+            self.expect("|)")
+            self.unbracket()
+            return S.TyMap(t.line, t.col, key, value, **self._end(t))
         if self.at("(") and self.peek_at(1).text == ")":
             self.advance()
             self.advance()
@@ -1070,17 +1077,17 @@ class Parser:
         if op == "(|":
             self.advance()
             self.bracketed()
-            parts: list[S.Expr] = []
+            pairs: list[tuple[S.Expr, S.Expr]] = []
             while not self.at("|)"):
-                parts.append(self.parse_expr())
+                key = self.parse_expr()
                 self.expect("=>")
-                parts.append(self.parse_expr())
+                pairs.append((key, self.parse_expr()))
                 if not self.at(","):
                     break
                 self.advance()
             self.expect("|)")
             self.unbracket()
-            return S.Unsupported(t.line, t.col, "maps (| |)", tuple(parts), **self._end(t))
+            return S.MapLit(t.line, t.col, tuple(pairs), **self._end(t))
         if op == "<":
             return self.parse_seq()
         if op == "{":

@@ -207,6 +207,13 @@ class EnumSet(Expr):
 
 
 @dataclass(eq=False)
+class MapLit(Expr):
+    """``(| k1 => v1, ... |)``."""
+
+    pairs: tuple[tuple[Expr, Expr], ...]
+
+
+@dataclass(eq=False)
 class Field(Node):
     kind: str  # "?" | "!" | "$"
     expr: Expr | None  # for "!"
@@ -469,6 +476,14 @@ class TySeq(TyExpr):
 @dataclass(eq=False)
 class TyTuple(TyExpr):
     items: tuple[TyExpr, ...]
+
+
+@dataclass(eq=False)
+class TyMap(TyExpr):
+    """``(| k => v |)``."""
+
+    key: TyExpr
+    value: TyExpr
 
 
 @dataclass(eq=False)

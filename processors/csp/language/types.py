@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import ChainMap
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from processors.csp.language import syntax as S
@@ -55,6 +55,12 @@ class TApp(Type):
 @dataclass(frozen=True)
 class TTuple(Type):
     items: tuple[Type, ...]
+
+
+@dataclass(frozen=True)
+class TMap(Type):
+    key: Type
+    value: Type
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,8 @@ def show(t: Type) -> str:
         return f"{{{show(t.arg)}}}" if t.con == "Set" else f"<{show(t.arg)}>"
     if isinstance(t, TTuple):
         return "(" + ", ".join(show(i) for i in t.items) + ")"
+    if isinstance(t, TMap):
+        return f"(| {show(t.key)} => {show(t.value)} |)"
     if isinstance(t, TFunc):
         return "(" + ", ".join(show(a) for a in t.args) + ") -> " + show(t.ret)
     if isinstance(t, TData):
@@ -220,6 +228,8 @@ class Infer:
             return tseq(go(ty.elem))
         if isinstance(ty, S.TyTuple):
             return TTuple(tuple(go(i) for i in ty.items))
+        if isinstance(ty, S.TyMap):
+            return TMap(go(ty.key), go(ty.value))
         if isinstance(ty, S.TyFunc):
             return TFunc(tuple(go(a) for a in ty.args), go(ty.ret))
         if isinstance(ty, S.TyDot):
@@ -349,6 +359,10 @@ class Infer:
             for x, y in zip(a.items, b.items, strict=True):
                 self._unify(x, y)
             return
+        if isinstance(a, TMap) and isinstance(b, TMap):
+            self._unify(a.key, b.key)
+            self._unify(a.value, b.value)
+            return
         if isinstance(a, TFunc) and isinstance(b, TFunc) and len(a.args) == len(b.args):
             for x, y in zip(a.args, b.args, strict=True):
                 self._unify(x, y)
@@ -423,6 +437,10 @@ class Infer:
             raise _Mismatch(f"functions are not in class {cls}")
         if isinstance(t, TApp):
             self._require("Eq", t.arg)
+            return
+        if isinstance(t, TMap):
+            self._require("Eq", t.key)
+            self._require(cls, t.value)
             return
         if isinstance(t, TTuple | TDotSeq):
             for i in t.items:
@@ -820,6 +838,13 @@ class Infer:
             self.check(e.timing, env, TFunc((EVENT,), INT), "the timing function of a timed section")
         return PROC
 
+    def e_MapLit(self, e: S.MapLit, env: TEnv) -> Type:
+        k, v = self.fresh({"Eq"}), self.fresh()
+        for a, b in e.pairs:
+            self.check(a, env, k, "a map key")
+            self.check(b, env, v, "a map value")
+        return TMap(k, v)
+
     def e_Guard(self, e: S.Guard, env: TEnv) -> Type:
         self.check(e.cond, env, BOOL, "a guard")
         self.check(e.proc, env, PROC, "a guarded process")
@@ -1084,6 +1109,8 @@ def _contains_proc(t: Type, seen: set[str]) -> bool:
         return True
     if isinstance(t, TApp):
         return _contains_proc(t.arg, seen)
+    if isinstance(t, TMap):
+        return _contains_proc(t.key, seen) or _contains_proc(t.value, seen)
     if isinstance(t, TTuple | TDotSeq):
         return any(_contains_proc(i, seen) for i in t.items)
     return False
@@ -1095,6 +1122,9 @@ def _free_vars(t: Type) -> Iterator[TVar]:
         yield t
     elif isinstance(t, TApp):
         yield from _free_vars(t.arg)
+    elif isinstance(t, TMap):
+        yield from _free_vars(t.key)
+        yield from _free_vars(t.value)
     elif isinstance(t, TTuple | TDotSeq):
         for i in t.items:
             yield from _free_vars(i)
@@ -1114,6 +1144,8 @@ def _subst(t: Type, m: dict[int, Type]) -> Type:
         return m.get(t.ident, t)
     if isinstance(t, TApp):
         return TApp(t.con, _subst(t.arg, m))
+    if isinstance(t, TMap):
+        return TMap(_subst(t.key, m), _subst(t.value, m))
     if isinstance(t, TTuple):
         return TTuple(tuple(_subst(i, m) for i in t.items))
     if isinstance(t, TDotSeq):
@@ -1227,6 +1259,19 @@ def _sccs(decls: tuple[S.Decl, ...]) -> list[list[S.Decl]]:
     return out
 
 
+_MAP_FUNCTIONS: dict[str, Callable[[Type, Type], Type]] = {
+    "emptyMap": lambda k, v: TMap(k, v),
+    "mapFromList": lambda k, v: TFunc((tseq(TTuple((k, v))),), TMap(k, v)),
+    "mapLookup": lambda k, v: TFunc((TMap(k, v), k), v),
+    "mapMember": lambda k, v: TFunc((TMap(k, v), k), BOOL),
+    "mapToList": lambda k, v: TFunc((TMap(k, v),), tseq(TTuple((k, v)))),
+    "mapUpdate": lambda k, v: TFunc((TMap(k, v), k, v), TMap(k, v)),
+    "mapUpdateMultiple": lambda k, v: TFunc((TMap(k, v), tseq(TTuple((k, v)))), TMap(k, v)),
+    "mapDelete": lambda k, v: TFunc((TMap(k, v), k), TMap(k, v)),
+    "Map": lambda k, v: TFunc((tset(k), tset(v)), tset(TMap(k, v))),
+}
+
+
 def _builtin(inf: Infer, name: str) -> Type | None:
     f = inf.fresh
     if name in ("union", "inter", "diff"):
@@ -1278,6 +1323,9 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         return TFunc((tset(EVENT),), PROC)
     if name in ("STOP", "SKIP", "DIV"):
         return PROC
+    if name in _MAP_FUNCTIONS:
+        k, v = f({"Eq"}), f({"Eq"} if name == "Map" else None)
+        return _MAP_FUNCTIONS[name](k, v)
     if name in ("timed STOP", "timed SKIP"):
         return TFunc((EVENT,), PROC)
     if name == "timed WAIT":

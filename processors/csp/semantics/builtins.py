@@ -24,6 +24,7 @@ from processors.csp.semantics.values import (
     VFunc,
     VInf,
     VLazySeq,
+    VMap,
     VSeq,
     VSet,
     VTuple,
@@ -33,6 +34,7 @@ from processors.csp.semantics.values import (
     sort_key,
     sorted_values,
     vbool,
+    vmap,
 )
 
 if TYPE_CHECKING:
@@ -338,6 +340,39 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
 
         return VFunc(("timed timed_priority", t), "timed_priority", 1, _spread(prio))
 
+    def as_map(m: Value) -> dict[Value, Value]:
+        if not isinstance(m, VMap):
+            raise err(f"expected a map, found {render(m)}")
+        return m.as_dict()
+
+    def pair_list(xs: Value) -> list[tuple[Value, Value]]:
+        out = []
+        for x in q(xs):
+            if not (isinstance(x, VTuple) and len(x.items) == 2):
+                raise err(f"expected a sequence of pairs, found {render(xs)}")
+            out.append((x.items[0], x.items[1]))
+        return out
+
+    def map_lookup(m: Value, k: Value) -> Value:
+        d = as_map(m)
+        if k not in d:
+            raise err(f"mapLookup: {render(k)} is not a key of {render(m)}")
+        return d[k]
+
+    def map_to_list(m: Value) -> Value:
+        return VSeq(tuple(VTuple((k, v)) for k, v in sorted(as_map(m).items(), key=lambda kv: sort_key(kv[0]))))
+
+    def all_maps(keys: Value, vals: Value) -> Value:
+        """``Map(K, V)``: every finite map from a subset of ``K`` to ``V``."""
+        ks, vs = sorted_values(s(keys)), sorted_values(s(vals))
+        total = (len(vs) + 1) ** len(ks)
+        if total > 1 << 16:
+            raise CspmUnsupported(f"Map(K, V) with {total} maps", ev.file, 0, 0)
+        out: set[Value] = set()
+        for choice in itertools.product((None, *vs), repeat=len(ks)):
+            out.add(vmap({k: v for k, v in zip(ks, choice, strict=True) if v is not None}))
+        return VSet(frozenset(out))
+
     def buffer(n: Value, r: Value) -> Value:
         """FDR's ``BUFFER(N, {(in, out)})``: a FIFO buffer of capacity ``N`` that
         accepts any ``in`` event while it holds fewer than ``N`` items and offers
@@ -484,15 +519,14 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
         "timed WAIT": (1, wait),
         "timed timed_priority": (1, timed_priority),
         "timed_priority": (1, unsupported("timed_priority outside a timed section")),
-        "emptyMap": (0, unsupported("maps")),
-        "mapFromList": (1, unsupported("maps")),
-        "mapLookup": (2, unsupported("maps")),
-        "mapMember": (2, unsupported("maps")),
-        "mapToList": (1, unsupported("maps")),
-        "mapUpdate": (3, unsupported("maps")),
-        "mapUpdateMultiple": (2, unsupported("maps")),
-        "mapDelete": (2, unsupported("maps")),
-        "Map": (2, unsupported("maps")),
+        "mapFromList": (1, lambda xs: vmap(dict(pair_list(xs)))),
+        "mapLookup": (2, map_lookup),
+        "mapMember": (2, lambda m, k: vbool(k in as_map(m))),
+        "mapToList": (1, map_to_list),
+        "mapUpdate": (3, lambda m, k, v: vmap({**as_map(m), k: v})),
+        "mapUpdateMultiple": (2, lambda m, xs: vmap({**as_map(m), **dict(pair_list(xs))})),
+        "mapDelete": (2, lambda m, k: vmap({x: v for x, v in as_map(m).items() if x != k})),
+        "Map": (2, all_maps),
         "sbisim": (1, ident),
         "normal": (1, ident),
         "diamond": (1, ident),
@@ -507,6 +541,7 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
     out: dict[str, Value] = {}
     for name, (arity, fn) in table.items():
         out[name] = VFunc(("builtin", name), name, arity, _spread(fn))
+    out["emptyMap"] = vmap({})
     out["STOP"] = P.Stop()
     out["SKIP"] = P.Skip()
     out["DIV"] = P.Div()
@@ -544,15 +579,6 @@ UNSUPPORTED_BUILTINS = frozenset(
         "TSTOP",
         "TSKIP",
         "timed_priority",
-        "emptyMap",
-        "mapFromList",
-        "mapLookup",
-        "mapMember",
-        "mapToList",
-        "mapUpdate",
-        "mapUpdateMultiple",
-        "mapDelete",
-        "Map",
     }
 )
 

@@ -40,6 +40,7 @@ from processors.csp.semantics.values import (
     VFunc,
     VInf,
     VLazySeq,
+    VMap,
     VName,
     VSeq,
     VSet,
@@ -51,6 +52,7 @@ from processors.csp.semantics.values import (
     sort_key,
     sorted_values,
     vbool,
+    vmap,
 )
 
 MAX_DEPTH = 5000
@@ -606,6 +608,11 @@ class Evaluator:
         if isinstance(a, VSeq) and isinstance(b, VSeq):
             pre = b.items[: len(a.items)] == a.items
             return pre if op == "<=" else pre and len(a.items) < len(b.items)
+        if isinstance(a, VMap) and isinstance(b, VMap):
+            # libcspm: a submap whose values are each at most the other's
+            da, db = a.as_dict(), b.as_dict()
+            sub = all(k in db and (_equal(v, db[k]) or self.compare("<", v, db[k], e)) for k, v in da.items())
+            return sub if op == "<=" else sub and a != b
         raise self.error(f"cannot compare {render(a)} and {render(b)} with '{op}'", e)
 
     def match_lazy(self, p: S.PSeq | S.PConcat, v: VLazySeq, binds: Env) -> bool:
@@ -1370,6 +1377,12 @@ class Evaluator:
             raise self.error(f"{ev} is not an event", node)
         return v
 
+    def ev_maplit(self, e: S.MapLit, env: Env) -> Value:
+        d: dict[Value, Value] = {}
+        for k, v in e.pairs:
+            d[self.ev(k, env)] = self.ev(v, env)
+        return vmap(d)
+
     def ev_guard(self, e: S.Guard, env: Env) -> Value:
         if self.ev_bool(e.cond, env):
             return self.ev_proc(e.proc, env)
@@ -1763,6 +1776,7 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any, Env], Value]] = {
     S.ProcOp: Evaluator.ev_procop,
     S.GenPar: Evaluator.ev_genpar,
     S.TimedPrefix: Evaluator.ev_timedprefix,
+    S.MapLit: Evaluator.ev_maplit,
     S.SyncOp: Evaluator.ev_syncop,
     S.AlphaPar: Evaluator.ev_alphapar,
     S.LinkPar: Evaluator.ev_linkpar,
