@@ -314,8 +314,8 @@ class Replicated(Expr):
 
 @dataclass(eq=False)
 class Unsupported(Expr):
-    """A construct that parses but lies outside the supported subset (maps, ``[+ +]``,
-    ``[| A |>``, ``|\\``, ``M::x``...); rejected with CspmUnsupported before evaluation."""
+    """A construct that parses but lies outside the supported subset (e.g. a linked
+    parallel in a timed section); rejected with CspmUnsupported before evaluation."""
 
     construct: str
     parts: tuple[Expr, ...] = ()
@@ -437,8 +437,8 @@ class TimedSection(Decl):
 
 @dataclass(eq=False)
 class UnsupportedDecl(Decl):
-    """A declaration outside the supported subset (modules, instances, timed sections,
-    unsupported assertion models / options); rejected with CspmUnsupported on load."""
+    """A declaration outside the supported subset (unsupported assertion models /
+    options...); rejected with CspmUnsupported on load."""
 
     construct: str
     inner: tuple[Decl, ...] = ()

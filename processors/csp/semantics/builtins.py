@@ -4,7 +4,9 @@ Pure functions over :mod:`processors.csp.semantics.values`; the few that need th
 module's channels (``extensions``, ``productions``) use the evaluator passed to
 :func:`make_builtins`. Compression functions are the identity on the semantics
 (``normal``, ``sbisim``...); builtins outside the supported subset
-(timed, ``failure_watchdog``, ``WEAK_BUFFER``...) raise :class:`CspmUnsupported`.
+(``failure_watchdog``, ``WEAK_BUFFER``, ``SIGNAL_BUFFER``, the timed names outside a
+timed section) raise :class:`CspmUnsupported`. ``prioritise``, ``chase``, ``deter`` and
+``trace_watchdog`` build the process terms of :mod:`processors.csp.semantics.procs`.
 """
 
 from __future__ import annotations
