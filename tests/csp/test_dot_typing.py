@@ -32,3 +32,17 @@ def test_plain_dotted_values_complete_their_constructors() -> None:
     load_source(HEAD + "S = {true.B.0, false.X.1.0}\n")
     with pytest.raises(CspmTypeError):
         load_source(HEAD + "S = {true.B.0, 1}\n")
+
+
+def test_a_variable_dotted_with_values_is_a_channel_taking_them() -> None:
+    src = "channel c : Int.Int\nchannel d : Int.Bool\ntest(x, y) = STOP [[x.0 <- y.1]]\n"
+    load_source(src + "ok = test(c, c)\n")
+    with pytest.raises(CspmTypeError):  # c.0 takes an Int, d.1 a Bool: the renaming pairs differ
+        load_source(src + "bad = test(c, d)\n")
+
+
+def test_curried_channel_types_unify() -> None:
+    load_source(
+        "channel i, o\ndatatype dir = in | out\n"
+        "test(c) = STOP [[c.in.x <- i, c.out.y <- o | x <- extensions(c.in), y <- extensions(c.out)]]\n"
+    )

@@ -371,11 +371,20 @@ class Infer:
         if isinstance(a, TData) and isinstance(b, TData) and a.name == b.name:
             return
         if isinstance(a, TDotable) and isinstance(b, TDotable):
+            a, b = _uncurry(a), _uncurry(b)
             fa, fb = _flat_fields(a.fields), _flat_fields(b.fields)
             if len(fa) == len(fb):
                 for x, y in zip(fa, fb, strict=True):
                     self._unify(x, y)
                 self._unify(a.result, b.result)
+                return
+            # curried: Dotable(f1 => r) is Dotable(f1.f2 => s) when r is Dotable(f2 => s)
+            few, many = (a, b) if len(fa) < len(fb) else (b, a)
+            ff, fm = _flat_fields(few.fields), _flat_fields(many.fields)
+            if isinstance(prune(few.result), TVar):
+                for x, y in zip(ff, fm, strict=False):
+                    self._unify(x, y)
+                self._unify(few.result, TDotable(fm[len(ff) :], many.result))
                 return
         if isinstance(a, TDotSeq) and isinstance(b, TDotSeq):
             fa, fb = _flat_fields(a.items), _flat_fields(b.items)
@@ -513,6 +522,17 @@ class Infer:
     ) -> tuple[Type, Type]:
         """Type of ``i1.i2...in``: (value type, final result type of the head)."""
         head = _norm(prune(items[0][1]))
+        rest = [_norm(prune(t)) for _, t in items[1:]]
+        if (
+            isinstance(head, TVar)
+            and not rest_var
+            and rest
+            and all(isinstance(t, TCon | TData | TApp | TTuple) and t != ANY for t in rest)
+        ):
+            # libcspm: ``x.0`` with x unknown makes x a channel / constructor taking those fields
+            result = self.fresh()
+            self.unify(head, TDotable(tuple(rest), result), items[0][0], "a dotted value")
+            return result, result
         if not isinstance(head, TDotable):
             if rest_var and isinstance(head, TVar) and all(isinstance(prune(t), TVar) for _, t in items):
                 # a pattern x.y.z of plain variables: a dotted tuple
@@ -526,6 +546,7 @@ class Infer:
                 got = self.plain_dot(simple)
                 return (got, ANY) if got is not None else (ANY, ANY)
             return TDotSeq(tuple(simple)), ANY
+        head = _uncurry(head)
         pending = list(_flat_fields(head.fields))
         n = len(items)
         for idx in range(1, n):
@@ -534,6 +555,11 @@ class Infer:
             last = idx == n - 1
             if not pending and strict:
                 raise self.err(inode, f"type error: too many fields for {show(head)}")
+            if not pending and isinstance(prune(head.result), TVar):
+                # the result is still unknown: a channel / constructor taking more fields
+                more = self.fresh()
+                self.unify(head.result, TDotable(tuple(prune(t2) for _, t2 in items[idx:]), more), inode, "a dotted value")
+                return more, more
             if not pending:
                 # a complete value dotted with more values: a plain dotted tuple
                 return TDotSeq((head.result,) + tuple(prune(t2) for _, t2 in items[idx:])), head.result
@@ -1089,6 +1115,15 @@ def _norm(t: Type) -> Type:
         return prune(t.items[0])
     if isinstance(t, TDotable) and not t.fields:
         return prune(t.result)
+    return t
+
+
+def _uncurry(t: TDotable) -> TDotable:
+    """``Dotable(f1 => Dotable(f2 => r))`` as ``Dotable(f1.f2 => r)``."""
+    r = _norm(prune(t.result))
+    while isinstance(r, TDotable):
+        t = TDotable(t.fields + r.fields, r.result)
+        r = _norm(prune(t.result))
     return t
 
 
