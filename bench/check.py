@@ -45,11 +45,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processors.csp import checker, explore  # noqa: E402
-from processors.csp import compile as C  # noqa: E402
-from processors.csp import explore_check as X  # noqa: E402
-from processors.csp.frontend import load_source  # noqa: E402
-from processors.csp.verify import Compiler, named_process, run_assertion  # noqa: E402
+from processors.csp.check import checker, explore  # noqa: E402
+from processors.csp.check import compile as C  # noqa: E402
+from processors.csp.check import explore_check as X  # noqa: E402
+from processors.csp.check.verify import Compiler, named_process, run_assertion  # noqa: E402
+from processors.csp.semantics.frontend import load_source  # noqa: E402
 
 MODELS = ROOT / "bench" / "models"
 INTERLEAVE = MODELS / "interleave.csp"

@@ -4,6 +4,8 @@ Runs ``bench/conformance_cspx.py`` (every cspx problem, our CLI in place of
 ``cspx``) and ``bench/conformance_libcspm.py`` (libcspm's parser /
 typechecker / evaluator tests) and writes ``docs/conformance.md`` with the
 counts per folder. ``python bench/conformance.py [--in-process] [--no-write]``.
+The corpora are read from ``../shared/conformance/``, or from the directory
+named by ``CSP_CONFORMANCE_DIR`` (e.g. when running from a git worktree).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import conformance_cspx as cspx  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "conformance.md"
-LIBCSPM = (ROOT.parent / "shared" / "conformance" / "libcspm" / "tests").resolve()
+LIBCSPM = (cspx.CONFORMANCE / "libcspm" / "tests").resolve()
 
 
 def libcspm_counts() -> dict[str, Any] | None:

@@ -36,7 +36,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBLEMS = (ROOT.parent / "shared" / "conformance" / "cspx" / "problems").resolve()
+# the corpora live in ../shared/conformance; CSP_CONFORMANCE_DIR names another place (e.g. from a git worktree)
+CONFORMANCE = Path(os.environ.get("CSP_CONFORMANCE_DIR") or ROOT.parent / "shared" / "conformance")
+PROBLEMS = (CONFORMANCE / "cspx" / "problems").resolve()
 
 OVERRIDES: dict[str, dict[str, Any]] = {
     "P004": {

@@ -19,20 +19,25 @@ Run as a script to print the counts: ``python bench/conformance_libcspm.py [root
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from processors.csp import procs as P
-from processors.csp import syntax as S
-from processors.csp.errors import CspmError, CspmUnsupported
-from processors.csp.frontend import Module, load_file
-from processors.csp.parser import parse
-from processors.csp.values import TRUE
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmError, CspmUnsupported
+from processors.csp.language.parser import parse
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.frontend import Module, load_file
+from processors.csp.semantics.values import TRUE
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "conformance" / "libcspm" / "tests"
+DEFAULT_ROOT = (
+    Path(os.environ.get("CSP_CONFORMANCE_DIR") or Path(__file__).resolve().parents[1] / ".." / "shared" / "conformance")
+    / "libcspm"
+    / "tests"
+)
 FOLDERS = ("parser", "typechecker", "evaluator")
 FILE_BUDGET_S = 10.0
 

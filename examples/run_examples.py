@@ -166,9 +166,9 @@ def agents_example(platform: Platform) -> None:
             f"{inst.instance_id}: buyer cannot inject deliver ({bad.refusal and bad.refusal['reason']})",
         )
     # conformance of the recorded traces against a stricter specification
-    from processors.csp.compile import compile_process
-    from processors.csp.frontend import load_file
+    from processors.csp.check.compile import compile_process
     from processors.csp.runtime.conform import conform, visible_trace
+    from processors.csp.semantics.frontend import load_file
 
     spec = compile_process(load_file(HERE / "agents" / "spec_single_round.csp").process("ONE_ROUND"))
     per: dict[str, list[dict[str, object]]] = {}

@@ -153,9 +153,9 @@ def deploy(
     ] = None,
 ) -> None:
     """Type-check, verify (every assert) and compile FILE, then register it as a new version."""
-    from processors.csp.errors import CspmError
-    from processors.csp.limits import Guard, Limits, default_max_memory, parse_size
+    from processors.csp.language.errors import CspmError
     from processors.csp.runtime.deploy import DeployError, describe_failure
+    from processors.csp.semantics.limits import Guard, Limits, default_max_memory, parse_size
 
     fmt = _fmt(fmt)
     _check_text_file(file)
@@ -499,11 +499,11 @@ def conform(
     namespace: Namespace = "",
 ) -> None:
     """Check every recorded trace of SYSTEM against SPEC_PROC (traces refinement on the recorded traces)."""
-    from processors.csp.compile import compile_process
-    from processors.csp.errors import CspmError
-    from processors.csp.frontend import load_file
+    from processors.csp.check.compile import compile_process
+    from processors.csp.language.errors import CspmError
     from processors.csp.runtime.conform import conform as check
     from processors.csp.runtime.conform import visible_trace
+    from processors.csp.semantics.frontend import load_file
 
     fmt = _fmt(fmt)
     _check_text_file(spec_file)

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from processors.csp.frontend import Module
-    from processors.csp.limits import Guard
-    from processors.csp.verify import AssertionResult
+    from processors.csp.check.verify import AssertionResult
+    from processors.csp.semantics.frontend import Module
+    from processors.csp.semantics.limits import Guard
 
 SCHEMA_VERSION = "1.0"
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_UNSUPPORTED = 0, 1, 2, 3
@@ -69,7 +69,7 @@ class _Run:
         error: dict[str, Any] | None = None,
         status_override: tuple[str, int] | None = None,
     ) -> None:
-        from processors.csp.verify import check_json, result_json
+        from processors.csp.check.verify import check_json, result_json
 
         self.stop_limits()
         status, code = status_override or _overall(results)
@@ -103,8 +103,8 @@ class _Run:
 
     def fail_input(self, exc: BaseException, name: str) -> None:
         """Report an error that stopped the run before any assertion was checked."""
-        from processors.csp.errors import CspmError, CspmSyntaxError, CspmTypeError, CspmUnsupported
-        from processors.csp.limits import ResourceLimitExceeded
+        from processors.csp.language.errors import CspmError, CspmSyntaxError, CspmTypeError, CspmUnsupported
+        from processors.csp.semantics.limits import ResourceLimitExceeded
 
         self.stop_limits()
         if isinstance(exc, MemoryError) and self.guard is not None:
@@ -186,7 +186,7 @@ def _input_json(p: Path) -> dict[str, Any]:
 
 
 def _guard(max_memory: str | None, timeout: float | None) -> Guard:
-    from processors.csp.limits import Guard, Limits, default_max_memory, parse_size
+    from processors.csp.semantics.limits import Guard, Limits, default_max_memory, parse_size
 
     try:
         budget = parse_size(max_memory) if max_memory is not None else default_max_memory()
@@ -196,7 +196,7 @@ def _guard(max_memory: str | None, timeout: float | None) -> Guard:
 
 
 def _load(path: Path, allow_include_outside: bool = False) -> Module:
-    from processors.csp.frontend import load_file
+    from processors.csp.semantics.frontend import load_file
 
     if not path.exists():
         raise _InputError(f"{path}: no such file")
@@ -364,8 +364,8 @@ def check(
     run = _Run("check", args, fmt, [file])
     try:
         run.start_limits(max_memory, timeout)
-        from processors.csp.compile import DEFAULT_MAX_STATES
-        from processors.csp.verify import check_property, run_module
+        from processors.csp.check.compile import DEFAULT_MAX_STATES
+        from processors.csp.check.verify import check_property, run_module
 
         limit = max_states or DEFAULT_MAX_STATES
         if model is not None and model.value == "T" and (assert_ is not None or process is not None):
@@ -419,8 +419,8 @@ def refine(
     run = _Run("refine", ["--model", model.value, str(spec_file), str(impl_file)], fmt, [spec_file, impl_file])
     try:
         run.start_limits(max_memory, timeout)
-        from processors.csp.compile import DEFAULT_MAX_STATES
-        from processors.csp.verify import check_refinement
+        from processors.csp.check.compile import DEFAULT_MAX_STATES
+        from processors.csp.check.verify import check_refinement
 
         spec_module = _load(spec_file, allow_include_outside)
         impl_module = _load(impl_file, allow_include_outside)
@@ -453,15 +453,15 @@ def explore(
     guard: Guard | None = None
     try:
         guard = _guard(max_memory, timeout).start()
-        from processors.csp.compile import explore_terms
-        from processors.csp.verify import named_process
+        from processors.csp.check.compile import explore_terms
+        from processors.csp.check.verify import named_process
 
         module = _load(file, allow_include_outside)
         named = named_process(module, proc)
         lts = explore_terms(named.proc, max_states or EXPLORE_MAX_STATES).lts
         guard.stop()
     except Exception as exc:  # noqa: BLE001
-        from processors.csp.errors import CspmUnsupported
+        from processors.csp.language.errors import CspmUnsupported
 
         if guard is not None:
             guard.stop()

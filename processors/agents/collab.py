@@ -165,10 +165,10 @@ def longest_trace(offsets: Sequence[int], targets: Sequence[int], initial: int) 
 
 def check(proto: Protocol) -> CheckReport:
     """Run the protocol's assertions and the termination check (no I/O)."""
-    from processors.csp import verify
-    from processors.csp.compile import compile_process
-    from processors.csp.frontend import load_source
-    from processors.csp.lts import TICK
+    from processors.csp.check import verify
+    from processors.csp.check.compile import compile_process
+    from processors.csp.semantics.frontend import load_source
+    from processors.csp.semantics.lts import TICK
 
     module = load_source(proto.source, f"{proto.method}.csp")
     results = verify.run_module(module)

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 
 from processors.channels.routes import RouteError
-from processors.csp import checker
-from processors.csp.explore import explore_network
-from processors.csp.lts import LTS
-from processors.csp.network import Leaf, Parallel, Rename
+from processors.csp.check import checker
+from processors.csp.check.explore import explore_network
 from processors.csp.runtime.model import INPUT, OUTPUT, Deployment, channel_of
+from processors.csp.semantics.lts import LTS
+from processors.csp.semantics.network import Leaf, Parallel, Rename
 
 _PROPERTY = re.compile(
     r"^\s*(?P<proc>.+?)\s*:\[\s*(?P<prop>deadlock free|divergence free|deterministic)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from processors.csp import procs as P
+from processors.csp.semantics import procs as P
 
 
 class Defs:

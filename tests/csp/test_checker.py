@@ -7,11 +7,11 @@ import functools
 import pytest
 from hand_terms import SKIP, STOP, Defs, ext, hide, inp, intc, par, pre, seq
 
-from processors.csp import network as N
-from processors.csp import procs as P
-from processors.csp.checker import deadlock_free, deterministic, divergence_free, refines
-from processors.csp.compile import StateSpaceLimit, compile_process, explore_terms, to_network
-from processors.csp.lts import LTS, TAU, TICK_NAME, from_edges
+from processors.csp.check.checker import deadlock_free, deterministic, divergence_free, refines
+from processors.csp.check.compile import StateSpaceLimit, compile_process, explore_terms, to_network
+from processors.csp.semantics import network as N
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.lts import LTS, TAU, TICK_NAME, from_edges
 
 EV = ("τ", "✓", "a", "b")
 A, B = 2, 3
@@ -226,7 +226,7 @@ def _phil(d: Defs, n: int, i: int) -> P.Proc:
 
 
 def test_network_exploration_agrees_with_term_exploration() -> None:
-    explore = pytest.importorskip("processors.csp.explore")
+    explore = pytest.importorskip("processors.csp.check.explore")
     d = Defs()
     n = 3
     for i in range(n):
@@ -257,7 +257,7 @@ def test_network_exploration_agrees_with_term_exploration() -> None:
 
 
 def test_state_limit_on_the_network_path() -> None:
-    pytest.importorskip("processors.csp.explore")
+    pytest.importorskip("processors.csp.check.explore")
     d = Defs()
     comps = [
         d.define(f"T{i}", functools.partial(lambda i: pre(f"t.{i}", pre(f"u.{i}", d.call(f"T{i}"))), i))
@@ -273,7 +273,7 @@ def test_state_limit_on_the_network_path() -> None:
 def test_determinism_fast_path_agrees_with_the_search() -> None:
     import random
 
-    from processors.csp import checker
+    from processors.csp.check import checker
 
     rng = random.Random(7)
     for _ in range(300):
@@ -362,7 +362,7 @@ def test_refinement_agrees_with_brute_force_on_random_lts() -> None:
 
 
 def test_lazy_lts_numbers_states_on_demand() -> None:
-    from processors.csp.compile import LazyLTS
+    from processors.csp.check.compile import LazyLTS
 
     def count(n: int) -> P.Proc:
         return P.Prefix(
@@ -382,8 +382,8 @@ def test_lazy_lts_numbers_states_on_demand() -> None:
 
 def test_to_network_gives_up_on_a_component_that_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """A component explored on its own may reach an error the whole process never reaches."""
-    from processors.csp import compile as C
-    from processors.csp.frontend import load_source
+    from processors.csp.check import compile as C
+    from processors.csp.semantics.frontend import load_source
 
     monkeypatch.setattr(C, "SMALL_STATES", 1)  # past the term-level probe
 

@@ -160,7 +160,7 @@ def test_has_trace_and_negated_assertions(tmp_path: Path) -> None:
 
 
 def test_unsupported_construct_exits_3(tmp_path: Path) -> None:
-    f = write(tmp_path, "u.cspm", HEADER + "P = a -> STOP\nQ = P [| {a} |> STOP\nassert P :[deadlock free]\n")
+    f = write(tmp_path, "u.cspm", HEADER + "P = a -> STOP\nassert P [V= P\nassert P :[deadlock free]\n")
     code, doc = run_json("check", str(f))
     assert (code, doc["status"]) == (3, "unsupported")
     assert doc["checks"][0]["reason"]["kind"] == "unsupported_syntax"
@@ -189,8 +189,8 @@ def test_model_t_is_refused_for_properties(tmp_path: Path) -> None:
 
 
 def test_error_without_position_has_no_zero_coordinates() -> None:
-    from processors.csp.errors import CspmEvalError
-    from processors.csp.frontend import load_source
+    from processors.csp.language.errors import CspmEvalError
+    from processors.csp.semantics.frontend import load_source
 
     with pytest.raises(CspmEvalError) as info:
         load_source("channel a\nP = a -> P\n", "m.csp").process("NOPE")

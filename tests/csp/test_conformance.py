@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOOR = Path(__file__).with_name("conformance_floor.json")
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # appended: bench/gateway.py must not shadow the gateway package
 
 import conformance_cspx as cspx  # noqa: E402
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from processors.csp import compile as C
-from processors.csp import explore
-from processors.csp import procs as P
-from processors.csp.frontend import load_source
-from processors.csp.lts import TAU_NAME
-from processors.csp.semantics import fire, normalise
-from processors.csp.verify import AssertionResult, Compiler, check_property, run_assertion
+from processors.csp.check import compile as C
+from processors.csp.check import explore
+from processors.csp.check.verify import AssertionResult, Compiler, check_property, run_assertion
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.frontend import load_source
+from processors.csp.semantics.lts import TAU_NAME
+from processors.csp.semantics.operational import fire, normalise
 
 ROOT = Path(__file__).resolve().parents[2]
 

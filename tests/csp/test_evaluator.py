@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from processors.csp import procs as P
-from processors.csp.errors import CspmEvalError, CspmUnsupported
-from processors.csp.frontend import load_file, load_source
-from processors.csp.values import FALSE, TRUE, VSet, render
+from processors.csp.language.errors import CspmEvalError, CspmUnsupported
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.frontend import load_file, load_source
+from processors.csp.semantics.values import FALSE, TRUE, VSet, render
 
 SRC = """
 channel a, b : {0..2}
@@ -237,7 +237,7 @@ def test_loop_builtin_unfolds_to_sequential_composition() -> None:
 
 
 def _buffer_lts(src: str, name: str) -> dict[P.Proc, list[tuple[str, P.Proc]]]:
-    from processors.csp.semantics import transitions
+    from processors.csp.semantics.operational import transitions
 
     m = load_source(src, "b.csp")
     start = m.process(name)
@@ -258,7 +258,7 @@ def test_buffer_is_a_fifo_of_the_given_capacity() -> None:
     # one state per content: sequences of length 0..2 over 3 values
     assert len([q for q in lts if isinstance(q, P.Prefix)]) == 1 + 3 + 9
     m = load_source(src, "b.csp")
-    from processors.csp.semantics import transitions
+    from processors.csp.semantics.operational import transitions
 
     s = m.process("B")
     for e in ("c.2", "c.0"):
@@ -283,11 +283,10 @@ def test_buffer_rejects_bad_arguments(body: str, msg: str) -> None:
     assert msg in str(ei.value)
 
 
-def test_compression_of_itself_is_unsupported_not_a_generic_error() -> None:
+def test_compression_of_itself_evaluates_lazily_and_is_unguarded_recursion() -> None:
     m = load_source("transparent normal\nchannel a\nP = normal(P)\nQ = a -> normal(Q)\n", "n.csp")
-    with pytest.raises(CspmUnsupported) as ei:
-        m.process("P")
-    assert "unsupported: compression normal" in str(ei.value) and "at 3:5" in str(ei.value)
-    from processors.csp.semantics import transitions
+    from processors.csp.semantics.operational import UnguardedRecursion, transitions
 
+    with pytest.raises(UnguardedRecursion):
+        transitions(m.process("P"))
     assert [e for e, _ in transitions(m.process("Q"))] == ["a"]

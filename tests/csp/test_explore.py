@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from processors.csp import network as N
-from processors.csp.explore import (
+from processors.csp.check.explore import (
     StateSpaceLimit,
     compile_network,
     explore_network,
     find_deadlock,
     find_deadlock_compiled,
 )
-from processors.csp.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
+from processors.csp.semantics import network as N
+from processors.csp.semantics.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
 
 VISIBLE = ("a", "b", "c", "d")
 
@@ -274,7 +274,7 @@ def test_wide_state_uses_several_code_words() -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_code_set_matches_python_set(seed: int) -> None:
-    from processors.csp.explore_hash import CodeSet, StateTable, mix
+    from processors.csp.check.explore_hash import CodeSet, StateTable, mix
 
     rng = np.random.default_rng(seed)
     # repeats across batches; clusters at both ends of the table make probing
@@ -303,7 +303,7 @@ def test_code_set_matches_python_set(seed: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS[:60])
 def test_scanning_rules_match_reference(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rules whose pivot is enabled in many local states scan the whole batch."""
-    from processors.csp import explore_succ
+    from processors.csp.check import explore_succ
 
     monkeypatch.setattr(explore_succ, "MAX_BUCKETS", 0)
     node = random_node(random.Random(seed), 3)

@@ -1,4 +1,4 @@
-"""On-the-fly refinement (processors.csp.explore_check) against the explicit checker.
+"""On-the-fly refinement (processors.csp.check.explore_check) against the explicit checker.
 
 Random networks (leaves with choice, internal choice, SKIP, hiding, renaming,
 interleaving and synchronisation) and random specifications: with
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from processors.csp import checker
-from processors.csp import compile as C
-from processors.csp.frontend import load_source
-from processors.csp.verify import run_module
+from processors.csp.check import checker
+from processors.csp.check import compile as C
+from processors.csp.check.verify import run_module
+from processors.csp.semantics.frontend import load_source
 
 EVENTS = ("a", "b", "c")
 
@@ -107,10 +107,10 @@ LATE = CNT(0)
 def test_two_workers_agree_with_one(spec: str, model: str) -> None:
     """The frontier partitioned by hash over 2 forked workers: same counts, and on a
     violation the same counterexample (re-run sequentially)."""
-    from processors.csp import explore
-    from processors.csp import explore_check as X
-    from processors.csp import explore_parallel as XP
-    from processors.csp.verify import Compiler
+    from processors.csp.check import explore
+    from processors.csp.check import explore_check as X
+    from processors.csp.check import explore_parallel as XP
+    from processors.csp.check.verify import Compiler
 
     mod = load_source(INTERLEAVED, "m.csp")
     node = C.to_network(mod.process("SYS"))
@@ -141,7 +141,7 @@ def test_a_plainly_deterministic_network_is_counted_not_compiled(monkeypatch: py
     )
     old = run_module(load_source(src, "m.csp"), 100_000)
     monkeypatch.setattr(C, "SMALL_STATES", 1)
-    from processors.csp import verify
+    from processors.csp.check import verify
 
     calls: list[object] = []
     real = C.compile_process
@@ -160,7 +160,7 @@ def test_a_plainly_deterministic_network_is_counted_not_compiled(monkeypatch: py
 def test_out_of_memory_is_a_clear_error_naming_the_states(monkeypatch: pytest.MonkeyPatch) -> None:
     """The default bound is memory: when it runs short the check ends with an error
     naming the states reached (here the budget pretends memory is always short)."""
-    from processors.csp import budget
+    from processors.csp.check import budget
 
     monkeypatch.setattr(C, "SMALL_STATES", 1)
     monkeypatch.setattr(
@@ -178,8 +178,8 @@ def test_out_of_memory_is_a_clear_error_naming_the_states(monkeypatch: pytest.Mo
 def test_distinct_sorted_is_sorted_unique(n: int) -> None:
     import numpy as np
 
-    from processors.csp import explore_hash as H
-    from processors.csp.explore_hash import mix
+    from processors.csp.check import explore_hash as H
+    from processors.csp.check.explore_hash import mix
 
     rng = np.random.default_rng(n)
     codes = rng.integers(0, max(2, n // 3), n).astype(np.int64) << 20  # many duplicates, clustered bits
@@ -194,8 +194,8 @@ def test_distinct_sorted_when_the_distinct_share_jumps() -> None:
     far more distinct keys overflows it, and the keys that lose their slot still come out."""
     import numpy as np
 
-    from processors.csp import explore_hash as H
-    from processors.csp.explore_hash import mix
+    from processors.csp.check import explore_hash as H
+    from processors.csp.check.explore_hash import mix
 
     scratch = H.Scratch()
     same = np.full(1 << 16, 7, dtype=np.int64)
@@ -211,7 +211,7 @@ def test_divergent_codes_of_a_network() -> None:
     from one pass keeping only τ moves; they agree with the compiled LTS."""
     import numpy as np
 
-    from processors.csp import checker, explore
+    from processors.csp.check import checker, explore
 
     src = "channel a, b, c\nP = a -> P [] b -> STOP\nQ = c -> b -> Q\nSYS = (P ||| Q) \\ {a}\nNOLOOP = (Q ||| Q) \\ {c}\n"
     mod = load_source(src, "m.csp")

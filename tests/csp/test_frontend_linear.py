@@ -11,10 +11,10 @@ import gc
 import time
 from collections.abc import Callable
 
-from processors.csp import procs as P
-from processors.csp.frontend import load_source
-from processors.csp.parser import parse
-from processors.csp.typecheck import check_module
+from processors.csp.language.parser import parse
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.frontend import load_source
+from processors.csp.semantics.typecheck import check_module
 
 RATIO_BOUND = 9.0  # linear: about 4; the quadratic code measured 14-19
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from processors.csp.errors import CspmEvalError
-from processors.csp.frontend import load_source
-from processors.csp.values import TRUE
+from processors.csp.language.errors import CspmEvalError
+from processors.csp.semantics.frontend import load_source
+from processors.csp.semantics.values import TRUE
 
 SRC = """\
 odds = <x | x <- <0..>, x % 2 == 1>
@@ -41,7 +41,7 @@ def test_whole_value_of_an_infinite_sequence_is_refused_with_its_line() -> None:
 
 
 def test_a_process_driven_by_a_lazy_sequence_is_checked() -> None:
-    from processors.csp.verify import run_module
+    from processors.csp.check.verify import run_module
 
     [res] = run_module(load_source(SRC), 10_000)
     assert res.status == "fail"  # it stops after out.1, out.3, out.5

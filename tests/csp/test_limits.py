@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
-from processors.csp.errors import CspmError, CspmEvalError, CspmSyntaxError
-from processors.csp.frontend import load_file, load_source
-from processors.csp.limits import Guard, Limits, ResourceLimitExceeded, parse_size
+from processors.csp.language.errors import CspmError, CspmEvalError, CspmSyntaxError
+from processors.csp.semantics.frontend import load_file, load_source
+from processors.csp.semantics.limits import Guard, Limits, ResourceLimitExceeded, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDE = "channel a\nP = ||| i:{0..100} @ a -> STOP\nassert P :[deadlock free]\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from processors.csp.errors import CspmError, CspmTypeError
-from processors.csp.frontend import load_source
-from processors.csp.values import FALSE, TRUE
+from processors.csp.language.errors import CspmError, CspmTypeError
+from processors.csp.semantics.frontend import load_source
+from processors.csp.semantics.values import FALSE, TRUE
 
 SRC = """\
 channel out : {0..3}

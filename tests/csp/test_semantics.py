@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 from hand_terms import SKIP, STOP, Defs, ext, hide, intc, par, pre, seq
 
-from processors.csp import procs as P
-from processors.csp.semantics import TAU, TICK, UnguardedRecursion, describe, normalise, spans, transitions
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.operational import (
+    TAU,
+    TICK,
+    UnguardedRecursion,
+    describe,
+    normalise,
+    spans,
+    transitions,
+)
 
 
 def labels(p: P.Proc) -> list[str]:

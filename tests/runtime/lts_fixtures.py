@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from processors.csp.lts import TAU, TAU_NAME, TICK, TICK_NAME, from_edges
 from processors.csp.runtime.model import INPUT, OUTPUT, ChannelSpec, Deployment
+from processors.csp.semantics.lts import TAU, TAU_NAME, TICK, TICK_NAME, from_edges
 
 
 def buffer_deployment(system: str = "buf", version: int = 1, values: int = 3) -> Deployment:

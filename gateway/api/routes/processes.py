@@ -108,9 +108,9 @@ def _retired(ctx: Context, system: str) -> bool:
 
 
 def _deploy(ctx: Context, body: Deploy) -> JSONResponse:
-    from processors.csp.errors import CspmError
+    from processors.csp.check.verify import check_json, result_json
+    from processors.csp.language.errors import CspmError
     from processors.csp.runtime.deploy import DeployError
-    from processors.csp.verify import check_json, result_json
 
     t0 = time.perf_counter()
     try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from processors.csp.lts import LTS
+from processors.csp.semantics.lts import LTS
 
 MAGIC = b"CSPLTS1\n"
 # bounds on what loads() accepts (a compiled LTS of 10M transitions is ~120 MB of arrays)

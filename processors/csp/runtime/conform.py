@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from processors.csp.lts import LTS, TAU, TICK_NAME
+from processors.csp.semantics.lts import LTS, TAU, TICK_NAME
 
 
 @dataclass(frozen=True)

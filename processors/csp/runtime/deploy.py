@@ -26,7 +26,7 @@ class DeployError(ValueError):
 @dataclass(frozen=True)
 class Plan:
     deployment: Deployment
-    results: tuple[Any, ...]  # processors.csp.verify.AssertionResult
+    results: tuple[Any, ...]  # processors.csp.check.verify.AssertionResult
     failed: tuple[Any, ...]  # results whose status is not "pass"
     force: bool
 
@@ -71,10 +71,10 @@ def plan(
     max_states: int = DEFAULT_MAX_STATES,
     deployed_at: int = 0,
 ) -> Plan:
-    from processors.csp import verify
-    from processors.csp.compile import StateSpaceLimit, compile_process
-    from processors.csp.frontend import load_file
-    from processors.csp.values import render, sorted_values
+    from processors.csp.check import verify
+    from processors.csp.check.compile import StateSpaceLimit, compile_process
+    from processors.csp.semantics.frontend import load_file
+    from processors.csp.semantics.values import render, sorted_values
 
     p = Path(path)
     source = p.read_text(encoding="utf-8")

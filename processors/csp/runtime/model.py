@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from processors.csp.lts import LTS, TAU, TICK
+from processors.csp.semantics.lts import LTS, TAU, TICK
 
 INPUT = "INPUT"
 OUTPUT = "OUTPUT"

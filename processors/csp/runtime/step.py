@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.csp.lts import TICK
 from processors.csp.runtime.model import Deployment, Instance, Status, frozen_params
+from processors.csp.semantics.lts import TICK
 
 DEFAULT_BOUND = 1000
 

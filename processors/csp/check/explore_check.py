@@ -8,10 +8,10 @@ a time, a batch of states at a time, with numpy:
 
 * a product state is one int64 code ``(node << impl_bits) | impl_code``;
 * the implementation's successors come from a :class:`Successors` source:
-  the supercombinator rules of a compiled network (:mod:`processors.csp.explore_succ`,
+  the supercombinator rules of a compiled network (:mod:`processors.csp.check.explore_succ`,
   no transitions stored) or the CSR arrays of an explicit LTS;
 * every state of a batch is checked (trace, divergence, refusal) before its
-  successors are inserted into the visited set (:mod:`processors.csp.explore_hash`);
+  successors are inserted into the visited set (:mod:`processors.csp.check.explore_hash`);
   the search stops at the first level holding a violation.
 
 The counterexample is FDR's: BFS counts every transition (τ included), the
@@ -30,8 +30,8 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from processors.csp import checker
-from processors.csp.explore_hash import (
+from processors.csp.check import checker
+from processors.csp.check.explore_hash import (
     CodeSet,
     Scratch,
     UintArray,
@@ -39,8 +39,8 @@ from processors.csp.explore_hash import (
     mix,
     unmix,
 )
-from processors.csp.explore_succ import Compiled, successors, terminated
-from processors.csp.lts import LTS, TAU, TICK, TICK_NAME, IntArray
+from processors.csp.check.explore_succ import Compiled, successors, terminated
+from processors.csp.semantics.lts import LTS, TAU, TICK, TICK_NAME, IntArray
 
 BoolArray = npt.NDArray[np.bool_]
 Model = Literal["T", "F", "FD"]
@@ -462,7 +462,7 @@ def refine(
 ) -> Result:
     """Check ``spec [model= impl`` breadth first; stop at the first level with a violation.
 
-    ``handoff`` (see :mod:`processors.csp.explore_parallel`) takes over the search once a
+    ``handoff`` (see :mod:`processors.csp.check.explore_parallel`) takes over the search once a
     level holds ``handoff_at`` states. It returns the result of a search without
     violation, or None when it met one: the search is then re-run here, without
     handoff, for the counterexample (the same one a sequential search finds).

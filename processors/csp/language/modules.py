@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from processors.csp import syntax as S
-from processors.csp.errors import CspmTypeError
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmTypeError
 
 Names = dict[str, str]  # name as written -> qualified top-level name
 MAX_NESTING = 100

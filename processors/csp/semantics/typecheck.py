@@ -10,7 +10,7 @@ Pure. Raises :class:`CspmTypeError` (with a position) for:
 * channel payloads given as constants outside the channel's declared type
   (``c!2`` where ``channel c : {0..1}``), found by evaluating closed prefix
   events with the evaluator;
-* type errors found by :mod:`processors.csp.types` (Hindley–Milner-style
+* type errors found by :mod:`processors.csp.language.types` (Hindley–Milner-style
   inference over CSPm's types, permissive where dotted types are ambiguous).
 """
 
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from processors.csp import syntax as S
-from processors.csp.errors import CspmError, CspmTypeError, CspmUnsupported
-from processors.csp.evaluator import UNSUPPORTED_BUILTINS, Evaluator, builtin_names
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmError, CspmTypeError, CspmUnsupported
+from processors.csp.semantics.builtins import EXTERNAL_ONLY
+from processors.csp.semantics.evaluator import UNSUPPORTED_BUILTINS, Evaluator, builtin_names
 
 
 def check_module(decls: tuple[S.Decl, ...], file: str) -> None:
@@ -28,7 +29,7 @@ def check_module(decls: tuple[S.Decl, ...], file: str) -> None:
     chk = _ScopeChecker(decls, file)
     chk.run()
     _check_payloads(decls, file, chk.ctors)
-    from processors.csp.types import infer_module
+    from processors.csp.language.types import infer_module
 
     try:
         infer_module(decls, file)
@@ -69,7 +70,7 @@ class _ScopeChecker:
         self.file = file
         self.ctors: set[str] = set()
         self.top: set[str] = set()
-        self.builtins = builtin_names()
+        self.builtins = builtin_names() - EXTERNAL_ONLY  # those are in scope once declared external
 
     def run(self) -> None:
         seen: dict[str, S.Node] = {}
@@ -140,6 +141,8 @@ class _ScopeChecker:
     def name(self, name: str, node: S.Node, scope: frozenset[str]) -> None:
         if name in scope or name in self.top:
             return
+        if name in EXTERNAL_ONLY:
+            raise _err(self.file, node, f"'{name}' is not in scope (declare it: external {name})")
         if name in UNSUPPORTED_BUILTINS:
             raise CspmUnsupported(f"builtin {name}", node.file or self.file, node.line, node.col)
         if name in self.builtins:
@@ -165,6 +168,11 @@ class _ScopeChecker:
                     self.expr(dc.type, scope)
         elif isinstance(d, S.NameTypeDecl):
             self.expr(d.expr, scope)
+        elif isinstance(d, S.TimedSection):  # a timed section needs the channel tock
+            if "tock" not in self.ctors:
+                raise _err(self.file, d, "a timed section needs a channel tock (channel tock)")
+            if d.timing is not None:
+                self.expr(d.timing, scope)
         elif isinstance(d, S.AssertDecl):
             self.expr(d.left, scope)
             if d.right is not None:
@@ -232,7 +240,7 @@ class _ScopeChecker:
                 self.expr(a, inner)
                 self.expr(b, inner)
         elif isinstance(e, S.Replicated):
-            if e.op == "[|" and e.param is not None:
+            if e.op in ("[|", "[+") and e.param is not None:
                 self.expr(e.param, scope)
             inner = self.stmts(e.stmts, scope)
             if e.op == "||" and e.param is not None:
@@ -333,7 +341,7 @@ def _check_payloads(decls: tuple[S.Decl, ...], file: str, ctors: set[str]) -> No
 
 
 def _check_partial(ev: Evaluator, parts: list[S.Expr], p: S.Prefix) -> None:
-    from processors.csp.values import VDot, VName, dot, render
+    from processors.csp.semantics.values import VDot, VName, dot, render
 
     v = ev.ev(parts[0], {})
     for x in parts[1:]:

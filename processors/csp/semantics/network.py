@@ -1,10 +1,10 @@
 """Process networks: finite-state leaves combined by CSP operators.
 
 This is the FDR "supercombinator" view of a system. The front end compiles
-each sequential component to an explicit :class:`~processors.csp.lts.LTS`
+each sequential component to an explicit :class:`~processors.csp.semantics.lts.LTS`
 (a :class:`Leaf`) and keeps the operators that combine them (parallel,
 hiding, renaming) as a tree. The state-space explorer in
-``processors.csp.explore`` turns such a tree into one explicit LTS with
+``processors.csp.check.explore`` turns such a tree into one explicit LTS with
 vectorised successor generation.
 
 Events are CSPm event strings (``"c.1.true"``); τ and ✓ are handled by the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from processors.csp.lts import LTS
+from processors.csp.semantics.lts import LTS
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""CSPm parser: tokens -> :mod:`processors.csp.syntax`.
+"""CSPm parser: tokens -> :mod:`processors.csp.language.syntax`.
 
 Recursive descent with FDR/libcspm operator precedence (loosest first)::
 
@@ -15,11 +15,13 @@ operand. Inside brackets layout is off.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
-from processors.csp import syntax as S
-from processors.csp.errors import CspmError, CspmSyntaxError, CspmUnsupported
-from processors.csp.lexer import Token, tokenize
+from processors.csp.language import syntax as S
+from processors.csp.language import timed
+from processors.csp.language.errors import CspmError, CspmSyntaxError, CspmUnsupported
+from processors.csp.language.lexer import Token, tokenize
 
 # Tokens after which an expression must continue (so a newline does not end it).
 _CONTINUE_OPS = frozenset(
@@ -96,12 +98,6 @@ _DECL_KWS = frozenset(
 _DECL_START_OPS = frozenset({"(", "<", "{", "_", "{|"})
 
 _UNSUPPORTED_OPS = {
-    "(|": "maps (| |)",
-    "|)": "maps (| |)",
-    "[+": "synchronising external choice [+ +]",
-    "/+": "synchronising interrupt /+ +\\",
-    "|\\": "project |\\",
-    "|>": "exception operator [| A |>",
     "[R=": "refusal-testing refinement [R=",
     "[V=": "revivals refinement [V=",
     "[M=": "refinement model [M=",
@@ -124,6 +120,8 @@ class Parser:
         self.ctx: list[str] = []  # enclosing blocks: "let", "module", "timed"
         self.layout: list[int] = [1]
         self.seq_depth: list[bool] = [False]  # True while directly inside < ... >
+        # a hidden / projected process already parsed: the first operand of what follows (lvl_hide)
+        self.pending: S.Expr | None = None
         self._line_starts = [0]
         for i, ch in enumerate(src):
             if ch == "\n":
@@ -390,16 +388,17 @@ class Parser:
 
     def parse_timed(self) -> S.Decl:
         t = self.advance()
+        timing: S.Expr | None = None
         if self.at("("):
             self.advance()
             self.bracketed()
-            self.parse_expr()
+            timing = self.parse_expr()
             self.expect(")")
             self.unbracket()
         self.expect("{")
         inner = self.parse_block(("}",), "timed")
         self.expect_raw("}")
-        return S.UnsupportedDecl(t.line, t.col, "timed sections", tuple(inner), **self._end(t))
+        return S.TimedSection(t.line, t.col, timing, tuple(inner), **self._end(t))
 
     def _is_annotation(self) -> bool:
         i = self.pos
@@ -492,6 +491,15 @@ class Parser:
             self.expect(">")
             self.unbracket()
             return S.TySeq(t.line, t.col, e, **self._end(t))
+        if self.at("(|"):
+            self.advance()
+            self.bracketed()
+            key = self.ty_dot()
+            self.expect("=>")
+            value = self.ty()
+            self.expect("|)")
+            self.unbracket()
+            return S.TyMap(t.line, t.col, key, value, **self._end(t))
         if self.at("(") and self.peek_at(1).text == ")":
             self.advance()
             self.advance()
@@ -730,11 +738,16 @@ class Parser:
         return nxt.kind == "kw" and nxt.text in ("true", "false", "not", "if", "let")
 
     def lvl_hide(self, level: int) -> S.Expr:
-        left = self._left_binary(level, ("\\", "\\\\"), "proc")
-        while self.at("|\\"):
+        """``P \\ A`` and ``P |\\ A``, as libcspm parses them: the lowest-precedence
+        operators, whose set operand binds tightly, so ``P \\ A ||| Q`` is
+        ``(P \\ A) ||| Q`` (the hidden process is the first operand of what follows)."""
+        left = self.parse_level(level + 1)
+        while self.at("\\") or self.at("\\\\") or self.at("|\\"):
             t = self.advance()
-            right = self.parse_level(level + 1)
-            left = S.Unsupported(left.line, left.col, "project |\\", (left, right), **self._end(t))
+            right = self.parse_level(_DOT)
+            op = "|\\" if t.text == "|\\" else "\\"
+            self.pending = S.ProcOp(left.line, left.col, op, left, right, **self._end(t))
+            left = self.parse_level(level + 1)
         return left
 
     def lvl_interleave(self, level: int) -> S.Expr:
@@ -752,9 +765,7 @@ class Parser:
                     self.advance()
                     self.unbracket()
                     right = self.parse_level(level + 1)
-                    left = S.Unsupported(
-                        left.line, left.col, "exception operator [| A |>", (left, sync, right), **self._end(t)
-                    )
+                    left = S.SyncOp(left.line, left.col, "[|>", left, sync, right, **self._end(t))
                     continue
                 self.expect("|]")
                 self.unbracket()
@@ -800,13 +811,13 @@ class Parser:
         return self._left_binary(level, ("|~|",), "proc")
 
     def lvl_extchoice(self, level: int) -> S.Expr:
-        return self._with_sync_variant(level, "[]", "[+", "+]", "synchronising external choice [+ +]")
+        return self._with_sync_variant(level, "[]", "[+", "+]")
 
     def lvl_interrupt(self, level: int) -> S.Expr:
-        return self._with_sync_variant(level, "/\\", "/+", "+\\", "synchronising interrupt /+ +\\")
+        return self._with_sync_variant(level, "/\\", "/+", "+\\")
 
-    def _with_sync_variant(self, level: int, op: str, open_: str, close: str, name: str) -> S.Expr:
-        """``op`` chains, plus its synchronising variant ``open_ A close`` (parsed, then unsupported)."""
+    def _with_sync_variant(self, level: int, op: str, open_: str, close: str) -> S.Expr:
+        """``op`` chains, plus its synchronising variant ``open_ A close`` (an :class:`S.SyncOp`)."""
         left = self._left_binary(level, (op,), "proc")
         while self.at(open_):
             t = self.advance()
@@ -815,7 +826,7 @@ class Parser:
             self.expect(close)
             self.unbracket()
             right = self._left_binary(level, (op,), "proc")
-            left = S.Unsupported(left.line, left.col, name, (left, sync, right), **self._end(t))
+            left = S.SyncOp(left.line, left.col, open_, left, sync, right, **self._end(t))
         return left
 
     def lvl_sliding(self, level: int) -> S.Expr:
@@ -882,7 +893,7 @@ class Parser:
 
     def lvl_not(self, level: int) -> S.Expr:
         t = self.peek()
-        if t.kind == "kw" and t.text == "not":
+        if self.pending is None and t.kind == "kw" and t.text == "not":
             self.advance()
             e = self.parse_level(level)
             return S.UnOp(t.line, t.col, "not", e, **self._end(t))
@@ -906,6 +917,8 @@ class Parser:
         return self._left_binary(level, ("*", "/", "%"), "bin")
 
     def parse_unary(self, level: int) -> S.Expr:
+        if self.pending is not None:
+            return self.parse_postfix()
         t = self.peek()
         if t.kind == "op" and t.text == "-":
             self.advance()
@@ -995,6 +1008,9 @@ class Parser:
         return tuple(out)
 
     def parse_primary(self) -> S.Expr:
+        if self.pending is not None:
+            e, self.pending = self.pending, None
+            return e
         t = self.peek()
         k = t.kind
         if k == "int":
@@ -1061,17 +1077,17 @@ class Parser:
         if op == "(|":
             self.advance()
             self.bracketed()
-            parts: list[S.Expr] = []
+            pairs: list[tuple[S.Expr, S.Expr]] = []
             while not self.at("|)"):
-                parts.append(self.parse_expr())
+                key = self.parse_expr()
                 self.expect("=>")
-                parts.append(self.parse_expr())
+                pairs.append((key, self.parse_expr()))
                 if not self.at(","):
                     break
                 self.advance()
             self.expect("|)")
             self.unbracket()
-            return S.Unsupported(t.line, t.col, "maps (| |)", tuple(parts), **self._end(t))
+            return S.MapLit(t.line, t.col, tuple(pairs), **self._end(t))
         if op == "<":
             return self.parse_seq()
         if op == "{":
@@ -1111,15 +1127,15 @@ class Parser:
                 self.unbracket()
             body = self.parse_level(_REPL_BODY)
             return S.Replicated(t.line, t.col, op, stmts, body, param, (), (), **self._end(t))
-        if op == "[|":
+        if op in ("[|", "[+"):
             self.advance()
             self.bracketed()
             sync = self.parse_expr()
-            self.expect("|]")
+            self.expect("|]" if op == "[|" else "+]")
             self.unbracket()
             stmts = self.rep_stmts()
             body = self.parse_level(_REPL_BODY)
-            return S.Replicated(t.line, t.col, "[|", stmts, body, sync, (), (), **self._end(t))
+            return S.Replicated(t.line, t.col, op, stmts, body, sync, (), (), **self._end(t))
         if op == "[":
             self.advance()
             self.bracketed()
@@ -1134,8 +1150,6 @@ class Parser:
             return self.parse_unary(_MAX_BINARY + 1)
         if op in _UNSUPPORTED_OPS:
             raise self.unsupported(_UNSUPPORTED_OPS[op], t)
-        if op in ("[+", "/+"):
-            raise self.unsupported(op, t)
         raise self.err("an expression")
 
     def parse_seq(self) -> S.Expr:
@@ -1341,6 +1355,8 @@ def parse(src: str, file: str = "<string>") -> S.ModuleFile:
     """Parse a CSPm script."""
     mf = Parser(src, file).parse_file()
     _check_no_patterns(mf.decls, file)
+    if "Timed" in src:
+        mf = dataclasses.replace(mf, decls=timed.expand(mf.decls))
     return mf
 
 

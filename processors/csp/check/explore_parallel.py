@@ -1,6 +1,6 @@
 """Both cores for the on-the-fly check: the frontier partitioned by state hash (as FDR does).
 
-:func:`handoff` plugs into :func:`processors.csp.explore_check.refine`: once a
+:func:`handoff` plugs into :func:`processors.csp.check.explore_check.refine`: once a
 BFS level is large, the search forks ``workers`` processes. Worker ``k`` owns
 the product states whose mixed code has low bits ``k``: its part of the
 frontier, and the visited set for its states (inherited from the sequential
@@ -26,14 +26,14 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-from processors.csp.explore_check import (
+from processors.csp.check.explore_check import (
     CHUNK,
     Limit,
     Progress,
     Result,
     _Checker,
 )
-from processors.csp.explore_hash import (
+from processors.csp.check.explore_hash import (
     CodeSet,
     Scratch,
     UintArray,
@@ -42,7 +42,7 @@ from processors.csp.explore_hash import (
     unique_sorted,
     unmix,
 )
-from processors.csp.lts import IntArray
+from processors.csp.semantics.lts import IntArray
 
 
 def usable_cores() -> int:

@@ -1,6 +1,6 @@
 """Operational semantics of process terms: Roscoe's firing rules.
 
-Pure functions over :mod:`processors.csp.procs` terms. ``transitions(p)``
+Pure functions over :mod:`processors.csp.semantics.procs` terms. ``transitions(p)``
 gives the labelled successors of a term; labels are visible CSPm event
 strings, :data:`TAU` (``"τ"``) or :data:`TICK` (``"✓"``).
 
@@ -23,6 +23,17 @@ Firing rules (Roscoe, *Understanding Concurrent Systems*, ch. 9):
   a τ goes to ``Q``.
 * ``P /\\ Q``: ``P``'s events keep the operator; ``Q``'s visible events and
   ✓ resolve; τ of either side keeps the operator.
+* ``P [| A |> Q``: ``P``'s events outside ``A`` and τ keep the operator; an
+  event of ``A`` goes to ``Q``; ✓ resolves.
+* ``P [+ A +] Q``: τ of either side keeps the operator; events outside ``A``
+  (and ✓) resolve the choice; events of ``A`` are performed by both sides
+  together and keep it.
+* ``P /+ A +\\ Q``: like ``P /\\ Q``, except that events of ``A`` are performed
+  by both sides together and keep the operator.
+* ``prioritise``: an event of ``P`` is enabled unless an event of higher
+  priority is; ``chase(P)`` follows τs eagerly (one of them), dropping the
+  visible events of states with a τ; ``deter(P)`` and ``trace_watchdog`` are
+  the subset construction over ``P``'s τ-closed states.
 * ``CHAOS(A) -τ-> STOP``, ``CHAOS(A) -a-> CHAOS(A)``; ``RUN(A) -a-> RUN(A)``;
   ``DIV -τ-> DIV``.
 """
@@ -31,9 +42,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from processors.csp import procs as P
-from processors.csp.errors import CspmEvalError
-from processors.csp.lts import TAU_NAME, TICK_NAME
+from processors.csp.language.errors import CspmEvalError
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.lts import TAU_NAME, TICK_NAME
 
 TAU = TAU_NAME
 TICK = TICK_NAME
@@ -95,6 +106,16 @@ def _norm(p: P.Proc, stack: tuple[P.Call, ...]) -> P.Proc:
         return P.Interrupt(_norm(p.left, stack), _norm(p.right, stack), p.span)
     if isinstance(p, P.SeqComp):
         return P.SeqComp(_norm(p.left, stack), p.right, p.span)
+    if isinstance(p, P.ExceptionOp):
+        return P.ExceptionOp(_norm(p.left, stack), p.right, p.events, p.span)
+    if isinstance(p, P.SyncInterrupt):
+        return P.SyncInterrupt(_norm(p.left, stack), _norm(p.right, stack), p.sync, p.span)
+    if isinstance(p, P.SyncExtChoice):
+        if not p.procs:
+            return _STOP
+        if len(p.procs) == 1:
+            return _norm(p.procs[0], stack)
+        return P.SyncExtChoice(tuple(_norm(q, stack) for q in p.procs), p.sync, p.span)
     if isinstance(p, P.GenParallel):
         if len(p.procs) == 1:
             return _norm(p.procs[0], stack)
@@ -116,6 +137,12 @@ def _norm(p: P.Proc, stack: tuple[P.Call, ...]) -> P.Proc:
         return P.Hide(inner, p.hidden, p.span)
     if isinstance(p, P.Rename):
         return P.Rename(_norm(p.proc, stack), p.pairs, p.span)
+    if isinstance(p, P.Prioritise):
+        return P.Prioritise(_norm(p.proc, stack), p.levels, p.order, p.span)
+    if isinstance(p, P.Chase):
+        return P.Chase(_norm(p.proc, stack), p.span)
+    if isinstance(p, P.Determinise):
+        return P.Determinise(frozenset(_norm(q, stack) for q in p.states), p.watchdog, p.span)
     return p
 
 
@@ -216,6 +243,26 @@ def _fire(p: P.Proc, memo: Memo | None) -> list[Transition]:
         return out
     if isinstance(p, P.Rename):
         return _fire_rename(p, memo)
+    if isinstance(p, P.ExceptionOp):
+        out = []
+        for ev, q in fire(p.left, memo):
+            if ev == TICK:
+                out.append((TICK, _OMEGA))
+            elif ev in p.events:
+                out.append((ev, normalise(p.right)))
+            else:
+                out.append((ev, P.ExceptionOp(q, p.right, p.events, p.span)))
+        return out
+    if isinstance(p, P.SyncExtChoice):
+        return _fire_sync_ext(p, memo)
+    if isinstance(p, P.Prioritise):
+        return _fire_prioritise(p, memo)
+    if isinstance(p, P.Chase):
+        return _fire_chase(p, memo)
+    if isinstance(p, P.Determinise):
+        return _fire_determinise(p, memo)
+    if isinstance(p, P.SyncInterrupt):
+        return _fire_sync_interrupt(p, memo)
     raise CspmEvalError(f"no firing rule for process term {type(p).__name__}")
 
 
@@ -241,6 +288,123 @@ def _fire_interrupt(p: P.Interrupt, memo: Memo | None) -> list[Transition]:
         out.append((ev, _OMEGA if ev == TICK else P.Interrupt(q, p.right, p.span)))
     for ev, q in fire(p.right, memo):
         out.append((ev, P.Interrupt(p.left, q, p.span) if ev == TAU else _after(ev, q)))
+    return out
+
+
+def _fire_sync_ext(p: P.SyncExtChoice, memo: Memo | None) -> list[Transition]:
+    out: list[Transition] = []
+    synced: dict[str, list[list[P.Proc]]] = {}
+    for i, kid in enumerate(p.procs):
+        for ev, q in fire(kid, memo):
+            if ev == TAU:
+                out.append((TAU, P.SyncExtChoice((*p.procs[:i], q, *p.procs[i + 1 :]), p.sync, p.span)))
+            elif ev in p.sync:
+                synced.setdefault(ev, [[] for _ in p.procs])[i].append(q)
+            else:
+                out.append((ev, _after(ev, q)))
+    for ev, targets in synced.items():
+        if any(not t for t in targets):
+            continue
+        combos: list[tuple[P.Proc, ...]] = [()]
+        for t in targets:
+            combos = [(*c, q) for c in combos for q in t]
+        out.extend((ev, P.SyncExtChoice(c, p.sync, p.span)) for c in combos)
+    return out
+
+
+def _fire_sync_interrupt(p: P.SyncInterrupt, memo: Memo | None) -> list[Transition]:
+    out: list[Transition] = []
+    right = fire(p.right, memo)
+    right_synced: dict[str, list[P.Proc]] = {}
+    for ev, q in right:
+        if ev == TAU:
+            out.append((TAU, P.SyncInterrupt(p.left, q, p.sync, p.span)))
+        elif ev in p.sync:
+            right_synced.setdefault(ev, []).append(q)
+        else:
+            out.append((ev, _after(ev, q)))
+    for ev, q in fire(p.left, memo):
+        if ev == TICK:
+            out.append((TICK, _OMEGA))
+        elif ev in p.sync:
+            out.extend((ev, P.SyncInterrupt(q, r, p.sync, p.span)) for r in right_synced.get(ev, []))
+        else:
+            out.append((ev, P.SyncInterrupt(q, p.right, p.sync, p.span)))
+    return out
+
+
+def _fire_prioritise(p: P.Prioritise, memo: Memo | None) -> list[Transition]:
+    moves = fire(p.proc, memo)
+    offered = {ev for ev, _ in moves}
+
+    def level(ev: str) -> int | None:
+        if ev in (TAU, TICK):
+            return 0
+        return next((i for i, a in enumerate(p.levels) if ev in a), None)
+
+    if p.levels:
+        known = [lv for lv in (level(ev) for ev in offered) if lv is not None]
+        best = min(known, default=None)
+
+        def enabled(ev: str) -> bool:
+            lv = level(ev)
+            return lv is None or best is None or lv <= best
+
+    else:
+
+        def enabled(ev: str) -> bool:
+            return not any((hi, ev) in p.order for hi in offered)
+
+    out: list[Transition] = []
+    for ev, q in moves:
+        if enabled(ev):
+            out.append((ev, _OMEGA if ev == TICK else P.Prioritise(q, p.levels, p.order, p.span)))
+    return out
+
+
+def _fire_chase(p: P.Chase, memo: Memo | None) -> list[Transition]:
+    q = p.proc
+    seen = {q}
+    moves = fire(q, memo)
+    while True:
+        tau = next((r for ev, r in moves if ev == TAU), None)
+        if tau is None:
+            break
+        if tau in seen:  # a τ-cycle: chase diverges
+            return [(TAU, P.Chase(tau, p.span))]
+        seen.add(tau)
+        q = tau
+        moves = fire(q, memo)
+    return [(ev, _OMEGA if ev == TICK else P.Chase(r, p.span)) for ev, r in moves]
+
+
+def _tau_closure(states: Iterable[P.Proc], memo: Memo | None) -> frozenset[P.Proc]:
+    seen: set[P.Proc] = set(states)
+    todo = list(seen)
+    while todo:
+        for ev, r in fire(todo.pop(), memo):
+            if ev == TAU and r not in seen:
+                seen.add(r)
+                todo.append(r)
+    return frozenset(seen)
+
+
+def _fire_determinise(p: P.Determinise, memo: Memo | None) -> list[Transition]:
+    after: dict[str, list[P.Proc]] = {}
+    for st in _tau_closure(p.states, memo):
+        for ev, r in fire(st, memo):
+            if ev != TAU:
+                after.setdefault(ev, []).append(r)
+    out: list[Transition] = []
+    for ev in sorted(after):
+        if ev == TICK:
+            out.append((TICK, _OMEGA))
+        else:
+            out.append((ev, P.Determinise(_tau_closure(after[ev], memo), p.watchdog, p.span)))
+    if p.watchdog is not None:
+        watched, bark = p.watchdog
+        barking = P.Prefix(("bark", bark), (bark,), lambda _e: _STOP)
+        out.extend((ev, barking) for ev in sorted(watched - after.keys()))
     return out
 
 
@@ -405,6 +569,12 @@ def describe(p: P.Proc, depth: int = 3) -> str:
         return f"({describe(p.left, d)} [> {describe(p.right, d)})"
     if isinstance(p, P.Interrupt):
         return f"({describe(p.left, d)} /\\ {describe(p.right, d)})"
+    if isinstance(p, P.ExceptionOp):
+        return f"({describe(p.left, d)} [|{_evset(p.events)}|> {describe(p.right, d)})"
+    if isinstance(p, P.SyncExtChoice):
+        return "(" + f" [+{_evset(p.sync)}+] ".join(describe(q, d) for q in p.procs) + ")"
+    if isinstance(p, P.SyncInterrupt):
+        return f"({describe(p.left, d)} /+{_evset(p.sync)}+\\ {describe(p.right, d)})"
     if isinstance(p, P.SeqComp):
         return f"({describe(p.left, d)} ; {describe(p.right, d)})"
     if isinstance(p, P.GenParallel):
@@ -418,6 +588,13 @@ def describe(p: P.Proc, depth: int = 3) -> str:
         return f"({describe(p.proc, d)} \\ {_evset(p.hidden)})"
     if isinstance(p, P.Rename):
         return f"{describe(p.proc, d)}[[…]]"
+    if isinstance(p, P.Prioritise):
+        return f"prioritise({describe(p.proc, d)}, …)"
+    if isinstance(p, P.Chase):
+        return f"chase({describe(p.proc, d)})"
+    if isinstance(p, P.Determinise):
+        name = "deter" if p.watchdog is None else "trace_watchdog"
+        return f"{name}({{" + ", ".join(describe(q, d) for q in list(p.states)[:3]) + "})"
     return type(p).__name__
 
 
@@ -445,12 +622,18 @@ def spans(p: P.Proc) -> list[P.Span]:
 
 
 def _children(p: P.Proc) -> list[P.Proc]:
-    if isinstance(p, P.ExtChoice | P.IntChoice | P.GenParallel):
+    if isinstance(p, P.ExtChoice | P.IntChoice | P.GenParallel | P.SyncExtChoice):
         return list(p.procs)
+    if isinstance(p, P.ExceptionOp):
+        return [p.left]
+    if isinstance(p, P.SyncInterrupt):
+        return [p.left, p.right]
     if isinstance(p, P.AlphaParallel):
         return [q for q, _ in p.procs]
     if isinstance(p, P.SlidingChoice | P.Interrupt | P.SeqComp | P.LinkedParallel):
         return [p.left, p.right] if not isinstance(p, P.SeqComp) else [p.left]
-    if isinstance(p, P.Hide | P.Rename):
+    if isinstance(p, P.Hide | P.Rename | P.Prioritise | P.Chase):
         return [p.proc]
+    if isinstance(p, P.Determinise):
+        return list(p.states)
     return []

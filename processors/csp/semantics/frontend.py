@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
-from processors.csp import procs, syntax
-from processors.csp.errors import CspmError, CspmEvalError, CspmSyntaxError
-from processors.csp.evaluator import Evaluator
-from processors.csp.modules import flatten_modules
-from processors.csp.parser import parse, parse_expression
-from processors.csp.typecheck import check_module
-from processors.csp.values import Value, VDot, VName, render
+from processors.csp.language import syntax
+from processors.csp.language.errors import CspmError, CspmEvalError, CspmSyntaxError
+from processors.csp.language.modules import flatten_modules
+from processors.csp.language.parser import parse, parse_expression
+from processors.csp.semantics import procs
+from processors.csp.semantics.evaluator import Evaluator
+from processors.csp.semantics.typecheck import check_module
+from processors.csp.semantics.values import Value, VDot, VName, render
 
 AssertKind = Literal["refines", "deadlock free", "divergence free", "deterministic", "has trace"]
 Model = Literal["T", "F", "FD"]
@@ -64,7 +65,7 @@ class Module:
     """A loaded CSPm script.
 
     ``channels`` maps each channel name to its payload field types: one
-    ``frozenset`` of values per dotted field (see :mod:`processors.csp.values`;
+    ``frozenset`` of values per dotted field (see :mod:`processors.csp.semantics.values`;
     ints are ``int``, booleans ``VBool``, constructors ``VName``...). An
     untyped channel maps to ``()``. Channels whose field types are infinite
     (``Int``) are omitted.

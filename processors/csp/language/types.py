@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import contextlib
 from collections import ChainMap
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
-from processors.csp import syntax as S
-from processors.csp.errors import CspmTypeError
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmTypeError
 
 # ----------------------------------------------------------------- types
 
@@ -55,6 +55,12 @@ class TApp(Type):
 @dataclass(frozen=True)
 class TTuple(Type):
     items: tuple[Type, ...]
+
+
+@dataclass(frozen=True)
+class TMap(Type):
+    key: Type
+    value: Type
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,8 @@ def show(t: Type) -> str:
         return f"{{{show(t.arg)}}}" if t.con == "Set" else f"<{show(t.arg)}>"
     if isinstance(t, TTuple):
         return "(" + ", ".join(show(i) for i in t.items) + ")"
+    if isinstance(t, TMap):
+        return f"(| {show(t.key)} => {show(t.value)} |)"
     if isinstance(t, TFunc):
         return "(" + ", ".join(show(a) for a in t.args) + ") -> " + show(t.ret)
     if isinstance(t, TData):
@@ -220,6 +228,8 @@ class Infer:
             return tseq(go(ty.elem))
         if isinstance(ty, S.TyTuple):
             return TTuple(tuple(go(i) for i in ty.items))
+        if isinstance(ty, S.TyMap):
+            return TMap(go(ty.key), go(ty.value))
         if isinstance(ty, S.TyFunc):
             return TFunc(tuple(go(a) for a in ty.args), go(ty.ret))
         if isinstance(ty, S.TyDot):
@@ -349,6 +359,10 @@ class Infer:
             for x, y in zip(a.items, b.items, strict=True):
                 self._unify(x, y)
             return
+        if isinstance(a, TMap) and isinstance(b, TMap):
+            self._unify(a.key, b.key)
+            self._unify(a.value, b.value)
+            return
         if isinstance(a, TFunc) and isinstance(b, TFunc) and len(a.args) == len(b.args):
             for x, y in zip(a.args, b.args, strict=True):
                 self._unify(x, y)
@@ -357,11 +371,20 @@ class Infer:
         if isinstance(a, TData) and isinstance(b, TData) and a.name == b.name:
             return
         if isinstance(a, TDotable) and isinstance(b, TDotable):
+            a, b = _uncurry(a), _uncurry(b)
             fa, fb = _flat_fields(a.fields), _flat_fields(b.fields)
             if len(fa) == len(fb):
                 for x, y in zip(fa, fb, strict=True):
                     self._unify(x, y)
                 self._unify(a.result, b.result)
+                return
+            # curried: Dotable(f1 => r) is Dotable(f1.f2 => s) when r is Dotable(f2 => s)
+            few, many = (a, b) if len(fa) < len(fb) else (b, a)
+            ff, fm = _flat_fields(few.fields), _flat_fields(many.fields)
+            if isinstance(prune(few.result), TVar):
+                for x, y in zip(ff, fm, strict=False):
+                    self._unify(x, y)
+                self._unify(few.result, TDotable(fm[len(ff) :], many.result))
                 return
         if isinstance(a, TDotSeq) and isinstance(b, TDotSeq):
             fa, fb = _flat_fields(a.items), _flat_fields(b.items)
@@ -423,6 +446,10 @@ class Infer:
             raise _Mismatch(f"functions are not in class {cls}")
         if isinstance(t, TApp):
             self._require("Eq", t.arg)
+            return
+        if isinstance(t, TMap):
+            self._require("Eq", t.key)
+            self._require(cls, t.value)
             return
         if isinstance(t, TTuple | TDotSeq):
             for i in t.items:
@@ -495,16 +522,31 @@ class Infer:
     ) -> tuple[Type, Type]:
         """Type of ``i1.i2...in``: (value type, final result type of the head)."""
         head = _norm(prune(items[0][1]))
+        rest = [_norm(prune(t)) for _, t in items[1:]]
+        if (
+            isinstance(head, TVar)
+            and not rest_var
+            and rest
+            and all(isinstance(t, TCon | TData | TApp | TTuple) and t != ANY for t in rest)
+        ):
+            # libcspm: ``x.0`` with x unknown makes x a channel / constructor taking those fields
+            result = self.fresh()
+            self.unify(head, TDotable(tuple(rest), result), items[0][0], "a dotted value")
+            return result, result
         if not isinstance(head, TDotable):
             if rest_var and isinstance(head, TVar) and all(isinstance(prune(t), TVar) for _, t in items):
                 # a pattern x.y.z of plain variables: a dotted tuple
                 return TDotSeq(tuple(t for _, t in items)), ANY
             if isinstance(head, TVar | TCon) and (isinstance(head, TVar) or head == ANY):
                 return ANY, ANY
-            simple = [prune(t) for _, t in items]
-            if any(isinstance(t, TDotable | TVar) or t == ANY for t in simple):
+            simple = [_norm(prune(t)) for _, t in items]
+            if any(isinstance(t, TVar) or t == ANY for t in simple):
                 return ANY, ANY
+            if any(isinstance(t, TDotable) for t in simple):
+                got = self.plain_dot(simple)
+                return (got, ANY) if got is not None else (ANY, ANY)
             return TDotSeq(tuple(simple)), ANY
+        head = _uncurry(head)
         pending = list(_flat_fields(head.fields))
         n = len(items)
         for idx in range(1, n):
@@ -513,6 +555,11 @@ class Infer:
             last = idx == n - 1
             if not pending and strict:
                 raise self.err(inode, f"type error: too many fields for {show(head)}")
+            if not pending and isinstance(prune(head.result), TVar):
+                # the result is still unknown: a channel / constructor taking more fields
+                more = self.fresh()
+                self.unify(head.result, TDotable(tuple(prune(t2) for _, t2 in items[idx:]), more), inode, "a dotted value")
+                return more, more
             if not pending:
                 # a complete value dotted with more values: a plain dotted tuple
                 return TDotSeq((head.result,) + tuple(prune(t2) for _, t2 in items[idx:])), head.result
@@ -525,7 +572,10 @@ class Infer:
                     if not pending:
                         raise self.err(inode, "too many fields in dotted value")
                     self.unify(g, pending.pop(0), inode, "a dotted value")
-            elif isinstance(t, TVar) and not rest_var and not (strict and last and len(pending) == 1):
+            elif isinstance(t, TVar) and strict and not last:
+                # libcspm: a variable inside an event takes exactly one field (no longest match)
+                self.unify(t, pending.pop(0), inode, "a dotted value")
+            elif isinstance(t, TVar) and not rest_var and not (strict and last):
                 return ANY, head.result  # unknown width: cannot check statically
             elif isinstance(t, TVar) and last and len(pending) >= 2:
                 self.unify(t, TDotSeq(tuple(pending)), inode, "a dotted value")
@@ -537,6 +587,36 @@ class Infer:
         if pending:
             return TDotable(tuple(pending), head.result), head.result
         return head.result, head.result
+
+    def plain_dot(self, types: list[Type]) -> Type | None:
+        """A plain dotted value whose components include constructors / channels, each
+        completed by the components after it (``true.B.0`` is ``Bool.A``); None when
+        that does not work out (left to the evaluator)."""
+        out: list[Type] = []
+        i = 0
+        try:
+            while i < len(types):
+                t = types[i]
+                i += 1
+                if not isinstance(t, TDotable):
+                    out.append(t)
+                    continue
+                pending = list(_flat_fields(t.fields))
+                while pending and i < len(types):
+                    u = types[i]
+                    i += 1
+                    if isinstance(u, TDotable):
+                        return None
+                    for g in _flat_fields(u.items) if isinstance(u, TDotSeq) else (u,):
+                        if not pending:
+                            return None
+                        self._unify(g, pending.pop(0))
+                if pending:
+                    return None
+                out.append(t.result)
+        except _Mismatch:
+            return None
+        return TDotSeq(tuple(out))
 
     def flat_dot(self, e: S.Expr) -> list[S.Expr]:
         if isinstance(e, S.Dot):
@@ -736,6 +816,11 @@ class Infer:
                     rt = prune(self.expr(f.restrict, env))
                     if not isinstance(rt, TApp) or rt.con != "Set":
                         self.unify(rt, tset(self.fresh()), f.restrict, "an input restriction")
+                    rt = prune(rt)
+                    elem = _norm(prune(rt.arg)) if isinstance(rt, TApp) else None
+                    if isinstance(elem, TDotSeq) and len(elem.items) > 1 and isinstance(prune(pt), TVar):
+                        # libcspm: the input takes as many fields as its restriction's values have
+                        self.unify(pt, elem, f.restrict, "an input restriction")
                     restricts[-1] = (f, TFunc((pt,), prune(rt)))
                 items.append((f, pt))
                 env = _extend(env, binds)
@@ -772,6 +857,20 @@ class Infer:
             if all(not isinstance(prune(t), TVar) for _, t in items):
                 self.prefix_event(items, e)
 
+    def e_TimedPrefix(self, e: S.TimedPrefix, env: TEnv) -> Type:
+        self.check(e.prefix, env, PROC, "a timed prefix")
+        self.check(e.tock, env, EVENT, "tock")
+        if e.timing is not None:
+            self.check(e.timing, env, TFunc((EVENT,), INT), "the timing function of a timed section")
+        return PROC
+
+    def e_MapLit(self, e: S.MapLit, env: TEnv) -> Type:
+        k, v = self.fresh({"Eq"}), self.fresh()
+        for a, b in e.pairs:
+            self.check(a, env, k, "a map key")
+            self.check(b, env, v, "a map value")
+        return TMap(k, v)
+
     def e_Guard(self, e: S.Guard, env: TEnv) -> Type:
         self.check(e.cond, env, BOOL, "a guard")
         self.check(e.proc, env, PROC, "a guarded process")
@@ -781,8 +880,17 @@ class Infer:
         self.check(e.left, env, PROC, f"'{e.op}'")
         if e.op == "\\":
             self.check(e.right, env, tset(EVENT), "a hidden set")
+        elif e.op == "|\\":
+            self.check(e.right, env, tset(EVENT), "a projected set")
         else:
             self.check(e.right, env, PROC, f"'{e.op}'")
+        return PROC
+
+    def e_SyncOp(self, e: S.SyncOp, env: TEnv) -> Type:
+        what = {"[|>": "an exception", "[+": "a synchronising external choice"}.get(e.op, "a synchronising interrupt")
+        self.check(e.left, env, PROC, what)
+        self.check(e.sync, env, tset(EVENT), "a synchronisation set")
+        self.check(e.right, env, PROC, what)
         return PROC
 
     def e_GenPar(self, e: S.GenPar, env: TEnv) -> Type:
@@ -816,7 +924,7 @@ class Infer:
         return PROC
 
     def e_Replicated(self, e: S.Replicated, env: TEnv) -> Type:
-        if e.op == "[|" and e.param is not None:
+        if e.op in ("[|", "[+") and e.param is not None:
             self.check(e.param, env, tset(EVENT), "a synchronisation set")
         inner = self.stmts(e.stmts, env, "seq" if e.op in (";", "link") else "any")
         if e.op == "||" and e.param is not None:
@@ -981,6 +1089,11 @@ def infer_module(decls: tuple[S.Decl, ...], file: str) -> None:
         for d in group:
             if isinstance(d, S.AssertDecl):
                 inf.decl(d, env, {})
+    for d in decls:
+        if isinstance(d, S.TimedSection):  # tock is an event (a channel without fields)
+            inf.check(S.Var(d.line, d.col, "tock", file=d.file), env, EVENT, "a timed section's tock")
+            if d.timing is not None:
+                inf.check(d.timing, env, TFunc((EVENT,), INT), "the timing function of a timed section")
     inf.recheck_prefixes()
     for d in decls:
         names = (
@@ -1005,6 +1118,15 @@ def _norm(t: Type) -> Type:
     return t
 
 
+def _uncurry(t: TDotable) -> TDotable:
+    """``Dotable(f1 => Dotable(f2 => r))`` as ``Dotable(f1.f2 => r)``."""
+    r = _norm(prune(t.result))
+    while isinstance(r, TDotable):
+        t = TDotable(t.fields + r.fields, r.result)
+        r = _norm(prune(t.result))
+    return t
+
+
 def _flat_fields(fs: tuple[Type, ...]) -> tuple[Type, ...]:
     out: list[Type] = []
     for f in fs:
@@ -1022,6 +1144,8 @@ def _contains_proc(t: Type, seen: set[str]) -> bool:
         return True
     if isinstance(t, TApp):
         return _contains_proc(t.arg, seen)
+    if isinstance(t, TMap):
+        return _contains_proc(t.key, seen) or _contains_proc(t.value, seen)
     if isinstance(t, TTuple | TDotSeq):
         return any(_contains_proc(i, seen) for i in t.items)
     return False
@@ -1033,6 +1157,9 @@ def _free_vars(t: Type) -> Iterator[TVar]:
         yield t
     elif isinstance(t, TApp):
         yield from _free_vars(t.arg)
+    elif isinstance(t, TMap):
+        yield from _free_vars(t.key)
+        yield from _free_vars(t.value)
     elif isinstance(t, TTuple | TDotSeq):
         for i in t.items:
             yield from _free_vars(i)
@@ -1052,6 +1179,8 @@ def _subst(t: Type, m: dict[int, Type]) -> Type:
         return m.get(t.ident, t)
     if isinstance(t, TApp):
         return TApp(t.con, _subst(t.arg, m))
+    if isinstance(t, TMap):
+        return TMap(_subst(t.key, m), _subst(t.value, m))
     if isinstance(t, TTuple):
         return TTuple(tuple(_subst(i, m) for i in t.items))
     if isinstance(t, TDotSeq):
@@ -1165,6 +1294,19 @@ def _sccs(decls: tuple[S.Decl, ...]) -> list[list[S.Decl]]:
     return out
 
 
+_MAP_FUNCTIONS: dict[str, Callable[[Type, Type], Type]] = {
+    "emptyMap": lambda k, v: TMap(k, v),
+    "mapFromList": lambda k, v: TFunc((tseq(TTuple((k, v))),), TMap(k, v)),
+    "mapLookup": lambda k, v: TFunc((TMap(k, v), k), v),
+    "mapMember": lambda k, v: TFunc((TMap(k, v), k), BOOL),
+    "mapToList": lambda k, v: TFunc((TMap(k, v),), tseq(TTuple((k, v)))),
+    "mapUpdate": lambda k, v: TFunc((TMap(k, v), k, v), TMap(k, v)),
+    "mapUpdateMultiple": lambda k, v: TFunc((TMap(k, v), tseq(TTuple((k, v)))), TMap(k, v)),
+    "mapDelete": lambda k, v: TFunc((TMap(k, v), k), TMap(k, v)),
+    "Map": lambda k, v: TFunc((tset(k), tset(v)), tset(TMap(k, v))),
+}
+
+
 def _builtin(inf: Infer, name: str) -> Type | None:
     f = inf.fresh
     if name in ("union", "inter", "diff"):
@@ -1216,6 +1358,15 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         return TFunc((tset(EVENT),), PROC)
     if name in ("STOP", "SKIP", "DIV"):
         return PROC
+    if name in _MAP_FUNCTIONS:
+        k, v = f({"Eq"}), f({"Eq"} if name == "Map" else None)
+        return _MAP_FUNCTIONS[name](k, v)
+    if name in ("timed STOP", "timed SKIP"):
+        return TFunc((EVENT,), PROC)
+    if name == "timed WAIT":
+        return TFunc((EVENT,), TFunc((INT,), PROC))
+    if name == "timed timed_priority":
+        return TFunc((EVENT,), TFunc((PROC,), PROC))
     if name == "BUFFER":
         return TFunc((INT, tset(TTuple((EVENT, EVENT)))), PROC)
     if name == "WEAK_BUFFER":
@@ -1250,8 +1401,15 @@ def _builtin(inf: Infer, name: str) -> Type | None:
         "normalize",
         "chase",
         "chase_nocache",
+        "deter",
     ):
         return TFunc((PROC,), PROC)
+    if name in ("prioritise", "prioritise_nocache"):
+        return TFunc((PROC, tseq(tset(EVENT))), PROC)
+    if name == "prioritisepo":
+        return TFunc((PROC, tset(EVENT), tset(TTuple((EVENT, EVENT))), tset(EVENT)), PROC)
+    if name in ("trace_watchdog", "failure_watchdog"):
+        return TFunc((PROC, tset(EVENT), EVENT), PROC)
     if name == "transpose":
         a, b = f(), f()
         return TFunc((tset(TTuple((a, b))),), tset(TTuple((b, a))))

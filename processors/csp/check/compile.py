@@ -1,22 +1,22 @@
 """Compilation of process terms to explicit LTSs (the form the checker and the Kafka runtime use).
 
 * :func:`explore_terms` — breadth-first exploration of a term with the firing
-  rules of :mod:`processors.csp.semantics`; state ``i`` is the ``i``-th state
+  rules of :mod:`processors.csp.semantics.operational`; state ``i`` is the ``i``-th state
   discovered (the initial state is 0), and the term of every state is kept
   (for counterexample source spans and ``csp explore``).
 * :func:`to_network` — FDR's supercombinator view: the top-level parallel /
-  hiding / renaming structure is kept as a :mod:`processors.csp.network` tree
+  hiding / renaming structure is kept as a :mod:`processors.csp.semantics.network` tree
   whose leaves are the components compiled by :func:`explore_terms`.
 * :class:`LazyLTS` — the same states explored on demand (numbered in discovery order;
   breadth-first requests give exactly the numbering of :func:`explore_terms`).
 * :func:`compile_process` — the stable entry point: a network explored by
-  ``processors.csp.explore.explore_network`` when that module is present and
+  ``processors.csp.check.explore.explore_network`` when that module is present and
   the term has network structure, the plain breadth-first search otherwise.
 
 Every exploration stops with :class:`StateSpaceLimit` past ``max_states``.
 By default there is no state limit (:data:`DEFAULT_MAX_STATES` is
 :data:`NO_LIMIT`): the bound is memory, and a search stops with
-:class:`~processors.csp.budget.MemoryExhausted` (naming the states reached)
+:class:`~processors.csp.check.budget.MemoryExhausted` (naming the states reached)
 before the machine runs out. Pure apart from reading ``/proc/meminfo``.
 """
 
@@ -26,15 +26,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from processors.csp import network as N
-from processors.csp import procs as P
-from processors.csp.budget import MemoryBudget
-from processors.csp.errors import CspmError
-from processors.csp.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
-from processors.csp.semantics import Memo, describe, fire, normalise
+from processors.csp.check.budget import MemoryBudget
+from processors.csp.language.errors import CspmError
+from processors.csp.semantics import network as N
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
+from processors.csp.semantics.operational import Memo, describe, fire, normalise
 
 NO_LIMIT = 1 << 62
-DEFAULT_MAX_STATES = NO_LIMIT  # the default bound is memory (processors.csp.budget)
+DEFAULT_MAX_STATES = NO_LIMIT  # the default bound is memory (processors.csp.check.budget)
 BUDGET_EVERY = 1 << 16  # term-level searches look at the memory budget this often (states)
 # A component of a network is compiled on its own; one that is infinite alone
 # (e.g. a counter bounded only by its context) is given up on quickly.
@@ -194,7 +194,7 @@ def compile_process(
     Stable entry point for the Kafka runtime: instance state = LTS state id.
     Small systems are explored term by term (the states keep readable names);
     a system that outgrows :data:`SMALL_STATES` and has network structure is
-    handed to the vectorised explorer (``processors.csp.explore``) when present.
+    handed to the vectorised explorer (``processors.csp.check.explore``) when present.
     ``probe=False``: the caller knows the term-level search outgrows ``SMALL_STATES``.
     """
     if not use_network or max_states <= SMALL_STATES:
@@ -221,7 +221,7 @@ def probe_small(proc: P.Proc) -> LTS | None:
 def _network_explorer() -> Callable[[N.Node, int], LTS] | None:
     """``explore_network`` with its state-limit error mapped to :class:`StateSpaceLimit`."""
     try:
-        from processors.csp import explore
+        from processors.csp.check import explore
     except ImportError:
         return None
 

@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from processors.csp import checker
-from processors.csp import compile as C
-from processors.csp import procs as P
-from processors.csp.budget import MemoryBudget, MemoryExhausted
-from processors.csp.compile import DEFAULT_MAX_STATES, StateSpaceLimit, compile_process
-from processors.csp.errors import CspmError, CspmEvalError, CspmUnsupported
-from processors.csp.frontend import Assertion, Module
-from processors.csp.lts import LTS, TAU_NAME
-from processors.csp.semantics import fire, normalise, spans
+from processors.csp.check import checker
+from processors.csp.check import compile as C
+from processors.csp.check.budget import MemoryBudget, MemoryExhausted
+from processors.csp.check.compile import DEFAULT_MAX_STATES, StateSpaceLimit, compile_process
+from processors.csp.language.errors import CspmError, CspmEvalError, CspmUnsupported
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.frontend import Assertion, Module
+from processors.csp.semantics.lts import LTS, TAU_NAME
+from processors.csp.semantics.operational import fire, normalise, spans
 
 Status = Literal["pass", "fail", "error", "unsupported"]
 PROPERTY_KINDS = ("deadlock free", "divergence free", "deterministic")
@@ -293,7 +293,7 @@ def _definition_span(module: Module, name: str, proc: P.Proc) -> P.Span | None:
         span = finder(name)
         if isinstance(span, P.Span):
             return span
-    from processors.csp import syntax
+    from processors.csp.language import syntax
 
     for d in getattr(module, "decls", ()):
         if isinstance(d, syntax.FunDecl) and d.name == name:
@@ -319,7 +319,7 @@ class Compiler:
     def __init__(
         self, max_states: int = DEFAULT_MAX_STATES, fast_deadlock: bool = True, workers: int | None = None
     ) -> None:
-        from processors.csp.explore_parallel import default_workers
+        from processors.csp.check.explore_parallel import default_workers
 
         self.max_states = max_states
         self.fast_deadlock = fast_deadlock
@@ -360,7 +360,7 @@ class Compiler:
         structure, or a component alone fails to compile); computed once."""
         if proc in self._nets:
             return self._nets[proc]
-        from processors.csp import explore
+        from processors.csp.check import explore
 
         try:
             node = C.to_network(proc, self.max_states)
@@ -375,7 +375,7 @@ class Compiler:
         """Whether ``proc``'s network has more than ``SMALL_STATES + 1`` states (a vectorised
         count, stopped there): the term-level probe, which numbers at least the network's
         states less one, would then fail too (tests/csp/test_deadlock_fast.py checks that)."""
-        from processors.csp import explore
+        from processors.csp.check import explore
 
         net = self.network(proc)
         if net is None:
@@ -391,7 +391,7 @@ class Compiler:
         deterministic: no τ, no ✓, each event from one rule, every move of a leaf
         deterministic (then every reachable state has at most one transition per
         event, and the check is a count of the states). None otherwise."""
-        from processors.csp import explore_check as X
+        from processors.csp.check import explore_check as X
 
         if proc in self._cache or not self.is_large(proc):
             return None
@@ -411,7 +411,7 @@ class Compiler:
 
     def _deadlock_fd(self, proc: P.Proc) -> checker.CheckResult | None:
         """``deadlock free [FD]`` on a network with τs: ``DF [FD= proc`` on the fly."""
-        from processors.csp import explore_check as X
+        from processors.csp.check import explore_check as X
 
         res = self.refine(None, proc, "FD", X.deadlock_free)
         if res is None or res.counterexample is None:
@@ -425,7 +425,7 @@ class Compiler:
 
     def divergence_free(self, proc: P.Proc) -> checker.CheckResult | None:
         """``divergence free`` on the fly for a large ``proc`` (``CHAOS [FD= proc``), or None."""
-        from processors.csp import explore_check as X
+        from processors.csp.check import explore_check as X
 
         res = self.refine(None, proc, "FD", X.chaos)
         if res is None or res.counterexample is None:
@@ -442,15 +442,15 @@ class Compiler:
         make_spec: Callable[[tuple[str, ...]], Any] | None = None,
         compiled: Any = None,
     ) -> checker.CheckResult | None:
-        """``spec [model= proc`` on the fly (:mod:`processors.csp.explore_check`), for a large ``proc``.
+        """``spec [model= proc`` on the fly (:mod:`processors.csp.check.explore_check`), for a large ``proc``.
 
         The implementation's network is explored directly when it has one (and,
         in FD, no τ: divergence needs the whole LTS); otherwise its compiled
         LTS is. None when the product does not fit the vectorised checker.
         """
-        from processors.csp import explore
-        from processors.csp import explore_check as X
-        from processors.csp import explore_parallel as XP
+        from processors.csp.check import explore
+        from processors.csp.check import explore_check as X
+        from processors.csp.check import explore_parallel as XP
 
         if not self.is_large(proc):
             return None
@@ -503,7 +503,7 @@ class Compiler:
         """
         if not self.fast_deadlock or proc in self._cache or not self.is_large(proc):
             return None
-        from processors.csp import explore
+        from processors.csp.check import explore
 
         net = self.network(proc)
         if net is None:
@@ -572,7 +572,7 @@ def _has_trace(
 
 
 def _trace_events(module: Module, expr: Any) -> tuple[str, ...]:
-    from processors.csp import values as V
+    from processors.csp.semantics import values as V
 
     v = module.eval_value(expr)
     if not isinstance(v, V.VSeq):

@@ -207,6 +207,13 @@ class EnumSet(Expr):
 
 
 @dataclass(eq=False)
+class MapLit(Expr):
+    """``(| k1 => v1, ... |)``."""
+
+    pairs: tuple[tuple[Expr, Expr], ...]
+
+
+@dataclass(eq=False)
 class Field(Node):
     kind: str  # "?" | "!" | "$"
     expr: Expr | None  # for "!"
@@ -222,6 +229,17 @@ class Prefix(Expr):
 
 
 @dataclass(eq=False)
+class TimedPrefix(Expr):
+    """A prefix inside a ``Timed`` section (see :mod:`processors.csp.language.timed`):
+    it may let time pass (``tock``) before its event, and its event ``e`` is followed
+    by ``timing(e)`` tocks (one when ``timing`` is None)."""
+
+    prefix: Expr
+    timing: Expr | None
+    tock: Expr
+
+
+@dataclass(eq=False)
 class Guard(Expr):
     cond: Expr
     proc: Expr
@@ -229,10 +247,22 @@ class Guard(Expr):
 
 @dataclass(eq=False)
 class ProcOp(Expr):
-    """Binary process operators: [] |~| ||| /\\ [> ; and hiding (op "\\")."""
+    """Binary process operators: [] |~| ||| /\\ [> ; hiding (op "\\") and projection (op "|\\")."""
 
     op: str
     left: Expr
+    right: Expr
+
+
+@dataclass(eq=False)
+class SyncOp(Expr):
+    """Binary operators with an event set: the exception operator ``P [| A |> Q``
+    (op "[|>"), synchronising external choice ``P [+ A +] Q`` (op "[+") and
+    synchronising interrupt ``P /+ A +\\ Q`` (op "/+")."""
+
+    op: str
+    left: Expr
+    sync: Expr
     right: Expr
 
 
@@ -279,12 +309,13 @@ class Replicated(Expr):
     param: Expr | None = None
     links: tuple[tuple[Expr, Expr], ...] = ()
     link_stmts: tuple[Stmt, ...] = ()
+    empty: Expr | None = None  # the process when the replication is empty (timed sections: TSTOP / TSKIP)
 
 
 @dataclass(eq=False)
 class Unsupported(Expr):
-    """A construct that parses but lies outside the supported subset (maps, ``[+ +]``,
-    ``[| A |>``, ``|\\``, ``M::x``...); rejected with CspmUnsupported before evaluation."""
+    """A construct that parses but lies outside the supported subset (e.g. a linked
+    parallel in a timed section); rejected with CspmUnsupported before evaluation."""
 
     construct: str
     parts: tuple[Expr, ...] = ()
@@ -396,9 +427,18 @@ class InstanceDecl(Decl):
 
 
 @dataclass(eq=False)
+class TimedSection(Decl):
+    """``Timed (timing) { decls }``; :func:`processors.csp.language.timed.expand`
+    translates it (the parser's result never holds one)."""
+
+    timing: Expr | None
+    decls: tuple[Decl, ...]
+
+
+@dataclass(eq=False)
 class UnsupportedDecl(Decl):
-    """A declaration outside the supported subset (modules, instances, timed sections,
-    unsupported assertion models / options); rejected with CspmUnsupported on load."""
+    """A declaration outside the supported subset (unsupported assertion models /
+    options...); rejected with CspmUnsupported on load."""
 
     construct: str
     inner: tuple[Decl, ...] = ()
@@ -436,6 +476,14 @@ class TySeq(TyExpr):
 @dataclass(eq=False)
 class TyTuple(TyExpr):
     items: tuple[TyExpr, ...]
+
+
+@dataclass(eq=False)
+class TyMap(TyExpr):
+    """``(| k => v |)``."""
+
+    key: TyExpr
+    value: TyExpr
 
 
 @dataclass(eq=False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from processors.csp.lts import IntArray
+from processors.csp.semantics.lts import IntArray
 
 WORD_BITS = 63
 

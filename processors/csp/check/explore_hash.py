@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from processors.csp.explore_encoding import Words
-from processors.csp.lts import IntArray
+from processors.csp.check.explore_encoding import Words
+from processors.csp.semantics.lts import IntArray
 
 EMPTY = -1
 _MULT = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)

@@ -32,7 +32,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 
-from processors.csp.errors import CspmEvalError
+from processors.csp.language.errors import CspmEvalError
 
 TICK_S = 0.05
 REFIRE_S = 0.5  # interrupt again this long after the last interrupt if still over the limit

@@ -1,4 +1,4 @@
-"""CSPm evaluator: syntax -> values and process terms (:mod:`processors.csp.procs`).
+"""CSPm evaluator: syntax -> values and process terms (:mod:`processors.csp.semantics.procs`).
 
 Pure: the evaluator works on a parsed module; it never reads files.
 
@@ -18,19 +18,20 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
-from processors.csp import limits
-from processors.csp import procs as P
-from processors.csp import syntax as S
-from processors.csp.builtins import (
+from processors.csp.language import syntax as S
+from processors.csp.language.errors import CspmError, CspmEvalError, CspmSelfDependency, CspmUnsupported
+from processors.csp.semantics import limits
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.builtins import (
     COMPRESSIONS,
     PROC_COMPRESSIONS,
+    PROCESS_FUNCTIONS,
     UNSUPPORTED_BUILTINS,
     LazyEvents,
     builtin_names,
     make_builtins,
 )
-from processors.csp.errors import CspmError, CspmEvalError, CspmSelfDependency, CspmUnsupported
-from processors.csp.values import (
+from processors.csp.semantics.values import (
     LazyCells,
     Value,
     VBool,
@@ -39,6 +40,7 @@ from processors.csp.values import (
     VFunc,
     VInf,
     VLazySeq,
+    VMap,
     VName,
     VSeq,
     VSet,
@@ -50,6 +52,7 @@ from processors.csp.values import (
     sort_key,
     sorted_values,
     vbool,
+    vmap,
 )
 
 MAX_DEPTH = 5000
@@ -109,6 +112,7 @@ class Evaluator:
         self.datatypes: dict[str, tuple[str, ...]] = {}
         self.nametypes: dict[str, S.Expr] = {}
         self.transparent: set[str] = set()
+        self._event_values: dict[str, Value] | None = None
         self._fv: dict[int, tuple[str, ...]] = {}
         self._vars: dict[int, tuple[S.Node, frozenset[str]]] = {}
         self._events_cache: dict[str, tuple[Value, ...]] = {}
@@ -173,9 +177,9 @@ class Evaluator:
             self.globals[d.name] = Thunk(partial(self.eval_type, d.expr, {}), d.name)
         elif isinstance(d, S.ExternalDecl):
             for n in d.names:
-                if n in UNSUPPORTED_BUILTINS:
-                    continue  # declaring chase/prioritise/deter is fine; each use is refused with its line
-                if n not in COMPRESSIONS:
+                if n == "failure_watchdog":
+                    continue  # declaring it is fine; each use is refused with its line
+                if n not in COMPRESSIONS | PROCESS_FUNCTIONS:
                     raise CspmUnsupported(
                         f"{'transparent' if d.transparent else 'external'} function {n}",
                         self.file,
@@ -183,7 +187,7 @@ class Evaluator:
                         d.col,
                     )
                 self.transparent.add(n)
-        elif isinstance(d, S.AssertDecl | S.IncludeDecl | S.AnnotDecl):
+        elif isinstance(d, S.AssertDecl | S.IncludeDecl | S.AnnotDecl | S.TimedSection):
             return
         elif isinstance(d, S.UnsupportedDecl):
             raise self.unsupported(d.construct, d)
@@ -444,11 +448,11 @@ class Evaluator:
             try:
                 args = tuple(self.ev(a, env) for a in e.args)
             except CspmSelfDependency:
-                # FDR evaluates ``P = normal(P)`` lazily and leaves the (ill-founded)
-                # definition to its compiler; compressions are the identity here.
-                raise self.unsupported(
-                    f"compression {f.name} applied to a process defined through itself (P = {f.name}(P))", e
-                ) from None
+                # FDR evaluates ``P = normal(P)`` lazily: the application is a process
+                # call evaluated when it is unfolded. Compressions are the identity
+                # here, so ``P = normal(P)`` is ``P = P``, which the firing rules
+                # report as unguarded recursion.
+                return self.lazy(e, env, _label(e))
         else:
             args = tuple(self.ev(a, env) for a in e.args)
         return self.apply(f, args, e)
@@ -489,9 +493,11 @@ class Evaluator:
                     new[name] = Thunk(partial(self._pat_extract, d, whole, name), name)
             elif isinstance(d, S.ExternalDecl):
                 for n in d.names:
-                    if n not in COMPRESSIONS:
+                    if n == "failure_watchdog":
+                        continue
+                    if n not in COMPRESSIONS | PROCESS_FUNCTIONS:
                         raise self.unsupported(f"external function {n}", d)
-            elif isinstance(d, S.AnnotDecl):
+            elif isinstance(d, S.AnnotDecl | S.TimedSection):
                 continue
             else:
                 raise self.unsupported(f"{type(d).__name__} inside let", d)
@@ -602,6 +608,11 @@ class Evaluator:
         if isinstance(a, VSeq) and isinstance(b, VSeq):
             pre = b.items[: len(a.items)] == a.items
             return pre if op == "<=" else pre and len(a.items) < len(b.items)
+        if isinstance(a, VMap) and isinstance(b, VMap):
+            # libcspm: a submap whose values are each at most the other's
+            da, db = a.as_dict(), b.as_dict()
+            sub = all(k in db and (_equal(v, db[k]) or self.compare("<", v, db[k], e)) for k, v in da.items())
+            return sub if op == "<=" else sub and a != b
         raise self.error(f"cannot compare {render(a)} and {render(b)} with '{op}'", e)
 
     def match_lazy(self, p: S.PSeq | S.PConcat, v: VLazySeq, binds: Env) -> bool:
@@ -1318,6 +1329,60 @@ class Evaluator:
             i = j
         return i == len(atoms)
 
+    def ev_timedprefix(self, e: S.TimedPrefix, env: Env) -> Value:
+        """A prefix of a timed section: ``X = (tock -> X) [] p'`` where ``p'`` is the
+        prefix with every event ``ev`` followed by ``timing(ev)`` tocks."""
+        p = self.ev_proc(e.prefix, env)
+        tock = render(self.ev(e.tock, {}))
+        timing = self.ev(e.timing, {}) if e.timing is not None else None
+
+        def tocks(ev: str) -> int:
+            if timing is None:
+                return 1
+            n = self.apply(timing, (self.event_value(ev, e),), e)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise self.error(f"the timing function gives {render(n)} for {ev}: expected a natural number", e)
+            return n
+
+        def delayed(q: P.Proc) -> P.Proc:
+            if isinstance(q, P.ExtChoice):
+                return P.ExtChoice(tuple(delayed(x) for x in q.procs), q.span)
+            if not isinstance(q, P.Prefix):
+                return q
+            base = q
+
+            def cont(ev: str) -> P.Proc:
+                nxt = base.cont(ev)
+                for i in range(tocks(ev)):
+                    nxt = P.Prefix(("tocks", base.key, ev, i), (tock,), _then(nxt), base.span)
+                return nxt
+
+            return P.Prefix(("timed", base.key), base.events, cont, base.span)
+
+        body = delayed(p)
+        key = ("timed prefix", p)
+
+        def unfold() -> P.Proc:
+            return P.ExtChoice((P.Prefix(("tock", p), (tock,), _then(me), self.span(e)), body), self.span(e))
+
+        me = P.Call(key, _label(e.prefix), unfold, self.span(e))
+        return me
+
+    def event_value(self, ev: str, node: S.Node) -> Value:
+        """The value of the event rendered as ``ev``."""
+        if self._event_values is None:
+            self._event_values = {render(v): v for v in self.all_events()}
+        v = self._event_values.get(ev)
+        if v is None:
+            raise self.error(f"{ev} is not an event", node)
+        return v
+
+    def ev_maplit(self, e: S.MapLit, env: Env) -> Value:
+        d: dict[Value, Value] = {}
+        for k, v in e.pairs:
+            d[self.ev(k, env)] = self.ev(v, env)
+        return vmap(d)
+
     def ev_guard(self, e: S.Guard, env: Env) -> Value:
         if self.ev_bool(e.cond, env):
             return self.ev_proc(e.proc, env)
@@ -1341,6 +1406,10 @@ class Evaluator:
         if op == "\\":
             hidden = self.event_set(e.right, env)
             return P.Hide(left, hidden, sp) if hidden else left
+        if op == "|\\":  # project: hide every event outside the set
+            kept = self.event_set(e.right, env)
+            hidden = frozenset(render(v) for v in self.all_events()) - kept
+            return P.Hide(left, hidden, sp) if hidden else left
         if op == ";":
             return P.SeqComp(left, self.lazy(e.right, env, _label(e.right)), sp)
         right = self.ev_proc(e.right, env)
@@ -1355,6 +1424,19 @@ class Evaluator:
         if op == "[>":
             return P.SlidingChoice(left, right, sp)
         raise self.unsupported(f"operator {op}", e)
+
+    def ev_syncop(self, e: S.SyncOp, env: Env) -> Value:
+        sync = self.event_set(e.sync, env)
+        left = self.ev_proc(e.left, env)
+        sp = self.span(e)
+        if e.op == "[|>":
+            return P.ExceptionOp(left, self.lazy(e.right, env, _label(e.right)), sync, sp)
+        right = self.ev_proc(e.right, env)
+        if e.op == "[+":
+            return P.SyncExtChoice(_flat_sync(left, sync) + _flat_sync(right, sync), sync, sp)
+        if e.op == "/+":
+            return P.SyncInterrupt(left, right, sync, sp)
+        raise self.unsupported(f"operator {e.op}", e)
 
     def ev_genpar(self, e: S.GenPar, env: Env) -> Value:
         sync = self.event_set(e.sync, env)
@@ -1416,6 +1498,8 @@ class Evaluator:
         op = e.op
         sp = self.span(e)
         envs = list(self.comprehension(e.stmts, env, op == ";"))
+        if not envs and e.empty is not None:
+            return self.ev_proc(e.empty, env)
         if op == "[]":
             ps = tuple(self.ev_proc(e.body, x) for x in envs)
             return P.ExtChoice(ps, sp) if ps else P.Stop()
@@ -1443,6 +1527,11 @@ class Evaluator:
             assert e.param is not None
             comps = tuple((self.ev_proc(e.body, x), self.event_set(e.param, x)) for x in envs)
             return P.AlphaParallel(comps, sp) if comps else P.Skip()
+        if op == "[+":
+            assert e.param is not None
+            sync = self.event_set(e.param, env)
+            ps = tuple(q for x in envs for q in _flat_sync(self.ev_proc(e.body, x), sync))
+            return P.SyncExtChoice(ps, sync, sp) if ps else P.Stop()
         if op == ";":
             if not envs:
                 return P.Skip()
@@ -1482,6 +1571,13 @@ class Evaluator:
         return out
 
 
+def _flat_sync(p: P.Proc, sync: frozenset[str]) -> tuple[P.Proc, ...]:
+    """Operands of a ``[+ A +]`` chain with the same ``A`` (the operator is associative)."""
+    if isinstance(p, P.SyncExtChoice) and p.sync == sync:
+        return p.procs
+    return (p,)
+
+
 def _atoms(v: Value) -> tuple[Value, ...]:
     return v.atoms if isinstance(v, VDot) else (v,)
 
@@ -1490,6 +1586,15 @@ def _member(v: Value, st: Value) -> bool:
     if isinstance(st, VInf):
         return st.contains(v)
     return isinstance(st, VSet) and v in st.items
+
+
+def _then(v: P.Proc) -> Callable[[str], P.Proc]:
+    """A prefix continuation that is ``v`` whatever the event."""
+
+    def get(_ev: str) -> P.Proc:
+        return v
+
+    return get
 
 
 def _returning(v: P.Proc) -> Callable[[], P.Proc]:
@@ -1670,6 +1775,9 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any, Env], Value]] = {
     S.Guard: Evaluator.ev_guard,
     S.ProcOp: Evaluator.ev_procop,
     S.GenPar: Evaluator.ev_genpar,
+    S.TimedPrefix: Evaluator.ev_timedprefix,
+    S.MapLit: Evaluator.ev_maplit,
+    S.SyncOp: Evaluator.ev_syncop,
     S.AlphaPar: Evaluator.ev_alphapar,
     S.LinkPar: Evaluator.ev_linkpar,
     S.RenameE: Evaluator.ev_rename,

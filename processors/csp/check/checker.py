@@ -27,7 +27,7 @@ from typing import Generic, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from processors.csp.lts import LTS, TAU, TICK_NAME, IntArray
+from processors.csp.semantics.lts import LTS, TAU, TICK_NAME, IntArray
 
 Model = Literal["T", "F", "FD"]
 Kind = Literal["deadlock", "divergence", "nondeterminism", "trace", "refusal", "divergence_mismatch", "missing_trace"]

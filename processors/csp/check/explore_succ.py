@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from processors.csp.explore_encoding import Encoding, Words
-from processors.csp.explore_rules import Flat
-from processors.csp.lts import LTS, TAU_NAME, TICK, TICK_NAME, IntArray
+from processors.csp.check.explore_encoding import Encoding, Words
+from processors.csp.check.explore_rules import Flat
+from processors.csp.semantics.lts import LTS, TAU_NAME, TICK, TICK_NAME, IntArray
 
 BoolArray = npt.NDArray[np.bool_]
 

@@ -11,7 +11,7 @@
 * Events are channel names or dotted values headed by a channel; rendered by
   :func:`render` as canonical CSPm strings, sets sorted canonically.
 * Functions are :class:`VFunc` / :class:`VBuiltin`; processes are
-  :class:`processors.csp.procs.Proc` terms.
+  :class:`processors.csp.semantics.procs.Proc` terms.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.csp.errors import CspmUnsupported
-from processors.csp.procs import Proc
+from processors.csp.language.errors import CspmUnsupported
+from processors.csp.semantics.procs import Proc
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,20 @@ Value = Any  # int | VBool | VChar | VName | VTuple | VDot | VSeq | VSet | VInf 
 
 
 @dataclass(frozen=True)
+class VMap:
+    """A finite map ``(| k => v, ... |)``: ``items`` holds (key, value) pairs, keys unique."""
+
+    items: frozenset[tuple[Value, Value]]
+
+    def as_dict(self) -> dict[Value, Value]:
+        return dict(self.items)
+
+
+def vmap(d: dict[Value, Value]) -> VMap:
+    return VMap(frozenset(d.items()))
+
+
+@dataclass(frozen=True)
 class VInf:
     """An infinite set of integers ``{lo..}`` (``lo is None``: ``Int``) or an infinite type."""
 
@@ -201,7 +215,7 @@ def type_rank(v: Value) -> int:
         raise TypeError("Python bool is not a CSPm value")
     if isinstance(v, int):
         return 1
-    order = (VBool, VChar, VName, VDot, VTuple, VSeq, VSet, VFunc)
+    order = (VBool, VChar, VName, VDot, VTuple, VSeq, VSet, VFunc, VMap)
     for i, cls in enumerate(order):
         if isinstance(v, cls):
             return 2 + i
@@ -226,7 +240,9 @@ def sort_key(v: Value) -> tuple[Any, ...]:
         return (7, tuple(sort_key(a) for a in v.items))
     if isinstance(v, VSet):
         return (8, len(v.items), tuple(sorted(sort_key(a) for a in v.items)))
-    return (9, render(v))
+    if isinstance(v, VMap):
+        return (9, len(v.items), tuple(sorted((sort_key(k), sort_key(x)) for k, x in v.items)))
+    return (10, render(v))
 
 
 def sorted_values(vs: frozenset[Value] | set[Value]) -> list[Value]:
@@ -258,6 +274,9 @@ def render(v: Value) -> str:
         return "<" + ",".join(first) + ",...>"
     if isinstance(v, VSet):
         return "{" + ",".join(render(a) for a in sorted_values(v.items)) + "}"
+    if isinstance(v, VMap):
+        pairs = sorted(v.items, key=lambda kv: sort_key(kv[0]))
+        return "(|" + ", ".join(f"{render(k)} => {render(x)}" for k, x in pairs) + "|)"
     if isinstance(v, VFunc):
         return f"<function {v.name}>"
     if isinstance(v, Proc):

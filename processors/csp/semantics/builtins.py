@@ -1,10 +1,12 @@
 """CSPm builtins: set / sequence / relation functions, processes and type names.
 
-Pure functions over :mod:`processors.csp.values`; the few that need the
+Pure functions over :mod:`processors.csp.semantics.values`; the few that need the
 module's channels (``extensions``, ``productions``) use the evaluator passed to
 :func:`make_builtins`. Compression functions are the identity on the semantics
 (``normal``, ``sbisim``...); builtins outside the supported subset
-(``prioritise``, ``chase``, timed, maps...) raise :class:`CspmUnsupported`.
+(``failure_watchdog``, ``WEAK_BUFFER``, ``SIGNAL_BUFFER``, the timed names outside a
+timed section) raise :class:`CspmUnsupported`. ``prioritise``, ``chase``, ``deter`` and
+``trace_watchdog`` build the process terms of :mod:`processors.csp.semantics.procs`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from processors.csp import procs as P
-from processors.csp.errors import CspmEvalError, CspmUnsupported
-from processors.csp.values import (
+from processors.csp.language.errors import CspmEvalError, CspmUnsupported
+from processors.csp.semantics import procs as P
+from processors.csp.semantics.values import (
     FALSE,
     TRUE,
     Value,
@@ -24,6 +26,7 @@ from processors.csp.values import (
     VFunc,
     VInf,
     VLazySeq,
+    VMap,
     VSeq,
     VSet,
     VTuple,
@@ -33,10 +36,11 @@ from processors.csp.values import (
     sort_key,
     sorted_values,
     vbool,
+    vmap,
 )
 
 if TYPE_CHECKING:
-    from processors.csp import syntax as S
+    from processors.csp.language import syntax as S
 
 
 class EvaluatorView(Protocol):
@@ -84,6 +88,13 @@ def _spread(fn: Callable[..., Value]) -> Callable[[tuple[Value, ...]], Value]:
         return fn(*args)
 
     return apply
+
+
+def _const(p: P.Proc) -> Callable[[str], P.Proc]:
+    def get(_e: str) -> P.Proc:
+        return p
+
+    return get
 
 
 def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
@@ -235,6 +246,135 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
             raise err("compression functions expect a process")
         return p
 
+    def proc_arg(name: str, p: Value) -> P.Proc:
+        if not isinstance(p, P.Proc):
+            raise err(f"{name} expects a process, found {render(p)}")
+        return p
+
+    def events(v: Value) -> frozenset[str]:
+        return frozenset(render(x) for x in s(v))
+
+    def prioritise(p: Value, sets: Value) -> Value:
+        levels = tuple(events(a) for a in q(sets))
+        if not levels:
+            raise err("prioritise: the list of event sets must not be empty")
+        return P.Prioritise(proc_arg("prioritise", p), levels)
+
+    def prioritisepo(p: Value, evs: Value, order: Value, maximal: Value) -> Value:
+        """``prioritisepo(P, E, O, M)``: ``(a, b)`` in ``O`` gives ``a`` priority over
+        ``b``; τ and ✓ are above every event outside ``M`` (libcspm's checks: the
+        order is acyclic, mentions only events of ``E``, and nothing is above ``M``)."""
+        universe = events(evs)
+        top = events(maximal)
+        edges = {(render(a), render(b)) for a, b in pairs(order)}
+        mentioned = {e for pair in edges for e in pair} | top
+        missing = sorted(mentioned - universe)
+        if missing:
+            raise err(f"prioritisepo: events {', '.join(missing)} are not in the prioritised set")
+        tau, tick = "τ", "✓"
+        for e in universe - top:
+            edges |= {(tau, e), (tick, e)}
+        above: dict[str, set[str]] = {}
+        for a, b in edges:
+            above.setdefault(a, set()).add(b)
+        closed: set[tuple[str, str]] = set()
+        for a in list(above):
+            todo, seen = list(above[a]), set()
+            while todo:
+                b = todo.pop()
+                if b in seen:
+                    continue
+                if b == a:
+                    raise err(f"prioritisepo: the order has a cycle through {a}")
+                seen.add(b)
+                todo.extend(above.get(b, ()))
+            closed |= {(a, b) for b in seen}
+        bad = sorted(b for _, b in closed if b in top)
+        if bad:
+            raise err(f"prioritisepo: {bad[0]} is given a lower priority but is maximal")
+        return P.Prioritise(proc_arg("prioritisepo", p), (), frozenset(closed))
+
+    def trace_watchdog(p: Value, a: Value, bark: Value) -> Value:
+        return P.Determinise(frozenset({proc_arg("trace_watchdog", p)}), (events(a), render(bark)))
+
+    def tstop(tock: Value) -> Value:
+        """``TSTOP`` of a timed section: lets time pass for ever."""
+        t = render(tock)
+        key = ("TSTOP", t)
+
+        def body() -> P.Proc:
+            return P.Prefix(key, (t,), lambda _e: me)
+
+        me = P.Call(key, "TSTOP", body)
+        return me
+
+    def tskip(tock: Value) -> Value:
+        """``TSKIP``: terminates, or lets time pass first."""
+        t = render(tock)
+        key = ("TSKIP", t)
+
+        def body() -> P.Proc:
+            return P.ExtChoice((P.Prefix(key, (t,), lambda _e: me), P.Skip()))
+
+        me = P.Call(key, "TSKIP", body)
+        return me
+
+    def wait(tock: Value) -> Value:
+        t = render(tock)
+        done = tskip(tock)
+        assert isinstance(done, P.Proc)
+
+        def after(n: Value) -> Value:
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise err(f"WAIT expects a natural number of time units, found {render(n)}")
+            proc: P.Proc = done
+            for i in range(n):
+                proc = P.Prefix(("WAIT", t, i + 1), (t,), _const(proc))
+            return proc
+
+        return VFunc(("timed WAIT", t), "WAIT", 1, _spread(after))
+
+    def timed_priority(tock: Value) -> Value:
+        t = render(tock)
+
+        def prio(p: Value) -> Value:
+            return P.Prioritise(proc_arg("timed_priority", p), (frozenset(), frozenset({t})))
+
+        return VFunc(("timed timed_priority", t), "timed_priority", 1, _spread(prio))
+
+    def as_map(m: Value) -> dict[Value, Value]:
+        if not isinstance(m, VMap):
+            raise err(f"expected a map, found {render(m)}")
+        return m.as_dict()
+
+    def pair_list(xs: Value) -> list[tuple[Value, Value]]:
+        out = []
+        for x in q(xs):
+            if not (isinstance(x, VTuple) and len(x.items) == 2):
+                raise err(f"expected a sequence of pairs, found {render(xs)}")
+            out.append((x.items[0], x.items[1]))
+        return out
+
+    def map_lookup(m: Value, k: Value) -> Value:
+        d = as_map(m)
+        if k not in d:
+            raise err(f"mapLookup: {render(k)} is not a key of {render(m)}")
+        return d[k]
+
+    def map_to_list(m: Value) -> Value:
+        return VSeq(tuple(VTuple((k, v)) for k, v in sorted(as_map(m).items(), key=lambda kv: sort_key(kv[0]))))
+
+    def all_maps(keys: Value, vals: Value) -> Value:
+        """``Map(K, V)``: every finite map from a subset of ``K`` to ``V``."""
+        ks, vs = sorted_values(s(keys)), sorted_values(s(vals))
+        total = (len(vs) + 1) ** len(ks)
+        if total > 1 << 16:
+            raise CspmUnsupported(f"Map(K, V) with {total} maps", ev.file, 0, 0)
+        out: set[Value] = set()
+        for choice in itertools.product((None, *vs), repeat=len(ks)):
+            out.add(vmap({k: v for k, v in zip(ks, choice, strict=True) if v is not None}))
+        return VSet(frozenset(out))
+
     def buffer(n: Value, r: Value) -> Value:
         """FDR's ``BUFFER(N, {(in, out)})``: a FIFO buffer of capacity ``N`` that
         accepts any ``in`` event while it holds fewer than ``N`` items and offers
@@ -361,28 +501,34 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
         "relational_image": (1, rel_image),
         "relational_inverse_image": (1, rel_inverse_image),
         "mtransclose": (2, mtransclose),
-        "prioritise": (2, unsupported("prioritise")),
-        "prioritise_nocache": (2, unsupported("prioritise")),
-        "prioritisepo": (4, unsupported("prioritisepo")),
-        "chase": (1, unsupported("chase")),
-        "chase_nocache": (1, unsupported("chase")),
+        "prioritise": (2, prioritise),
+        "prioritise_nocache": (2, prioritise),
+        "prioritisepo": (4, prioritisepo),
+        "chase": (1, lambda p: P.Chase(proc_arg("chase", p))),
+        "chase_nocache": (1, lambda p: P.Chase(proc_arg("chase_nocache", p))),
+        "trace_watchdog": (3, trace_watchdog),
         "loop": (1, loop),
         "BUFFER": (2, buffer),
         "WEAK_BUFFER": (3, unsupported("WEAK_BUFFER")),
         "SIGNAL_BUFFER": (4, unsupported("SIGNAL_BUFFER")),
-        "deter": (1, unsupported("deter")),
-        "WAIT": (1, unsupported("timed WAIT")),
-        "TSTOP": (0, unsupported("timed TSTOP")),
-        "TSKIP": (0, unsupported("timed TSKIP")),
-        "emptyMap": (0, unsupported("maps")),
-        "mapFromList": (1, unsupported("maps")),
-        "mapLookup": (2, unsupported("maps")),
-        "mapMember": (2, unsupported("maps")),
-        "mapToList": (1, unsupported("maps")),
-        "mapUpdate": (3, unsupported("maps")),
-        "mapUpdateMultiple": (2, unsupported("maps")),
-        "mapDelete": (2, unsupported("maps")),
-        "Map": (2, unsupported("maps")),
+        "failure_watchdog": (3, unsupported("failure_watchdog")),
+        "deter": (1, lambda p: P.Determinise(frozenset({proc_arg("deter", p)}))),
+        "WAIT": (1, unsupported("WAIT outside a timed section")),
+        "TSTOP": (0, unsupported("TSTOP outside a timed section")),
+        "TSKIP": (0, unsupported("TSKIP outside a timed section")),
+        "timed STOP": (1, tstop),
+        "timed SKIP": (1, tskip),
+        "timed WAIT": (1, wait),
+        "timed timed_priority": (1, timed_priority),
+        "timed_priority": (1, unsupported("timed_priority outside a timed section")),
+        "mapFromList": (1, lambda xs: vmap(dict(pair_list(xs)))),
+        "mapLookup": (2, map_lookup),
+        "mapMember": (2, lambda m, k: vbool(k in as_map(m))),
+        "mapToList": (1, map_to_list),
+        "mapUpdate": (3, lambda m, k, v: vmap({**as_map(m), k: v})),
+        "mapUpdateMultiple": (2, lambda m, xs: vmap({**as_map(m), **dict(pair_list(xs))})),
+        "mapDelete": (2, lambda m, k: vmap({x: v for x, v in as_map(m).items() if x != k})),
+        "Map": (2, all_maps),
         "sbisim": (1, ident),
         "normal": (1, ident),
         "diamond": (1, ident),
@@ -397,6 +543,7 @@ def make_builtins(ev: EvaluatorView) -> dict[str, Value]:
     out: dict[str, Value] = {}
     for name, (arity, fn) in table.items():
         out[name] = VFunc(("builtin", name), name, arity, _spread(fn))
+    out["emptyMap"] = vmap({})
     out["STOP"] = P.Stop()
     out["SKIP"] = P.Skip()
     out["DIV"] = P.Div()
@@ -417,28 +564,23 @@ class LazyEvents:
     """Placeholder for ``Events``, resolved by :meth:`Evaluator.lookup`."""
 
 
+# process functions a script may declare ``external`` / ``transparent`` besides the compressions
+PROCESS_FUNCTIONS = frozenset(
+    {"prioritise", "prioritise_nocache", "prioritisepo", "chase", "chase_nocache", "deter", "trace_watchdog"}
+)
+
+# in scope only where a script declares them ``external`` (as in libcspm)
+EXTERNAL_ONLY = PROCESS_FUNCTIONS - {"chase", "chase_nocache"} | {"failure_watchdog"}
+
 UNSUPPORTED_BUILTINS = frozenset(
     {
-        "prioritise",
-        "prioritise_nocache",
-        "prioritisepo",
-        "chase",
-        "chase_nocache",
-        "deter",
+        "failure_watchdog",
         "WEAK_BUFFER",
         "SIGNAL_BUFFER",
         "WAIT",
         "TSTOP",
         "TSKIP",
-        "emptyMap",
-        "mapFromList",
-        "mapLookup",
-        "mapMember",
-        "mapToList",
-        "mapUpdate",
-        "mapUpdateMultiple",
-        "mapDelete",
-        "Map",
+        "timed_priority",
     }
 )
 
@@ -451,6 +593,8 @@ def builtin_names() -> frozenset[str]:
 __all__ = [
     "COMPRESSIONS",
     "PROC_COMPRESSIONS",
+    "EXTERNAL_ONLY",
+    "PROCESS_FUNCTIONS",
     "UNSUPPORTED_BUILTINS",
     "LazyEvents",
     "builtin_names",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from processors.csp.errors import CspmSyntaxError
+from processors.csp.language.errors import CspmSyntaxError
 
 KEYWORDS = frozenset(
     {

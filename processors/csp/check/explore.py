@@ -1,11 +1,11 @@
 """FDR-style state-space exploration of process networks.
 
 The network is flattened into leaves and supercombinator rules
-(:mod:`processors.csp.explore_rules`), product states are integer coded
-(:mod:`processors.csp.explore_encoding`), successors of a whole BFS level are
-generated with numpy table lookups (:mod:`processors.csp.explore_succ`), and
+(:mod:`processors.csp.check.explore_rules`), product states are integer coded
+(:mod:`processors.csp.check.explore_encoding`), successors of a whole BFS level are
+generated with numpy table lookups (:mod:`processors.csp.check.explore_succ`), and
 each batch of candidates is hashed (a bijective multiply), sorted, made
-unique and inserted into a vectorised hash set (:mod:`processors.csp.explore_hash`).
+unique and inserted into a vectorised hash set (:mod:`processors.csp.check.explore_hash`).
 
 * :func:`explore_network` builds the full product LTS (CSR), states numbered
   in BFS order (level by level; within a level by hashed code), state 0 initial.
@@ -23,13 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from processors.csp import network
-from processors.csp.budget import MemoryBudget
-from processors.csp.explore_encoding import Encoding, Words, make_encoding
-from processors.csp.explore_hash import CodeSet, Scratch, StateTable, distinct_sorted, mix, unmix
-from processors.csp.explore_rules import flatten
-from processors.csp.explore_succ import Chunk, Compiled, compile_rules, successors, terminated
-from processors.csp.lts import LTS, TAU_NAME, IntArray
+from processors.csp.check.budget import MemoryBudget
+from processors.csp.check.explore_encoding import Encoding, Words, make_encoding
+from processors.csp.check.explore_hash import CodeSet, Scratch, StateTable, distinct_sorted, mix, unmix
+from processors.csp.check.explore_rules import flatten
+from processors.csp.check.explore_succ import Chunk, Compiled, compile_rules, successors, terminated
+from processors.csp.semantics import network
+from processors.csp.semantics.lts import LTS, TAU_NAME, IntArray
 
 CHUNK = 1 << 20  # frontier states expanded per batch (bounds the temporaries)
 
@@ -252,7 +252,7 @@ def divergent_codes(comp: Compiled, max_states: int = 10_000_000, chunk: int = C
     """
     if comp.encoding.num_words != 1:
         raise ValueError("divergent_codes needs single-word codes")
-    from processors.csp.checker import _divergent_states
+    from processors.csp.check.checker import _divergent_states
 
     tau_rules = {i for i, r in enumerate(comp.rules) if r.label == 0}
     visited = _Visited(comp.encoding)

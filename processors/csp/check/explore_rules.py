@@ -1,6 +1,6 @@
 """Flatten a process network into FDR-style supercombinator rules.
 
-A network tree (:mod:`processors.csp.network`) is turned into a list of
+A network tree (:mod:`processors.csp.semantics.network`) is turned into a list of
 leaves (explicit LTSes) and a list of *rules*. A rule names, for each leaf
 that moves, the leaf-local label it performs; leaves not named stay put. The
 rule's result is the event the whole network performs (``τ``, ``✓`` or a
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from processors.csp import network
-from processors.csp.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
+from processors.csp.semantics import network
+from processors.csp.semantics.lts import LTS, TAU, TAU_NAME, TICK, TICK_NAME, from_edges
 
 Participants = tuple[tuple[int, int], ...]
 """Sorted ``(leaf index, leaf-local label index)`` pairs."""

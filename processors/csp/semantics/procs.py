@@ -1,7 +1,7 @@
 """Process terms: the values of CSPm process expressions.
 
 Contract between the evaluator (which builds these terms from CSPm) and the
-operational semantics (``processors.csp.semantics``, which fires them).
+operational semantics (``processors.csp.semantics.operational``, which fires them).
 
 Design:
 * Events are canonical CSPm event strings (``"c.1.true"``); event sets are
@@ -144,6 +144,37 @@ class Interrupt(Proc):
 
 
 @dataclass(frozen=True)
+class ExceptionOp(Proc):
+    """``P [| A |> Q``: ``P`` until it performs an event of ``A``, then ``Q``."""
+
+    left: Proc
+    right: Proc
+    events: Events
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class SyncExtChoice(Proc):
+    """``P1 [+ A +] P2 [+ A +] ...``: external choice whose events in ``A`` are
+    performed by every operand together without resolving the choice."""
+
+    procs: tuple[Proc, ...]
+    sync: Events
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class SyncInterrupt(Proc):
+    """``P /+ A +\\ Q``: ``P /\\ Q`` whose events in ``A`` are performed by both
+    sides together without triggering the interrupt."""
+
+    left: Proc
+    right: Proc
+    sync: Events
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class SeqComp(Proc):
     """``P ; Q`` (the evaluator may wrap Q in a :class:`Call` to keep it lazy)."""
 
@@ -196,6 +227,41 @@ class Rename(Proc):
     span: Span | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class Prioritise(Proc):
+    """FDR's ``prioritise(P, <A1, ..., An>)`` (``levels``; τ and ✓ share the
+    priority of ``A1``) or ``prioritisepo(P, E, O, M)`` (``order``: transitively
+    closed (higher, lower) pairs, τ and ✓ above every event outside ``M``). An
+    event is enabled only when no event of higher priority is."""
+
+    proc: Proc
+    levels: tuple[Events, ...] = ()
+    order: frozenset[tuple[str, str]] = frozenset()
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Chase(Proc):
+    """FDR's ``chase(P)``: a state with a τ is replaced by (one of) its τ successors."""
+
+    proc: Proc
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Determinise(Proc):
+    """FDR's ``deter(P)`` (``watchdog`` None): the deterministic process with the
+    traces of ``P``, a state per set of ``P``'s states after a trace.
+
+    ``trace_watchdog(P, A, bark)`` (``watchdog = (A, bark)``): the same, and an
+    event of ``A`` that ``P`` cannot perform is followed by ``bark -> STOP``, so
+    ``P [T= Q`` iff ``(trace_watchdog(P, A, bark) [| A |] Q) \\ A`` never barks."""
+
+    states: frozenset[Proc]
+    watchdog: tuple[Events, str] | None = None
+    span: Span | None = field(default=None, compare=False)
+
+
 def operands(p: Proc) -> Iterator[Proc]:
     """The terms ``p`` is built from, syntactically: a call's body, a prefix's
     continuations, an operator's operands (evaluating lazy parts)."""
@@ -204,16 +270,18 @@ def operands(p: Proc) -> Iterator[Proc]:
     elif isinstance(p, Prefix):
         for e in p.events:
             yield p.cont(e)
-    elif isinstance(p, ExtChoice | IntChoice | GenParallel):
+    elif isinstance(p, ExtChoice | IntChoice | GenParallel | SyncExtChoice):
         yield from p.procs
     elif isinstance(p, AlphaParallel):
         for q, _ in p.procs:
             yield q
-    elif isinstance(p, SlidingChoice | Interrupt | SeqComp | LinkedParallel):
+    elif isinstance(p, SlidingChoice | Interrupt | SeqComp | LinkedParallel | ExceptionOp | SyncInterrupt):
         yield p.left
         yield p.right
-    elif isinstance(p, Hide | Rename):
+    elif isinstance(p, Hide | Rename | Prioritise | Chase):
         yield p.proc
+    elif isinstance(p, Determinise):
+        yield from p.states
 
 
 def unfold(p: Proc, budget: int) -> int:
