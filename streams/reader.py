@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -166,5 +166,72 @@ def end_offset(
                 _low, high = consumer.get_watermark_offsets(tp, cached=True)
                 if high is not None and high >= end:
                     return int(high)
+    finally:
+        consumer.close()
+
+
+def read_ranges(
+    bootstrap: str,
+    starts: Mapping[tuple[str, int], int],
+    stops: Mapping[tuple[str, int], int] | None = None,
+    *,
+    topics: tuple[str, ...] = (),
+    timeout_s: float = 60.0,
+    read_committed: bool = True,
+) -> Iterator[tuple[str, int, int, bytes | None, int]]:
+    """Yield ``(topic, partition, offset, value, timestamp_ms)`` of several partitions with one
+    consumer: each ``(topic, partition)`` from its start offset up to its end (its EOF, as in
+    :func:`read_to_end`), or up to ``stops[(topic, partition)]`` (exclusive) when given.
+
+    Every partition of ``topics`` that ``starts`` does not name is read from offset 0.
+    Partitions of topics that do not exist are empty. Fence records are skipped. Within a
+    partition records come in offset order; partitions interleave."""
+    stops = stops or {}
+    if not starts and not topics:
+        return
+    consumer = _consumer(bootstrap, read_committed)
+    try:
+        try:
+            md = consumer.list_topics(timeout=min(10.0, timeout_s))
+        except Exception as exc:
+            raise ReadTimeout(f"no metadata: {exc}") from None
+        exists = {(t, p) for t, tm in md.topics.items() if tm.error is None for p in tm.partitions}
+        todo = {k: s for k, s in starts.items() if k in exists}
+        for t in topics:
+            for k in exists:
+                if k[0] == t:
+                    todo.setdefault(k, 0)
+        todo = {k: s for k, s in todo.items() if k not in stops or stops[k] > s}
+        if not todo:
+            return
+        consumer.assign([TopicPartition(t, p, max(0, s)) for (t, p), s in todo.items()])
+        pending = set(todo)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise ReadTimeout(f"{sorted(pending)}: end of partition not reached within {timeout_s}s")
+            for msg in consumer.consume(10000, 0.2):
+                key = (str(msg.topic()), int(msg.partition() or 0))
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(key)
+                        continue
+                    if err.fatal() or not err.retriable():
+                        raise RuntimeError(f"{key[0]}[{key[1]}]: {err}")
+                    continue
+                if key not in pending:
+                    continue
+                offset = msg.offset() or 0
+                stop = stops.get(key)
+                if stop is not None and offset >= stop:
+                    pending.discard(key)
+                    continue
+                value = msg.value()
+                if value is None and is_platform_fence(value, msg.headers()):
+                    continue
+                yield key[0], key[1], offset, value, msg.timestamp()[1]
+                if stop is not None and offset + 1 >= stop:
+                    pending.discard(key)
     finally:
         consumer.close()
