@@ -27,7 +27,16 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from streams.clients import consumer_config, producer_config
-from streams.engine import MARKER_HEADER, is_platform_fence
+
+
+def is_platform_fence(value: bytes | None, headers: Any) -> bool:
+    """:func:`streams.engine.is_platform_fence`, imported on first use: the engine module is
+    heavy, and a CLI read that meets no value-less record never needs it."""
+    if value is not None or not headers:
+        return False
+    from streams.engine import is_platform_fence as check
+
+    return check(value, headers)
 
 
 class ReadTimeout(RuntimeError):
@@ -37,6 +46,8 @@ class ReadTimeout(RuntimeError):
 def append_fence(bootstrap: str, topic: str, partition: int, timeout_s: float = 15.0) -> bytes:
     """Append a fence record (the old end-of-partition mechanism). The platform no longer calls
     this: reading never writes to the topics users consume. Kept for compatibility."""
+    from streams.engine import MARKER_HEADER
+
     fence = uuid.uuid4().hex.encode()
     producer = Producer(producer_config(bootstrap))
     producer.produce(topic, value=None, partition=partition, headers=[(MARKER_HEADER, fence)])
@@ -88,7 +99,7 @@ def read_to_end(
         while True:
             if time.monotonic() > deadline:
                 raise ReadTimeout(f"{topic}[{partition}]: end of partition not reached within {timeout_s}s")
-            for msg in consumer.consume(10000, 0.2):
+            for msg in consumer.consume(10000, 0.01):  # it returns at its timeout: keep it short
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
@@ -210,7 +221,7 @@ def read_ranges(
         while pending:
             if time.monotonic() > deadline:
                 raise ReadTimeout(f"{sorted(pending)}: end of partition not reached within {timeout_s}s")
-            for msg in consumer.consume(10000, 0.2):
+            for msg in consumer.consume(10000, 0.01):  # a short wait: it returns at its timeout
                 key = (str(msg.topic()), int(msg.partition() or 0))
                 err = msg.error()
                 if err is not None:

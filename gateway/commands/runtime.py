@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -432,6 +432,7 @@ def tail(
     kcat habits: -o beginning|end|-N|OFFSET, -c COUNT, -e. -n N (= -o -N): the last N records:
     the last N (distinct, matching) records of each partition by offset, of which the N newest
     by Kafka timestamp, oldest first; only the end of each partition is read."""
+    from contextlib import nullcontext
     from itertools import islice
 
     if source not in ("auto", "kafka"):
@@ -453,27 +454,34 @@ def tail(
         raise _fail(f"-o {offset!r}: use beginning, end, -N or an offset", EXIT_INPUT)
     if exit_at_end:
         follow = False
-    with _platform(data_dir, namespace) as platform:
-        if channel is not None:
+    # the last N events or refusals, without following: no Platform (its import alone takes a while)
+    light = last is not None and channel is None and not follow
+    reader = _reader(data_dir, namespace, "kafka") if light else None
+    with nullcontext(None) if light else _platform(data_dir, namespace) as platform:
+        if platform is not None and channel is not None:
             system, channel = _resolve_channel(platform, channel, system)
             topic, schema = platform.topics.channel(system, channel), "ChannelMessage"
         else:
-            topic, schema = (platform.topics.refusals, "CspRefusal") if refusals else (platform.topics.events, "CspEvent")
+            topics = reader.topics if reader is not None else platform.topics  # type: ignore[union-attr]
+            topic, schema = (topics.refusals, "CspRefusal") if refusals else (topics.events, "CspEvent")
         key = (lambda r: (r["command_id"], 0)) if channel is None and refusals else None
         wait = None if follow else 1.0
-        if offset == "end" or start is not None:
-            rows: Iterable[dict[str, Any]] = platform.stream(
-                topic, schema, from_beginning=offset != "end", start_offset=start, timeout_s=wait, dedupe=key)  # fmt: skip
-        elif last is not None:
+
+        def wanted(rec: Mapping[str, Any]) -> bool:
+            return (instance is None or rec["instance_id"] == instance) and (
+                system is None or channel is not None or rec.get("system") == system)  # fmt: skip
+
+        if last is not None:
             from gateway.reads import tail as last_records
             from processors.csp.runtime.partitioning import partition_for
             from streams.admin import list_topics
 
-            nparts = list_topics(platform.bootstrap).get(topic, 0)
+            bootstrap = reader.bootstrap if reader is not None else platform.bootstrap  # type: ignore[union-attr]
+            codec = reader.codec() if reader is not None else platform.codec  # type: ignore[union-attr]
+            nparts = list_topics(bootstrap).get(topic, 0)
             parts = list(range(nparts))
             if instance is not None and channel is None and nparts:
                 parts = [partition_for(instance, nparts)]  # events and refusals are keyed by instance
-            codec = platform.codec
 
             def decode(value: bytes) -> dict[str, Any] | None:
                 try:
@@ -482,48 +490,51 @@ def tail(
                     return None
                 return rec if name == schema else None
 
-            rows, _read = last_records(
-                platform.bootstrap, topic, parts, decode,
-                key or (lambda r: (r.get("instance_id", ""), r.get("seq", -1))),
-                lambda r: (instance is None or r["instance_id"] == instance)
-                and (system is None or channel is not None or r.get("system") == system),
-                last, bounded=source == "auto")  # fmt: skip
-        elif not follow:
-            if channel is not None:
-                rows = platform.subscribe(channel, system=system, timeout_s=1.0)
-            else:
-                rows = platform.refusals() if refusals else platform.events(instance)
-        else:
-            rows = platform.stream(topic, schema, timeout_s=None, dedupe=key)
-
-        def wanted(rec: dict[str, Any]) -> bool:
-            return (instance is None or rec["instance_id"] == instance) and (
-                system is None or channel is not None or rec.get("system") == system)  # fmt: skip
-
-        selected: Iterable[dict[str, Any]] = (r for r in rows if wanted(r))
-        if last is not None:
-            tail_rows = list(selected)[-last:] if last else []
-            selected = tail_rows
+            rows, _read = last_records(bootstrap, topic, parts, decode,
+                                       key or (lambda r: (r.get("instance_id", ""), r.get("seq", -1))),
+                                       wanted, last, bounded=source == "auto")  # fmt: skip
+            selected: Iterable[dict[str, Any]] = rows
             if follow:
                 from itertools import chain
 
+                assert platform is not None
                 more = platform.stream(topic, schema, from_beginning=False, timeout_s=None, dedupe=key)
-                selected = chain(tail_rows, (r for r in more if wanted(r)))
+                selected = chain(rows, (r for r in more if wanted(r)))
+        else:
+            assert platform is not None
+            if offset == "end" or start is not None:
+                everything: Iterable[dict[str, Any]] = platform.stream(
+                    topic, schema, from_beginning=offset != "end", start_offset=start, timeout_s=wait, dedupe=key)  # fmt: skip
+            elif not follow:
+                if channel is not None:
+                    everything = platform.subscribe(channel, system=system, timeout_s=1.0)
+                else:
+                    everything = platform.refusals() if refusals else platform.events(instance)
+            else:
+                everything = platform.stream(topic, schema, timeout_s=None, dedupe=key)
+            selected = (r for r in everything if wanted(r))
+        out: list[str] = []
         for rec in islice(selected, count):
             if fmt == "csv":
                 csv_rows.append(rec)
-            elif as_json:
-                typer.echo(json.dumps(rec, default=lambda b: b.hex() if isinstance(b, bytes) else str(b)))
+                continue
+            if as_json:
+                line = json.dumps(rec, default=lambda b: b.hex() if isinstance(b, bytes) else str(b))
             elif channel is not None:
-                typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['event']} values={rec['values']}")
+                line = f"{rec['instance_id']} #{rec['seq']} {rec['event']} values={rec['values']}"
             elif refusals:
                 acc = rec.get("acceptable") or []
-                typer.echo(f"{rec['instance_id']} {rec.get('event') or '-'} {rec['reason']}: {rec['message']}"
-                           + (f" (acceptable: {', '.join(acc)})" if acc else ""))  # fmt: skip
+                line = (f"{rec['instance_id']} {rec.get('event') or '-'} {rec['reason']}: {rec['message']}"
+                        + (f" (acceptable: {', '.join(acc)})" if acc else ""))  # fmt: skip
             else:
-                typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['kind']:6} {rec['event']}  "
-                           f"[{rec['state_before']}->{rec['state_after']}]"
-                           + (f" choice {rec['choice']['chosen']}/{rec['choice']['options']}" if rec.get("choice") else ""))  # fmt: skip
+                line = (f"{rec['instance_id']} #{rec['seq']} {rec['kind']:6} {rec['event']}  "
+                        f"[{rec['state_before']}->{rec['state_after']}]"
+                        + (f" choice {rec['choice']['chosen']}/{rec['choice']['options']}" if rec.get("choice") else ""))  # fmt: skip
+            if follow:
+                typer.echo(line)  # as it comes
+            else:
+                out.append(line)
+        _write_lines(out)
     _csv(csv_rows)
 
 
