@@ -69,22 +69,30 @@ class Projection:
         self.timeout_s = timeout_s
 
     def query(self, sql: str, **params: str) -> list[list[Any]]:
+        """Rows of ``sql`` (JSONCompact)."""
+        data: list[list[Any]] = json.loads(self._post(sql + "\nFORMAT JSONCompact", params))["data"]
+        return data
+
+    def text(self, sql: str, **params: str) -> str:
+        """The result of ``sql`` as TabSeparated text (one line per row)."""
+        return self._post(sql + "\nFORMAT TabSeparated", params).decode()
+
+    def _post(self, sql: str, params: Mapping[str, str]) -> bytes:
         args = {f"param_{k}": v for k, v in params.items()}
         if self.database:
             args["database"] = self.database
         req = urllib.request.Request(
-            f"{self.url}/?{urllib.parse.urlencode(args)}", data=(sql + "\nFORMAT JSONCompact").encode(),
+            f"{self.url}/?{urllib.parse.urlencode(args)}", data=sql.encode(),
             headers={"X-ClickHouse-User": self.user, "X-ClickHouse-Key": self.password},
         )  # fmt: skip
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 - http(s) only
-                body = resp.read()
+                body: bytes = resp.read()
         except urllib.error.HTTPError as exc:
             raise ProjectionError(f"{self.where}: {exc.read().decode(errors='replace').strip()}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise ProjectionError(f"{self.where} does not answer: {exc}") from None
-        data: list[list[Any]] = json.loads(body)["data"]
-        return data
+        return body
 
     def positions(self, topics: Sequence[str]) -> dict[Key, int]:
         """Per partition of ``topics``: the first offset the projection does not hold."""
@@ -154,45 +162,91 @@ def _synth_snapshot(row: InstanceRow, updated_at: int = 0) -> dict[str, Any]:
             "status": status, "timestamp": updated_at, "command_offset": None}  # fmt: skip
 
 
-_CURRENT = """SELECT instance_id, argMax(tuple(system, version, state, seq, status), (row_version, offset)) AS s
-FROM instances WHERE topic IN ({ev:String}, {snap:String}) WHERE_MORE
-GROUP BY instance_id HAVING_CLAUSE ORDER BY instance_id"""
+# The current row of each instance: the highest row_version (snapshots outrank the event of their
+# seq); ReplacingMergeTree's FINAL keeps the last inserted of equal versions, i.e. the later record.
+_CURRENT = """SELECT COLUMNS FROM instances FINAL WHERE topic IN ({ev:String}, {snap:String}) WHERE_MORE
+ORDER BY instance_id"""
+_ROW = "instance_id, system, version, state, seq, status"
+# what `csp instances` prints (text), rendered by ClickHouse
+_TEXT = ("concat(instance_id, '  ', system, ' v', toString(version), '  state ', toString(state), '  seq ', "
+         "toString(seq), '  ', status)")  # fmt: skip
 
 
-def _current(where: str = "", having: str = "") -> str:
-    return _CURRENT.replace("WHERE_MORE", where).replace("HAVING_CLAUSE", having)
+def _current(columns: str = _ROW, where: str = "") -> str:
+    return _CURRENT.replace("COLUMNS", columns).replace("WHERE_MORE", where)
+
+
+def _tsv_field(value: str) -> str:
+    """A TabSeparated field's value (ClickHouse escapes backslash, tab, newline, ...)."""
+    if "\\" not in value:
+        return value
+    out, i = [], 0
+    while i < len(value):
+        c = value[i]
+        if c == "\\" and i + 1 < len(value):
+            nxt = value[i + 1]
+            out.append({"t": "\t", "n": "\n", "r": "\r", "0": "\0", "b": "\b", "f": "\f"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _rows(projection: Projection, sql: str, **params: str) -> list[InstanceRow]:
+    out: list[InstanceRow] = []
+    for line in projection.text(sql, **params).split("\n"):
+        if not line:
+            continue
+        iid, system, version, state, seq, status = (_tsv_field(f) for f in line.split("\t"))
+        out.append((iid, system, int(version), int(state), int(seq), status))
+    return out
+
+
+@dataclass
+class Instances:
+    """The instances read: ``rows``, or (text output, nothing to fold in) ``text``, the lines
+    ClickHouse rendered; ``count``: how many."""
+
+    rows: list[InstanceRow] | None
+    text: str | None
+    count: int
+    lag: Lag
 
 
 def instances(
     projection: Projection, bootstrap: str, topics: RuntimeTopics, codec: Callable[[], Codec],
-    lookup: Callable[[], Lookup], system: str | None = None,
-) -> tuple[list[InstanceRow], Lag]:  # fmt: skip
+    lookup: Callable[[], Lookup], system: str | None = None, text: bool = False,
+) -> Instances:  # fmt: skip
     """Every instance (of ``system``) from the projection's ``instances`` table, with the records
-    after its offsets folded in: the content of the full read's fold (``Platform.instances``)."""
+    after its offsets folded in: the content of the full read's fold (``Platform.instances``).
+    ``text``: when there is nothing to fold in, return the lines of ``csp instances`` as
+    ClickHouse renders them (no rows are parsed)."""
     lag = Lag(projection.where)
     lag.positions = projection.positions([topics.events, topics.snapshots])
-    params = {"ev": topics.events, "snap": topics.snapshots}
-    having = ""
-    if system is not None:
-        params["sys"] = system
-        having = "HAVING s.1 = {sys:String}"
-    rows = projection.query(_current(having=having), **params)
-    base: dict[str, InstanceRow] = {
-        str(iid): (str(iid), str(s[0]), int(s[1]), int(s[2]), int(s[3]), str(s[4])) for iid, s in rows
-    }
     got = _suffix(bootstrap, lag.positions, (topics.events, topics.snapshots), codec, lag)
     snaps, evs = got[topics.snapshots], got[topics.events]
+    params = {"ev": topics.events, "snap": topics.snapshots}
+    where = ""
+    if system is not None:
+        params["sys"] = system
+        where = "AND system = {sys:String}"
+    if text and not snaps and not evs:
+        blob = projection.text(_current(_TEXT, where), **params)
+        if "\\" not in blob:  # nothing escaped: the lines as they print
+            return Instances(None, blob, blob.count("\n"), lag)
+    base = {r[0]: r for r in _rows(projection, _current(where=where), **params)}
     if not snaps and not evs:
-        return list(base.values()), lag
+        return Instances(list(base.values()), None, len(base), lag)
     from processors.csp.runtime import fold
 
     touched = {r["instance_id"] for r in snaps} | {r["instance_id"] for r in evs}
     if system is not None:  # instances of other systems may be in the suffix: their base is needed too
         others = [i for i in touched if i not in base]
         if others:
-            for iid, s in projection.query(_current("AND instance_id IN {ids:Array(String)}"),
-                                           ids=_array(others), **params):  # fmt: skip
-                base[str(iid)] = (str(iid), str(s[0]), int(s[1]), int(s[2]), int(s[3]), str(s[4]))
+            for r in _rows(projection, _current(where="AND instance_id IN {ids:Array(String)}"),
+                           ids=_array(others), **params):  # fmt: skip
+                base[r[0]] = r
     synth = [_synth_snapshot(base[i]) for i in touched if i in base]
     folded = fold.recover(synth + snaps, evs, None, lookup(), strict=False)
     added = False
@@ -200,7 +254,8 @@ def instances(
         added = added or iid not in base
         base[iid] = (iid, inst.system, inst.version, inst.state, inst.seq, inst.status.value)
     out = sorted(base.values()) if added else list(base.values())
-    return [r for r in out if system is None or r[1] == system], lag
+    rows = [r for r in out if system is None or r[1] == system]
+    return Instances(rows, None, len(rows), lag)
 
 
 def _array(values: Iterable[str]) -> str:
@@ -235,9 +290,9 @@ def replay(
         for k in ("seq", "state_before", "state_after", "timestamp", "version"):
             e[k] = int(e[k])
         evs.append(e)
-    cur = projection.query(_current("AND instance_id = {i:String}"),
-                           ev=topics.events, snap=topics.snapshots, i=instance_id)  # fmt: skip
-    snaps = [_synth_snapshot((instance_id, str(s[0]), int(s[1]), int(s[2]), int(s[3]), str(s[4]))) for _i, s in cur]
+    cur = _rows(projection, _current(where="AND instance_id = {i:String}"),
+                ev=topics.events, snap=topics.snapshots, i=instance_id)  # fmt: skip
+    snaps = [_synth_snapshot(r) for r in cur]
     starts = {(t, partition): lag.positions.get((t, partition), 0) for t in (topics.events, topics.snapshots)}
     got = _suffix(bootstrap, starts, (topics.events, topics.snapshots), codec, lag, every_partition=False)
     snaps += [s for s in got[topics.snapshots] if s["instance_id"] == instance_id]

@@ -599,11 +599,20 @@ def instances(
         from gateway.reads import instances as fast_instances
 
         try:
-            rows, lag = fast_instances(reader.projection, reader.bootstrap, reader.topics, reader.codec,
-                                       reader.lookup, system)  # fmt: skip
-            typer.echo(str(lag), err=True)
+            got_fast = fast_instances(reader.projection, reader.bootstrap, reader.topics, reader.codec,
+                                      reader.lookup, system, text=fmt == "text")  # fmt: skip
         except ProjectionError as exc:
             _projection_failed(reader, source, exc)
+        else:
+            typer.echo(str(got_fast.lag), err=True)
+            if got_fast.text is not None:  # the lines as ClickHouse rendered them
+                import sys
+
+                sys.stdout.write(got_fast.text)
+                sys.stdout.flush()
+                typer.echo(f"{got_fast.count} instance(s)", err=True)
+                return
+            rows = got_fast.rows
     if rows is None:
         with _platform(data_dir, namespace) as platform:
             if index:
