@@ -275,6 +275,18 @@ def replay(
     after the projection's offsets (None: no such instance). Same fold as ``Platform.replay``."""
     from processors.csp.runtime import fold
 
+    pool = ThreadPoolExecutor(max_workers=1)
+    deployments = pool.submit(lookup)  # the registry is read while the projection and Kafka answer
+    try:
+        return _replay(projection, bootstrap, topics, codec, instance_id, partition, until, fold, deployments.result)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _replay(
+    projection: Projection, bootstrap: str, topics: RuntimeTopics, codec: Callable[[], Codec],
+    instance_id: str, partition: int, until: int | None, fold: Any, lookup: Callable[[], Lookup],
+) -> tuple[Replay | None, Lag]:  # fmt: skip
     lag = Lag(projection.where)
     pos = projection.positions([topics.events, topics.snapshots])
     lag.positions = {k: v for k, v in pos.items() if k[1] == partition}
@@ -299,7 +311,8 @@ def replay(
     evs += [e for e in got[topics.events] if e["instance_id"] == instance_id]
     if not snaps and not evs:
         return None, lag
-    return fold.replay(instance_id, snaps, evs, lookup(), until), lag
+    rep: Replay = fold.replay(instance_id, snaps, evs, lookup(), until)
+    return rep, lag
 
 
 @dataclass(frozen=True)

@@ -649,7 +649,6 @@ def replay(
     Its events come from the ClickHouse projection (plus its partition's records after the
     projection's offsets, from Kafka) when the projector runs; else, or with --source kafka,
     from a read of its whole partition."""
-    from gateway.sdk import PlatformError
     from processors.csp.runtime.fold import FoldError, Replay
 
     fmt = _fmt(fmt, as_json)
@@ -678,6 +677,8 @@ def replay(
             rep = got
             typer.echo(str(lag), err=True)
     if rep is None:
+        from gateway.sdk import PlatformError
+
         with _platform(data_dir, namespace) as platform:
             try:
                 rep = platform.replay(instance_id, until)
