@@ -244,8 +244,7 @@ def instances(
     if system is not None:  # instances of other systems may be in the suffix: their base is needed too
         others = [i for i in touched if i not in base]
         if others:
-            for r in _rows(projection, _current(where="AND instance_id IN {ids:Array(String)}"),
-                           ids=_array(others), **params):  # fmt: skip
+            for r in _rows(projection, _current(where=f"AND instance_id IN ({_literals(others)})"), **params):
                 base[r[0]] = r
     synth = [_synth_snapshot(base[i]) for i in touched if i in base]
     folded = fold.recover(synth + snaps, evs, None, lookup(), strict=False)
@@ -258,9 +257,9 @@ def instances(
     return Instances(rows, None, len(rows), lag)
 
 
-def _array(values: Iterable[str]) -> str:
-    """A ClickHouse Array(String) parameter literal."""
-    return "[" + ",".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values) + "]"
+def _literals(values: Iterable[str]) -> str:
+    """ClickHouse string literals, comma-separated (in the query's body: no URL length limit)."""
+    return ",".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
 
 
 _EVENT_COLS = ("seq", "event", "kind", "channel", "payload", "offer_id", "command_id", "state_before",
