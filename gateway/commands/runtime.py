@@ -323,9 +323,12 @@ def start(
             inst = platform.start(
                 system, version=version, params=params, instance_id=instance_id, timeout_s=timeout
             )
-        except NoAnswer as exc:
-            _print_row(fmt, {"instance_id": instance_id, "system": system, "version": version, "state": None,
-                             "status": None})  # the START stays on the log: the id finds the instance later
+        except NoAnswer as exc:  # the START stays on the log: the id finds the instance later
+            if fmt == "text":
+                typer.echo(instance_id)
+            else:
+                _print_row(fmt, {"instance_id": instance_id, "system": system, "version": version, "state": None,
+                                 "status": None})  # fmt: skip
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
         except PlatformError as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
