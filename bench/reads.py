@@ -9,10 +9,14 @@ them and the projection holds them, then times each command ``--repeat`` times (
 
 * fast: the default (``--source auto``): the ClickHouse projection plus the Kafka records after its
   offsets; ``tail -n`` reads each partition backwards from its end;
-* baseline: ``--source kafka``: the whole-log reads the commands always did (the old path).
+* baseline: ``--source kafka``: the whole-log reads the commands always did (the old path; it
+  shares the reader's shorter fetch waits of this branch);
+* ``--old-checkout DIR``: also the same commands run from another checkout (e.g. the code before
+  this change), without ``--source`` (its ``tail -o -20`` had another meaning, so only times);
+* the floor: ``csp version``, Python and the CLI's imports, which every command pays.
 
-It checks that both print the same stdout. Usage:
-python bench/reads.py [--instances 100000] [--offer-every 10] [--repeat 3]
+It checks that fast and baseline print the same stdout. Usage:
+python bench/reads.py [--instances 100000] [--offer-every 10] [--repeat 3] [--old-checkout DIR]
 Last line: RESULT instances_s=… systems_s=… tail_s=… replay_s=… n_instances=…
 """
 
@@ -37,9 +41,9 @@ from infra.settings import Settings  # noqa: E402
 from infra.stack import start_stack, stop_stack  # noqa: E402
 
 
-def cli(env: dict[str, str], *args: str) -> tuple[float, str, str]:
+def cli(env: dict[str, str], *args: str, cwd: Path = ROOT) -> tuple[float, str, str]:
     t = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=1800)  # fmt: skip
     dt = time.perf_counter() - t
     if done.returncode != 0:
@@ -52,6 +56,7 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=100_000)
     ap.add_argument("--offer-every", type=int, default=10, help="offer left.1 to every Nth instance")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--old-checkout", type=Path, help="also time the commands of this checkout (the old code)")
     args = ap.parse_args()
     n = args.instances
 
@@ -103,6 +108,11 @@ def main() -> None:
                 "replay": ["replay", replay_id],
             }
             fast: dict[str, float] = {}
+            floor = statistics.median(cli(env, "version")[0] for _ in range(args.repeat))
+            print(f"floor: csp version {floor:.2f}s (Python + the CLI's imports; load average "
+                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
+            old_env = dict(env, PYTHONPATH=str(args.old_checkout)) if args.old_checkout else None
+            old_args = {"tail": ["tail", "-o", "-20"]}
             for name, argv in commands.items():
                 times: dict[str, list[float]] = {"fast": [], "baseline": []}
                 outs: dict[str, str] = {}
@@ -113,11 +123,15 @@ def main() -> None:
                         outs[mode] = out
                         if mode == "fast" and "read from" in err:
                             lag = next(line for line in err.splitlines() if "read from" in line)
+                old = ""
+                if old_env is not None and args.old_checkout is not None:
+                    olds = [cli(old_env, *old_args.get(name, argv), cwd=args.old_checkout)[0] for _ in range(args.repeat)]
+                    old = f"  old checkout {statistics.median(olds):6.2f}s"
                 f, b = statistics.median(times["fast"]), statistics.median(times["baseline"])
                 fast[name] = f
                 same = outs["fast"] == outs["baseline"]
                 print(f"csp {' '.join(argv):24} fast {f:6.2f}s  baseline {b:6.2f}s  x{b / f:5.1f}  "
-                      f"same output: {'yes' if same else 'NO'} ({len(outs['fast'].splitlines())} lines)", flush=True)
+                      f"same output: {'yes' if same else 'NO'} ({len(outs['fast'].splitlines())} lines){old}", flush=True)
                 if name in ("instances", "replay") and "lag" in locals():
                     print(f"    {lag[:160]}")
                 if not same:
