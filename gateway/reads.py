@@ -289,6 +289,23 @@ def _replay(
     lag = Lag(projection.where)
     pos = projection.positions([topics.events, topics.snapshots])
     lag.positions = {k: v for k, v in pos.items() if k[1] == partition}
+    starts = {(t, partition): lag.positions.get((t, partition), 0) for t in (topics.events, topics.snapshots)}
+    with ThreadPoolExecutor(max_workers=1) as pool:  # Kafka's part while the projection answers
+        suffix = pool.submit(_suffix, bootstrap, starts, (topics.events, topics.snapshots), codec, lag, False)
+        evs, snaps = _projected_instance(projection, topics, instance_id)
+        got = suffix.result()
+    snaps += [s for s in got[topics.snapshots] if s["instance_id"] == instance_id]
+    evs += [e for e in got[topics.events] if e["instance_id"] == instance_id]
+    if not snaps and not evs:
+        return None, lag
+    rep: Replay = fold.replay(instance_id, snaps, evs, lookup(), until)
+    return rep, lag
+
+
+def _projected_instance(
+    projection: Projection, topics: RuntimeTopics, instance_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """An instance's events in the projection and its current row (as a snapshot record)."""
     rows = projection.query(
         "SELECT seq, event, kind, channel, payload, offer_id, command_id, state_before, state_after, "
         "toUnixTimestamp64Milli(time), command_offset, system, version FROM events "
@@ -303,15 +320,7 @@ def _replay(
         evs.append(e)
     cur = _rows(projection, _current(where="AND instance_id = {i:String}"),
                 ev=topics.events, snap=topics.snapshots, i=instance_id)  # fmt: skip
-    snaps = [_synth_snapshot(r) for r in cur]
-    starts = {(t, partition): lag.positions.get((t, partition), 0) for t in (topics.events, topics.snapshots)}
-    got = _suffix(bootstrap, starts, (topics.events, topics.snapshots), codec, lag, every_partition=False)
-    snaps += [s for s in got[topics.snapshots] if s["instance_id"] == instance_id]
-    evs += [e for e in got[topics.events] if e["instance_id"] == instance_id]
-    if not snaps and not evs:
-        return None, lag
-    rep: Replay = fold.replay(instance_id, snaps, evs, lookup(), until)
-    return rep, lag
+    return evs, [_synth_snapshot(r) for r in cur]
 
 
 @dataclass(frozen=True)
