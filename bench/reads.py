@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,11 +42,17 @@ from infra.settings import Settings  # noqa: E402
 from infra.stack import start_stack, stop_stack  # noqa: E402
 
 
+CPU: list[float] = []  # CPU seconds (user + sys) of each command run, in order
+
+
 def cli(env: dict[str, str], *args: str, cwd: Path = ROOT) -> tuple[float, str, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=1800)  # fmt: skip
     dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"csp {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
     return dt, done.stdout, done.stderr
@@ -109,17 +116,20 @@ def main() -> None:
             }
             fast: dict[str, float] = {}
             floor = statistics.median(cli(env, "version")[0] for _ in range(args.repeat))
-            print(f"floor: csp version {floor:.2f}s (Python + the CLI's imports; load average "
+            floor_cpu = statistics.median(CPU[-args.repeat:])
+            print(f"floor: csp version {floor:.2f}s (cpu {floor_cpu:.2f}s: Python + the CLI's imports; load average "
                   f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
             old_env = dict(env, PYTHONPATH=str(args.old_checkout)) if args.old_checkout else None
             old_args = {"tail": ["tail", "-o", "-20"]}
             for name, argv in commands.items():
                 times: dict[str, list[float]] = {"fast": [], "baseline": []}
+                cpu: dict[str, list[float]] = {"fast": [], "baseline": []}
                 outs: dict[str, str] = {}
                 for _ in range(args.repeat):
                     for mode, extra in (("fast", []), ("baseline", ["--source", "kafka"])):
                         dt, out, err = cli(env, *argv, *extra)
                         times[mode].append(dt)
+                        cpu[mode].append(CPU[-1])
                         outs[mode] = out
                         if mode == "fast" and "read from" in err:
                             lag = next(line for line in err.splitlines() if "read from" in line)
@@ -130,7 +140,8 @@ def main() -> None:
                 f, b = statistics.median(times["fast"]), statistics.median(times["baseline"])
                 fast[name] = f
                 same = outs["fast"] == outs["baseline"]
-                print(f"csp {' '.join(argv):24} fast {f:6.2f}s  baseline {b:6.2f}s  x{b / f:5.1f}  "
+                print(f"csp {' '.join(argv):24} fast {f:6.2f}s (cpu {statistics.median(cpu['fast']):.2f}s)  "
+                      f"baseline {b:6.2f}s (cpu {statistics.median(cpu['baseline']):.2f}s)  x{b / f:5.1f}  "
                       f"same output: {'yes' if same else 'NO'} ({len(outs['fast'].splitlines())} lines){old}", flush=True)
                 if name in ("instances", "replay") and "lag" in locals():
                     print(f"    {lag[:160]}")
