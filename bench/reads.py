@@ -41,7 +41,6 @@ from gateway.sdk import Platform  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.stack import start_stack, stop_stack  # noqa: E402
 
-
 CPU: list[float] = []  # CPU seconds (user + sys) of each command run, in order
 
 
