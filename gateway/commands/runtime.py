@@ -432,9 +432,9 @@ def tail(
 ) -> None:
     """Print the event log (deduplicated on (instance, seq)), a channel's messages, or the refusals.
 
-    kcat habits: -o beginning|end|-N|OFFSET, -c COUNT, -e. -n N (= -o -N): the last N records:
-    the last N (distinct, matching) records of each partition by offset, of which the N newest
-    by Kafka timestamp, oldest first; only the end of each partition is read."""
+    kcat habits: -o beginning|end|-N|OFFSET, -c COUNT, -e.
+
+    -n N (= -o -N): the last N records (of each partition's last N, the N newest), oldest first; reads only the partitions' ends."""
     from contextlib import nullcontext
     from itertools import islice
 
@@ -591,8 +591,7 @@ def instances(
 ) -> None:
     """List instances with their state, folded from the snapshots and the event log.
 
-    Served from the ClickHouse projection (plus the records it has not projected yet, read from
-    Kafka) when the projector runs; else, or with --source kafka, from the whole log."""
+    From the ClickHouse projection plus the newer records from Kafka when the projector runs; else (or --source kafka) from the whole log."""
     fmt = _fmt(fmt, as_json)
     as_json = fmt == "json"
     reader = _reader(data_dir, namespace, "kafka" if index else source)
@@ -649,9 +648,7 @@ def replay(
 ) -> None:
     """Rebuild an instance's state from its event log (up to --until) and print the trace.
 
-    Its events come from the ClickHouse projection (plus its partition's records after the
-    projection's offsets, from Kafka) when the projector runs; else, or with --source kafka,
-    from a read of its whole partition."""
+    From the ClickHouse projection plus the newer records from Kafka when the projector runs; else (or --source kafka) from its whole partition."""
     from processors.csp.runtime.fold import FoldError, Replay
 
     fmt = _fmt(fmt, as_json)

@@ -30,8 +30,7 @@ def systems(
 ) -> None:
     """List deployed systems: every version with its process, channels and assertion results.
 
-    Served from the ClickHouse projection (plus the registry records it has not projected yet)
-    when the projector runs; else, or with --source kafka, from the registry topic."""
+    From the ClickHouse projection plus the newer registry records when the projector runs; else (or --source kafka) from the registry topic."""
     if fmt not in ("text", "json", "csv"):
         raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
     rows: list[dict[str, Any]] | None = None
