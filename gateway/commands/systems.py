@@ -82,18 +82,28 @@ def systems(
 
 def undeploy(
     system: Annotated[str, typer.Argument(help="Deployed system")],
+    fmt: Annotated[str, typer.Option("--format", help="text | json | csv")] = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Remove SYSTEM: its links and bindings, and its versions from new starts (running instances keep running)."""
     from processors.channels.routes import RouteError
 
+    if fmt not in ("text", "json", "csv"):
+        raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
     with _platform(data_dir, namespace) as platform:
         try:
             versions = platform.undeploy(system)
         except RouteError as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
-    typer.echo(f"undeployed {system} (versions {', '.join(map(str, versions))})")
+    if fmt == "json":
+        typer.echo(json.dumps({"system": system, "versions": versions}))
+    elif fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(["system", "version"])
+        w.writerows([system, v] for v in versions)
+    else:
+        typer.echo(f"undeployed {system} (versions {', '.join(map(str, versions))})")
 
 
 def register(app: typer.Typer) -> None:

@@ -132,7 +132,8 @@ def test_fast_reads_match_the_whole_log(stack: tuple[str, Platform, Projector]) 
         for iid, ev in (("b1", "left.1"), ("b1", "left.2"), ("b2", "left.0"), ("o1", "left.2"), ("b1", "right.0")):
             csp("offer", iid, ev, "--namespace", ns)
         assert csp("stop", "b3", "--namespace", ns)[0] == 0
-        assert csp("undeploy", "other", "--namespace", ns)[0] == 0
+        code, out, _ = csp("undeploy", "other", "--format", "json", "--namespace", ns)
+        assert code == 0 and json.loads(out) == {"system": "other", "versions": [1]}, out
         projector.caught_up(platform)
         for args in READS:
             err = same_as_kafka(ns, *args)
