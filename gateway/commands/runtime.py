@@ -153,6 +153,8 @@ class _Reader:
     bootstrap: str
     namespace: str
     projection: Projection | None
+    partitions: dict[str, int]  # topic -> partition count, as the broker's probe answered
+    _codec: Codec | None = None
 
     @property
     def topics(self) -> RuntimeTopics:
@@ -161,9 +163,11 @@ class _Reader:
         return RuntimeTopics(self.namespace)
 
     def codec(self) -> Codec:
-        from schemas.codec import codec_from_settings
+        if self._codec is None:
+            from schemas.codec import codec_from_settings
 
-        return codec_from_settings(self.settings)
+            self._codec = codec_from_settings(self.settings)
+        return self._codec
 
     def lookup(self) -> Callable[[str, int | None], Deployment | None]:
         from processors.csp.runtime.registry import DeploymentStore
@@ -190,14 +194,19 @@ def _reader(data_dir: Path | None, namespace: str, source: str) -> _Reader:
         bootstrap = resolve_endpoints(settings).kafka_bootstrap
     except StackError as exc:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from None
-    _probe(bootstrap, settings.kafka_timeout_s)
+    from streams.admin import BrokerUnavailable, list_topics
+
+    try:  # the probe: one metadata request, whose topics serve the read
+        partitions = list_topics(bootstrap, settings.kafka_timeout_s)
+    except BrokerUnavailable as exc:
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from None
     projection = None
     if source != "kafka":
         projection = find_projection(settings.resolved_data_dir(), settings.clickhouse_url, namespace, bootstrap)
         if projection is None and source == "projection":
             raise _fail(f"no projection to read: no projector runs for {settings.resolved_data_dir()} and "
                         f"namespace {namespace!r} (`csp up` starts one)", EXIT_UNAVAILABLE)  # fmt: skip
-    return _Reader(settings, bootstrap, namespace, projection)
+    return _Reader(settings, bootstrap, namespace, projection, partitions)
 
 
 def _projection_failed(reader: _Reader, source: str, exc: Exception) -> None:
@@ -481,7 +490,7 @@ def tail(
 
             bootstrap = reader.bootstrap if reader is not None else platform.bootstrap  # type: ignore[union-attr]
             codec = reader.codec() if reader is not None else platform.codec  # type: ignore[union-attr]
-            nparts = list_topics(bootstrap).get(topic, 0)
+            nparts = (reader.partitions if reader is not None else list_topics(bootstrap)).get(topic, 0)
             parts = list(range(nparts))
             if instance is not None and channel is None and nparts:
                 parts = [partition_for(instance, nparts)]  # events and refusals are keyed by instance
@@ -660,10 +669,9 @@ def replay(
         from gateway.reads import ProjectionError
         from gateway.reads import replay as fast_replay
         from processors.csp.runtime.partitioning import partition_for
-        from streams.admin import list_topics
 
         topics = reader.topics
-        parts = list_topics(reader.bootstrap).get(topics.events, 0)
+        parts = reader.partitions.get(topics.events, 0)
         try:
             got, lag = fast_replay(reader.projection, reader.bootstrap, topics, reader.codec, reader.lookup,
                                    instance_id, partition_for(instance_id, max(1, parts)), until)  # fmt: skip
