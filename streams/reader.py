@@ -21,13 +21,22 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from streams.clients import consume_available, consumer_config, producer_config
-from streams.engine import MARKER_HEADER, is_platform_fence
+
+
+def is_platform_fence(value: bytes | None, headers: Any) -> bool:
+    """:func:`streams.engine.is_platform_fence`, imported on first use: the engine module is
+    heavy, and a CLI read that meets no value-less record never needs it."""
+    if value is not None or not headers:
+        return False
+    from streams.engine import is_platform_fence as check
+
+    return check(value, headers)
 
 
 class ReadTimeout(RuntimeError):
@@ -37,6 +46,8 @@ class ReadTimeout(RuntimeError):
 def append_fence(bootstrap: str, topic: str, partition: int, timeout_s: float = 15.0) -> bytes:
     """Append a fence record (the old end-of-partition mechanism). The platform no longer calls
     this: reading never writes to the topics users consume. Kept for compatibility."""
+    from streams.engine import MARKER_HEADER
+
     fence = uuid.uuid4().hex.encode()
     producer = Producer(producer_config(bootstrap))
     producer.produce(topic, value=None, partition=partition, headers=[(MARKER_HEADER, fence)])
@@ -50,7 +61,8 @@ def _consumer(bootstrap: str, read_committed: bool, **overrides: Any) -> Consume
         bootstrap,
         f"csp-reader-{uuid.uuid4().hex}",
         read_committed=read_committed,
-        **{"enable.partition.eof": True, **overrides},
+        # a fetch at the partition's end returns after 10 ms, not 100: a read ends that much sooner
+        **{"enable.partition.eof": True, "fetch.wait.max.ms": 10, **overrides},
     )
     return Consumer(conf)
 
@@ -166,5 +178,72 @@ def end_offset(
                 _low, high = consumer.get_watermark_offsets(tp, cached=True)
                 if high is not None and high >= end:
                     return int(high)
+    finally:
+        consumer.close()
+
+
+def read_ranges(
+    bootstrap: str,
+    starts: Mapping[tuple[str, int], int],
+    stops: Mapping[tuple[str, int], int] | None = None,
+    *,
+    topics: tuple[str, ...] = (),
+    timeout_s: float = 60.0,
+    read_committed: bool = True,
+) -> Iterator[tuple[str, int, int, bytes | None, int]]:
+    """Yield ``(topic, partition, offset, value, timestamp_ms)`` of several partitions with one
+    consumer: each ``(topic, partition)`` from its start offset up to its end (its EOF, as in
+    :func:`read_to_end`), or up to ``stops[(topic, partition)]`` (exclusive) when given.
+
+    Every partition of ``topics`` that ``starts`` does not name is read from offset 0.
+    Partitions of topics that do not exist are empty. Fence records are skipped. Within a
+    partition records come in offset order; partitions interleave."""
+    stops = stops or {}
+    if not starts and not topics:
+        return
+    consumer = _consumer(bootstrap, read_committed)
+    try:
+        try:
+            md = consumer.list_topics(timeout=min(10.0, timeout_s))
+        except Exception as exc:
+            raise ReadTimeout(f"no metadata: {exc}") from None
+        exists = {(t, p) for t, tm in md.topics.items() if tm.error is None for p in tm.partitions}
+        todo = {k: s for k, s in starts.items() if k in exists}
+        for t in topics:
+            for k in exists:
+                if k[0] == t:
+                    todo.setdefault(k, 0)
+        todo = {k: s for k, s in todo.items() if k not in stops or stops[k] > s}
+        if not todo:
+            return
+        consumer.assign([TopicPartition(t, p, max(0, s)) for (t, p), s in todo.items()])
+        pending = set(todo)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise ReadTimeout(f"{sorted(pending)}: end of partition not reached within {timeout_s}s")
+            for msg in consumer.consume(10000, 0.01):  # a short wait: it returns at its timeout
+                key = (str(msg.topic()), int(msg.partition() or 0))
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(key)
+                        continue
+                    if err.fatal() or not err.retriable():
+                        raise RuntimeError(f"{key[0]}[{key[1]}]: {err}")
+                    continue
+                if key not in pending:
+                    continue
+                offset = msg.offset() or 0
+                stop = stops.get(key)
+                if stop is not None and offset >= stop:
+                    pending.discard(key)
+                    continue
+                value = msg.value()
+                if value is None and is_platform_fence(value, msg.headers()):
+                    continue
+                yield key[0], key[1], offset, value, msg.timestamp()[1]
+                if stop is not None and offset + 1 >= stop:
+                    pending.discard(key)
     finally:
         consumer.close()

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
+    from gateway.reads import Projection
     from gateway.sdk import Platform
+    from infra.settings import Settings
+    from processors.csp.runtime.model import Deployment
+    from processors.csp.runtime.topics import RuntimeTopics
+    from schemas.codec import Codec
 
 EXIT_OK, EXIT_REFUSED, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -51,6 +57,14 @@ def _csv(rows: list[dict[str, Any]]) -> None:
     w.writeheader()
     for r in rows:
         w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
+
+
+def _print_row(fmt: str, row: dict[str, Any]) -> None:
+    """One record as a JSON object or a CSV header and row."""
+    if fmt == "csv":
+        _csv([row])
+    else:
+        typer.echo(json.dumps(row, default=str))
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -122,6 +136,94 @@ def _probe(bootstrap: str, timeout_s: float) -> None:
         wait_ready(bootstrap, timeout_s)
     except BrokerUnavailable as exc:
         raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+
+
+Source = Annotated[
+    str,
+    typer.Option("--source", help="auto (the ClickHouse projection when its projector runs, plus the newer "
+                 "records from Kafka; else Kafka) | projection | kafka (read the whole log: the reference)"),
+]
+
+
+@dataclass
+class _Reader:
+    """What a fast read needs: settings, the broker, the projection (None: read Kafka)."""
+
+    settings: Settings
+    bootstrap: str
+    namespace: str
+    projection: Projection | None
+    partitions: dict[str, int]  # topic -> partition count, as the broker's probe answered
+    _codec: Codec | None = None
+
+    @property
+    def topics(self) -> RuntimeTopics:
+        from processors.csp.runtime.topics import RuntimeTopics
+
+        return RuntimeTopics(self.namespace)
+
+    def codec(self) -> Codec:
+        if self._codec is None:
+            from schemas.codec import codec_from_settings
+
+            self._codec = codec_from_settings(self.settings)
+        return self._codec
+
+    def lookup(self) -> Callable[[str, int | None], Deployment | None]:
+        from processors.csp.runtime.registry import DeploymentStore
+
+        store = DeploymentStore(self.bootstrap, self.codec(), self.topics,
+                                compiled_dir=self.settings.resolved_data_dir() / "compiled")  # fmt: skip
+        store.refresh()
+        return store.lookup
+
+
+def _reader(data_dir: Path | None, namespace: str, source: str) -> _Reader:
+    """Settings, broker and projection of a read; exits 2 on a bad --source, 3 when there is no
+    stack, or with ``--source projection`` no projection."""
+    from gateway.reads import find_projection
+    from infra.endpoints import resolve_endpoints
+    from infra.settings import Settings
+    from infra.stack import StackError
+
+    if source not in ("auto", "projection", "kafka"):
+        raise _fail(f"--source {source!r}: use auto, projection or kafka", EXIT_INPUT)
+    _check_namespace(namespace)
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    try:
+        bootstrap = resolve_endpoints(settings).kafka_bootstrap
+    except StackError as exc:
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+    from streams.admin import BrokerUnavailable, list_topics
+
+    try:  # the probe: one metadata request, whose topics serve the read
+        partitions = list_topics(bootstrap, settings.kafka_timeout_s)
+    except BrokerUnavailable as exc:
+        raise _fail(str(exc), EXIT_UNAVAILABLE) from None
+    projection = None
+    if source != "kafka":
+        projection = find_projection(settings.resolved_data_dir(), settings.clickhouse_url, namespace, bootstrap)
+        if projection is None and source == "projection":
+            raise _fail(f"no projection to read: no projector runs for {settings.resolved_data_dir()} and "
+                        f"namespace {namespace!r} (`csp up` starts one)", EXIT_UNAVAILABLE)  # fmt: skip
+    return _Reader(settings, bootstrap, namespace, projection, partitions)
+
+
+def _projection_failed(reader: _Reader, source: str, exc: Exception) -> None:
+    """A projection read failed: exit 3 with ``--source projection``, else say so and read Kafka."""
+    if source == "projection":
+        raise _fail(str(exc), EXIT_UNAVAILABLE)
+    typer.echo(f"note: the projection did not answer ({exc}); reading Kafka", err=True)
+    reader.projection = None
+
+
+def _write_lines(lines: Iterable[str]) -> None:
+    """Print lines at once (100k lines one echo at a time cost seconds)."""
+    import sys
+
+    out = "".join(line + "\n" for line in lines)
+    sys.stdout.write(out)
+    sys.stdout.flush()
 
 
 def deploy(
@@ -209,12 +311,14 @@ def start(
     param: Annotated[list[str] | None, typer.Option("--param", help="key=value (repeatable)")] = None,
     instance_id: Annotated[str | None, typer.Option("--id", help="Instance id (default: generated)")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runtime")] = 30.0,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
-    """Start an instance of SYSTEM; prints its id."""
+    """Start an instance of SYSTEM; prints its id (json/csv: the id, system, version, state, status)."""
     from gateway.sdk import NoAnswer, PlatformError
 
+    fmt = _fmt(fmt)
     params: dict[str, str] = {}
     for p in param or []:
         k, sep, v = p.partition("=")
@@ -228,11 +332,19 @@ def start(
             inst = platform.start(
                 system, version=version, params=params, instance_id=instance_id, timeout_s=timeout
             )
-        except NoAnswer as exc:
-            typer.echo(instance_id)  # the START stays on the log: the id finds the instance later
+        except NoAnswer as exc:  # the START stays on the log: the id finds the instance later
+            if fmt == "text":
+                typer.echo(instance_id)
+            else:
+                _print_row(fmt, {"instance_id": instance_id, "system": system, "version": version, "state": None,
+                                 "status": None})  # fmt: skip
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
         except PlatformError as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
+    if fmt != "text":
+        _print_row(fmt, {"instance_id": inst.instance_id, "system": inst.system, "version": inst.version,
+                         "state": inst.snapshot["state"], "status": inst.snapshot["status"]})  # fmt: skip
+        return
     typer.echo(inst.instance_id)
     typer.echo(
         f"  {inst.system} v{inst.version}, state {inst.snapshot['state']}, {inst.snapshot['status']}",
@@ -274,19 +386,29 @@ def offer(
 def stop(
     instance_id: Annotated[str, typer.Argument(help="Instance id")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runtime")] = 30.0,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
-    """Stop an instance."""
+    """Stop an instance; prints its final status (json/csv: the id, status, state, seq, or the refusal)."""
     from gateway.sdk import PlatformError
 
+    fmt = _fmt(fmt)
+    _check_instance_id(instance_id)
     with _platform(data_dir, namespace) as platform:
         try:
             got = platform.stop(instance_id, timeout_s=timeout)
         except PlatformError as exc:
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
     if "reason" in got:
+        if fmt != "text":
+            _print_row(fmt, {"instance_id": instance_id, "stopped": False, "reason": got["reason"],
+                             "message": got.get("message")})  # fmt: skip
         raise _fail(f"{got['reason']}: {got['message']}", EXIT_REFUSED)
+    if fmt != "text":
+        _print_row(fmt, {"instance_id": instance_id, "stopped": True, "status": got.get("status"),
+                         "state": got.get("state"), "seq": got.get("seq")})  # fmt: skip
+        return
     typer.echo(f"{instance_id}: {got.get('status')}")
 
 
@@ -305,6 +427,13 @@ def tail(
     ] = "beginning",
     count: Annotated[int | None, typer.Option("--count", "-c", min=1, help="Exit after COUNT records")] = None,
     exit_at_end: Annotated[bool, typer.Option("--exit", "-e", help="Exit at the end of the log (the default unless -f or -o end)")] = False,
+    lines: Annotated[
+        int | None, typer.Option("--lines", "-n", min=0, help="The last N records (= -o -N)", show_default=False)
+    ] = None,
+    source: Annotated[
+        str, typer.Option("--source", help="-n/-o -N: auto (read each partition backwards from its end, only as "
+                          "far as needed) | kafka (read whole partitions: the reference)"),
+    ] = "auto",
     as_json: Json = False,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
@@ -312,9 +441,16 @@ def tail(
 ) -> None:
     """Print the event log (deduplicated on (instance, seq)), a channel's messages, or the refusals.
 
-    kcat habits: -o beginning|end|-N|OFFSET, -c COUNT, -e."""
+    kcat habits: -o beginning|end|-N|OFFSET, -c COUNT, -e.
+
+    -n N (= -o -N): the last N records (of each partition's last N, the N newest), oldest first; reads only the partitions' ends."""
+    from contextlib import nullcontext
     from itertools import islice
 
+    if source not in ("auto", "kafka"):
+        raise _fail(f"--source {source!r}: use auto or kafka", EXIT_INPUT)
+    if lines is not None:
+        offset = f"-{lines}"
     fmt = _fmt(fmt, as_json)
     as_json = fmt == "json"
     csv_rows: list[dict[str, Any]] = []
@@ -330,53 +466,87 @@ def tail(
         raise _fail(f"-o {offset!r}: use beginning, end, -N or an offset", EXIT_INPUT)
     if exit_at_end:
         follow = False
-    with _platform(data_dir, namespace) as platform:
-        if channel is not None:
+    # the last N events or refusals, without following: no Platform (its import alone takes a while)
+    light = last is not None and channel is None and not follow
+    reader = _reader(data_dir, namespace, "kafka") if light else None
+    with nullcontext(None) if light else _platform(data_dir, namespace) as platform:
+        if platform is not None and channel is not None:
             system, channel = _resolve_channel(platform, channel, system)
             topic, schema = platform.topics.channel(system, channel), "ChannelMessage"
         else:
-            topic, schema = (platform.topics.refusals, "CspRefusal") if refusals else (platform.topics.events, "CspEvent")
+            topics = reader.topics if reader is not None else platform.topics  # type: ignore[union-attr]
+            topic, schema = (topics.refusals, "CspRefusal") if refusals else (topics.events, "CspEvent")
         key = (lambda r: (r["command_id"], 0)) if channel is None and refusals else None
         wait = None if follow else 1.0
-        if offset == "end" or start is not None:
-            rows: Iterable[dict[str, Any]] = platform.stream(
-                topic, schema, from_beginning=offset != "end", start_offset=start, timeout_s=wait, dedupe=key)  # fmt: skip
-        elif last is not None or not follow:
-            if channel is not None:
-                rows = platform.subscribe(channel, system=system, timeout_s=1.0)
-            else:
-                rows = platform.refusals() if refusals else platform.events(instance)
-        else:
-            rows = platform.stream(topic, schema, timeout_s=None, dedupe=key)
 
-        def wanted(rec: dict[str, Any]) -> bool:
+        def wanted(rec: Mapping[str, Any]) -> bool:
             return (instance is None or rec["instance_id"] == instance) and (
                 system is None or channel is not None or rec.get("system") == system)  # fmt: skip
 
-        selected: Iterable[dict[str, Any]] = (r for r in rows if wanted(r))
         if last is not None:
-            tail_rows = list(selected)[-last:] if last else []
-            selected = tail_rows
+            from gateway.reads import tail as last_records
+            from processors.csp.runtime.partitioning import partition_for
+            from streams.admin import list_topics
+
+            bootstrap = reader.bootstrap if reader is not None else platform.bootstrap  # type: ignore[union-attr]
+            codec = reader.codec() if reader is not None else platform.codec  # type: ignore[union-attr]
+            nparts = (reader.partitions if reader is not None else list_topics(bootstrap)).get(topic, 0)
+            parts = list(range(nparts))
+            if instance is not None and channel is None and nparts:
+                parts = [partition_for(instance, nparts)]  # events and refusals are keyed by instance
+
+            def decode(value: bytes) -> dict[str, Any] | None:
+                try:
+                    name, rec = codec.decode(value)
+                except Exception:  # noqa: BLE001 - skipped, as the full read skips it
+                    return None
+                return rec if name == schema else None
+
+            rows, _read = last_records(bootstrap, topic, parts, decode,
+                                       key or (lambda r: (r.get("instance_id", ""), r.get("seq", -1))),
+                                       wanted, last, bounded=source == "auto")  # fmt: skip
+            selected: Iterable[dict[str, Any]] = rows
             if follow:
                 from itertools import chain
 
+                assert platform is not None
                 more = platform.stream(topic, schema, from_beginning=False, timeout_s=None, dedupe=key)
-                selected = chain(tail_rows, (r for r in more if wanted(r)))
+                selected = chain(rows, (r for r in more if wanted(r)))
+        else:
+            assert platform is not None
+            if offset == "end" or start is not None:
+                everything: Iterable[dict[str, Any]] = platform.stream(
+                    topic, schema, from_beginning=offset != "end", start_offset=start, timeout_s=wait, dedupe=key)  # fmt: skip
+            elif not follow:
+                if channel is not None:
+                    everything = platform.subscribe(channel, system=system, timeout_s=1.0)
+                else:
+                    everything = platform.refusals() if refusals else platform.events(instance)
+            else:
+                everything = platform.stream(topic, schema, timeout_s=None, dedupe=key)
+            selected = (r for r in everything if wanted(r))
+        out: list[str] = []
         for rec in islice(selected, count):
             if fmt == "csv":
                 csv_rows.append(rec)
-            elif as_json:
-                typer.echo(json.dumps(rec, default=lambda b: b.hex() if isinstance(b, bytes) else str(b)))
+                continue
+            if as_json:
+                line = json.dumps(rec, default=lambda b: b.hex() if isinstance(b, bytes) else str(b))
             elif channel is not None:
-                typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['event']} values={rec['values']}")
+                line = f"{rec['instance_id']} #{rec['seq']} {rec['event']} values={rec['values']}"
             elif refusals:
                 acc = rec.get("acceptable") or []
-                typer.echo(f"{rec['instance_id']} {rec.get('event') or '-'} {rec['reason']}: {rec['message']}"
-                           + (f" (acceptable: {', '.join(acc)})" if acc else ""))  # fmt: skip
+                line = (f"{rec['instance_id']} {rec.get('event') or '-'} {rec['reason']}: {rec['message']}"
+                        + (f" (acceptable: {', '.join(acc)})" if acc else ""))  # fmt: skip
             else:
-                typer.echo(f"{rec['instance_id']} #{rec['seq']} {rec['kind']:6} {rec['event']}  "
-                           f"[{rec['state_before']}->{rec['state_after']}]"
-                           + (f" choice {rec['choice']['chosen']}/{rec['choice']['options']}" if rec.get("choice") else ""))  # fmt: skip
+                line = (f"{rec['instance_id']} #{rec['seq']} {rec['kind']:6} {rec['event']}  "
+                        f"[{rec['state_before']}->{rec['state_after']}]"
+                        + (f" choice {rec['choice']['chosen']}/{rec['choice']['options']}" if rec.get("choice") else ""))  # fmt: skip
+            if follow:
+                typer.echo(line)  # as it comes
+            else:
+                out.append(line)
+        _write_lines(out)
     _csv(csv_rows)
 
 
@@ -420,37 +590,58 @@ def _resolve_channel(platform: Platform, channel: str, system: str | None) -> tu
 def instances(
     system: Annotated[str | None, typer.Option("--system", help="Only this system")] = None,
     index: Annotated[
-        bool, typer.Option("--index", help="Serve from the incremental index in the data dir (reads only new records)")
+        bool, typer.Option("--index", help="Serve from the incremental SQLite index in the data dir (reads only new records)")
     ] = False,
+    source: Source = "auto",
     as_json: Json = False,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
-    """List instances with their state, folded from the snapshots and the event log."""
+    """List instances with their state, folded from the snapshots and the event log.
+
+    From the ClickHouse projection plus the newer records from Kafka when the projector runs; else (or --source kafka) from the whole log."""
     fmt = _fmt(fmt, as_json)
     as_json = fmt == "json"
-    with _platform(data_dir, namespace) as platform:
-        if index:
-            idx = platform.instance_index()
-            rows = idx.instances(system)
-            idx.close()
+    reader = _reader(data_dir, namespace, "kafka" if index else source)
+    rows: list[tuple[str, str, int, int, int, str]] | None = None
+    if reader.projection is not None:
+        from gateway.reads import ProjectionError
+        from gateway.reads import instances as fast_instances
+
+        try:
+            got_fast = fast_instances(reader.projection, reader.bootstrap, reader.topics, reader.codec,
+                                      reader.lookup, system, text=fmt == "text")  # fmt: skip
+        except ProjectionError as exc:
+            _projection_failed(reader, source, exc)
         else:
-            rows = [i for i in platform.instances() if system is None or i.system == system]
+            typer.echo(str(got_fast.lag), err=True)
+            if got_fast.text is not None:  # the lines as ClickHouse rendered them
+                import sys
+
+                sys.stdout.write(got_fast.text)
+                sys.stdout.flush()
+                typer.echo(f"{got_fast.count} instance(s)", err=True)
+                return
+            rows = got_fast.rows
+    if rows is None:
+        with _platform(data_dir, namespace) as platform:
+            if index:
+                idx = platform.instance_index()
+                got = idx.instances(system)
+                idx.close()
+            else:
+                got = [i for i in platform.instances() if system is None or i.system == system]
+        rows = [(i.instance_id, i.system, i.version, i.state, i.seq, i.status.value) for i in got]
+    keys = ("instance_id", "system", "version", "state", "seq", "status")
     if fmt == "csv":
-        _csv([{"instance_id": i.instance_id, "system": i.system, "version": i.version, "state": i.state,
-               "seq": i.seq, "status": i.status.value} for i in rows])  # fmt: skip
+        _csv([dict(zip(keys, r, strict=True)) for r in rows])
         return
-    for i in rows:
-        if as_json:
-            typer.echo(json.dumps({"instance_id": i.instance_id, "system": i.system, "version": i.version,
-                                   "state": i.state, "seq": i.seq, "status": i.status.value}))  # fmt: skip
-        else:
-            typer.echo(
-                f"{i.instance_id}  {i.system} v{i.version}  state {i.state}  seq {i.seq}  {i.status.value}"
-            )
-    if not as_json:
-        typer.echo(f"{len(rows)} instance(s)", err=True)
+    if as_json:
+        _write_lines(json.dumps(dict(zip(keys, r, strict=True))) for r in rows)
+        return
+    _write_lines(f"{r[0]}  {r[1]} v{r[2]}  state {r[3]}  seq {r[4]}  {r[5]}" for r in rows)
+    typer.echo(f"{len(rows)} instance(s)", err=True)
 
 
 def replay(
@@ -458,22 +649,49 @@ def replay(
     until: Annotated[
         int | None, typer.Option("--until", min=0, help="Rebuild the state after event SEQ")
     ] = None,
+    source: Source = "auto",
     as_json: Json = False,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
-    """Rebuild an instance's state from its event log (up to --until) and print the trace."""
-    from gateway.sdk import PlatformError
-    from processors.csp.runtime.fold import FoldError
+    """Rebuild an instance's state from its event log (up to --until) and print the trace.
+
+    From the ClickHouse projection plus the newer records from Kafka when the projector runs; else (or --source kafka) from its whole partition."""
+    from processors.csp.runtime.fold import FoldError, Replay
 
     fmt = _fmt(fmt, as_json)
     as_json = fmt == "json"
-    with _platform(data_dir, namespace) as platform:
+    _check_instance_id(instance_id)
+    reader = _reader(data_dir, namespace, source)
+    rep: Replay | None = None
+    if reader.projection is not None:
+        from gateway.reads import ProjectionError
+        from gateway.reads import replay as fast_replay
+        from processors.csp.runtime.partitioning import partition_for
+
+        topics = reader.topics
+        parts = reader.partitions.get(topics.events, 0)
         try:
-            rep = platform.replay(instance_id, until)
-        except (PlatformError, FoldError) as exc:
+            got, lag = fast_replay(reader.projection, reader.bootstrap, topics, reader.codec, reader.lookup,
+                                   instance_id, partition_for(instance_id, max(1, parts)), until)  # fmt: skip
+        except ProjectionError as exc:
+            _projection_failed(reader, source, exc)
+        except FoldError as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
+        else:
+            if got is None:
+                raise _fail(f"no instance {instance_id} in {topics.events}/{topics.snapshots}", EXIT_REFUSED)
+            rep = got
+            typer.echo(str(lag), err=True)
+    if rep is None:
+        from gateway.sdk import PlatformError
+
+        with _platform(data_dir, namespace) as platform:
+            try:
+                rep = platform.replay(instance_id, until)
+            except (PlatformError, FoldError) as exc:
+                raise _fail(str(exc), EXIT_REFUSED) from None
     inst = rep.instance
     if as_json:
         typer.echo(json.dumps({"instance_id": inst.instance_id, "state": inst.state, "seq": inst.seq,

@@ -23,7 +23,7 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -33,8 +33,10 @@ from processors.csp.runtime.model import ChannelSpec, Deployment
 from processors.csp.runtime.signing import TrustPolicy
 from processors.csp.runtime.topics import RuntimeTopics
 from streams.clients import producer_config
-from streams.engine import Codec
 from streams.reader import read_to_end
+
+if TYPE_CHECKING:  # the engine module is heavy: `csp replay` and the SDK need only the protocol's name
+    from streams.engine import Codec
 
 REGISTRY_SCHEMA = "CspRegistryRecord"
 ROUTE_SCHEMA = "CspRoute"  # links and service bindings (processors/channels/routes.py)
