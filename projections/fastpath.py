@@ -28,9 +28,9 @@ import json
 import os
 import tempfile
 import uuid
-from operator import attrgetter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -143,11 +143,11 @@ def insert_events(client: Any, records: Sequence[LogRecord], writer_schema: Mapp
     """Insert the ``events`` and ``instances`` rows of CspEvent ``records`` (one topic, one
     writer schema, none without a value) through the chdb ``client``, under ``token``.
     Raises if ClickHouse cannot read them; a table whose insert raised holds none of them."""
-    topics = {r.topic for r in records}
+    topics = set(map(attrgetter("topic"), records))
     if len(topics) != 1:
         raise ValueError(f"one topic per group, got {sorted(topics)}")
-    values = [r.value for r in records if r.value is not None]
-    if len(values) != len(records):
+    values: list[bytes] = list(map(_VALUE, records))
+    if None in values:
         raise ValueError("a record without a value")
     body = container(framed(writer_schema), values)
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -175,26 +175,32 @@ class Group:
     records: list[LogRecord]
 
 
-def split(records: Sequence[LogRecord], is_events: Callable[[str], bool],
+def split(batches: Sequence[Sequence[LogRecord]], is_events: Callable[[str], bool],
           writer_of: Callable[[int], tuple[str, Mapping[str, Any]]], fast_min: int) -> tuple[list[LogRecord], list[Group]]:
-    """Pure (given ``writer_of``): the records of a round the fast path takes, as groups
-    of at least ``fast_min`` records of an events topic (``is_events``), one CspEvent writer
-    schema and no headers; and the others, in their order. A function of the records only,
-    so a round read again after a crash splits the same way."""
+    """Pure (given ``writer_of``): of a round's ``batches`` (each of one topic-partition, in
+    log order), the records the fast path takes, as groups of at least ``fast_min`` records
+    of an events topic (``is_events``), one CspEvent writer schema and no headers; and the
+    others, in log order. A function of the records only, so a round read again after a
+    crash splits the same way."""
     by_key: dict[tuple[str, int], list[LogRecord]] = {}
     rest: list[LogRecord] = []
-    topics = {t: is_events(t) for t in {r.topic for r in records}}
-    for rec in records:
-        v = rec.value
-        if not topics[rec.topic] or rec.headers or v is None or len(v) < 5 or v[0]:
-            rest.append(rec)
+    for batch in batches:
+        if not batch:
             continue
-        key = (rec.topic, int.from_bytes(v[1:5], "big"))
-        group = by_key.get(key)
-        if group is None:
-            by_key[key] = [rec]
-        else:
-            group.append(rec)
+        topic = batch[0].topic
+        if not is_events(topic):
+            rest.extend(batch)
+            continue
+        frame = _one_frame(batch)
+        if frame is not None:  # the usual case, checked at C speed: one schema, no headers
+            by_key.setdefault((topic, frame), []).extend(batch)
+            continue
+        for rec in batch:
+            v = rec.value
+            if rec.headers or v is None or len(v) < 5 or v[0]:
+                rest.append(rec)
+            else:
+                by_key.setdefault((topic, int.from_bytes(v[1:5], "big")), []).append(rec)
     groups: list[Group] = []
     moved = False
     for (topic, sid), recs in sorted(by_key.items()):
@@ -210,3 +216,21 @@ def split(records: Sequence[LogRecord], is_events: Callable[[str], bool],
     if moved:
         rest.sort(key=lambda r: (r.topic, r.partition, r.offset))  # back in log order
     return rest, groups
+
+
+_VALUE, _HEADERS, _FRAME = attrgetter("value"), attrgetter("headers"), itemgetter(slice(0, 5))
+
+
+def _one_frame(batch: Sequence[LogRecord]) -> int | None:
+    """The schema id every record of ``batch`` is framed with, if they all are with the
+    same one and none has headers; else None."""
+    if any(map(_HEADERS, batch)):
+        return None
+    try:
+        frames = set(map(_FRAME, map(_VALUE, batch)))
+    except TypeError:  # a record without a value
+        return None
+    if len(frames) != 1:
+        return None
+    frame = frames.pop()
+    return int.from_bytes(frame[1:], "big") if len(frame) == 5 and frame[0] == 0 else None

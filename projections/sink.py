@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import pyarrow as pa
@@ -184,10 +185,10 @@ class Sink:
         meta = ["topic", "partition", "first_offset", "last_offset", "rows", "done", "round"]
         ordered = sorted(batches, key=lambda b: (b[0].topic, b[0].partition))
         token = round_token([plan for plan, _r, _x in ordered])
-        records = [rec for _plan, recs, _x in ordered for rec in recs]
+        records = list(chain.from_iterable(recs for _plan, recs, _x in ordered))
         recovering = any(x for _p, _r, x in ordered)
         with self.lock:
-            slow, groups = self._split(records)
+            slow, groups = self._split([recs for _plan, recs, _x in ordered])
             tables = build_rows(slow, self.codec, self.namespace)
             counts: dict[tuple[str, int], int] = {}
             for plan, recs, _x in ordered:
@@ -203,10 +204,10 @@ class Sink:
             self.rows_written += total
         return total
 
-    def _split(self, records: Sequence[LogRecord]) -> tuple[list[LogRecord], list[Group]]:
+    def _split(self, batches: Sequence[Sequence[LogRecord]]) -> tuple[list[LogRecord], list[Group]]:
         if self.decoder is None:
-            return list(records), []
-        return split(records, lambda t: logical_topic(t, self.namespace) == "csp.events",
+            return list(chain.from_iterable(batches)), []
+        return split(batches, lambda t: logical_topic(t, self.namespace) == "csp.events",
                      self.codec.registry.raw_by_id, self.fast_min)
 
     def _insert_fast(self, groups: Sequence[Group], token: str, *, shared: bool) -> int:
