@@ -83,13 +83,15 @@ def _zbytes(b: bytes) -> bytes:
     return _zlong(len(b)) + b
 
 
-def container(schema: Any, bodies: Sequence[bytes]) -> bytes:
-    """Pure: an Avro object container file with one block holding ``bodies`` (encoded records)."""
+def container(schema: Any, bodies: Sequence[bytes]) -> list[bytes]:
+    """Pure: the pieces, in order, of an Avro object container file with one block holding
+    ``bodies`` (encoded records); written with ``writelines``, the bodies are not copied
+    into one buffer first."""
     sync = uuid.uuid4().bytes
     meta = {"avro.schema": json.dumps(schema).encode(), "avro.codec": b"null"}
     header = MAGIC + _zlong(len(meta)) + b"".join(_zbytes(k.encode()) + _zbytes(v) for k, v in meta.items())
-    block = b"".join(bodies)
-    return header + b"\x00" + sync + _zlong(len(bodies)) + _zlong(len(block)) + block + sync
+    size = sum(map(len, bodies))
+    return [header + b"\x00" + sync + _zlong(len(bodies)) + _zlong(size), *bodies, sync]
 
 
 def framed(writer_schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,23 +120,24 @@ def schema_id(value: bytes | None) -> int | None:
     return int.from_bytes(value[1:5], "big")
 
 
-def _literal(text: str) -> str:
+def sql_string(text: str) -> str:
+    """Pure: ``text`` as a ClickHouse string literal."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def statements(topic: str, avro: str, coords: str, token: str) -> dict[str, str]:
     """Pure: the ``INSERT ... SELECT`` of each table (``events``, ``instances``) over the files."""
-    source = f"file({_literal(avro)}, 'Avro') AS a PASTE JOIN file({_literal(coords)}, 'RowBinary', '{_COORDS_STRUCTURE}') AS c"
-    settings = f"SETTINGS insert_deduplication_token = {_literal(token)}, {_SETTINGS}"
+    source = f"file({sql_string(avro)}, 'Avro') AS a PASTE JOIN file({sql_string(coords)}, 'RowBinary', '{_COORDS_STRUCTURE}') AS c"
+    settings = f"SETTINGS insert_deduplication_token = {sql_string(token)}, {_SETTINGS}"
     names = ", ".join(("`topic`", *_SOURCE, *(f"`{n}`" for n in _EVENT_COLUMNS)))
-    exprs = ", ".join((_literal(topic), *_SOURCE_EXPRS, *_EVENT_COLUMNS.values()))
+    exprs = ", ".join((sql_string(topic), *_SOURCE_EXPRS, *_EVENT_COLUMNS.values()))
     events = f"INSERT INTO {EVENTS.name} ({names}) {settings} SELECT {exprs} FROM {source}"
     # the last row of each instance: highest seq, then the latest record (partition, offset)
     last = ", ".join((*_SOURCE_EXPRS, *_INSTANCE_COLUMNS.values()))
     inner = (f"SELECT a.instance_id AS _id, argMax(tuple({last}), (toUInt64(a.seq), c.p, c.o)) AS _row"
              f" FROM {source} GROUP BY a.instance_id")
     names = ", ".join(("`topic`", *_SOURCE, *(f"`{n}`" for n in _INSTANCE_COLUMNS)))
-    exprs = ", ".join((_literal(topic), *(f"_row.{i}" for i in range(1, len(_SOURCE) + len(_INSTANCE_COLUMNS) + 1))))
+    exprs = ", ".join((sql_string(topic), *(f"_row.{i}" for i in range(1, len(_SOURCE) + len(_INSTANCE_COLUMNS) + 1))))
     instances = f"INSERT INTO {INSTANCES.name} ({names}) {settings} SELECT {exprs} FROM ({inner})"
     return {EVENTS.name: events, INSTANCES.name: instances}
 
@@ -149,15 +152,14 @@ def insert_events(client: Any, records: Sequence[LogRecord], writer_schema: Mapp
     values: list[bytes] = list(map(_VALUE, records))
     if None in values:
         raise ValueError("a record without a value")
-    body = container(framed(writer_schema), values)
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     paths: list[str] = []
     try:
-        for suffix, data in ((".avro", body), (".bin", coordinates(records))):
+        for suffix, pieces in ((".avro", container(framed(writer_schema), values)), (".bin", [coordinates(records)])):
             fd, path = tempfile.mkstemp(prefix="csp-batch-", suffix=suffix, dir=shm)
             paths.append(path)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+            with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+                fh.writelines(pieces)
         for sql in statements(topics.pop(), paths[0], paths[1], token).values():
             client.command(sql)
     finally:

@@ -33,13 +33,14 @@ import pyarrow as pa
 
 from projections.audit_sink import AuditSink
 from projections.ddl import SCHEMA_VERSION, statements
-from projections.fastpath import Group, insert_events, split
+from projections.fastpath import Group, insert_events, split, sql_string
 from projections.tables import DEAD_LETTERS, EVENTS, INSTANCES, Table, tables_for
 from projections.txread import LogRecord
 from schemas.codec import Codec
 from streams.engine import MARKER_HEADER
 
 PROCESSOR = "projector"
+_META = "topic, partition, first_offset, last_offset, rows, done, round"
 _FAST_TABLES = frozenset({EVENTS.name, INSTANCES.name})  # the tables the fast path fills
 
 
@@ -182,7 +183,6 @@ class Sink:
         their plans, the inserts of each table under the round's token, one insert of their
         commits. Returns the number of projected rows (for records ClickHouse decodes, the
         ``events`` rows: it computes their ``instances`` rows itself)."""
-        meta = ["topic", "partition", "first_offset", "last_offset", "rows", "done", "round"]
         ordered = sorted(batches, key=lambda b: (b[0].topic, b[0].partition))
         token = round_token([plan for plan, _r, _x in ordered])
         records = list(chain.from_iterable(recs for _plan, recs, _x in ordered))
@@ -194,15 +194,22 @@ class Sink:
             for plan, recs, _x in ordered:
                 counts[(plan.topic, plan.partition)] = counts.get((plan.topic, plan.partition), 0) + len(recs)
             plans = [[p.topic, p.partition, p.first, p.last, counts.get((p.topic, p.partition), 0)] for p, *_x in ordered]
-            self.client.insert("projector_batches", [[*row, 0, token] for row in plans], column_names=meta)
+            self._bookkeeping(plans, 0, token)
             total = self._insert(records, recovering, tables, token)
             total += self._insert_fast(groups, token, shared=bool(len(groups) > 1 or _FAST_TABLES & tables.keys()))
             if self.before_commit is not None:
                 for plan, *_rest in ordered:
                     self.before_commit(plan)
-            self.client.insert("projector_batches", [[*row, 1, token] for row in plans], column_names=meta)
+            self._bookkeeping(plans, 1, token)
             self.rows_written += total
         return total
+
+    def _bookkeeping(self, plans: Sequence[Sequence[Any]], done: int, token: str) -> None:
+        """One insert of the round's plans (``done = 0``) or commits (``done = 1``): a
+        statement with its VALUES, no data file (a few ms less per round on chdb)."""
+        values = ", ".join(f"({sql_string(t)}, {int(p)}, {int(f)}, {int(last)}, {int(n)}, {done}, {sql_string(token)})"
+                           for t, p, f, last, n in plans)
+        self.client.command(f"INSERT INTO projector_batches ({_META}) VALUES {values}")
 
     def _split(self, batches: Sequence[Sequence[LogRecord]]) -> tuple[list[LogRecord], list[Group]]:
         if self.decoder is None:
