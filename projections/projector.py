@@ -162,6 +162,13 @@ class Projector:
             n += self.sink.write_many(work)
         return n
 
+    def _until_due(self) -> float | None:
+        """Seconds until the oldest pending records are due (None: nothing pending)."""
+        if not self._pending:
+            return None
+        oldest = min(p.since for p in self._pending.values())
+        return max(0.0, oldest + self.batch_ms / 1000 - time.monotonic())
+
     def _backlog(self) -> int:
         return sum(len(p.records) for p in self._pending.values())
 
@@ -179,10 +186,17 @@ class Projector:
         writing: asyncio.Future[int] | None = None
         try:
             while not stop.is_set():
-                if fetching is None and self._backlog() < self.max_pending:
+                # (an interrupted round is read back in full, however long it was)
+                if fetching is None and (self._backlog() < self.max_pending or self._redo):
                     fetching = asyncio.ensure_future(reader.fetch())
-                await asyncio.wait([f for f in (fetching, writing) if f is not None],
-                                   return_when=asyncio.FIRST_COMPLETED)
+                # wake up for whichever comes first: a fetch, the round's end, or (the writer
+                # idle) the moment the oldest pending records are due
+                waits = [f for f in (fetching, writing) if f is not None]
+                timeout = self._until_due() if writing is None else None
+                if waits:
+                    await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                else:  # read ahead in full, nothing due yet
+                    await asyncio.sleep(timeout or 0.0)
                 if writing is not None and writing.done():
                     writing.result()  # a failed round stops the projector: it resumes from the sink
                     writing = None
