@@ -83,7 +83,7 @@ def _count(client: Any, table: str, topic: str) -> int:
 
 def _events(ns: str, n: int) -> list[LogRecord]:
     c = codec()
-    return [_rec(o, c.encode("CspEvent", sample(c, "CspEvent", instance_id=f"i-{o % 5}", seq=o + 1, system="sys")),
+    return [_rec(o, c.encode("CspEvent", sample(c, "CspEvent", instance_id=f"{ns}-{o % 5}", seq=o + 1, system="sys")),
                  topic=f"{ns}.csp.events") for o in range(n)]
 
 
