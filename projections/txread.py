@@ -128,11 +128,10 @@ def parse_batches(topic: str, partition: int, data: bytes) -> Iterable[BatchView
             first = next(iter(batch), None)
             control = first is not None and ControlRecord.parse(first.key) == ABORT_MARKER
         else:
-            make = LogRecord
-            for r in batch:
-                headers = r.headers
-                recs.append(make(topic, partition, r.offset, r.key, r.value, r.timestamp,
-                                 tuple((k, v) for k, v in headers) if headers else ()))
+            new, cls = tuple.__new__, LogRecord  # the named tuple's own __new__ is a Python call
+            recs = [new(cls, (topic, partition, r.offset, r.key, r.value, r.timestamp,
+                              tuple((k, v) for k, v in r.headers) if r.headers else ()))
+                    for r in batch]
         yield BatchView(
             batch.base_offset, batch.next_offset, batch.producer_id if batch.producer_id is not None else -1,
             bool(batch.is_transactional), control, recs,
