@@ -10,8 +10,9 @@ Each pass is timed from its start (connecting included) until its last record is
 consumed (raw, reader) or queryable in ClickHouse (projection).
 2. **reader**: the projector's committed-only reader (``projections.txread``) alone.
 3. **projection**: the projector (``projections.projector.Projector``, no audit step),
-   from an empty sink until every row is in ClickHouse: reading, Avro decoding, Arrow
-   inserts with dedup tokens, and the plan/commit rows of every batch.
+   from an empty sink until every row is in ClickHouse: reading, Avro decoding (by
+   ClickHouse on the fast path), inserts with dedup tokens, and the plan/commit rows of
+   every round.
 
 Then, with the projector still running, a producer (in a process of its own) sends ``--rate`` events/s for
 ``--seconds`` seconds; each record's produce-to-queryable latency is the time from its

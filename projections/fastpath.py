@@ -1,19 +1,25 @@
-"""The fast path for the event log: ClickHouse decodes the Avro, the sink inserts Arrow.
+"""The fast path for the event log: ClickHouse decodes the Avro and inserts the rows itself.
 
 Decoding every record with fastavro and building rows in Python costs ~10-15 µs a record.
-For ``csp.events`` (the bulk of the traffic) the projector instead hands the batch's Avro
-bodies to the embedded ClickHouse: it strips the 5-byte Confluent header of each record,
-concatenates the bodies into one block of an Avro object container file (the writer's
-schema in its header; nothing is re-encoded), and reads it back with
-``SELECT ... FROM file(path, 'Avro')`` as an Arrow table, the column expressions below
-doing what :mod:`projections.tables`' getters do. The source coordinates (topic,
-partition, offset, Kafka time) are Arrow arrays built from the batch and joined by row
-number. The result is inserted with Arrow like every other table.
+For ``csp.events`` (the bulk of the traffic) the projector instead hands a group of records
+(one topic, one writer schema) to the embedded ClickHouse as two files in ``/dev/shm``:
 
-It is used only when the sink is the embedded chdb (the file is local) and only for records
-of one writer schema; anything it cannot handle goes the Python way
-(:func:`projections.sink.build_rows`), which stays the reference: a test checks both give
-the same rows.
+* the values as they are, one block of an Avro object container file whose schema is
+  the writer's with a first field of 5 bytes that reads the Confluent header (magic byte,
+  schema id): nothing is copied or re-encoded;
+* the source coordinates (partition, offset, Kafka time) of the same records, row by row,
+  as ``RowBinary`` built with numpy.
+
+``INSERT INTO events SELECT ... FROM file(avro) PASTE JOIN file(coordinates)`` joins them by
+row number (one thread, so in file order); the column expressions below do what
+:mod:`projections.tables`' getters do. ``instances`` gets each instance's last row
+(highest seq, then offset) from a second ``INSERT ... SELECT ... LIMIT 1 BY`` over the same
+files. No row comes back to Python, and the GIL is free while ClickHouse works.
+
+Each insert is squashed into one block (``min_insert_block_size_*``), so it goes in whole or
+not at all, under the caller's deduplication token: the Python path
+(:func:`projections.sink.build_rows`) can redo a group that failed here under the same
+token. That path stays the reference: a test checks both give the same rows.
 """
 
 from __future__ import annotations
@@ -22,28 +28,45 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import numpy as np
 
-from projections.tables import EVENTS, INSTANCES, Table
+from projections.tables import EVENTS, INSTANCES
 from projections.txread import LogRecord
 from schemas.codec import strip_time_logical_types
 
 MAGIC = b"Obj\x01"
+FRAME_FIELD = "_csp_frame"
 
-# Value columns of each table as ClickHouse expressions over the CspEvent fields.
+# Value columns of `events` as ClickHouse expressions over the CspEvent fields (alias `a`).
 _EVENT_COLUMNS = {
-    "instance_id": "instance_id", "system": "system", "version": "toUInt32(version)", "seq": "toUInt64(seq)",
-    "event": "event", "kind": "toString(kind)", "channel": "channel", "payload": "payload",
-    "offer_id": "offer_id", "command_id": "command_id", "state_before": "state_before",
-    "state_after": "state_after", "choice": "if(isNull(choice), '{}', toJSONString(choice))",
-    "time": "fromUnixTimestamp64Milli(timestamp, 'UTC')", "command_offset": "command_offset",
+    "instance_id": "a.instance_id", "system": "a.system", "version": "toUInt32(a.version)", "seq": "toUInt64(a.seq)",
+    "event": "a.event", "kind": "toString(a.kind)", "channel": "a.channel", "payload": "a.payload",
+    "offer_id": "a.offer_id", "command_id": "a.command_id", "state_before": "a.state_before",
+    "state_after": "a.state_after", "choice": "if(isNull(a.choice), '{}', toJSONString(a.choice))",
+    "time": "fromUnixTimestamp64Milli(a.timestamp, 'UTC')", "command_offset": "a.command_offset",
 }
-_SOURCE = ("topic", "partition", "offset", "kafka_time")
-_SETTINGS = {"max_threads": 1, "input_format_parallel_parsing": 0}
+# `instances` from the same fields: the values of each instance's last row.
+_INSTANCE_COLUMNS = {
+    "instance_id": "a.instance_id", "system": "a.system", "version": "toUInt32(a.version)", "seq": "toUInt64(a.seq)",
+    "state": "a.state_after", "status": "'RUNNING'", "updated_at": "fromUnixTimestamp64Milli(a.timestamp, 'UTC')",
+    "row_version": "toUInt64(a.seq) * 2",
+}
+_SOURCE = ("`partition`", "`offset`", "`kafka_time`")
+_COORDS = np.dtype([("p", "<u2"), ("o", "<u8"), ("t", "<i8")])  # RowBinary of the structure below
+_COORDS_STRUCTURE = "p UInt16, o UInt64, t Int64"
+_SOURCE_EXPRS = ("c.p", "c.o", "fromUnixTimestamp64Milli(c.t, 'UTC')")
+# one thread reads both files in order (PASTE JOIN pairs rows by position); the whole
+# insert is one block, so one part, all or nothing
+_SETTINGS = ("max_threads = 1, input_format_parallel_parsing = 0, "
+             "min_insert_block_size_rows = 1000000000, min_insert_block_size_bytes = 1000000000000")
+
+assert set(_EVENT_COLUMNS) | {"topic", *(s.strip("`") for s in _SOURCE)} == {c.name for c in EVENTS.columns}
+assert set(_INSTANCE_COLUMNS) | {"topic", *(s.strip("`") for s in _SOURCE)} == {c.name for c in INSTANCES.columns}
 
 
 def _zlong(n: int) -> bytes:
@@ -60,13 +83,34 @@ def _zbytes(b: bytes) -> bytes:
     return _zlong(len(b)) + b
 
 
-def container(schema: Any, bodies: Sequence[bytes]) -> bytes:
-    """Pure: an Avro object container file with one block holding ``bodies`` (encoded records)."""
+def container(schema: Any, bodies: Sequence[bytes]) -> list[bytes]:
+    """Pure: the pieces, in order, of an Avro object container file with one block holding
+    ``bodies`` (encoded records); written with ``writelines``, the bodies are not copied
+    into one buffer first."""
     sync = uuid.uuid4().bytes
     meta = {"avro.schema": json.dumps(schema).encode(), "avro.codec": b"null"}
     header = MAGIC + _zlong(len(meta)) + b"".join(_zbytes(k.encode()) + _zbytes(v) for k, v in meta.items())
-    block = b"".join(bodies)
-    return header + b"\x00" + sync + _zlong(len(bodies)) + _zlong(len(block)) + block + sync
+    size = sum(map(len, bodies))
+    return [header + b"\x00" + sync + _zlong(len(bodies)) + _zlong(size), *bodies, sync]
+
+
+def framed(writer_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Pure: the writer's record schema (time logical types stripped) with a first field
+    ``_frame`` of 5 bytes: a Confluent-framed value (magic byte, schema id) is then, as it
+    is, an Avro encoding of it, so no value is copied to strip its header."""
+    schema = dict(strip_time_logical_types(writer_schema))
+    frame = {"name": FRAME_FIELD, "type": {"type": "fixed", "name": "CspConfluentFrame", "size": 5}}
+    schema["fields"] = [frame, *schema["fields"]]
+    return schema
+
+
+def coordinates(records: Sequence[LogRecord]) -> bytes:
+    """Pure: the records' (partition, offset, Kafka time in ms) as ``RowBinary``."""
+    n = len(records)
+    out = np.empty(n, dtype=_COORDS)
+    for column, attr, dtype in (("p", "partition", np.uint16), ("o", "offset", np.uint64), ("t", "timestamp", np.int64)):
+        out[column] = np.fromiter(map(attrgetter(attr), records), dtype, n)
+    return out.tobytes()
 
 
 def schema_id(value: bytes | None) -> int | None:
@@ -76,65 +120,118 @@ def schema_id(value: bytes | None) -> int | None:
     return int.from_bytes(value[1:5], "big")
 
 
-def _source(records: Sequence[LogRecord]) -> list[pa.Array]:
-    return [
-        pa.array([r.topic for r in records], pa.string()),
-        pa.array([r.partition for r in records], pa.uint16()),
-        pa.array([r.offset for r in records], pa.uint64()),
-        pa.array([r.timestamp * 1000 for r in records], pa.timestamp("us", tz="UTC")),
-    ]
+def sql_string(text: str) -> str:
+    """Pure: ``text`` as a ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _finish(table: Table, decoded: pa.Table, source: list[pa.Array], rows: pa.Array) -> pa.Table:
-    schema = table.arrow_schema()
-    arrays: list[pa.Array] = []
-    for field in schema:
-        if field.name in _SOURCE:
-            arr = pc.take(source[_SOURCE.index(field.name)], rows)
-        else:
-            arr = decoded.column(field.name)
-        arrays.append(arr.cast(field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+def statements(topic: str, avro: str, coords: str, token: str) -> dict[str, str]:
+    """Pure: the ``INSERT ... SELECT`` of each table (``events``, ``instances``) over the files."""
+    source = f"file({sql_string(avro)}, 'Avro') AS a PASTE JOIN file({sql_string(coords)}, 'RowBinary', '{_COORDS_STRUCTURE}') AS c"
+    settings = f"SETTINGS insert_deduplication_token = {sql_string(token)}, {_SETTINGS}"
+    names = ", ".join(("`topic`", *_SOURCE, *(f"`{n}`" for n in _EVENT_COLUMNS)))
+    exprs = ", ".join((sql_string(topic), *_SOURCE_EXPRS, *_EVENT_COLUMNS.values()))
+    events = f"INSERT INTO {EVENTS.name} ({names}) {settings} SELECT {exprs} FROM {source}"
+    # the last row of each instance: highest seq, then the latest record (partition, offset);
+    # a sort and LIMIT BY costs half an argMax over a tuple of the row
+    names = ", ".join(("`topic`", *_SOURCE, *(f"`{n}`" for n in _INSTANCE_COLUMNS)))
+    exprs = ", ".join((sql_string(topic), *_SOURCE_EXPRS, *_INSTANCE_COLUMNS.values()))
+    instances = (f"INSERT INTO {INSTANCES.name} ({names}) {settings} SELECT {exprs} FROM {source}"
+                 " ORDER BY a.instance_id, toUInt64(a.seq) DESC, c.p DESC, c.o DESC LIMIT 1 BY a.instance_id")
+    return {EVENTS.name: events, INSTANCES.name: instances}
 
 
-def decode_events(client: Any, records: Sequence[LogRecord], writer_schema: Any) -> dict[str, pa.Table]:
-    """``events`` and ``instances`` Arrow tables of CspEvent ``records`` (one writer schema),
-    decoded by the chdb ``client``. Raises if ClickHouse cannot read them."""
-    schema = strip_time_logical_types(writer_schema)
-    data = container(schema, [r.value[5:] for r in records if r.value is not None])
-    fd, path = tempfile.mkstemp(prefix="csp-batch-", suffix=".avro", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+def insert_events(client: Any, records: Sequence[LogRecord], writer_schema: Mapping[str, Any], token: str) -> None:
+    """Insert the ``events`` and ``instances`` rows of CspEvent ``records`` (one topic, one
+    writer schema, none without a value) through the chdb ``client``, under ``token``.
+    Raises if ClickHouse cannot read them; a table whose insert raised holds none of them."""
+    topics = set(map(attrgetter("topic"), records))
+    if len(topics) != 1:
+        raise ValueError(f"one topic per group, got {sorted(topics)}")
+    values: list[bytes] = list(map(_VALUE, records))
+    if None in values:
+        raise ValueError("a record without a value")
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    paths: list[str] = []
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        cols = ", ".join(f"{expr} AS `{name}`" for name, expr in _EVENT_COLUMNS.items())
-        events = client.query_arrow(
-            f"SELECT rowNumberInAllBlocks() AS _row, {cols} FROM file('{path}', 'Avro') ORDER BY _row",
-            settings=_SETTINGS)
+        for suffix, pieces in ((".avro", container(framed(writer_schema), values)), (".bin", [coordinates(records)])):
+            fd, path = tempfile.mkstemp(prefix="csp-batch-", suffix=suffix, dir=shm)
+            paths.append(path)
+            with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+                fh.writelines(pieces)
+        for sql in statements(topics.pop(), paths[0], paths[1], token).values():
+            client.command(sql)
     finally:
-        os.unlink(path)
-    if events.num_rows != len(records):
-        raise ValueError(f"ClickHouse read {events.num_rows} of {len(records)} records")
-    source = _source(records)
-    rows = pa.array(range(len(records)), pa.int64())
-    last = _last_per_instance(events.column("instance_id"), events.column("seq"))
-    latest = events.take(last)
-    instances = pa.table({
-        "instance_id": latest.column("instance_id"), "system": latest.column("system"),
-        "version": latest.column("version"), "seq": latest.column("seq"), "state": latest.column("state_after"),
-        "status": pa.array(["RUNNING"] * len(last), pa.string()), "updated_at": latest.column("time"),
-        "row_version": pc.multiply(pc.cast(latest.column("seq"), pa.uint64()), 2),
-    })
-    return {
-        EVENTS.name: _finish(EVENTS, events, source, rows),
-        INSTANCES.name: _finish(INSTANCES, instances, source, last),
-    }
+        for path in paths:
+            os.unlink(path)
 
 
-def _last_per_instance(instance_ids: Any, seqs: Any) -> pa.Array:
-    """Row numbers of each instance's last row by (seq, row): what ReplacingMergeTree keeps."""
-    n = len(instance_ids)
-    key = pc.add(pc.multiply(pc.cast(seqs, pa.int64()), n), pa.array(range(n), pa.int64()))
-    grouped = pa.table({"i": instance_ids, "k": key}).group_by("i", use_threads=False).aggregate([("k", "max")])
-    k_max = grouped.column("k_max")
-    rows = pc.subtract(k_max, pc.multiply(pc.divide(k_max, n), n))  # integer division: k mod n
-    return pc.take(rows, pc.sort_indices(rows))
+@dataclass(frozen=True)
+class Group:
+    """Records the fast path takes: one topic, one CspEvent writer schema."""
+
+    topic: str
+    schema_id: int
+    writer: Mapping[str, Any]
+    records: list[LogRecord]
+
+
+def split(batches: Sequence[Sequence[LogRecord]], is_events: Callable[[str], bool],
+          writer_of: Callable[[int], tuple[str, Mapping[str, Any]]], fast_min: int) -> tuple[list[LogRecord], list[Group]]:
+    """Pure (given ``writer_of``): of a round's ``batches`` (each of one topic-partition, in
+    log order), the records the fast path takes, as groups of at least ``fast_min`` records
+    of an events topic (``is_events``), one CspEvent writer schema and no headers; and the
+    others, in log order. A function of the records only, so a round read again after a
+    crash splits the same way."""
+    by_key: dict[tuple[str, int], list[LogRecord]] = {}
+    rest: list[LogRecord] = []
+    for batch in batches:
+        if not batch:
+            continue
+        topic = batch[0].topic
+        if not is_events(topic):
+            rest.extend(batch)
+            continue
+        frame = _one_frame(batch)
+        if frame is not None:  # the usual case, checked at C speed: one schema, no headers
+            by_key.setdefault((topic, frame), []).extend(batch)
+            continue
+        for rec in batch:
+            v = rec.value
+            if rec.headers or v is None or len(v) < 5 or v[0]:
+                rest.append(rec)
+            else:
+                by_key.setdefault((topic, int.from_bytes(v[1:5], "big")), []).append(rec)
+    groups: list[Group] = []
+    moved = False
+    for (topic, sid), recs in sorted(by_key.items()):
+        try:
+            name, writer = writer_of(sid)
+        except Exception:  # noqa: BLE001 - an unknown schema id: the Python path dead-letters it
+            name, writer = "", {}
+        if name == "CspEvent" and len(recs) >= fast_min:
+            groups.append(Group(topic, sid, writer, recs))
+        else:
+            rest.extend(recs)
+            moved = True
+    if moved:
+        rest.sort(key=lambda r: (r.topic, r.partition, r.offset))  # back in log order
+    return rest, groups
+
+
+_VALUE, _HEADERS, _FRAME = attrgetter("value"), attrgetter("headers"), itemgetter(slice(0, 5))
+
+
+def _one_frame(batch: Sequence[LogRecord]) -> int | None:
+    """The schema id every record of ``batch`` is framed with, if they all are with the
+    same one and none has headers; else None."""
+    if any(map(_HEADERS, batch)):
+        return None
+    try:
+        frames = set(map(_FRAME, map(_VALUE, batch)))
+    except TypeError:  # a record without a value
+        return None
+    if len(frames) != 1:
+        return None
+    frame = frames.pop()
+    return int.from_bytes(frame[1:], "big") if len(frame) == 5 and frame[0] == 0 else None

@@ -27,7 +27,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
@@ -39,9 +39,9 @@ from aiokafka.structs import TopicPartition
 READ_UNCOMMITTED = 0
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One committed data record."""
+class LogRecord(NamedTuple):
+    """One committed data record (a named tuple: the reader builds one per record, and a
+    tuple is built in half the time of a frozen dataclass)."""
 
     topic: str
     partition: int
@@ -88,6 +88,14 @@ class TxnFilter:
                 for p in self._pending:
                     if p.producer_id == batch.producer_id and p.verdict is None:
                         p.verdict = not batch.control_abort
+        elif not batch.transactional and not self._pending:
+            # nothing waits for a marker: the batch's records are committed and stable now
+            stable = self.stable
+            self.stable = max(stable, batch.next_offset)
+            recs = batch.records
+            if recs and recs[0].offset >= stable:
+                return list(recs)
+            return [r for r in recs if r.offset >= stable]
         else:
             decided: bool | None = None if batch.transactional else True
             if batch.transactional:
@@ -120,13 +128,10 @@ def parse_batches(topic: str, partition: int, data: bytes) -> Iterable[BatchView
             first = next(iter(batch), None)
             control = first is not None and ControlRecord.parse(first.key) == ABORT_MARKER
         else:
-            for r in batch:
-                recs.append(
-                    LogRecord(
-                        topic, partition, r.offset, r.key, r.value, r.timestamp,
-                        tuple((k, v) for k, v in r.headers) if r.headers else (),
-                    )
-                )
+            new, cls = tuple.__new__, LogRecord  # the named tuple's own __new__ is a Python call
+            recs = [new(cls, (topic, partition, r.offset, r.key, r.value, r.timestamp,
+                              tuple((k, v) for k, v in r.headers) if r.headers else ()))
+                    for r in batch]
         yield BatchView(
             batch.base_offset, batch.next_offset, batch.producer_id if batch.producer_id is not None else -1,
             bool(batch.is_transactional), control, recs,
