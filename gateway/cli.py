@@ -7,6 +7,7 @@ import sys
 import typer
 
 from gateway.commands import register_all
+from gateway.commands.output import Fmt, emit, fmt_of
 
 app = typer.Typer(
     name="csp",
@@ -35,10 +36,14 @@ def _main(
 
 
 @app.command()
-def version() -> None:
+def version(fmt: Fmt = "text") -> None:
     """Print the platform version."""
     from importlib.metadata import version as _v
 
+    fmt = fmt_of(fmt)
+    if fmt != "text":
+        emit(fmt, {"name": "enhanced-csp", "version": _v("enhanced-csp")})
+        return
     typer.echo(_v("enhanced-csp"))
 
 

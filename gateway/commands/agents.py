@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from gateway.commands.output import Fmt, emit, fmt_of, print_csv
 from gateway.commands.runtime import (
     EXIT_INPUT,
     EXIT_REFUSED,
@@ -27,12 +28,11 @@ if TYPE_CHECKING:
 
 agents_app = typer.Typer(help="AI agents: registry, collaboration protocols, the agents worker.", no_args_is_help=True)
 
-Format = Annotated[str, typer.Option("--format", help="text or json")]
+Format = Fmt  # text | json | csv (gateway.commands.output)
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in ("text", "json"):
-        raise _fail(f"--format {fmt!r}: use text or json", EXIT_INPUT)
+def _check_format(fmt: str) -> str:
+    return fmt_of(fmt)
 
 
 @agents_app.command("create")
@@ -46,10 +46,12 @@ def create(
     replace: Annotated[bool, typer.Option("--replace", help="replace an agent of that name")] = False,
     data_dir: DataDir = None,
     namespace: Namespace = "",
+    fmt: Format = "text",
 ) -> None:
     """Register an agent (event-sourced on agents.registry)."""
     from processors.agents.registry import RegistryError, validate_name
 
+    _check_format(fmt)
     try:
         validate_name(name)
     except RegistryError as exc:
@@ -59,6 +61,9 @@ def create(
             spec = platform.agents.create(name, model=model, role=role, prompt=prompt, replace=replace)
         except RegistryError as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
+    if fmt != "text":
+        emit(fmt, {"name": spec.name, "model": spec.model, "role": spec.role, "prompt": spec.prompt})
+        return
     typer.echo(f"created agent {spec.name} (model {spec.model}{', role ' + spec.role if spec.role else ''})")
 
 
@@ -68,9 +73,12 @@ def list_agents(data_dir: DataDir = None, namespace: Namespace = "", fmt: Format
     _check_format(fmt)
     with _platform(data_dir, namespace) as platform:
         agents = platform.agents.all()
+    rows = [{"name": a.name, "model": a.model, "role": a.role, "prompt": a.prompt} for a in agents]
     if fmt == "json":
-        typer.echo(json.dumps([{"name": a.name, "model": a.model, "role": a.role, "prompt": a.prompt}
-                               for a in agents], indent=2))  # fmt: skip
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if fmt == "csv":
+        print_csv(rows)
         return
     if not agents:
         typer.echo("no agents")
@@ -79,15 +87,21 @@ def list_agents(data_dir: DataDir = None, namespace: Namespace = "", fmt: Format
 
 
 @agents_app.command("delete")
-def delete(name: Annotated[str, typer.Argument()], data_dir: DataDir = None, namespace: Namespace = "") -> None:
+def delete(
+    name: Annotated[str, typer.Argument()], data_dir: DataDir = None, namespace: Namespace = "", fmt: Format = "text"
+) -> None:
     """Delete an agent."""
     from processors.agents.registry import RegistryError
 
+    _check_format(fmt)
     with _platform(data_dir, namespace) as platform:
         try:
             platform.agents.delete(name)
         except RegistryError as exc:
             raise _fail(str(exc), EXIT_REFUSED) from None
+    if fmt != "text":
+        emit(fmt, {"deleted": name})
+        return
     typer.echo(f"deleted agent {name}")
 
 
@@ -112,15 +126,24 @@ RoundsOpt = Annotated[int, typer.Option("--rounds", help="bound on the rounds (1
 
 
 @agents_app.command("protocol")
-def protocol(agent: AgentOpt, method: MethodOpt = "consensus", rounds: RoundsOpt = 2) -> None:
+def protocol(agent: AgentOpt, method: MethodOpt = "consensus", rounds: RoundsOpt = 2, fmt: Format = "text") -> None:
     """Print the generated CSPm protocol of a collaboration and its check verdicts (no platform needed)."""
     from processors.agents.collab import CollabError, check, generate
 
+    _check_format(fmt)
     try:
         proto = generate(method, [a.name for a in _parse_agents(agent, "local")], rounds)
     except CollabError as exc:
         raise _fail(str(exc), EXIT_INPUT) from None
     report = check(proto)
+    if fmt != "text":
+        emit(fmt, {"method": method, "agents": [a.name for a in _parse_agents(agent, "local")], "rounds": rounds,
+                   "source": proto.source, "assertions": [{"text": t, "status": st} for t, st in report.assertions],
+                   "terminates": report.terminates, "longest_trace": report.longest, "bound": proto.bound,
+                   "ok": report.ok})  # fmt: skip
+        if not report.ok:
+            raise typer.Exit(EXIT_REFUSED)
+        return
     typer.echo(proto.source)
     for text, status in report.assertions:
         typer.echo(f"-- {status}: {text}")
@@ -148,7 +171,7 @@ def collaborate(
     from gateway.sdk import PlatformError
     from processors.agents.collab import CollabError
 
-    _check_format(fmt)
+    fmt = _check_format(fmt)
     agents = _parse_agents(agent, model)
     with _platform(data_dir, namespace) as platform:
         try:
@@ -161,6 +184,9 @@ def collaborate(
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
     if fmt == "json":
         typer.echo(json.dumps(res.as_dict(), indent=2, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        print_csv([res.as_dict()])
         return
     typer.echo(f"{res.method} on {res.system} (instance {res.instance_id}): {res.outcome}")
     typer.echo(f"result: {res.result}")

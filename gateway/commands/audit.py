@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gateway.commands.output import Fmt, Json, csv_text, emit, fmt_of
+
 if TYPE_CHECKING:
     from infra.settings import Settings
     from projections.audit.note import Verifier
@@ -33,13 +35,14 @@ ClickHouse = Annotated[
     typer.Option("--clickhouse", help="ClickHouse URL: http(s)://user:pass@host:port or chdb:///abs/path "
                  "(default: CSP_CLICKHOUSE_URL, else the embedded one in the data dir)", show_default=False),
 ]
+ProofFmt = Annotated[str, typer.Option("--format", help="json (the default; text is the same JSON) | csv "
+                                    "(a header row and one row, nested fields JSON-encoded)")]
 Database = Annotated[str | None, typer.Option("--database", help="ClickHouse database (default: the client's)")]
 VKey = Annotated[
     str | None,
     typer.Option("--vkey", help="Verifier key <name>+<id>+<key>, or a file holding it "
                  "(default: the public half of the data dir's signing key)", show_default=False),
 ]
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -99,8 +102,9 @@ def _verifier(settings: Settings, vkey: str | None, *, required: bool) -> Verifi
         return None
 
 
-def _emit(doc: dict[str, Any], out: Path | None) -> None:
-    text = json.dumps(doc, indent=2) + "\n"
+def _emit(doc: dict[str, Any], out: Path | None, fmt: str = "json") -> None:
+    """The document as indented JSON (text and json) or as one CSV row, on stdout or in OUT."""
+    text = csv_text([doc]) if fmt == "csv" else json.dumps(doc, indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
     else:
@@ -120,7 +124,7 @@ def verify(
         "(CSP_WEB3_PROVIDER_URL or --provider; AuditAnchor of csp audit anchor-deploy or --anchor)")] = False,
     provider: Annotated[str | None, typer.Option("--provider", help="EVM JSON-RPC URL (with --chain)")] = None,
     anchor: Annotated[str | None, typer.Option("--anchor", help="AuditAnchor address (with --chain)")] = None,
-    data_dir: DataDir = None, json_out: Json = False,
+    data_dir: DataDir = None, fmt: Fmt = "text", json_out: Json = False,
 ) -> None:
     """Recompute every leaf and the tree from ClickHouse; check every signed checkpoint.
 
@@ -128,6 +132,7 @@ def verify(
     history rewritten and re-signed with the audit key is caught by the roots anchored on chain."""
     from projections.audit.verify import verify_log
 
+    fmt = fmt_of(fmt, json_out)
     settings = _settings(data_dir)
     verifier = _verifier(settings, vkey, required=True)
     assert verifier is not None
@@ -144,12 +149,12 @@ def verify(
     report = verify_log(client, verifier, origin=None, notes=notes)
     chain_doc = _verify_chain(settings, client, provider, anchor) if chain else None
     chain_ok = chain_doc is None or not chain_doc["findings"]
-    if json_out:
+    if fmt != "text":
         doc = report.to_json()
         if chain_doc is not None:
             doc["chain"] = chain_doc
             doc["ok"] = bool(doc["ok"]) and chain_ok
-        _emit(doc, None)
+        _emit(doc, None, fmt)
     else:
         typer.echo(f"{report.entries} entries, {report.checkpoints} checkpoints"
                    + (f" + {report.external_checkpoints} from {audit_topic}" if kafka else "")
@@ -208,7 +213,7 @@ def _verify_chain(settings: Settings, client: Any, provider: str | None, anchor:
 @app.command("anchor-deploy")
 def anchor_deploy(
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the receipt")] = 60.0,
-    data_dir: DataDir = None,
+    data_dir: DataDir = None, fmt: Fmt = "text",
 ) -> None:
     """Deploy the AuditAnchor contract through the ledger (as the platform) and record its address.
 
@@ -216,6 +221,7 @@ def anchor_deploy(
     from gateway.commands.runtime import _platform
     from processors.ledger.anchor import save_anchor_address
 
+    fmt = fmt_of(fmt)
     settings = _settings(data_dir)
     platform = _platform(data_dir, "")
     client = platform.ledger()
@@ -227,6 +233,10 @@ def anchor_deploy(
     if receipt["status"] != "SUCCESS":
         raise _fail(f"AuditAnchor deployment {receipt['status']}: {receipt.get('reason')}", EXIT_BAD)
     path = save_anchor_address(settings.resolved_data_dir(), str(receipt["contract_address"]), client.chain_id)
+    if fmt != "text":
+        emit(fmt, {"contract": "AuditAnchor", "address": str(receipt["contract_address"]),
+                   "chain_id": client.chain_id, "recorded_in": str(path)})  # fmt: skip
+        return
     typer.echo(f"AuditAnchor {receipt['contract_address']} (recorded in {path})")
 
 
@@ -234,47 +244,50 @@ def anchor_deploy(
 def prove(
     entry: Annotated[int, typer.Argument(help="Entry index", min=0)],
     size: Annotated[int | None, typer.Option("--size", help="Tree size (default: the newest checkpoint's)")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON here")] = None,
-    clickhouse: ClickHouse = None, database: Database = None, data_dir: DataDir = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON (or CSV) here")] = None,
+    clickhouse: ClickHouse = None, database: Database = None, data_dir: DataDir = None, fmt: ProofFmt = "json",
 ) -> None:
     """An inclusion proof of ENTRY (JSON), anchored in a signed checkpoint."""
     from projections.audit.proofs import prove_inclusion
 
+    fmt = fmt_of(fmt)
     client = _client(_settings(data_dir), clickhouse, database)
     try:
         doc = prove_inclusion(client, entry, size)
     except LookupError as exc:
         raise _fail(str(exc), EXIT_BAD) from None
-    _emit(doc, out)
+    _emit(doc, out, fmt)
 
 
 @app.command("consistency")
 def consistency(
     old: Annotated[int, typer.Argument(help="Older tree size", min=1)],
     new: Annotated[int, typer.Argument(help="Newer tree size", min=1)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON here")] = None,
-    clickhouse: ClickHouse = None, database: Database = None, data_dir: DataDir = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON (or CSV) here")] = None,
+    clickhouse: ClickHouse = None, database: Database = None, data_dir: DataDir = None, fmt: ProofFmt = "json",
 ) -> None:
     """A consistency proof (JSON) that the tree of size OLD is a prefix of the tree of size NEW."""
     from projections.audit.proofs import prove_consistency
 
+    fmt = fmt_of(fmt)
     client = _client(_settings(data_dir), clickhouse, database)
     try:
         doc = prove_consistency(client, old, new)
     except LookupError as exc:
         raise _fail(str(exc), EXIT_BAD) from None
-    _emit(doc, out)
+    _emit(doc, out, fmt)
 
 
 @app.command("verify-proof")
 def verify_proof(
     file: Annotated[Path, typer.Argument(help="Proof JSON from `csp audit prove` or `consistency` ('-': stdin)")],
-    vkey: VKey = None, data_dir: DataDir = None,
+    vkey: VKey = None, data_dir: DataDir = None, fmt: Fmt = "text",
 ) -> None:
     """Check a proof offline: no platform needed. With a verifier key, also the checkpoint signature."""
     from projections.audit.merkle import ProofError
     from projections.audit.proofs import verify_bundle
 
+    fmt = fmt_of(fmt)
     try:
         text = sys.stdin.read() if str(file) == "-" else file.read_text()
         doc = json.loads(text)
@@ -284,8 +297,15 @@ def verify_proof(
     try:
         lines = verify_bundle(doc, verifier)
     except ProofError as exc:
-        typer.echo(f"REJECTED: {exc}")
+        if fmt != "text":
+            emit(fmt, {"ok": False, "type": doc.get("type") if isinstance(doc, dict) else None,
+                       "checked": [], "error": str(exc)})  # fmt: skip
+        else:
+            typer.echo(f"REJECTED: {exc}")
         raise typer.Exit(EXIT_BAD) from None
+    if fmt != "text":
+        emit(fmt, {"ok": True, "type": doc.get("type"), "checked": lines, "error": None})
+        return
     for line in lines:
         typer.echo(line)
 

@@ -11,14 +11,14 @@ from typing import Annotated
 
 import typer
 
+from gateway.commands.output import Fmt, emit, fmt_of
 from gateway.commands.runtime import EXIT_INPUT, EXIT_REFUSED, DataDir, Namespace, _fail, _platform
 
-Format = Annotated[str, typer.Option("--format", help="text | json")]
+Format = Fmt  # text | json | csv (gateway.commands.output)
 
 
 def _check_format(fmt: str) -> None:
-    if fmt not in ("text", "json"):
-        raise _fail(f"--format {fmt!r}: use text or json", EXIT_INPUT)
+    fmt_of(fmt)
 
 
 def link(
@@ -49,11 +49,11 @@ def link(
         raise _fail(str(exc), EXIT_INPUT) from None
     finally:
         platform.close()
-    if fmt == "json":
-        typer.echo(json.dumps({
+    if fmt != "text":
+        emit(fmt, {
             "route_id": plan.link.route_id, "linked": not plan.refused, "forced": plan.link.forced,
             "checks": [{"text": c.text, "status": c.status, "trace": list(c.trace)} for c in plan.checks],
-        }))  # fmt: skip
+        })  # fmt: skip
     else:
         for c in plan.checks:
             typer.echo(f"  {c.status:5} {c.text}")
@@ -73,10 +73,12 @@ def unlink(
     route_id: Annotated[
         list[str], typer.Argument(help="Route ids (csp routes): link:A.out->B.in, bind:A.chan")
     ],
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Remove links or service bindings."""
+    fmt = fmt_of(fmt)
     platform = _platform(data_dir, namespace)
     try:
         n = platform.unlink(*route_id)
@@ -84,6 +86,9 @@ def unlink(
         platform.close()
     if n < len(route_id):
         raise _fail(f"{len(route_id) - n} of the route ids are not routes (see csp routes)", EXIT_REFUSED)
+    if fmt != "text":
+        emit(fmt, {"removed": n, "route_ids": list(route_id)})
+        return
     typer.echo(f"removed {n} route(s)")
 
 
@@ -100,8 +105,8 @@ def routes(fmt: Format = "text", data_dir: DataDir = None, namespace: Namespace 
             for rid, lk in sorted(r.links.items())]  # fmt: skip
     rows += [{"route_id": rid, "kind": "binding", "from": f"{b.system}.{b.channel}", "to": b.service,
               "reply_channel": b.reply_channel} for rid, b in sorted(r.bindings.items())]  # fmt: skip
-    if fmt == "json":
-        typer.echo(json.dumps(rows))
+    if fmt != "text":
+        emit(fmt, rows)
         return
     for row in rows:
         extra = f" reply {row['reply_channel']}" if row.get("reply_channel") else ""
@@ -114,12 +119,14 @@ def bind(
     reply: Annotated[
         str | None, typer.Option("--reply", help="Input channel the results come back on")
     ] = None,
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Bind a system's output channel to a service (as `csp deploy --bind` does at deploy time)."""
     from processors.channels.routes import RouteError, parse_endpoint
 
+    fmt = fmt_of(fmt)
     platform = _platform(data_dir, namespace)
     try:
         system, ch = parse_endpoint(channel)
@@ -128,6 +135,10 @@ def bind(
         raise _fail(str(exc), EXIT_INPUT) from None
     finally:
         platform.close()
+    if fmt != "text":
+        emit(fmt, {"system": b.system, "channel": b.channel, "service": b.service,
+                   "reply_channel": b.reply_channel if reply else None})  # fmt: skip
+        return
     typer.echo(
         f"bound {b.system}.{b.channel} -> {b.service}" + (f" (replies on {b.reply_channel})" if reply else "")
     )
@@ -138,7 +149,7 @@ def dlq(
         str | None,
         typer.Argument(help="A topic (its <topic>.dlq is read) or a .dlq topic; default: every .dlq topic"),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text | json | csv")] = "text",
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
@@ -148,8 +159,7 @@ def dlq(
 
     from streams.admin import list_topics
 
-    if fmt not in ("text", "json", "csv"):
-        raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
+    fmt = fmt_of(fmt)
     platform = _platform(data_dir, namespace)
     try:
         existing = list_topics(platform.bootstrap)

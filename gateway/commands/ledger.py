@@ -15,6 +15,7 @@ import typer
 if TYPE_CHECKING:
     from processors.ledger.keys import Keystore
 
+from gateway.commands.output import Fmt, Json, emit, fmt_of, print_csv
 from gateway.commands.runtime import (
     EXIT_INPUT,
     EXIT_OK,
@@ -32,7 +33,6 @@ app.add_typer(keys_app, name="keys")
 
 Agent = Annotated[str, typer.Option("--agent", "-a", help="The agent whose key signs and sends")]
 Wait = Annotated[float, typer.Option("--wait", help="Seconds to wait for the receipt (0: do not wait)")]
-AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
 def _arg(text: str) -> Any:
@@ -43,9 +43,9 @@ def _arg(text: str) -> Any:
         return text
 
 
-def _print_receipt(receipt: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(receipt, sort_keys=True))
+def _print_receipt(receipt: dict[str, Any], fmt: str) -> None:
+    if fmt != "text":
+        emit(fmt, dict(sorted(receipt.items())), sort_keys=True)
         return
     line = f"{receipt['status']} {receipt['tx_id']}"
     if receipt.get("tx_hash"):
@@ -59,7 +59,7 @@ def _print_receipt(receipt: dict[str, Any], as_json: bool) -> None:
         typer.echo(f"  event {log['event']} {json.dumps(log['args'], sort_keys=True)}")
 
 
-def _submit(kind: str, agent: str, wait: float, as_json: bool, data_dir: Any, **kwargs: Any) -> None:
+def _submit(kind: str, agent: str, wait: float, fmt: str, data_dir: Any, **kwargs: Any) -> None:
     from processors.ledger.keys import KeyError_
     from processors.ledger.requests import RequestError
 
@@ -70,6 +70,9 @@ def _submit(kind: str, agent: str, wait: float, as_json: bool, data_dir: Any, **
     except (RequestError, KeyError_, ValueError) as exc:
         raise _fail(str(exc), EXIT_INPUT) from None
     if wait <= 0:
+        if fmt != "text":
+            emit(fmt, {"tx_id": tx_id})
+            return
         typer.echo(tx_id)
         return
     receipt = client.receipt(tx_id, timeout_s=wait)
@@ -79,7 +82,7 @@ def _submit(kind: str, agent: str, wait: float, as_json: bool, data_dir: Any, **
             "The request stays on ledger.transactions and will be processed when one is.",
             EXIT_UNAVAILABLE,
         )
-    _print_receipt(receipt, as_json)
+    _print_receipt(receipt, fmt)
     raise typer.Exit(EXIT_OK if receipt["status"] == "SUCCESS" else EXIT_REFUSED)
 
 
@@ -89,17 +92,19 @@ def deploy(
     args: Annotated[list[str] | None, typer.Argument(help="Constructor arguments (JSON each)")] = None,
     agent: Agent = "platform",
     wait: Wait = 60.0,
-    as_json: AsJson = False,
+    fmt: Fmt = "text",
+    as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
     """Deploy a contract; prints the receipt with the contract's address."""
     from processors.ledger.artifacts import UnknownContractError, artifact
 
+    fmt = fmt_of(fmt, as_json)
     try:
         artifact(contract)
     except UnknownContractError as exc:
         raise _fail(str(exc), EXIT_INPUT) from None
-    _submit("deploy", agent, wait, as_json, data_dir, contract=contract, args=[_arg(a) for a in args or []])
+    _submit("deploy", agent, wait, fmt, data_dir, contract=contract, args=[_arg(a) for a in args or []])
 
 
 @app.command()
@@ -109,14 +114,16 @@ def call(
     args: Annotated[list[str] | None, typer.Argument(help="Arguments (JSON each)")] = None,
     agent: Agent = "platform",
     wait: Wait = 60.0,
-    as_json: AsJson = False,
+    fmt: Fmt = "text",
+    as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
     """Call a function of a deployed contract in a transaction (events and revert reasons shown)."""
+    fmt = fmt_of(fmt, as_json)
     name, sep, address = contract.partition("@")
     if not sep or not address:
         raise _fail(f"contract {contract!r}: use NAME@ADDRESS (e.g. Agreement@0x5FbD...)", EXIT_INPUT)
-    _submit("call", agent, wait, as_json, data_dir, contract=name, address=address, function=function,
+    _submit("call", agent, wait, fmt, data_dir, contract=name, address=address, function=function,
             args=[_arg(a) for a in args or []])
 
 
@@ -126,35 +133,43 @@ def transfer(
     wei: Annotated[int, typer.Argument(min=0, help="Amount in wei")],
     agent: Agent = "platform",
     wait: Wait = 60.0,
-    as_json: AsJson = False,
+    fmt: Fmt = "text",
+    as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
     """Send ether from an agent's account."""
-    _submit("transfer", agent, wait, as_json, data_dir, address=address, value_wei=wei)
+    _submit("transfer", agent, wait, fmt_of(fmt, as_json), data_dir, address=address, value_wei=wei)
 
 
 @app.command()
 def tx(
     tx_id: Annotated[str, typer.Argument(help="Request id printed by deploy/call/transfer")],
     wait: Wait = 5.0,
-    as_json: AsJson = False,
+    fmt: Fmt = "text",
+    as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
     """Show the receipt of a request."""
+    fmt = fmt_of(fmt, as_json)
     receipt = _platform(data_dir, "").ledger().receipt(tx_id, timeout_s=max(wait, 0.5))
     if receipt is None:
         raise _fail(f"no receipt for {tx_id} (yet)", EXIT_REFUSED)
-    _print_receipt(receipt, as_json)
+    _print_receipt(receipt, fmt)
 
 
 @app.command()
-def contracts() -> None:
+def contracts(fmt: Fmt = "text") -> None:
     """List the contracts that can be deployed."""
     from processors.ledger.artifacts import artifact, contract_names
 
-    for name in contract_names():
-        functions = [i["name"] for i in artifact(name).abi if i.get("type") == "function"]
-        typer.echo(f"{name}: {', '.join(functions)}")
+    fmt = fmt_of(fmt)
+    rows = [{"name": name, "functions": [i["name"] for i in artifact(name).abi if i.get("type") == "function"]}
+            for name in contract_names()]  # fmt: skip
+    if fmt != "text":
+        emit(fmt, rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['name']}: {', '.join(row['functions'])}")
 
 
 def _keystore(data_dir: Path | None) -> Keystore:
@@ -166,21 +181,30 @@ def _keystore(data_dir: Path | None) -> Keystore:
 
 
 @keys_app.command("create")
-def keys_create(name: Annotated[str, typer.Argument(help="Agent name")], data_dir: DataDir = None) -> None:
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Agent name")], fmt: Fmt = "text", data_dir: DataDir = None
+) -> None:
     """Create the agent's key (kept 0600 in the data dir); prints its address."""
+    fmt = fmt_of(fmt)
     try:
         account = _keystore(data_dir).create(name)
     except ValueError as exc:
         raise _fail(str(exc), EXIT_INPUT) from None
+    if fmt != "text":
+        emit(fmt, {"agent": name, "address": account.address})
+        return
     typer.echo(f"{name} {account.address}")
 
 
 @keys_app.command("list")
-def keys_list(as_json: AsJson = False, data_dir: DataDir = None) -> None:
-    """List agents and their addresses."""
+def keys_list(fmt: Fmt = "text", as_json: Json = False, data_dir: DataDir = None) -> None:
+    """List agents and their addresses (json: one object, agent -> address; csv: a row per agent)."""
+    fmt = fmt_of(fmt, as_json)
     agents = _keystore(data_dir).agents()
-    if as_json:
+    if fmt == "json":
         typer.echo(json.dumps(agents, sort_keys=True))
+    elif fmt == "csv":
+        print_csv([{"agent": name, "address": address} for name, address in sorted(agents.items())])
     else:
         for name, address in agents.items():
             typer.echo(f"{name} {address}")

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gateway.commands.output import fmt_of, print_csv
+
 if TYPE_CHECKING:
     from gateway.quantum_sdk import QuantumClient
 
@@ -33,7 +35,9 @@ DataDir = Annotated[
 Namespace = Annotated[
     str, typer.Option("--namespace", help="Topic namespace (tests, side-by-side platforms)")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output (the QuantumResult record)")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output (= --format json)")]
+QFmt = Annotated[str, typer.Option("--format", help="text | json (the QuantumResult record) | csv (its fields "
+                                    "as a header row and one row, lists JSON-encoded)")]
 Noise = Annotated[
     str | None,
     typer.Option(
@@ -75,9 +79,11 @@ def _client(data_dir: Path | None, namespace: str) -> QuantumClient:
     return client
 
 
-def _show(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
+def _show(result: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
         typer.echo(json.dumps(result, sort_keys=True, default=str))
+    elif fmt == "csv":
+        print_csv([dict(sorted(result.items()))])
     else:
         head = f"{result['operation']} {result['request_id']}: {result['status']}"
         if result["status"] != "OK":
@@ -112,7 +118,7 @@ def _show(result: dict[str, Any], as_json: bool) -> None:
         raise typer.Exit(EXIT_REFUSED)
 
 
-def _call(client: QuantumClient, record: dict[str, Any], timeout_s: float, as_json: bool) -> None:
+def _call(client: QuantumClient, record: dict[str, Any], timeout_s: float, fmt: str) -> None:
     from gateway.quantum_sdk import QuantumTimeout
 
     with client:
@@ -120,7 +126,7 @@ def _call(client: QuantumClient, record: dict[str, Any], timeout_s: float, as_js
             result = client.call(record, timeout_s)
         except QuantumTimeout as exc:
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
-    _show(result, as_json)
+    _show(result, fmt)
 
 
 @app.command()
@@ -129,17 +135,19 @@ def entangle(
     noise: Noise = None,
     shots: Shots = 1024,
     timeout: Timeout = 60.0,
+    fmt: QFmt = "text",
     as_json: Json = False,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Entangle agents: records a pair (two agents) for a later teleport; prints the fidelity."""
+    fmt = fmt_of(fmt, as_json)
     from processors.quantum.requests import request_record
 
     if len(agents) < 2:
         raise _fail("entangle needs at least two agents", EXIT_INPUT)
     record = request_record("entangle", agents=agents, noise=_noise(noise), shots=shots)
-    _call(_client(data_dir, namespace), record, timeout, as_json)
+    _call(_client(data_dir, namespace), record, timeout, fmt)
 
 
 @app.command()
@@ -156,11 +164,13 @@ def teleport(
     noise: Noise = None,
     shots: Shots = 1024,
     timeout: Timeout = 60.0,
+    fmt: QFmt = "text",
     as_json: Json = False,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Teleport a one-qubit state from SENDER to RECEIVER over an entangled pair (consumed)."""
+    fmt = fmt_of(fmt, as_json)
     from processors.quantum.requests import parse_state_option, request_record
 
     try:
@@ -170,7 +180,7 @@ def teleport(
     record = request_record(
         "teleport", agents=[sender, receiver], state=parsed, noise=_noise(noise), shots=shots
     )
-    _call(_client(data_dir, namespace), record, timeout, as_json)
+    _call(_client(data_dir, namespace), record, timeout, fmt)
 
 
 @app.command("run")
@@ -183,11 +193,13 @@ def run_circuit(
         bool, typer.Option("--density-matrix", help="Also return the density matrix")
     ] = False,
     timeout: Timeout = 60.0,
+    fmt: QFmt = "text",
     as_json: Json = False,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Run an OpenQASM circuit on the simulator: counts (and optionally the state)."""
+    fmt = fmt_of(fmt, as_json)
     from processors.quantum.requests import request_record
 
     try:
@@ -197,7 +209,7 @@ def run_circuit(
     version = "3.0" if "OPENQASM 3" in source else "2.0"
     record = request_record("circuit", circuit=source, qasm_version=version, shots=shots, noise=_noise(noise),
                             return_statevector=statevector, return_density_matrix=density_matrix)  # fmt: skip
-    _call(_client(data_dir, namespace), record, timeout, as_json)
+    _call(_client(data_dir, namespace), record, timeout, fmt)
 
 
 @app.command()
@@ -209,17 +221,19 @@ def correct(
     noise: Noise = None,
     shots: Shots = 1024,
     timeout: Timeout = 60.0,
+    fmt: QFmt = "text",
     as_json: Json = False,
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """The 3-qubit bit-flip / phase-flip code under an error rate: logical vs physical error rate."""
+    fmt = fmt_of(fmt, as_json)
     from processors.quantum.requests import request_record
 
     record = request_record(
         "error_correction", code=code, error_rate=error_rate, noise=_noise(noise), shots=shots
     )
-    _call(_client(data_dir, namespace), record, timeout, as_json)
+    _call(_client(data_dir, namespace), record, timeout, fmt)
 
 
 @app.command()

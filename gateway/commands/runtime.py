@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gateway.commands.output import Fmt, Json, emit, fmt_of, print_csv
+
 if TYPE_CHECKING:
     from gateway.reads import Projection
     from gateway.sdk import Platform
@@ -36,35 +38,10 @@ DataDir = Annotated[
 Namespace = Annotated[
     str, typer.Option("--namespace", help="Topic namespace (tests, side-by-side platforms)")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output (= --format json)")]
-Fmt = Annotated[str, typer.Option("--format", help="text | json | csv (csv: one row per record)")]
-
-
-def _fmt(fmt: str, as_json: bool = False) -> str:
-    """The output format (``--json`` is ``--format json``); exit 2 on an unknown one."""
-    if fmt not in ("text", "json", "csv"):
-        raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
-    return "json" if as_json else fmt
-
-
-def _csv(rows: list[dict[str, Any]]) -> None:
-    import csv
-    import sys
-
-    if not rows:
-        return
-    w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
-
-
-def _print_row(fmt: str, row: dict[str, Any]) -> None:
-    """One record as a JSON object or a CSV header and row."""
-    if fmt == "csv":
-        _csv([row])
-    else:
-        typer.echo(json.dumps(row, default=str))
+# the shared --format option (text | json | csv) and its printers; --json is --format json
+_fmt = fmt_of
+_csv = print_csv
+_print_row = emit
 
 
 def _fail(message: str, code: int) -> typer.Exit:

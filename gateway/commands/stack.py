@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gateway.commands.output import Fmt, emit, fmt_of
+
 if TYPE_CHECKING:
     from infra.settings import Settings
     from streams.catalog import TopicSpec
@@ -116,15 +118,23 @@ def _sql_url(settings: Settings) -> str | None:
 def down(
     data_dir: DataDir = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait after SIGTERM before SIGKILL")] = 30.0,
+    fmt: Fmt = "text",
 ) -> None:
     """Stop the local stack (SIGTERM, wait, SIGKILL after --timeout); data and ports are kept."""
     from infra.stack import stop_stack
 
+    fmt = fmt_of(fmt)
     settings = _settings(data_dir)
     if settings.kafka_bootstrap:
+        if fmt != "text":
+            emit(fmt, {"external": True, "kafka_bootstrap": settings.kafka_bootstrap, "stopped": []})
+            return
         typer.echo(f"CSP_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is external: nothing to stop")
         return
     stopped = stop_stack(settings, timeout_s=timeout)
+    if fmt != "text":
+        emit(fmt, {"external": False, "kafka_bootstrap": None, "stopped": list(stopped)})
+        return
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 

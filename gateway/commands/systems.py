@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from gateway.commands.output import Fmt, fmt_of
 from gateway.commands.runtime import (
-    EXIT_INPUT,
     EXIT_REFUSED,
     DataDir,
     Namespace,
@@ -23,7 +23,7 @@ from gateway.commands.runtime import (
 
 
 def systems(
-    fmt: Annotated[str, typer.Option("--format", help="text | json | csv")] = "text",
+    fmt: Fmt = "text",
     source: Source = "auto",
     data_dir: DataDir = None,
     namespace: Namespace = "",
@@ -31,8 +31,7 @@ def systems(
     """List deployed systems: every version with its process, channels and assertion results.
 
     From the ClickHouse projection plus the newer registry records when the projector runs; else (or --source kafka) from the registry topic."""
-    if fmt not in ("text", "json", "csv"):
-        raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
+    fmt = fmt_of(fmt)
     rows: list[dict[str, Any]] | None = None
     reader = _reader(data_dir, namespace, source)
     if reader.projection is not None:
@@ -82,15 +81,14 @@ def systems(
 
 def undeploy(
     system: Annotated[str, typer.Argument(help="Deployed system")],
-    fmt: Annotated[str, typer.Option("--format", help="text | json | csv")] = "text",
+    fmt: Fmt = "text",
     data_dir: DataDir = None,
     namespace: Namespace = "",
 ) -> None:
     """Remove SYSTEM: its links and bindings, and its versions from new starts (running instances keep running)."""
     from processors.channels.routes import RouteError
 
-    if fmt not in ("text", "json", "csv"):
-        raise _fail(f"--format {fmt!r}: use text, json or csv", EXIT_INPUT)
+    fmt = fmt_of(fmt)
     with _platform(data_dir, namespace) as platform:
         try:
             versions = platform.undeploy(system)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from gateway.commands.output import Fmt, emit, fmt_of
 
 if TYPE_CHECKING:
     from gateway.api.access import AccessStore
@@ -33,7 +35,7 @@ def _store(data_dir: Path | None, topic: str) -> AccessStore:
     return AccessStore(bootstrap, codec_from_settings(settings), topic)
 
 
-def _create(username: str, password: str, role: str, data_dir: Path | None, topic: str) -> None:
+def _create(username: str, password: str, role: str, data_dir: Path | None, topic: str, fmt: str) -> None:
     from gateway.api.access import AccessError
 
     try:
@@ -41,53 +43,66 @@ def _create(username: str, password: str, role: str, data_dir: Path | None, topi
     except AccessError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    if fmt != "text":
+        emit(fmt, {"username": user.username, "role": user.role})
+        return
     typer.echo(f"created {user.role} {user.username}")
 
 
 @app.command("create-admin")
 def create_admin(
     username: Annotated[str, typer.Option("--username", help="User name")] = "admin",
-    password: Password = "", data_dir: DataDir = None, topic: Topic = "gateway.access",
+    password: Password = "", data_dir: DataDir = None, topic: Topic = "gateway.access", fmt: Fmt = "text",
 ) -> None:
     """Create an admin user."""
-    _create(username, password, "admin", data_dir, topic)
+    _create(username, password, "admin", data_dir, topic, fmt_of(fmt))
 
 
 @app.command("create")
 def create(
     username: Annotated[str, typer.Argument(help="User name")],
     role: Annotated[str, typer.Option("--role", help="admin, developer or viewer")] = "viewer",
-    password: Password = "", data_dir: DataDir = None, topic: Topic = "gateway.access",
+    password: Password = "", data_dir: DataDir = None, topic: Topic = "gateway.access", fmt: Fmt = "text",
 ) -> None:
     """Create a user with a role."""
-    _create(username, password, role, data_dir, topic)
+    _create(username, password, role, data_dir, topic, fmt_of(fmt))
 
 
 @app.command("list")
-def list_(data_dir: DataDir = None, topic: Topic = "gateway.access") -> None:
+def list_(data_dir: DataDir = None, topic: Topic = "gateway.access", fmt: Fmt = "text") -> None:
     """List users (and their active API keys)."""
+    fmt = fmt_of(fmt)
     st = _store(data_dir, topic).refresh()
-    if not st.users:
+    rows: list[dict[str, Any]] = [{"username": u.username, "role": u.role, "disabled": u.disabled,
+             "keys": sorted(k.key_id for k in st.keys.values() if k.username == u.username and not k.revoked)}
+            for u in sorted(st.users.values(), key=lambda u: u.username)]  # fmt: skip
+    if fmt != "text":
+        emit(fmt, rows)
+        return
+    if not rows:
         typer.echo("no users (create one with `csp users create-admin`)")
-    for u in sorted(st.users.values(), key=lambda u: u.username):
-        keys = sorted(k.key_id for k in st.keys.values() if k.username == u.username and not k.revoked)
-        flag = " (disabled)" if u.disabled else ""
-        typer.echo(f"{u.username}\t{u.role}{flag}\tkeys: {', '.join(keys) or '-'}")
+    for r in rows:
+        flag = " (disabled)" if r["disabled"] else ""
+        typer.echo(f"{r['username']}\t{r['role']}{flag}\tkeys: {', '.join(r['keys']) or '-'}")
 
 
 @app.command("key")
 def key(
     username: Annotated[str, typer.Argument(help="User the key acts as")],
-    data_dir: DataDir = None, topic: Topic = "gateway.access",
+    data_dir: DataDir = None, topic: Topic = "gateway.access", fmt: Fmt = "text",
 ) -> None:
     """Create an API key for a user; prints it once (only its hash is stored)."""
     from gateway.api.access import AccessError
 
+    fmt = fmt_of(fmt)
     try:
         rec, secret = _store(data_dir, topic).create_key(username, actor="cli")
     except AccessError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    if fmt != "text":
+        emit(fmt, {"key_id": rec.key_id, "username": rec.username, "key": secret})
+        return
     typer.echo(f"key {rec.key_id} for {rec.username}: {secret}")
 
 

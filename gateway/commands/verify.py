@@ -444,12 +444,21 @@ def explore(
     max_memory: MaxMemoryOpt = None,
     timeout: TimeoutOpt = None,
     allow_include_outside: IncludeOutsideOpt = False,
+    out_fmt: Annotated[str, typer.Option(
+        "--format", help="text | json | csv (csv: a header row, then one row per state, its transitions "
+        "JSON-encoded); not with --dot")] = "text",
 ) -> None:
     """Print the states and transitions of a process (optionally as DOT)."""
     from rich.console import Console
     from rich.markup import escape
 
+    from gateway.commands.output import emit, fmt_of
+
+    out_fmt = fmt_of(out_fmt)
     err = Console(stderr=True, highlight=False)
+    if dot and out_fmt != "text":
+        err.print(f"[bold red]error:[/] --dot and --format {out_fmt}: use one of them")
+        raise typer.Exit(EXIT_INPUT)
     guard: Guard | None = None
     try:
         guard = _guard(max_memory, timeout).start()
@@ -480,6 +489,16 @@ def explore(
                 lines.append(f"  s{s} -> s{t} [label={_dot_str(lts.events[lab])}];")
         lines.append("}")
         sys.stdout.write("\n".join(lines) + "\n")
+        return
+    if out_fmt != "text":
+        rows = [{"state": f"s{s}", "name": names[s],
+                 "transitions": [{"event": lts.events[lab], "target": f"s{t}"} for lab, t in lts.successors(s)]}
+                for s in range(lts.num_states)]  # fmt: skip
+        if out_fmt == "csv":
+            emit(out_fmt, rows)
+        else:
+            emit(out_fmt, {"process": proc, "states": lts.num_states, "transitions": lts.num_transitions,
+                           "lts": rows})  # fmt: skip
         return
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"[bold]{escape(proc)}[/]: {lts.num_states} states, {lts.num_transitions} transitions")
