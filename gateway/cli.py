@@ -1,21 +1,19 @@
-"""The ``csp`` command line: one Typer app, one sub-module per concern."""
+"""The ``csp`` command line: one Typer app, one sub-module per concern.
+
+``csp NAME ...`` (``main``) builds an app holding only NAME's module: a call pays for the
+imports of one concern, not all thirteen. ``gateway.cli.app`` (for embedding and tests) has
+every command.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
-from gateway.commands import register_all
+from gateway.commands import register_all, register_for
 from gateway.commands.output import Fmt, emit, fmt_of
-
-app = typer.Typer(
-    name="csp",
-    help="Enhanced CSP: verified CSP process networks on Kafka.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-register_all(app)
 
 
 def _print_version(value: bool) -> None:
@@ -26,7 +24,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _main(
     show_version: bool = typer.Option(
         False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
@@ -35,7 +32,6 @@ def _main(
     """Enhanced CSP: verified CSP process networks on Kafka."""
 
 
-@app.command()
 def version(fmt: Fmt = "text") -> None:
     """Print the platform version."""
     from importlib.metadata import version as _v
@@ -47,14 +43,42 @@ def version(fmt: Fmt = "text") -> None:
     typer.echo(_v("enhanced-csp"))
 
 
-def main() -> None:
-    from streams.reader import ReadTimeout
+def make_app(argv: list[str] | None = None) -> typer.Typer:
+    """The app with every command (``argv`` None), or with what ``argv``'s command needs."""
+    app = typer.Typer(
+        name="csp",
+        help="Enhanced CSP: verified CSP process networks on Kafka.",
+        no_args_is_help=True,
+        add_completion=False,
+    )
+    if argv is None:
+        register_all(app)
+    else:
+        register_for(app, argv)
+    app.callback()(_main)
+    app.command()(version)
+    return app
 
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # built on first use: `main` does not need it
+        full = make_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def main() -> None:
     try:
-        app()
-    except ReadTimeout as exc:  # a read that did not reach a partition's end: the broker is not answering
-        print(f"error: the Kafka broker did not answer in time: {exc}", file=sys.stderr)
-        raise SystemExit(3) from None
+        make_app(sys.argv[1:])()
+    except Exception as exc:
+        # a read that did not reach a partition's end: the broker is not answering (the reader
+        # module is only looked up, so that commands that never read Kafka do not import it)
+        reader = sys.modules.get("streams.reader")
+        if reader is not None and isinstance(exc, reader.ReadTimeout):
+            print(f"error: the Kafka broker did not answer in time: {exc}", file=sys.stderr)
+            raise SystemExit(3) from None
+        raise
 
 
 if __name__ == "__main__":
