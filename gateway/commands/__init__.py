@@ -19,7 +19,7 @@ MODULES = (
     "gateway.commands.quantum",  # csp quantum entangle / teleport / run / correct / worker
     "gateway.commands.analytics",  # csp sql / dashboard: SQL over the ClickHouse projections
     "gateway.commands.agents",  # csp agents create / list / delete / protocol / collaborate / worker
-    "gateway.commands.channels",  # csp link / unlink / routes / bind / dlq
+    "gateway.commands.channels",  # csp link / unlink / routes / bind / dlq / kcat
     "gateway.commands.systems",  # csp systems
     "gateway.commands.serve",  # csp serve: the HTTP/WebSocket API and the dashboard
     "gateway.commands.users",  # csp users create-admin / create / list / key
@@ -42,7 +42,7 @@ COMMAND_MODULES: dict[str, str] = {
     "quantum": "gateway.commands.quantum",
     **dict.fromkeys(("sql", "dashboard"), "gateway.commands.analytics"),
     "agents": "gateway.commands.agents",
-    **dict.fromkeys(("dlq", "link", "unlink", "routes", "bind"), "gateway.commands.channels"),
+    **dict.fromkeys(("dlq", "link", "unlink", "routes", "bind", "kcat"), "gateway.commands.channels"),
     **dict.fromkeys(("systems", "undeploy"), "gateway.commands.systems"),
     "serve": "gateway.commands.serve",
     "users": "gateway.commands.users",

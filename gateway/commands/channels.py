@@ -1,4 +1,4 @@
-"""``csp link / unlink / routes / bind / dlq``: links, service bindings, dead letters.
+"""``csp link / unlink / routes / bind / dlq / kcat``: links, service bindings, dead letters, kcat.
 
 Exit codes as the runtime commands: 0 ok, 1 refused (a link whose check fails), 2 bad input,
 3 the platform is unavailable.
@@ -7,12 +7,21 @@ Exit codes as the runtime commands: 0 ok, 1 refused (a link whose check fails), 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from gateway.commands.output import Fmt, emit, fmt_of
-from gateway.commands.runtime import EXIT_INPUT, EXIT_REFUSED, DataDir, Namespace, _fail, _platform
+from gateway.commands.runtime import (
+    EXIT_INPUT,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    DataDir,
+    Namespace,
+    _fail,
+    _platform,
+)
 
 Format = Fmt  # text | json | csv (gateway.commands.output)
 
@@ -192,7 +201,40 @@ def dlq(
             typer.echo(f"{row['source']} key={row['key']!r}: {row['error']} ({row['processor']})")
 
 
+def kcat(
+    ctx: typer.Context,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the system's kcat on the librdkafka confluent-kafka ships (2.16), with -b defaulting
+    to the platform's broker; every other argument goes to kcat unchanged.
+
+    Debian's kcat links librdkafka 2.0.2, which cannot talk to the embedded Tansu broker
+    ("Read underflow" on ApiVersions); the same kcat on the bundled library can. Example:
+    csp kcat -C -t csp.channel.buffer.right -o beginning -e"""
+    import os
+    import shutil
+
+    from streams.librdkafka import tool_env
+
+    exe = shutil.which("kcat")
+    if exe is None:
+        raise _fail("kcat is not installed (Debian: apt-get install kcat)", EXIT_INPUT)
+    args = list(ctx.args)
+    if not any(a == "-b" or (a.startswith("-b") and len(a) > 2) for a in args):
+        from infra.endpoints import StackError, resolve_endpoints
+        from infra.settings import Settings
+
+        settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+        try:
+            args = ["-b", resolve_endpoints(settings).kafka_bootstrap, *args]
+        except StackError as exc:
+            raise _fail(f"{exc} (or pass -b BROKERS)", EXIT_UNAVAILABLE) from None
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "enhanced-csp"
+    os.execve(exe, [exe, *args], tool_env(os.environ, cache))
+
+
 def register(app: typer.Typer) -> None:
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(kcat)
     app.command()(dlq)
     app.command()(link)
     app.command()(unlink)

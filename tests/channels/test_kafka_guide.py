@@ -18,6 +18,7 @@ from shared_helpers import new_platform
 
 from streams.admin import ensure_topics
 from streams.catalog import TopicSpec
+from streams.librdkafka import tool_env
 
 GUIDE = ROOT / "docs" / "kafka.md"
 
@@ -38,20 +39,20 @@ def run_python(code: str, env: dict[str, Any]) -> str:
 
 
 def run_sh(line: str, ns: str, bootstrap: str) -> str:
-    if line.startswith("csp "):
-        line = line.replace("csp ", f"{sys.executable} -m gateway.cli ", 1)
+    line = re.sub(r"(?:^|(?<=\| ))csp (?=[a-z])", f"{sys.executable} -m gateway.cli ", line)
     env = dict(os.environ, BOOTSTRAP=bootstrap, CSP_KAFKA_BOOTSTRAP=bootstrap, PYTHONPATH=str(ROOT))
     res = subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, (line, res.stdout, res.stderr)
     return res.stdout
 
 
-def kcat_unusable(bootstrap: str) -> str | None:
+def kcat_unusable(bootstrap: str, cache: Path) -> str | None:
     """Why the kcat steps cannot run here, or None."""
     if shutil.which("kcat") is None:
         return "kcat is not installed (Debian: apt-get install kcat; make test installs it where it can)"
     res = subprocess.run(
-        ["kcat", "-L", "-b", bootstrap, "-m", "3"], capture_output=True, text=True, timeout=60
+        ["kcat", "-L", "-b", bootstrap, "-m", "3"],
+        capture_output=True, text=True, timeout=60, env=tool_env(os.environ, cache),
     )
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["?"])[-1]
@@ -109,7 +110,7 @@ def test_the_kafka_guide_runs(kafka_bootstrap: str, tmp_path: Path) -> None:
 
 def test_the_kafka_guide_kcat_steps(kafka_bootstrap: str, tmp_path: Path) -> None:
     """The kcat lines: produce the JSON form, read the output channel topic."""
-    why = kcat_unusable(kafka_bootstrap)
+    why = kcat_unusable(kafka_bootstrap, tmp_path / "cache")
     if why is not None:
         pytest.skip(why)
     platform, ns = setup(kafka_bootstrap, tmp_path)
@@ -119,3 +120,29 @@ def test_the_kafka_guide_kcat_steps(kafka_bootstrap: str, tmp_path: Path) -> Non
         assert [line for line in outputs[-1].splitlines() if line.startswith("buf-1 ")], outputs
     assert [e["event"] for e in platform.events("buf-1") if e["kind"] == "INPUT"] == ["left.0"]
     platform.close()
+
+
+def test_csp_kcat_defaults_to_the_platform_broker(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """`csp kcat` runs kcat on the bundled librdkafka, -b from CSP_KAFKA_BOOTSTRAP when not given."""
+    if shutil.which("kcat") is None:
+        pytest.skip("kcat is not installed (Debian: apt-get install kcat)")
+    env = dict(os.environ, CSP_KAFKA_BOOTSTRAP=kafka_bootstrap, XDG_CACHE_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    res = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "kcat", "-L", "-m", "5"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "broker" in res.stdout and "topics" in res.stdout, res.stdout
+    assert (tmp_path / "enhanced-csp" / "librdkafka" / "librdkafka.so.1").resolve().is_file()
+
+
+def test_tool_env_puts_the_bundled_librdkafka_first(tmp_path: Path) -> None:
+    from streams.librdkafka import bundled_library, library_dir
+
+    lib = bundled_library()
+    assert lib is not None and lib.name.startswith("librdkafka-")
+    first = library_dir(tmp_path)
+    assert first is not None and (first / "librdkafka.so.1").resolve() == lib
+    assert library_dir(tmp_path) == first  # made once, reused
+    env = tool_env({"LD_LIBRARY_PATH": "/opt/x"}, tmp_path)
+    assert env["LD_LIBRARY_PATH"] == f"{first}:/opt/x"
