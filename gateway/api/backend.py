@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from gateway.sdk import Instance, OfferResult, Platform
 from processors.csp.runtime import fold
@@ -24,8 +24,7 @@ from processors.csp.runtime.deploy import Plan
 from processors.csp.runtime.model import Deployment
 from processors.csp.runtime.model import Instance as InstanceState
 from streams.admin import list_topics
-from streams.clients import consume_available, consumer_config, producer_config
-from streams.engine import MARKER_HEADER
+from streams.clients import consume_available, consumer_config
 
 
 class ScanError(RuntimeError):
@@ -40,58 +39,23 @@ class Backend:
         self._instances: tuple[float, list[InstanceState]] = (0.0, [])
         self._systems: tuple[float, dict[str, list[int]]] = (0.0, {})
         self.uploads = platform.settings.resolved_data_dir() / "api" / "uploads"
-        self._fencer: Producer | None = None
-        self._fence_lock = threading.Lock()
 
     def scan(self, tps: Sequence[tuple[str, int]], timeout_s: float = 30.0) -> dict[tuple[str, int], list[bytes]]:
-        """Every record value of the topic-partitions ``tps`` up to now: one fence per partition, one consumer.
+        """Every record value of the topic-partitions ``tps`` up to now, with one consumer.
 
-        (The SDK's ``Platform.read`` fences and reads one partition at a time.)"""
-        fences: dict[tuple[str, int], int] = {}
-        errors: list[str] = []
+        Writes nothing: each partition is read to its EOF (see :mod:`streams.reader`; the
+        embedded broker's ListOffsets is not trusted). Value-less records are skipped."""
+        from streams.reader import ReadTimeout, read_ranges
 
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                errors.append(str(err))
-            else:
-                fences[(msg.topic() or "", msg.partition() or 0)] = msg.offset() or 0
-
-        with self._fence_lock:
-            if self._fencer is None:
-                self._fencer = Producer(producer_config(self.platform.bootstrap))
-            for topic, p in tps:
-                self._fencer.produce(topic, value=None, partition=p, on_delivery=delivered,
-                                     headers=[(MARKER_HEADER, uuid.uuid4().hex.encode())])  # fmt: skip
-            self._fencer.flush(timeout_s)
-        if errors or len(fences) != len(tps):
-            raise ScanError(f"could not fence {len(tps) - len(fences)} partition(s): {'; '.join(errors[:3])}")
         out: dict[tuple[str, int], list[bytes]] = {tp: [] for tp in tps}
-        pending = {tp for tp in tps if fences[tp] > 0}
-        if not pending:
-            return out
-        consumer = Consumer(consumer_config(self.platform.bootstrap, f"csp-api-scan-{uuid.uuid4().hex}",
-                                            **{"enable.partition.eof": False}))  # fmt: skip
         try:
-            consumer.assign([TopicPartition(t, p, 0) for t, p in pending])
-            deadline = time.monotonic() + timeout_s
-            while pending:
-                if time.monotonic() > deadline:
-                    raise ScanError(f"fences of {sorted(pending)} not seen within {timeout_s}s")
-                for msg in consume_available(consumer, 10000, 0.1):
-                    if msg.error() is not None:
-                        continue
-                    tp = (msg.topic() or "", msg.partition() or 0)
-                    if tp not in pending:
-                        continue
-                    off = msg.offset() or 0
-                    if off >= fences[tp]:
-                        pending.discard(tp)
-                        continue
-                    value = msg.value()
-                    if value is not None:
-                        out[tp].append(value)
-        finally:
-            consumer.close()
+            for topic, p, _offset, value, _ts in read_ranges(
+                self.platform.bootstrap, dict.fromkeys(tps, 0), timeout_s=timeout_s
+            ):
+                if value is not None:
+                    out[(topic, p)].append(value)
+        except ReadTimeout as exc:
+            raise ScanError(str(exc)) from None
         return out
 
     def records(self, topics: Sequence[str], schema: str) -> list[dict[str, Any]]:

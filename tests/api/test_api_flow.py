@@ -12,6 +12,8 @@ import pytest
 from api_helpers import ROOT, ApiEnv, buffer_source, make_app
 from fastapi.testclient import TestClient
 
+from streams.reader import end_offset
+
 PROBLEM = "application/problem+json"
 
 
@@ -44,6 +46,15 @@ def test_deploy_list_start_offer_trace(api_env: ApiEnv) -> None:
     assert not refused["accepted"] and refused["refusal"]["reason"] == "NOT_ACCEPTABLE"
     assert "left.0" in refused["refusal"]["acceptable"]
     c.post(f"/api/v1/instances/{iid}/offer", headers=dev, json={"event": "left.2"})
+    # reads write nothing to the topics users consume (no fence records): the ends stay put
+    t = api_env.platform.topics
+    tps = [(topic, p) for topic in (t.events, t.snapshots, t.refusals) for p in range(api_env.platform.partitions)]
+    ends = {tp: end_offset(api_env.platform.bootstrap, *tp) for tp in tps}
+    for _ in range(2):
+        c.get(f"/api/v1/instances/{iid}/trace", headers=view)
+        c.get("/api/v1/refusals", headers=view)
+        c.get("/api/v1/instances", headers=view)
+    assert {tp: end_offset(api_env.platform.bootstrap, *tp) for tp in tps} == ends
     full = c.get(f"/api/v1/instances/{iid}/trace", headers=view).json()["trace"]
     assert [e for e in full if e != "τ"] == ["left.1", "right.1", "left.2", "right.2"]
     first = c.get(f"/api/v1/instances/{iid}/trace", headers=view, params={"until": 1}).json()["trace"]
