@@ -101,6 +101,7 @@ def create_app(config: ApiConfig, platform: Platform) -> FastAPI:
         finally:
             if ctx.hub is not None:
                 ctx.hub.close()
+            backend.offers.close()
 
     app = FastAPI(
         title="Enhanced CSP API",

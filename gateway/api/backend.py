@@ -1,7 +1,9 @@
 """The platform as the API sees it: the SDK's :class:`Platform`, serialised by a lock.
 
-The SDK client shares one producer and one result consumer, so runtime commands go
-through one lock; reads that build their own consumers (long-polls, WebSockets) do not.
+The SDK client shares one producer and one result consumer, so its runtime commands (deploy,
+start, stop) go through one lock. Offers do not: :attr:`Backend.offers` sends them from the
+event loop, any number in flight (:mod:`gateway.api.offers`). Reads build their own consumers
+and write nothing.
 Instance listings are folded from the log and cached for ``cache_s`` seconds.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from gateway.sdk import Instance, OfferResult, Platform
+from gateway.sdk import Instance, Platform
 from processors.csp.runtime import fold
 from processors.csp.runtime.deploy import Plan
 from processors.csp.runtime.model import Deployment
@@ -33,7 +35,10 @@ class ScanError(RuntimeError):
 
 class Backend:
     def __init__(self, platform: Platform, cache_s: float = 1.0) -> None:
+        from gateway.api.offers import OfferPump
+
         self.platform = platform
+        self.offers = OfferPump(platform)  # offers: async, concurrent, no lock
         self.lock = threading.RLock()
         self.cache_s = cache_s
         self._instances: tuple[float, list[InstanceState]] = (0.0, [])
@@ -140,10 +145,6 @@ class Backend:
             inst = self.platform.start(system, version=version, params=params, timeout_s=timeout_s)
         self._instances = (0.0, [])
         return inst
-
-    def offer(self, instance_id: str, event: str, timeout_s: float) -> OfferResult:
-        with self.lock:
-            return self.platform.offer(instance_id, event, timeout_s=timeout_s)
 
     def stop(self, instance_id: str, timeout_s: float) -> Mapping[str, Any]:
         with self.lock:

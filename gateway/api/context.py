@@ -13,7 +13,7 @@ from gateway.api.analytics import Analytics
 from gateway.api.backend import Backend
 from gateway.api.config import ApiConfig
 from gateway.api.metrics import ApiMetrics
-from gateway.api.security import RateLimiter
+from gateway.api.security import RateLimiter, TokenCache
 
 if TYPE_CHECKING:
     from gateway.api.ws import Hub
@@ -30,6 +30,7 @@ class Context:
     ip_limits: RateLimiter
     login_failures: RateLimiter = field(default_factory=lambda: RateLimiter(0.1, 10))  # per client IP + user
     hub: Hub | None = None
+    tokens: TokenCache = field(default_factory=TokenCache)  # verified access tokens, until they expire
     started: float = field(default_factory=time.time)
 
     def processes_active(self) -> float:

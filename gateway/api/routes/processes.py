@@ -288,17 +288,19 @@ def _acceptable(dep: Any, state: int) -> list[str]:
 
 @router.post("/instances/{instance_id}/offer", summary="Offer an event (developer): the event or the refusal")
 async def offer(instance_id: str, body: Offer, ctx: Ctx, _p: Developer) -> JSONResponse:
-    # async with one explicit thread-pool hop for the blocking offer, and the JSON built there
-    # too: the offer is the hot path (bench/gateway.py), and each hop costs ~0.5 ms.
-    return await run_in_threadpool(_offer, ctx, instance_id, body)
+    return await _offer(ctx, instance_id, body)
 
 
-def _offer(ctx: Context, instance_id: str, body: Offer) -> JSONResponse:
+async def _offer(ctx: Context, instance_id: str, body: Offer) -> JSONResponse:
+    # on the event loop, no thread hop: the offer pump (gateway/api/offers.py) produces the
+    # command and resolves this request's future when the command is complete
     t0 = time.perf_counter()
     try:
-        res = ctx.backend.offer(instance_id, body.event, body.timeout_s)
+        res = await ctx.backend.offers.offer(instance_id, body.event, body.timeout_s)
     except PlatformError as exc:
         raise _platform_error(exc) from None
+    except ValueError as exc:
+        raise Problem(422, "Invalid Request", str(exc), kind="bad-instance-id") from None
     finally:
         ctx.metrics.execution_duration.labels("offer").observe(time.perf_counter() - t0)
     return JSONResponse({"offer_id": res.offer_id, "accepted": res.accepted,
@@ -369,13 +371,13 @@ def channels(ctx: Ctx, _p: Viewer) -> list[dict[str, Any]]:
 
 
 @router.post("/channels/{ref}/send", summary="Send on an input channel: an offer of <channel>.<values> (developer)")
-def send(ref: str, body: Send, ctx: Ctx, p: Developer) -> JSONResponse:
-    _system, channel, spec = _channel(ctx, ref)
+async def send(ref: str, body: Send, ctx: Ctx, p: Developer) -> JSONResponse:
+    _system, channel, spec = await run_in_threadpool(_channel, ctx, ref)
     if spec.role != "INPUT":
         raise Problem(422, "Invalid Request", f"{ref} is an output channel: the process sends on it",
                       kind="output-channel")  # fmt: skip
     event = ".".join([channel, *body.values])
-    return _offer(ctx, body.instance_id, Offer(event=event, timeout_s=body.timeout_s))
+    return await _offer(ctx, body.instance_id, Offer(event=event, timeout_s=body.timeout_s))
 
 
 @router.post("/channels/{ref}/receive", summary="Long-poll a channel's messages (viewer)")
