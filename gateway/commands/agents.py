@@ -203,12 +203,20 @@ def worker(
     ] = None,
     namespace: Namespace = "",
     worker_id: Annotated[str, typer.Option("--worker-id")] = "0",
+    only: Annotated[
+        str | None,
+        typer.Option("--only", help="processor | driver: run one of the two (e.g. one process each)"),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Run the agent processor and the agent driver until Ctrl-C."""
+    """Run the agent processor and the agent driver until Ctrl-C (or one of them, --only)."""
     from processors.agents.worker import main
 
+    if only not in (None, "processor", "driver"):
+        raise typer.BadParameter(f"--only must be processor or driver, not {only!r}")
     args = ["--namespace", namespace, "--worker-id", worker_id]
+    if only:
+        args += ["--only", only]
     if base_url:
         args += ["--base-url", base_url]
     if data_dir is not None:

@@ -92,6 +92,8 @@ def call_model(
     """Call ``model`` with ``messages``; retries per ``policy``; never raises for API failures."""
     policy = policy or RetryPolicy()
     started = time.monotonic()
+    if client.max_retries != 0:  # retries are ours (the policy): never the client's as well
+        client = client.with_options(max_retries=0)
     kwargs: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
     if response_format is not None:
         kwargs["response_format"] = dict(response_format)
@@ -110,7 +112,8 @@ def call_model(
         timeout = max(0.05, min(policy.timeout_s, remaining))
         retry_after: float | None = None
         try:
-            resp = client.with_options(timeout=timeout, max_retries=0).chat.completions.create(**kwargs)
+            # a per-request timeout (with_options would copy the client on every attempt)
+            resp = client.chat.completions.create(**kwargs, timeout=timeout)
         except openai.APITimeoutError:
             errors.append(f"attempt {attempt}: timed out after {timeout:.1f}s")
             last_status = TIMEOUT

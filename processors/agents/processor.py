@@ -38,6 +38,7 @@ recorded on every response.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -107,7 +108,7 @@ class AgentProcessor(ProcessorBase):
         self.recorded: dict[int, dict[str, dict[str, Any]]] = {}
         self.stats = AgentStats()
         self.log = (logger or structlog.get_logger()).bind(processor=self.name)
-        self._client: openai.OpenAI | None = None
+        self._clients = threading.local()  # one client (and connection pool) per call thread
         self._journal: Producer | None = None
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="agent-call")
 
@@ -115,9 +116,12 @@ class AgentProcessor(ProcessorBase):
 
     @property
     def client(self) -> openai.OpenAI:
-        if self._client is None:
-            self._client = self.client_factory()
-        return self._client
+        """This thread's client: the call threads do not share one connection pool, whose lock
+        they would queue on (measured: a quarter of the worker's samples waited there)."""
+        client: openai.OpenAI | None = getattr(self._clients, "client", None)
+        if client is None:
+            client = self._clients.client = self.client_factory()
+        return client
 
     def on_assign(self, partitions: Sequence[PartitionRef], ctx: AssignContext) -> None:
         for ref in partitions:

@@ -69,16 +69,21 @@ def build_engines(
     batch_size: int = 500,
     concurrency: int = 8,
     driver: bool = True,
+    processor: bool = True,
     policy: RetryPolicy | None = None,
-) -> tuple[list[Engine], AgentProcessor, AgentDriver | None]:
+) -> tuple[list[Engine], AgentProcessor | None, AgentDriver | None]:
+    """The agent processor's and the driver's engines (either alone: separate processes, each
+    with its own interpreter, share the machine's cores; in one process they share a GIL)."""
     runtime = RuntimeTopics(namespace)
     topics = AgentTopics(namespace)
     ensure_topics(bootstrap, runtime.specs() + topics.specs())
     codec = codec_from_settings(settings)
-    proc = AgentProcessor(
-        bootstrap, codec, client_factory(settings, base_url), topics,
-        policy=policy or policy_from(settings), default_model=settings.agents_model, concurrency=concurrency,
-    )  # fmt: skip
+    proc = None
+    if processor:
+        proc = AgentProcessor(
+            bootstrap, codec, client_factory(settings, base_url), topics,
+            policy=policy or policy_from(settings), default_model=settings.agents_model, concurrency=concurrency,
+        )  # fmt: skip
 
     def config() -> EngineConfig:
         # a protocol step crosses several hops: short broker-side fetch waits keep each one quick
@@ -88,7 +93,7 @@ def build_engines(
             consumer_overrides={"fetch.wait.max.ms": FETCH_WAIT_MS},
         )  # fmt: skip
 
-    engines = [Engine(proc, codec, config())]
+    engines = [Engine(proc, codec, config())] if proc is not None else []
     drv: AgentDriver | None = None
     if driver:
         store = DeploymentStore(bootstrap, codec, runtime)
@@ -125,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base-url", default=None, help="model endpoint (default: CSP_OPENAI_BASE_URL)")
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=8, help="model calls in flight per batch")
-    ap.add_argument("--no-driver", action="store_true", help="run only the agent processor")
+    ap.add_argument("--no-driver", action="store_true", help="run only the agent processor (= --only processor)")
+    ap.add_argument("--only", choices=("processor", "driver"), default=None,
+                    help="run one of the two engines (each in its own process: they do not share a GIL)")
     args = ap.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
@@ -137,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engines, _p, _d = build_engines(
             bootstrap, settings, namespace=args.namespace, worker_id=args.worker_id, base_url=args.base_url,
-            batch_size=args.batch_size, concurrency=args.concurrency, driver=not args.no_driver,
+            batch_size=args.batch_size, concurrency=args.concurrency,
+            driver=not args.no_driver and args.only != "processor", processor=args.only != "driver",
         )  # fmt: skip
     except NoModelEndpoint as exc:
         print(f"error: {exc}", file=sys.stderr)
