@@ -101,10 +101,11 @@ LATE = CNT(0)
 """
 
 
+@pytest.mark.parametrize("workers", [2, 4])
 @pytest.mark.parametrize(
     ("spec", "model"), [("CHAOS(Events)", "FD"), ("ANY", "T"), ("SYS", "F"), ("LATE", "T")]
 )
-def test_two_workers_agree_with_one(spec: str, model: str) -> None:
+def test_two_workers_agree_with_one(spec: str, model: str, workers: int) -> None:
     """The frontier partitioned by hash over 2 forked workers: same counts, and on a
     violation the same counterexample (re-run sequentially)."""
     from processors.csp.check import explore
@@ -119,7 +120,7 @@ def test_two_workers_agree_with_one(spec: str, model: str) -> None:
     spec_lts = Compiler()(mod.eval_process(spec) if "(" in spec else mod.process(spec))
     normal = X.normalise(spec_lts, succ.events, model)  # type: ignore[arg-type]
     one = X.refine(normal, succ, model)  # type: ignore[arg-type]
-    two = X.refine(normal, succ, model, handoff=XP.make_handoff(2), handoff_at=16)  # type: ignore[arg-type]
+    two = X.refine(normal, succ, model, handoff=XP.make_handoff(workers), handoff_at=16)  # type: ignore[arg-type]
     assert (one.passed, one.states, one.transitions, one.levels) == (
         two.passed,
         two.states,
@@ -132,6 +133,27 @@ def test_two_workers_agree_with_one(spec: str, model: str) -> None:
         assert one.counterexample is not None and len(one.counterexample.trace) == 7
     if one.passed:
         assert one.states == 3**6
+
+
+def test_the_owners_share_the_states_evenly_and_their_sets_work() -> None:
+    """Codes that differ only in their low bits (as packed states do) still split evenly;
+    a worker's visited set (home slots below its owner bits) finds what it holds."""
+    import numpy as np
+
+    from processors.csp.check import explore_parallel as XP
+    from processors.csp.check.explore_hash import CodeSet, mix
+
+    codes = np.arange(0, 200_000, 2, dtype=np.int64)  # every low bit 0: the old split gave one owner all
+    u = np.sort(mix(codes))
+    for parts in (2, 4):
+        pieces = XP._split(u, parts)
+        assert sum(len(p) for p in pieces) == len(u)
+        assert all(abs(len(p) - len(u) / parts) < 0.02 * len(u) for p in pieces), [len(p) for p in pieces]
+        own = CodeSet(log2_capacity=12, skip_bits=parts.bit_length() - 1)
+        is_new, _ = own.insert(pieces[-1])
+        assert is_new.all() and own.size == len(pieces[-1])
+        again, _ = own.insert(pieces[-1])
+        assert not again.any()
 
 
 def test_a_plainly_deterministic_network_is_counted_not_compiled(monkeypatch: pytest.MonkeyPatch) -> None:

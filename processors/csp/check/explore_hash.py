@@ -148,10 +148,22 @@ class CodeSet:
     (the first) is found without re-reading the table.
     """
 
-    def __init__(self, with_values: bool = False, log2_capacity: int = 12) -> None:
+    def __init__(self, with_values: bool = False, log2_capacity: int = 12, skip_bits: int = 0) -> None:
         self.with_values = with_values
         self.size = 0
+        # The home slot is taken from the bits below the top ``skip_bits``: a parallel
+        # worker's keys all share their top bits (its owner number), which would leave
+        # most of the table unused (see explore_parallel.owner_bounds).
+        self.skip = np.uint64(skip_bits)
         self._alloc(log2_capacity)
+
+    def _home(self, keys: UintArray) -> IntArray:
+        shift = np.uint64(64 - self.log2)
+        if self.skip:
+            out: IntArray = ((keys << self.skip) >> shift).view(np.int64)
+            return out
+        out = (keys >> shift).view(np.int64)
+        return out
 
     def _alloc(self, log2_capacity: int) -> None:
         self.log2 = log2_capacity
@@ -209,7 +221,11 @@ class CodeSet:
         carry = -1  # slot of the previous key
         for lo in range(0, n, chunk):
             x = slots[lo : lo + chunk]
-            np.right_shift(keys[lo : lo + chunk], shift, out=x.view(np.uint64))
+            if self.skip:
+                np.left_shift(keys[lo : lo + chunk], self.skip, out=x.view(np.uint64))
+                np.right_shift(x.view(np.uint64), shift, out=x.view(np.uint64))
+            else:
+                np.right_shift(keys[lo : lo + chunk], shift, out=x.view(np.uint64))
             x -= steps[: len(x)]
             x[0] = max(int(x[0]), carry + 1)
             np.maximum.accumulate(x, out=x)
@@ -232,7 +248,7 @@ class CodeSet:
         slot = np.empty(n if slots else 0, dtype=np.int64)
         ids: IntArray | None = None  # None: the identity (first round)
         k = keys
-        pos = (keys >> np.uint64(64 - self.log2)).view(np.int64)
+        pos = self._home(keys)
         wrap = (1 << self.log2) - 1
         table = self.keys
         ordered = True  # pos is non-decreasing: sorted keys, and probing keeps it so until it wraps

@@ -2,12 +2,16 @@
 
 :func:`handoff` plugs into :func:`processors.csp.check.explore_check.refine`: once a
 BFS level is large, the search forks ``workers`` processes. Worker ``k`` owns
-the product states whose mixed code has low bits ``k``: its part of the
-frontier, and the visited set for its states (inherited from the sequential
-phase by fork, copy-on-write). Per level each worker expands and checks its
-frontier, removes duplicate candidates, keeps those it owns and hands the rest,
-through the coordinating parent, to their owners; then each inserts what it
-received and reports its new frontier's size.
+the product states whose mixed code has top bits ``k``: its part of the
+frontier, and the visited set of its states (its part of the sequential
+phase's, inherited by fork, in a table of its own). Per level each worker
+expands and checks its frontier chunk by chunk as the sequential search does,
+removes duplicate candidates, inserts those it owns at once and writes the rest
+for their owners to files in memory (``/dev/shm``; the parent only sequences the
+levels, no candidate passes through it); then each inserts what it received and
+reports its new frontier's size. Per candidate a worker does the sequential
+search's work plus one binary search per chunk and a copy out and in of the
+candidates it does not own.
 
 A violation anywhere ends the parallel search and the caller re-runs the
 sequential search for the counterexample (so it is the one a sequential run
@@ -21,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
@@ -34,12 +40,12 @@ from processors.csp.check.explore_check import (
     _Checker,
 )
 from processors.csp.check.explore_hash import (
+    MIXED_EMPTY,
     CodeSet,
     Scratch,
     UintArray,
     distinct_sorted,
     mix,
-    unique_sorted,
     unmix,
 )
 from processors.csp.semantics.lts import IntArray
@@ -68,19 +74,48 @@ def default_workers(cap: int = 2) -> int:
     return 1 << (n.bit_length() - 1)
 
 
+def owner_bounds(parts: int) -> UintArray:
+    """Worker ``k`` owns the mixed codes whose top ``log2(parts)`` bits are ``k``: a sorted
+    batch splits into the owners' pieces at these bounds (a binary search, no copy).
+
+    Not the low bits: the mix is a multiplication by an odd constant, so a product's low bits
+    are the code's low bits, which the packing leaves biased (measured: one worker got two
+    thirds of the states). The top bits are the best mixed; each worker's visited set takes
+    its home slots from the bits below them (``CodeSet(skip_bits=...)``)."""
+    b = parts.bit_length() - 1
+    return np.array([k << (64 - b) for k in range(1, parts)], dtype=np.uint64)
+
+
 def _split(u: UintArray, parts: int) -> list[UintArray]:
-    """``u`` (sorted mixed codes) split by owner: the low bits of the mixed code (the top
-    bits are the home slot in the visited set, which must stay spread over the table);
-    each piece stays sorted."""
-    owner = u & np.uint64(parts - 1)
-    return [u[owner == k] for k in range(parts)]
+    """``u`` (sorted mixed codes) split by owner; each piece is a sorted view of ``u``."""
+    return np.split(u, np.searchsorted(u, owner_bounds(parts)))
 
 
-def _worker(conn: Connection, me: int, parts: int, ck: _Checker, visited: CodeSet, frontier: IntArray) -> None:
-    mine = _split(np.sort(mix(frontier.copy())), parts)[me]
-    frontier = unmix(mine)
+def _piece(exchange: str, level: int, src: int, dst: int) -> str:
+    return os.path.join(exchange, f"L{level}-{src}-{dst}")
+
+
+def _own_visited(visited: CodeSet, me: int, parts: int) -> CodeSet:
+    """Worker ``me``'s visited set: the inherited keys it owns, in a table of its own."""
+    keys = visited.keys[visited.keys != np.uint64(MIXED_EMPTY)]
+    keys.sort()
+    mine = _split(keys, parts)[me]
+    own = CodeSet(log2_capacity=max(12, visited.log2 - (parts.bit_length() - 1)), skip_bits=parts.bit_length() - 1)
+    own.insert(mine)
+    return own
+
+
+def _worker(
+    conn: Connection, me: int, parts: int, ck: _Checker, visited: CodeSet, frontier: IntArray, exchange: str
+) -> None:
+    """Per level: expand the frontier chunk by chunk, as the sequential search does; insert
+    the candidates this worker owns at once, write the others' pieces (sorted runs, with
+    their lengths) for them; then insert the pieces the others wrote for it."""
+    frontier = unmix(_split(np.sort(mix(frontier.copy())), parts)[me])
+    visited = _own_visited(visited, me, parts)
     scratch = Scratch()
-    keep: UintArray = np.zeros(0, dtype=np.uint64)
+    new: list[IntArray] = []
+    level = 0
     try:
         while True:
             cmd = conn.recv()
@@ -91,7 +126,8 @@ def _worker(conn: Connection, me: int, parts: int, ck: _Checker, visited: CodeSe
                 continue
             if cmd == "expand":
                 viol, count = -1, 0
-                pieces: list[list[UintArray]] = [[] for _ in range(parts)]
+                out: list[list[UintArray]] = [[] for _ in range(parts)]
+                new = []
                 for lo in range(0, len(frontier), CHUNK):
                     groups, v = ck.successors(frontier[lo : lo + CHUNK], want_edges=False)
                     if v is not None:
@@ -102,25 +138,36 @@ def _worker(conn: Connection, me: int, parts: int, ck: _Checker, visited: CodeSe
                     if n:
                         tgt = np.concatenate([g.tgt for g in groups]) if len(groups) > 1 else groups[0].tgt.copy()
                         for k, piece in enumerate(_split(distinct_sorted(mix(tgt, in_place=True), scratch), parts)):
-                            pieces[k].append(piece)
+                            if k == me:
+                                is_new, _ = visited.insert(piece)
+                                new.append(unmix(piece[is_new]))
+                            elif len(piece):
+                                out[k].append(piece)
+                if viol < 0:
+                    # the other owners' pieces go straight to them through files in memory
+                    # (/dev/shm): one copy out, one copy in, nothing through the parent
+                    for k in range(parts):
+                        if k != me:
+                            base = _piece(exchange, level, me, k)
+                            np.array([len(p) for p in out[k]], dtype=np.int64).tofile(base + ".len")
+                            (np.concatenate(out[k]) if out[k] else np.zeros(0, dtype=np.uint64)).tofile(base + ".u64")
                 conn.send(("ok", viol, count))
-                if viol >= 0:
-                    continue
-                for k in range(parts):
-                    joined = np.concatenate(pieces[k]) if pieces[k] else np.zeros(0, dtype=np.uint64)
-                    if k == me:
-                        keep = joined
-                    else:
-                        conn.send_bytes(joined.tobytes())
                 continue
             if cmd == "insert":
-                inbound = [keep] + [np.frombuffer(conn.recv_bytes(), dtype=np.uint64) for _ in range(parts - 1)]
-                cand = np.concatenate(inbound)
-                cand.sort(kind="stable")  # sorted runs: timsort merges them
-                u = unique_sorted(cand)
-                is_new, _ = visited.insert(u)
-                frontier = unmix(u[is_new])
-                keep = np.zeros(0, dtype=np.uint64)
+                for k in range(parts):
+                    if k == me:
+                        continue
+                    base = _piece(exchange, level, k, me)
+                    lengths = np.fromfile(base + ".len", dtype=np.int64)
+                    data = np.fromfile(base + ".u64", dtype=np.uint64)
+                    os.unlink(base + ".len")
+                    os.unlink(base + ".u64")
+                    for piece in np.split(data, np.cumsum(lengths)[:-1]) if len(lengths) else []:
+                        is_new, _ = visited.insert(piece)
+                        new.append(unmix(piece[is_new]))
+                level += 1
+                frontier = np.concatenate(new) if new else np.zeros(0, dtype=np.int64)
+                new = []
                 conn.send(len(frontier))
     except (EOFError, OSError):
         return
@@ -143,10 +190,13 @@ def make_handoff(
         progress.kept.clear()  # the counterexample is rebuilt by a sequential re-run
         conns: list[Connection] = []
         procs = []
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        exchange = tempfile.mkdtemp(prefix="csp-check-", dir=shm)
         try:
             for k in range(workers):
                 here, there = ctx.Pipe()
-                p = ctx.Process(target=_worker, args=(there, k, workers, ck, visited, frontier), daemon=True)
+                p = ctx.Process(target=_worker, args=(there, k, workers, ck, visited, frontier, exchange),
+                                daemon=True)  # fmt: skip
                 p.start()
                 there.close()
                 conns.append(here)
@@ -164,6 +214,7 @@ def make_handoff(
                 if p.is_alive():
                     p.kill()
                     p.join()
+            shutil.rmtree(exchange, ignore_errors=True)
 
     return run
 
@@ -176,29 +227,20 @@ def _coordinate(
     conns: list[Connection], progress: Progress, max_states: int | None, on_level: Callable[[int, int], None] | None
 ) -> Result | None:
     states, transitions, levels = progress.states, progress.transitions, progress.levels
-    parts = len(conns)
     while True:
         for c in conns:
             c.send("expand")
-        inbound: list[list[bytes]] = [[] for _ in range(parts)]
         violation = False
-        for k, c in enumerate(conns):
+        for c in conns:
             tag, viol, count = c.recv()
             if tag != "ok":
                 raise _Fallback(viol)
             transitions += count
-            if viol >= 0:
-                violation = True
-                continue
-            for d in range(parts):
-                if d != k:
-                    inbound[d].append(c.recv_bytes())
+            violation = violation or viol >= 0
         if violation:
             return None
-        for d, c in enumerate(conns):
+        for c in conns:  # every piece is written: each worker reads its inbound ones
             c.send("insert")
-            for b in inbound[d]:
-                c.send_bytes(b)
         new = 0
         for c in conns:
             got = c.recv()
