@@ -458,7 +458,7 @@ def refine(
     on_level: Callable[[int, int], None] | None = None,
     chunk: int = CHUNK,
     handoff: Handoff | None = None,
-    handoff_at: int = 1 << 16,
+    handoff_at: int = 1 << 14,
 ) -> Result:
     """Check ``spec [model= impl`` breadth first; stop at the first level with a violation.
 
