@@ -120,7 +120,9 @@ class Instance:
 
 
 class _Results:
-    """Reads csp.events / csp.snapshots / csp.refusals of the partitions we sent commands to."""
+    """Reads csp.events / csp.snapshots / csp.refusals / csp.completions of the partitions we
+    sent commands to, and keeps only the records of the commands being waited for (others'
+    commands share the partitions: keeping theirs would grow without bound)."""
 
     def __init__(self, platform: Platform) -> None:
         self.p = platform
@@ -129,11 +131,13 @@ class _Results:
         )
         self.consumer = Consumer(conf)
         self.assigned: set[int] = set()
-        self.by_position: dict[tuple[int, int], list[Mapping[str, Any]]] = {}
+        self.wanted: dict[tuple[int, int], str] = {}  # command position -> command id
+        self.wanted_ids: set[str] = set()
+        self.by_position: dict[tuple[int, int], dict[int, Mapping[str, Any]]] = {}  # seq -> event
         self.snap_by_position: dict[tuple[int, int], Mapping[str, Any]] = {}
         self.refusal_by_command: dict[str, Mapping[str, Any]] = {}
         self.completion_by_command: dict[str, Mapping[str, Any]] = {}
-        self.seen: set[tuple[str, int]] = set()
+        self.polled_others = 0  # records read that belonged to no command waited for (dropped)
 
     def ensure(self, partition: int) -> None:
         if partition in self.assigned:
@@ -146,6 +150,19 @@ class _Results:
         self.consumer.incremental_assign(tps)
         self.assigned.add(partition)
 
+    def want(self, part: int, offset: int, command_id: str) -> None:
+        self.wanted[(part, offset)] = command_id
+        self.wanted_ids.add(command_id)
+
+    def unwant(self, part: int, offset: int, command_id: str) -> None:
+        pos = (part, offset)
+        self.wanted.pop(pos, None)
+        self.wanted_ids.discard(command_id)
+        self.by_position.pop(pos, None)
+        self.snap_by_position.pop(pos, None)
+        self.refusal_by_command.pop(command_id, None)
+        self.completion_by_command.pop(command_id, None)
+
     def poll(self, timeout_s: float) -> int:
         n = 0
         t = self.p.topics
@@ -157,43 +174,42 @@ class _Results:
             except Exception:
                 continue
             n += 1
-            if msg.topic() == t.events and name == "CspEvent":
-                k = (rec["instance_id"], rec["seq"])
-                if k in self.seen:
-                    continue
-                self.seen.add(k)
+            topic = msg.topic()
+            if name in ("CspEvent", "CspSnapshot"):
                 pos = (rec.get("command_partition"), rec.get("command_offset"))
-                self.by_position.setdefault(pos, []).append(rec)  # type: ignore[arg-type]
-            elif msg.topic() == t.snapshots and name == "CspSnapshot":
-                pos = (rec.get("command_partition"), rec.get("command_offset"))
-                self.snap_by_position.setdefault(pos, rec)  # type: ignore[arg-type]
-            elif msg.topic() == t.refusals and name == "CspRefusal":
-                self.refusal_by_command.setdefault(rec["command_id"], rec)
-            elif msg.topic() == t.completions and name == "CspCompletion":
-                self.completion_by_command.setdefault(rec["command_id"], rec)
+                if pos not in self.wanted:
+                    self.polled_others += 1
+                elif topic == t.events and name == "CspEvent":  # (instance, seq) dedup within the command
+                    self.by_position.setdefault(pos, {}).setdefault(int(rec["seq"]), rec)
+                elif topic == t.snapshots and name == "CspSnapshot":
+                    self.snap_by_position.setdefault(pos, rec)
+            elif name in ("CspRefusal", "CspCompletion"):
+                cid = rec["command_id"]
+                if cid not in self.wanted_ids:
+                    self.polled_others += 1
+                elif topic == t.refusals and name == "CspRefusal":
+                    self.refusal_by_command.setdefault(cid, rec)
+                elif topic == t.completions and name == "CspCompletion":
+                    self.completion_by_command.setdefault(cid, rec)
         return n
 
     def complete(
         self, part: int, offset: int, command_id: str
     ) -> tuple[list[Mapping[str, Any]], Mapping[str, Any] | None, Mapping[str, Any] | None] | None:
         """The command's (events, snapshot, refusal) once its completion record and every record
-        it counts have been read; None before. Pops what it returns (memory stays bounded)."""
+        it counts have been read; None before."""
         done = self.completion_by_command.get(command_id)
         if done is None:
             return None
         pos = (int(done["command_partition"]), int(done["command_offset"]))
-        evs = self.by_position.get(pos, [])
+        evs = self.by_position.get(pos, {})
         snap = self.snap_by_position.get(pos)
         ref = self.refusal_by_command.get(command_id)
         if len(evs) < int(done["events"]) or (done["snapshot"] and snap is None):
             return None
         if done["outcome"] == "REFUSED" and ref is None:
             return None
-        del self.completion_by_command[command_id]
-        self.by_position.pop(pos, None)
-        self.snap_by_position.pop(pos, None)
-        self.refusal_by_command.pop(command_id, None)
-        return evs, snap, ref
+        return [evs[s] for s in sorted(evs)], snap, ref
 
     def close(self) -> None:
         self.consumer.close()
@@ -343,17 +359,21 @@ class Platform(KafkaClient):
         events, snapshot and refusal, in the same transaction) and for every record it counts."""
         res = self.results
         deadline = time.monotonic() + timeout_s
-        while True:
-            got = res.complete(part, offset, command_id)
-            if got is not None:
-                return got
-            if time.monotonic() > deadline:
-                raise NoAnswer(
-                    f"no answer to command {command_id} ({self.topics.commands}[{part}]@{offset}) within {timeout_s}s: "
-                    "is a runtime worker running (`csp worker`)? The command stays on the log and is applied "
-                    "when a worker consumes it."
-                )
-            res.poll(0.05)
+        res.want(part, offset, command_id)
+        try:
+            while True:
+                got = res.complete(part, offset, command_id)
+                if got is not None:
+                    return got
+                if time.monotonic() > deadline:
+                    raise NoAnswer(
+                        f"no answer to command {command_id} ({self.topics.commands}[{part}]@{offset}) within "
+                        f"{timeout_s}s: is a runtime worker running (`csp worker`)? The command stays on the log "
+                        "and is applied when a worker consumes it."
+                    )
+                res.poll(0.05)
+        finally:
+            res.unwant(part, offset, command_id)  # what came for it, and whatever comes later, is dropped
 
     # -- deployments -------------------------------------------------------------------
 

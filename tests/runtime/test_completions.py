@@ -100,3 +100,23 @@ def test_the_header_alone_asks_for_completion(kafka_bootstrap: str, tmp_path: Pa
         wait_until(lambda: any(c["command_id"] == "plain-1" for c in completions(platform, iid)), 60, "completion")
         (done,) = [c for c in completions(platform, iid) if c["command_id"] == "plain-1"]
         assert done["outcome"] == "APPLIED" and done["events"] == 2
+
+
+def test_the_sdk_keeps_only_what_it_waits_for(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Other clients' commands share the partitions the SDK reads; their records are not kept
+    (the SDK's memory stays bounded), and nothing is left once an offer has returned."""
+    platform = new_platform(kafka_bootstrap, tmp_path)
+    platform.publish_deployment(buffer_deployment("buf", 1))
+    with platform, thread_worker(platform):
+        mine = platform.start("buf")
+        others = [f"other-{i}" for i in range(40)]
+        platform.send_many((iid, "START", {"system": "buf", "version": 1}) for iid in others)
+        platform.send_many((iid, "OFFER", {"event": "in.1"}) for iid in others)
+        for i in range(3):
+            assert mine.offer(f"in.{i}").accepted
+            mine.offer(f"out.{i}")
+        res = platform.results
+        assert res.polled_others > 0  # the others' records did arrive on our partitions
+        assert not res.by_position and not res.snap_by_position
+        assert not res.refusal_by_command and not res.completion_by_command
+        assert not res.wanted and not res.wanted_ids
