@@ -181,6 +181,9 @@ class Infer:
         self.data_names: set[str] = set()
         self.scoped: dict[str, Type] = {}
         self.deferred: list[tuple[list[tuple[S.Node, Type]], S.Prefix]] = []
+        # libcspm's extendables: a variable of unknown type used in {| |} yields events, so
+        # every x.e of it extends it by the same first field ("divergent extendable")
+        self.extendable: dict[int, Type] = {}  # the variable's id -> its first field's type
 
     # ------------------------------------------------------- annotations
     def annot_type(self, a: S.AnnotDecl, rigid: bool) -> tuple[Type, dict[str, Type]]:
@@ -523,6 +526,9 @@ class Infer:
         """Type of ``i1.i2...in``: (value type, final result type of the head)."""
         head = _norm(prune(items[0][1]))
         rest = [_norm(prune(t)) for _, t in items[1:]]
+        if isinstance(head, TVar) and head.ident in self.extendable and len(rest) == 1 and not rest_var:
+            self.unify(rest[0], self.extendable[head.ident], items[1][0], "an extension of an extendable")
+            return ANY, ANY
         if (
             isinstance(head, TVar)
             and not rest_var
@@ -790,7 +796,11 @@ class Infer:
         el = self.fresh()
         for i in e.items:
             parts = self.flat_dot(i)
-            _, res = self.dot_items([(p, self.expr(p, inner)) for p in parts], i)
+            typed: list[tuple[S.Node, Type]] = [(p, self.expr(p, inner)) for p in parts]
+            if len(typed) == 1 and isinstance(v := prune(typed[0][1]), TVar):
+                self.extendable.setdefault(v.ident, self.fresh())  # {|x|}: x yields events
+                continue
+            _, res = self.dot_items(typed, i)
             res = prune(res)
             if res == ANY:
                 continue
