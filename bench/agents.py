@@ -133,8 +133,11 @@ def _stamps(platform: Platform, topic: str, schema: str) -> list[tuple[dict[str,
     return out
 
 
-def hop_breakdown(platform: Platform, atopics: AgentTopics, iids: set[str]) -> dict[str, float]:
-    """Mean time of each hop of a step, from the records' Kafka timestamps (CreateTime)."""
+def hop_breakdown(
+    platform: Platform, atopics: AgentTopics, iids: set[str], samples: dict[str, list[float]] | None = None
+) -> dict[str, float]:
+    """Mean time of each hop of a step, from the records' Kafka timestamps (CreateTime); each
+    hop's values also go to ``samples`` when given."""
     ev = {(r["instance_id"], int(r["seq"])): ts for r, ts in _stamps(platform, platform.topics.events, "CspEvent")}
     req = {r["request_id"]: ts for r, ts in _stamps(platform, atopics.requests, "AgentRequest")}
     resp = {r["request_id"]: (ts, int(r["latency_ms"])) for r, ts in _stamps(platform, atopics.responses, "AgentResponse")}
@@ -154,6 +157,11 @@ def hop_breakdown(platform: Platform, atopics: AgentTopics, iids: set[str]) -> d
         sums["model call"] += lat
         sums["response->offer (driver)"] += t_cmd - t_resp
         sums["offer->event (runtime)"] += nxt - t_cmd
+        if samples is not None:
+            for k, v in (("event->request (driver)", t_req - t_ev), ("request->response (agents, model included)",
+                         t_resp - t_req), ("model call", lat), ("response->offer (driver)", t_cmd - t_resp),
+                         ("offer->event (runtime)", nxt - t_cmd)):  # fmt: skip
+                samples.setdefault(k, []).append(float(v))
         n += 1
     return {k: v / max(1, n) for k, v in sums.items()}
 
@@ -266,8 +274,12 @@ def main(argv: list[str] | None = None) -> int:
 
             lat, loaded = added_ms(lat_iids), added_ms(iids)
             for label, ids in (("latency phase", lat_iids), ("throughput phase", iids)):
-                hops = hop_breakdown(platform, atopics, set(ids))
+                per: dict[str, list[float]] = {}
+                hops = hop_breakdown(platform, atopics, set(ids), per)
                 print(f"{label}, mean per step: " + ", ".join(f"{k} {v:.0f} ms" for k, v in hops.items()), flush=True)
+                if label == "latency phase":
+                    print("latency phase, p50 / max per hop: " + ", ".join(
+                        f"{k} {percentile(v, 0.5):.0f} / {max(v):.0f} ms" for k, v in per.items()), flush=True)  # fmt: skip
             platform.close()
             # raw again, with the workers stopped (as they were not started for the first): the
             # machine's speed drifts between runs by ±20%; the baseline is the mean of the two
