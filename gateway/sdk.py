@@ -119,6 +119,26 @@ class Instance:
         return [e["event"] for e in self.replay().trace]
 
 
+def is_complete(
+    done: Mapping[str, Any], events: int, snapshot: bool, refusal: bool, *, need_snapshot: bool = True
+) -> bool:
+    """A command is complete when its completion record ``done`` has come and so has every
+    record it counts: its events, its snapshot (when asked for) and, if refused, its refusal."""
+    if events < int(done["events"]) or (need_snapshot and done["snapshot"] and not snapshot):
+        return False
+    return not (done["outcome"] == "REFUSED" and not refusal)
+
+
+def offer_result(
+    offer_id: str, events: Sequence[Mapping[str, Any]], refusal: Mapping[str, Any] | None
+) -> OfferResult:
+    """An offer's outcome from its command's events (in seq order) and refusal."""
+    accepted = next((e for e in events if e.get("offer_id") == offer_id), None)
+    if accepted is None:
+        return OfferResult(offer_id, None, refusal)
+    return OfferResult(offer_id, accepted, refusal, tuple(e for e in events if e is not accepted))
+
+
 class _Results:
     """Reads csp.events / csp.snapshots / csp.refusals / csp.completions of the partitions we
     sent commands to, and keeps only the records of the commands being waited for (others'
@@ -205,9 +225,7 @@ class _Results:
         evs = self.by_position.get(pos, {})
         snap = self.snap_by_position.get(pos)
         ref = self.refusal_by_command.get(command_id)
-        if len(evs) < int(done["events"]) or (done["snapshot"] and snap is None):
-            return None
-        if done["outcome"] == "REFUSED" and ref is None:
+        if not is_complete(done, len(evs), snap is not None, ref is not None):
             return None
         return [evs[s] for s in sorted(evs)], snap, ref
 
@@ -549,11 +567,7 @@ class Platform(KafkaClient):
         self.results.ensure(part)
         part, offset, cid = self.send(instance_id, "OFFER", event=event, offer_id=oid)
         evs, _snap, ref = self._await(part, offset, cid, timeout_s)
-        accepted = next((e for e in evs if e.get("offer_id") == oid), None)
-        if accepted is None:
-            return OfferResult(oid, None, ref)
-        follow = tuple(e for e in evs if e is not accepted)
-        return OfferResult(oid, accepted, ref, follow)
+        return offer_result(oid, evs, ref)
 
     def stop(self, instance_id: str, *, timeout_s: float = 30.0) -> Mapping[str, Any]:
         """Stop an instance; returns its final snapshot (or the refusal)."""

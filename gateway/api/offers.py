@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from gateway.sdk import NoAnswer, OfferResult, Platform, PlatformError
+from gateway.sdk import NoAnswer, OfferResult, Platform, PlatformError, is_complete, offer_result
 from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.records import COMPLETE_HEADER, command_record
 from streams.clients import consume_available, consumer_config, producer_config
@@ -95,7 +95,7 @@ class OfferPump:
         try:
             producer.produce(topic, key=instance_id.encode(), value=value, partition=part,
                              headers=[(COMPLETE_HEADER, cid.encode())], on_delivery=delivered)  # fmt: skip
-        except (BufferError, Exception) as exc:  # noqa: BLE001 - named in the error
+        except (BufferError, KafkaException) as exc:
             self._forget(cid, undelivered=True)
             raise PlatformError(f"could not write to {topic}[{part}]: {exc}") from None
         try:
@@ -187,11 +187,7 @@ class OfferPump:
     def _delivered(self, cid: str, part: int, err: KafkaError | None, offset: int | None) -> None:
         """Delivery report (pump thread, from ``producer.poll``)."""
         with self._lock:
-            left = self._undelivered.get(part, 1) - 1
-            if left > 0:
-                self._undelivered[part] = left
-            else:
-                self._undelivered.pop(part, None)
+            left = self._one_delivered(part)
             got = self._by_id.get(cid)
             if got is not None:
                 if err is not None:
@@ -212,18 +208,11 @@ class OfferPump:
         got = self._by_id.get(cid)
         if got is None or got.completion is None or got.position is None:
             return
-        done = got.completion
-        if len(got.events) < int(done["events"]):
-            return
-        if done["outcome"] == "REFUSED" and got.refusal is None:
+        # the SDK's rule; snapshots are not read here (an offer's answer does not use them)
+        if not is_complete(got.completion, len(got.events), False, got.refusal is not None, need_snapshot=False):
             return
         evs = [got.events[s] for s in sorted(got.events)]
-        accepted = next((e for e in evs if e.get("offer_id") == got.offer_id), None)
-        if accepted is None:
-            result = OfferResult(got.offer_id, None, got.refusal)
-        else:
-            result = OfferResult(got.offer_id, accepted, got.refusal, tuple(e for e in evs if e is not accepted))
-        self._settle(got, result=result)
+        self._settle(got, result=offer_result(got.offer_id, evs, got.refusal))
 
     @staticmethod
     def _settle(got: _Pending, result: OfferResult | None = None, exc: Exception | None = None) -> None:
@@ -244,11 +233,16 @@ class OfferPump:
             if got is not None and got.position is not None:
                 self._by_pos.pop(got.position, None)
             if undelivered and got is not None:
-                left = self._undelivered.get(got.partition, 1) - 1
-                if left > 0:
-                    self._undelivered[got.partition] = left
-                else:
-                    self._undelivered.pop(got.partition, None)
+                self._one_delivered(got.partition)
+
+    def _one_delivered(self, part: int) -> int:
+        """One command fewer awaits its delivery report on ``part`` (lock held); how many still do."""
+        left = self._undelivered.get(part, 1) - 1
+        if left > 0:
+            self._undelivered[part] = left
+        else:
+            self._undelivered.pop(part, None)
+        return left
 
     def close(self) -> None:
         """Stop the pump (an offer after this starts it again)."""

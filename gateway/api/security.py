@@ -8,7 +8,6 @@ signed with the app's secret; API keys (``csp_<id>_<secret>``) come in
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -78,10 +77,10 @@ class TokenCache:
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._claims: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._claims: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     def decode(self, secret: str, token: str, kind: str) -> dict[str, Any]:
-        key = f"{hashlib.sha256(secret.encode()).hexdigest()[:16]}:{token}"  # one secret's tokens
+        key = (secret, token)  # a token verified under one secret says nothing under another
         with self._lock:
             claims = self._claims.get(key)
             if claims is not None:
