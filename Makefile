@@ -15,6 +15,8 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@# byte-compiled like an installed package (PYTHONDONTWRITEBYTECODE=1 would recompile per command)
+	$(BIN)/python -m compileall -q processors gateway streams schemas projections infra >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -73,7 +73,7 @@ async def _fanout(url: str, token: str, clients: int, expect: int, start_burst: 
                     return
                 if not first:
                     first.append(time.perf_counter())
-                if msg.startswith('{"stream"'):
+                if isinstance(msg, str) and msg.startswith('{"stream"'):
                     received[i] += 1
                     last[0] = time.perf_counter()
             if sum(received) >= expect * clients:

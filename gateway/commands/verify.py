@@ -303,6 +303,23 @@ IncludeOutsideOpt = Annotated[
 ]
 
 
+def _power_of_two(value: int | None) -> int | None:
+    if value is not None and (value < 1 or value & (value - 1)):
+        raise typer.BadParameter(f"must be a power of two (1, 2, 4, ...), not {value}")
+    return value
+
+
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Processes for the on-the-fly refinement checks, a power of two; the frontier is partitioned "
+        "by state hash (default: the usable cores that the 1-minute load average leaves free, at most 2).",
+        callback=_power_of_two,
+    ),
+]
+
+
 def typecheck(
     file: FileArg,
     fmt: FormatOpt = Format.text,
@@ -357,6 +374,7 @@ def check(
     max_memory: MaxMemoryOpt = None,
     timeout: TimeoutOpt = None,
     allow_include_outside: IncludeOutsideOpt = False,
+    workers: WorkersOpt = None,
 ) -> None:
     """Check assertions: every `assert` in FILE (default), one property with --assert,
     or all three properties of --process P."""
@@ -375,13 +393,13 @@ def check(
         module = _load(file, allow_include_outside)
         if assert_ is not None:
             kind, m = _parse_property(assert_)
-            results = [check_property(module, kind, process, (model.value if model else None) or m, limit)]
+            results = [check_property(module, kind, process, (model.value if model else None) or m, limit, workers)]
         elif process is not None and not all_assertions:
             m = model.value if model else None
             kinds = ("deadlock free", "divergence free", "deterministic")
-            results = [check_property(module, k, process, m, limit) for k in kinds]
+            results = [check_property(module, k, process, m, limit, workers) for k in kinds]
         else:  # every assertion of the file (the default, and --all-assertions)
-            results = run_module(module, limit)
+            results = run_module(module, limit, workers)
             if not module.assertions:
                 raise _InputError(f"{file}: no assertions to check (use --assert with --process)")
     except Exception as exc:  # noqa: BLE001
@@ -414,6 +432,7 @@ def refine(
     max_memory: MaxMemoryOpt = None,
     timeout: TimeoutOpt = None,
     allow_include_outside: IncludeOutsideOpt = False,
+    workers: WorkersOpt = None,
 ) -> None:
     """Check SPEC [M= IMPL with SPEC from SPEC_FILE and IMPL from IMPL_FILE."""
     run = _Run("refine", ["--model", model.value, str(spec_file), str(impl_file)], fmt, [spec_file, impl_file])
@@ -424,7 +443,9 @@ def refine(
 
         spec_module = _load(spec_file, allow_include_outside)
         impl_module = _load(impl_file, allow_include_outside)
-        result = check_refinement(spec_module, impl_module, model.value, spec, impl, max_states or DEFAULT_MAX_STATES)
+        result = check_refinement(
+            spec_module, impl_module, model.value, spec, impl, max_states or DEFAULT_MAX_STATES, workers
+        )
     except Exception as exc:  # noqa: BLE001
         run.fail_input(exc, "refine")
         return

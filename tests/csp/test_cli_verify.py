@@ -195,3 +195,24 @@ def test_error_without_position_has_no_zero_coordinates() -> None:
     with pytest.raises(CspmEvalError) as info:
         load_source("channel a\nP = a -> P\n", "m.csp").process("NOPE")
     assert str(info.value) == "m.csp: undefined process 'NOPE'"
+
+
+def test_workers_option_same_verdicts_and_counts(tmp_path: Path) -> None:
+    # 3^12 states; the widest BFS level (25,653) passes the handoff to the partitioned search
+    src = (
+        "channel e, f, g : {0..11}\n"
+        "CYC(i) = e.i -> f.i -> g.i -> CYC(i)\n"
+        "SYS = ||| i : {0..11} @ CYC(i)\n"
+        "assert CHAOS(Events) [FD= SYS\n"
+        "assert RUN(Events) [T= SYS\n"
+    )
+    f = write(tmp_path, "w.cspm", src)
+    got = {}
+    for w in ("1", "2"):
+        code, doc = run_json("check", str(f), "--workers", w)
+        assert code == 0, doc
+        got[w] = [(a["status"], a["stats"]["states"], a["stats"]["transitions"]) for a in doc["assertions"]]
+    assert got["1"] == got["2"]
+    assert got["1"][0][1] == 3**12
+    res = runner.invoke(app, ["check", str(f), "--workers", "3"])
+    assert res.exit_code == 2 and "power of two" in res.output

@@ -37,6 +37,7 @@ from processors.csp.check.explore_hash import (
     UintArray,
     distinct_sorted,
     mix,
+    unique_sorted,
     unmix,
 )
 from processors.csp.check.explore_succ import Compiled, successors, terminated
@@ -476,7 +477,7 @@ def refine(
     states, transitions = 1, 0
     scratch = Scratch()
     while len(frontier):
-        parts: list[IntArray] = []
+        runs: list[UintArray] = []  # each chunk's distinct candidates, sorted
         for lo in range(0, len(frontier), chunk):
             part = frontier[lo : lo + chunk]
             groups, viol = ck.successors(part, want_edges=False)
@@ -488,16 +489,11 @@ def refine(
             transitions += count
             if count:
                 tgt = np.concatenate([g.tgt for g in groups]) if len(groups) > 1 else groups[0].tgt.copy()
-                u = distinct_sorted(mix(tgt, in_place=True), scratch)
-                if on_level is not None and (grow := visited.growth_bytes(len(u))):
-                    on_level(states, grow)
-                is_new, _ = visited.insert(u)
-                new = unmix(u[is_new])
-                states += len(new)
-                if max_states is not None and states > max_states:
-                    raise Limit(max_states)
-                parts.append(new)
-        frontier = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else parts_empty()
+                runs.append(distinct_sorted(mix(tgt, in_place=True), scratch))
+        frontier = _insert_level(visited, runs, on_level, states)
+        states += len(frontier)
+        if max_states is not None and states > max_states:
+            raise Limit(max_states)
         if len(frontier):
             levels.append(frontier)
             if on_level is not None:
@@ -509,6 +505,26 @@ def refine(
                 return refine(spec, impl, model, max_states, on_level, chunk)
     store = visited.nbytes + sum(lv.nbytes for lv in levels)
     return Result(True, None, states, transitions, len(levels), store)
+
+
+def _insert_level(
+    visited: CodeSet, runs: list[UintArray], on_level: Callable[[int, int], None] | None, states: int
+) -> IntArray:
+    """Insert a level's candidates (sorted runs, one per chunk) in one sweep of the table: the
+    runs are merged without duplicates first. Returns the new states (the next frontier)."""
+    if not runs:
+        return parts_empty()
+    if len(runs) == 1:
+        batch = runs[0]  # already sorted, without duplicates
+    else:
+        batch = np.concatenate(runs)
+        batch.sort(kind="stable")  # sorted runs: a merge
+        batch = unique_sorted(batch)
+    runs.clear()
+    if on_level is not None and (grow := visited.growth_bytes(len(batch))):
+        on_level(states, grow)
+    is_new, _ = visited.insert(batch)
+    return unmix(batch[is_new])
 
 
 @dataclass(frozen=True)

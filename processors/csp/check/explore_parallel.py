@@ -6,12 +6,15 @@ the product states whose mixed code has top bits ``k``: its part of the
 frontier, and the visited set of its states (its part of the sequential
 phase's, inherited by fork, in a table of its own). Per level each worker
 expands and checks its frontier chunk by chunk as the sequential search does,
-removes duplicate candidates, inserts those it owns at once and writes the rest
+removes each chunk's duplicate candidates, keeps those it owns and writes the rest
 for their owners to files in memory (``/dev/shm``; the parent only sequences the
-levels, no candidate passes through it); then each inserts what it received and
-reports its new frontier's size. Per candidate a worker does the sequential
-search's work plus one binary search per chunk and a copy out and in of the
-candidates it does not own.
+levels, no candidate passes through it); then each merges what it kept with what
+it received into one sorted batch without duplicates, inserts it in one sweep of
+its table (as the sequential search inserts a level) and reports its new
+frontier's size. Per candidate a worker does the sequential search's work plus
+one binary search per chunk and a copy out and in of the candidates it does not
+own. Measured by bench/check.py: the workers' CPU time together is within about
+10% of the sequential search's.
 
 A violation anywhere ends the parallel search and the caller re-runs the
 sequential search for the counterexample (so it is the one a sequential run
@@ -46,6 +49,7 @@ from processors.csp.check.explore_hash import (
     UintArray,
     distinct_sorted,
     mix,
+    unique_sorted,
     unmix,
 )
 from processors.csp.semantics.lts import IntArray
@@ -108,13 +112,14 @@ def _own_visited(visited: CodeSet, me: int, parts: int) -> CodeSet:
 def _worker(
     conn: Connection, me: int, parts: int, ck: _Checker, visited: CodeSet, frontier: IntArray, exchange: str
 ) -> None:
-    """Per level: expand the frontier chunk by chunk, as the sequential search does; insert
-    the candidates this worker owns at once, write the others' pieces (sorted runs, with
-    their lengths) for them; then insert the pieces the others wrote for it."""
+    """Per level: expand the frontier chunk by chunk, as the sequential search does; keep the
+    candidates this worker owns, write the others' (sorted runs) for them; then insert its
+    own and the ones the others wrote for it, merged, in one sweep."""
     frontier = unmix(_split(np.sort(mix(frontier.copy())), parts)[me])
     visited = _own_visited(visited, me, parts)
     scratch = Scratch()
     new: list[IntArray] = []
+    mine: list[UintArray] = []
     level = 0
     try:
         while True:
@@ -138,10 +143,7 @@ def _worker(
                     if n:
                         tgt = np.concatenate([g.tgt for g in groups]) if len(groups) > 1 else groups[0].tgt.copy()
                         for k, piece in enumerate(_split(distinct_sorted(mix(tgt, in_place=True), scratch), parts)):
-                            if k == me:
-                                is_new, _ = visited.insert(piece)
-                                new.append(unmix(piece[is_new]))
-                            elif len(piece):
+                            if len(piece):
                                 out[k].append(piece)
                 if viol < 0:
                     # the other owners' pieces go straight to them through files in memory
@@ -149,22 +151,27 @@ def _worker(
                     for k in range(parts):
                         if k != me:
                             base = _piece(exchange, level, me, k)
-                            np.array([len(p) for p in out[k]], dtype=np.int64).tofile(base + ".len")
                             (np.concatenate(out[k]) if out[k] else np.zeros(0, dtype=np.uint64)).tofile(base + ".u64")
+                    mine = out[me]
                 conn.send(("ok", viol, count))
                 continue
             if cmd == "insert":
+                # this level's candidates owned here (own chunks' and the others'): sorted runs,
+                # merged into one batch without duplicates, inserted in one sweep of the table
+                runs = list(mine)
                 for k in range(parts):
                     if k == me:
                         continue
                     base = _piece(exchange, level, k, me)
-                    lengths = np.fromfile(base + ".len", dtype=np.int64)
-                    data = np.fromfile(base + ".u64", dtype=np.uint64)
-                    os.unlink(base + ".len")
+                    runs.append(np.fromfile(base + ".u64", dtype=np.uint64))
                     os.unlink(base + ".u64")
-                    for piece in np.split(data, np.cumsum(lengths)[:-1]) if len(lengths) else []:
-                        is_new, _ = visited.insert(piece)
-                        new.append(unmix(piece[is_new]))
+                batch = np.concatenate(runs) if runs else np.zeros(0, dtype=np.uint64)
+                runs, mine = [], []
+                batch.sort(kind="stable")  # sorted runs: a merge
+                batch = unique_sorted(batch)
+                is_new, _ = visited.insert(batch)
+                new = [unmix(batch[is_new])]
+                del batch
                 level += 1
                 frontier = np.concatenate(new) if new else np.zeros(0, dtype=np.int64)
                 new = []

@@ -113,9 +113,12 @@ class AssertionResult:
 # --------------------------------------------------------------------------
 
 
-def run_module(module: Module, max_states: int = DEFAULT_MAX_STATES) -> list[AssertionResult]:
-    """Every assertion of the module, in file order (each process is compiled once)."""
-    comp = Compiler(max_states)
+def run_module(
+    module: Module, max_states: int = DEFAULT_MAX_STATES, workers: int | None = None
+) -> list[AssertionResult]:
+    """Every assertion of the module, in file order (each process is compiled once).
+    ``workers``: processes for the on-the-fly checks (None: :func:`default_workers`)."""
+    comp = Compiler(max_states, workers=workers)
     return [run_assertion(module, a, max_states, comp) for a in module.assertions]
 
 
@@ -160,6 +163,7 @@ def check_property(
     process: str | None = None,
     model: str | None = None,
     max_states: int = DEFAULT_MAX_STATES,
+    workers: int | None = None,
 ) -> AssertionResult:
     """``csp check --assert KIND [--process P]``.
 
@@ -195,7 +199,7 @@ def check_property(
         else:
             assert process is not None
             proc = named_process(module, process)
-        return _property(proc, kind, m, Compiler(max_states))
+        return _property(proc, kind, m, Compiler(max_states, workers=workers))
 
     return _timed(text, "check", kind, m, kind, work)
 
@@ -207,6 +211,7 @@ def check_refinement(
     spec: str = "SPEC",
     impl: str = "IMPL",
     max_states: int = DEFAULT_MAX_STATES,
+    workers: int | None = None,
 ) -> AssertionResult:
     """``csp refine --model M SPEC_FILE IMPL_FILE``: ``SPEC [M= IMPL`` across two modules."""
     if model not in ("T", "F", "FD"):
@@ -216,7 +221,7 @@ def check_refinement(
     def work() -> tuple[checker.CheckResult, Failure | None]:
         left = named_process(spec_module, spec)
         right = named_process(impl_module, impl)
-        return _refine(left, right, model, Compiler(max_states))
+        return _refine(left, right, model, Compiler(max_states, workers=workers))
 
     return _timed(text, "refine", "refines", model, text, work)
 
@@ -310,8 +315,9 @@ def _definition_span(module: Module, name: str, proc: P.Proc) -> P.Span | None:
 class Compiler:
     """Compiles processes for one run, reusing the LTS of a process checked by several assertions.
 
-    ``workers``: processes for the on-the-fly checks (default: the usable cores, at most
-    2; 1 keeps them in this process). ``fast_deadlock``: check ``deadlock free`` on a network with
+    ``workers``: processes for the on-the-fly refinement checks, a power of two (default:
+    :func:`explore_parallel.default_workers`, the usable cores the load average leaves free,
+    at most 2; 1 keeps them in this process). ``fast_deadlock``: check ``deadlock free`` on a network with
     :func:`explore.find_deadlock` (no transitions stored) where that gives the
     same verdict, counterexample and statistics as the compiled LTS.
     """
