@@ -13,12 +13,21 @@ every call. In the same run, on the same server:
   ``csp.events`` → driver. ``steps_per_s`` counts accepted agent events per second from
   the first START to the last event.
 
-Added latency per step: the time between two consecutive events of an instance (as seen by
-a consumer of ``csp.events`` in this process) minus the model call's own latency (the
-response's ``latency_ms``). Measured in a latency phase with ``--latency-instances``
-instances in flight (RESULT's p99_added_ms) and, for information, under the throughput
-phase's load (where it includes queueing for the model). A per-hop breakdown of a step is
-computed from the records' Kafka timestamps.
+Added latency per step: the time between two consecutive events of an instance minus the
+model call's own latency (the response's ``latency_ms``). The events' times are their Kafka
+timestamps (CreateTime: when the runtime worker produced each, on one clock), so a step is
+everything from one event to the next: driver, ``agents.requests``, agent processor,
+``agents.responses``, driver, ``csp.commands``, runtime. Measured in a latency phase of
+``--latency-rounds`` rounds of ``--latency-instances`` instances in flight (RESULT's
+p99_added_ms) and, for information, under the throughput phase's load (where it includes
+queueing for the model). The same figure as seen by a consumer of ``csp.events`` in this
+process (arrival times; each end adds that consumer's fetch jitter) is printed beside it,
+and a per-hop breakdown of a step from the records' Kafka timestamps.
+
+Until 2026-12-03 the arrival times were the only measure, and the consumer was read with
+``Consumer.consume(5000, 0.05)``, which returns after the whole 50 ms unless 5000 records
+arrived: arrivals were stamped in 50 ms steps, and p99_added_ms read about 100 ms minus the
+model call (two steps) whatever the pipeline did.
 
 Usage: python bench/agents.py [--instances N] [--latency-instances M] [--steps K] [--concurrency C]
                               [--bootstrap HOST:PORT]
@@ -55,7 +64,7 @@ from processors.agents import choice as ch  # noqa: E402
 from processors.agents.driver import Binding, bindings_param  # noqa: E402
 from processors.agents.topics import AgentTopics  # noqa: E402
 from streams.admin import ensure_topics  # noqa: E402
-from streams.clients import consumer_config  # noqa: E402
+from streams.clients import consume_available, consumer_config  # noqa: E402
 
 PROTOCOL = """-- K steps, each a choice of the agent between two events
 K = {steps}
@@ -177,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--instances", type=int, default=200, help="instances in flight (throughput phase)")
     ap.add_argument("--latency-instances", type=int, default=4, help="instances in flight (latency phase)")
+    ap.add_argument("--latency-rounds", type=int, default=5, help="rounds of the latency phase (one after another)")
     ap.add_argument("--steps", type=int, default=10, help="agent steps per instance")
     ap.add_argument("--concurrency", type=int, default=8, help="model calls in flight (raw and agents worker)")
     ap.add_argument("--one-process", action="store_true",
@@ -223,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             done: set[str] = set()
 
             def drain(timeout: float) -> None:
-                for msg in consumer.consume(5000, timeout):
+                for msg in consume_available(consumer, 5000, timeout):
                     if msg.error() is not None or not msg.value():
                         continue
                     _n, rec = platform.codec.decode(msg.value() or b"")
@@ -251,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                         raise SystemExit(f"only {len(done & set(iids))}/{len(iids)} instances finished in 600s")
                 return time.perf_counter() - t0, iids
 
-            # latency: a few instances in flight (the model is never the queue)
-            _lat_elapsed, lat_iids = run_phase(args.latency_instances, "l")
+            # latency: a few instances in flight (the model is never the queue), round after round
+            lat_iids: list[str] = []
+            for r in range(max(1, args.latency_rounds)):
+                lat_iids += run_phase(args.latency_instances, f"l{r}")[1]
             # throughput: many instances in flight
             elapsed, iids = run_phase(args.instances, "t")
             consumer.close()
@@ -262,17 +274,21 @@ def main(argv: list[str] | None = None) -> int:
                 iid, seq, _agent = r["request_id"].rsplit(":", 2)
                 latency_ms[(iid, int(seq))] = int(r["latency_ms"])
 
-            def added_ms(ids: list[str]) -> list[float]:
+            produced = {(r["instance_id"], int(r["seq"])): ts / 1000
+                        for r, ts in _stamps(platform, platform.topics.events, "CspEvent")}  # fmt: skip
+
+            def added_ms(ids: list[str], times: dict[tuple[str, int], float]) -> list[float]:
                 out: list[float] = []
                 for iid in ids:
                     for seq in range(0, args.steps):
-                        a, b = arrivals.get((iid, seq)), arrivals.get((iid, seq + 1))
+                        a, b = times.get((iid, seq)), times.get((iid, seq + 1))
                         if a is None or b is None:
                             continue  # seq 0 has no event (the START): the first step is not timed
                         out.append((b - a) * 1000 - latency_ms.get((iid, seq), 0))
                 return out
 
-            lat, loaded = added_ms(lat_iids), added_ms(iids)
+            lat, loaded = added_ms(lat_iids, produced), added_ms(iids, produced)
+            seen = added_ms(lat_iids, arrivals)
             for label, ids in (("latency phase", lat_iids), ("throughput phase", iids)):
                 per: dict[str, list[float]] = {}
                 hops = hop_breakdown(platform, atopics, set(ids), per)
@@ -293,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
             l50, l99 = percentile(loaded, 0.5), percentile(loaded, 0.99)
             print(f"latency: {args.latency_instances} instances in flight, added per step p50 {p50:.0f} ms, "
-                  f"p99 {p99:.0f} ms ({len(lat)} steps timed)", flush=True)  # fmt: skip
+                  f"p99 {p99:.0f} ms ({len(lat)} steps timed); as seen by a consumer here: p50 "
+                  f"{percentile(seen, 0.5):.0f} ms, p99 {percentile(seen, 0.99):.0f} ms", flush=True)  # fmt: skip
             print(f"through Kafka: {total_steps} agent steps ({args.instances} instances x {args.steps}) in "
                   f"{elapsed:.1f}s = {steps_per_s:.1f} steps/s; under that load added per step p50 {l50:.0f} ms, "
                   f"p99 {l99:.0f} ms (queueing for the model included)", flush=True)  # fmt: skip

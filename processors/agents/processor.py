@@ -213,7 +213,7 @@ class AgentProcessor(ProcessorBase):
 
     def _journal_producer(self) -> Producer:
         if self._journal is None:
-            self._journal = Producer(producer_config(self.bootstrap))
+            self._journal = Producer(producer_config(self.bootstrap, **{"linger.ms": 0}))
         return self._journal
 
     # -- one request --------------------------------------------------------------------------
