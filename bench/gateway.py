@@ -97,7 +97,7 @@ async def _fanout(url: str, token: str, clients: int, expect: int, start_burst: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--offers", type=int, default=400, help="offers per side (HTTP, SDK)")
+    ap.add_argument("--offers", type=int, default=800, help="offers per side (HTTP, SDK)")
     ap.add_argument("--rounds", type=int, default=8, help="alternating SDK/HTTP rounds the offers are split into")
     ap.add_argument("--pace-ms", type=float, default=10.0,  # the default fetch wait (CSP_KAFKA_FETCH_WAIT_MS)
                     help="random pause (uniform 0..pace, not timed) before each offer; 0: back to back")  # fmt: skip
