@@ -213,7 +213,9 @@ class AgentProcessor(ProcessorBase):
 
     def _journal_producer(self) -> Producer:
         if self._journal is None:
-            self._journal = Producer(producer_config(self.bootstrap, **{"linger.ms": 0}))
+            # each journal record is flushed at once: no linger
+            linger: dict[str, Any] = {"linger.ms": 0}
+            self._journal = Producer(producer_config(self.bootstrap, **linger))
         return self._journal
 
     # -- one request --------------------------------------------------------------------------
