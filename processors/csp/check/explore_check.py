@@ -490,7 +490,7 @@ def refine(
             if count:
                 tgt = np.concatenate([g.tgt for g in groups]) if len(groups) > 1 else groups[0].tgt.copy()
                 runs.append(distinct_sorted(mix(tgt, in_place=True), scratch))
-        frontier = _insert_level(visited, runs, on_level, states)
+        frontier = insert_level(visited, runs, on_level, states)
         states += len(frontier)
         if max_states is not None and states > max_states:
             raise Limit(max_states)
@@ -507,11 +507,16 @@ def refine(
     return Result(True, None, states, transitions, len(levels), store)
 
 
-def _insert_level(
-    visited: CodeSet, runs: list[UintArray], on_level: Callable[[int, int], None] | None, states: int
+def insert_level(
+    visited: CodeSet,
+    runs: list[UintArray],
+    on_level: Callable[[int, int], None] | None = None,
+    states: int = 0,
 ) -> IntArray:
-    """Insert a level's candidates (sorted runs, one per chunk) in one sweep of the table: the
-    runs are merged without duplicates first. Returns the new states (the next frontier)."""
+    """Insert a level's candidates in one sweep of the table: ``runs`` (each sorted and without
+    duplicates, e.g. one per chunk from :func:`distinct_sorted`) are merged without duplicates
+    first. Returns the new states (the next frontier); ``runs`` is emptied."""
+    runs[:] = [r for r in runs if len(r)]
     if not runs:
         return parts_empty()
     if len(runs) == 1:
