@@ -9,15 +9,16 @@ every call. In the same run, on the same server:
   one LLM agent, run on a runtime worker, an agent processor and an agent driver (each
   exactly-once, each its own subprocess: ``csp agents worker --only processor|driver``;
   ``--one-process`` runs the last two in one process, as ``csp agents worker`` does). One protocol step = driver → ``agents.requests`` →
-  model (journaled) → ``agents.responses`` → driver → ``csp.commands`` → runtime →
-  ``csp.events`` → driver. ``steps_per_s`` counts accepted agent events per second from
+  agent processor: model (journaled), then ``agents.responses`` and the chosen event's
+  OFFER on ``csp.commands`` in one transaction → runtime → ``csp.events`` → driver: three
+  transactional hops (four until 2026-12-03, when the driver relayed each answer). ``steps_per_s`` counts accepted agent events per second from
   the first START to the last event.
 
 Added latency per step: the time between two consecutive events of an instance minus the
 model call's own latency (the response's ``latency_ms``). The events' times are their Kafka
 timestamps (CreateTime: when the runtime worker produced each, on one clock), so a step is
 everything from one event to the next: driver, ``agents.requests``, agent processor,
-``agents.responses``, driver, ``csp.commands``, runtime. Measured in a latency phase of
+``csp.commands``, runtime. Measured in a latency phase of
 ``--latency-rounds`` rounds of ``--latency-instances`` instances in flight (RESULT's
 p99_added_ms) and, for information, under the throughput phase's load (where it includes
 queueing for the model). The same figure as seen by a consumer of ``csp.events`` in this
@@ -151,25 +152,21 @@ def hop_breakdown(
     req = {r["request_id"]: ts for r, ts in _stamps(platform, atopics.requests, "AgentRequest")}
     resp = {r["request_id"]: (ts, int(r["latency_ms"])) for r, ts in _stamps(platform, atopics.responses, "AgentResponse")}
     cmd = {r["command_id"]: ts for r, ts in _stamps(platform, platform.topics.commands, "CspCommand")}
-    sums = {"event->request (driver)": 0.0, "request->response (agents, model included)": 0.0,
-            "model call": 0.0, "response->offer (driver)": 0.0, "offer->event (runtime)": 0.0}  # fmt: skip
+    sums = {"event->request (driver)": 0.0, "request->offer (agents, model included)": 0.0,
+            "model call": 0.0, "offer->event (runtime)": 0.0}  # fmt: skip
     n = 0
     for (iid, seq), t_ev in ev.items():
         rid = f"{iid}:{seq}:stepper"
         nxt = ev.get((iid, seq + 1))
         if iid not in iids or rid not in req or rid not in resp or f"agent:{rid}" not in cmd or nxt is None:
             continue
-        t_req, (t_resp, lat) = req[rid], resp[rid]
+        t_req, lat = req[rid], resp[rid][1]
         t_cmd = cmd[f"agent:{rid}"]
-        sums["event->request (driver)"] += t_req - t_ev
-        sums["request->response (agents, model included)"] += t_resp - t_req
-        sums["model call"] += lat
-        sums["response->offer (driver)"] += t_cmd - t_resp
-        sums["offer->event (runtime)"] += nxt - t_cmd
-        if samples is not None:
-            for k, v in (("event->request (driver)", t_req - t_ev), ("request->response (agents, model included)",
-                         t_resp - t_req), ("model call", lat), ("response->offer (driver)", t_cmd - t_resp),
-                         ("offer->event (runtime)", nxt - t_cmd)):  # fmt: skip
+        hops = (("event->request (driver)", t_req - t_ev), ("request->offer (agents, model included)",
+                 t_cmd - t_req), ("model call", lat), ("offer->event (runtime)", nxt - t_cmd))  # fmt: skip
+        for k, v in hops:
+            sums[k] += v
+            if samples is not None:
                 samples.setdefault(k, []).append(float(v))
         n += 1
     return {k: v / max(1, n) for k, v in sums.items()}

@@ -36,6 +36,7 @@ from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.records import COMPLETE_HEADER, command_record
 from processors.csp.runtime.registry import DeploymentStore, deployment_record, publish
 from processors.csp.runtime.signing import key_path, load_or_create_key, sign_record
+from processors.csp.runtime.step import EXPECT_SEQ
 from processors.csp.runtime.topics import RuntimeTopics
 from schemas.codec import Codec
 from streams.admin import ensure_topics, list_topics
@@ -106,8 +107,8 @@ class Instance:
     version: int
     snapshot: Mapping[str, Any] = field(default_factory=dict)
 
-    def offer(self, event: str, timeout_s: float = 30.0) -> OfferResult:
-        return self.platform.offer(self.instance_id, event, timeout_s=timeout_s)
+    def offer(self, event: str, timeout_s: float = 30.0, *, expect_seq: int | None = None) -> OfferResult:
+        return self.platform.offer(self.instance_id, event, timeout_s=timeout_s, expect_seq=expect_seq)
 
     def stop(self, timeout_s: float = 30.0) -> Mapping[str, Any]:
         return self.platform.stop(self.instance_id, timeout_s=timeout_s)
@@ -553,11 +554,19 @@ class Platform(KafkaClient):
         raise PlatformError(f"no instance {instance_id}")
 
     def offer(
-        self, instance_id: str, event: str, *, offer_id: str | None = None, timeout_s: float = 30.0
+        self,
+        instance_id: str,
+        event: str,
+        *,
+        offer_id: str | None = None,
+        timeout_s: float = 30.0,
+        expect_seq: int | None = None,
     ) -> OfferResult:
         """Offer ``event`` (CSPm syntax, e.g. ``c.1.true``) to an instance; returns the event or the refusal.
 
-        Returns when the command is complete: refused, or its last event leaves the instance settled."""
+        With ``expect_seq`` the offer holds only while the instance is at that seq (its last
+        event's); otherwise it is refused NOT_ACCEPTABLE ("has moved on"). Returns when the
+        command is complete: refused, or its last event leaves the instance settled."""
         from processors.channels.message import instance_id_error
 
         if (err := instance_id_error(instance_id)) is not None:
@@ -565,7 +574,8 @@ class Platform(KafkaClient):
         oid = offer_id or uuid.uuid4().hex
         part = partition_for(instance_id, self.partitions)
         self.results.ensure(part)
-        part, offset, cid = self.send(instance_id, "OFFER", event=event, offer_id=oid)
+        params = None if expect_seq is None else {EXPECT_SEQ: str(expect_seq)}
+        part, offset, cid = self.send(instance_id, "OFFER", event=event, offer_id=oid, params=params)
         evs, _snap, ref = self._await(part, offset, cid, timeout_s)
         return offer_result(oid, evs, ref)
 

@@ -17,19 +17,30 @@ events are exactly those (:func:`.choice.allowed_events`) with request id
 ``<instance>:<seq>:<agent>`` — deterministic, so a reprocessed batch asks the same
 question, which the agent processor answers from its journal.
 
-For an OK answer the driver offers the chosen event to ``csp.commands`` with command id
-``agent:<request_id>`` — only if the instance is still at that ``seq`` (it did not move on)
-and the event is allowed there. An answer outside the allowed set is never turned into a
-command (the agent processor already refused it, and the driver checks again). For an
-ERROR/TIMEOUT answer the driver offers the first acceptable event matching the binding's
-``on_error`` patterns (the protocol's own ``timeout`` event), if any.
+The request names where the answer goes (``params``: ``offer_topic``, ``offer_partition``,
+``seq``): for an OK answer the *agent processor* offers the chosen event itself, in the
+transaction of its response, with command id ``agent:<request_id>`` and the precondition
+``expect_seq`` = ``seq``. The runtime applies it only while the instance is still at that
+``seq`` (it refuses it NOT_ACCEPTABLE when the instance moved on), and only an event of the
+request's allowed set is ever offered (the agent processor refuses any other answer). That
+saves a hop per step: the driver no longer relays answers. For an ERROR/TIMEOUT answer the
+driver offers the first acceptable event matching the binding's ``on_error`` patterns (the
+protocol's own ``timeout`` event), if any.
+
+An agent's free-text ``message`` goes into the next prompts' trace beside the event it
+chose. The response is committed with the offer, before the runtime can perform the event,
+so the driver, which reads both, holds an instance's next request until it has seen the
+response behind the instance's last agent event (normally it has, in the same or an earlier
+batch).
 
 One driver per namespace: it keeps every instance it sees in memory, rebuilt on assignment
-by reading the assigned ``csp.events``/``csp.snapshots`` partitions from the beginning.
+by reading ``agents.responses`` (the agents' messages) and the assigned
+``csp.events``/``csp.snapshots`` partitions from the beginning.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,12 +57,14 @@ from processors.csp.runtime.model import KIND_TAU, Deployment, Status
 from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.records import command_record
 from processors.csp.runtime.registry import DeploymentStore
+from processors.csp.runtime.step import EXPECT_SEQ
 from processors.csp.runtime.topics import RuntimeTopics
 from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
 from streams.reader import read_records
 from streams.records import InRecord, OutRecord
 
 COMMAND_PREFIX = "agent:"
+ON_ERROR_SUFFIX = ":on_error"
 
 
 @dataclass(frozen=True)
@@ -125,7 +138,39 @@ class Tracked:
     bound: bool = False  # the START snapshot (with params) was seen
     trace: dict[int, TraceItem] = field(default_factory=dict)
     requested: set[tuple[int, str]] = field(default_factory=set)
-    notes: dict[int, tuple[str, str]] = field(default_factory=dict)  # seq -> (agent, message)
+    # the agent's event (seq) whose response, with the agent's message, is not seen yet
+    awaiting: tuple[str, int] | None = None  # (command id, seq)
+
+
+@dataclass(frozen=True)
+class Note:
+    """What an agent said with an event it chose (or why it did not choose)."""
+
+    agent: str
+    message: str
+
+
+def note_of(resp: Mapping[str, Any]) -> tuple[str, Note] | None:
+    """The command id an answer's event carries, and the note for the trace; None: not a
+    driver request (a plain chat or a service binding)."""
+    rid = str(resp.get("request_id") or "")
+    parts = split_request_id(rid)
+    if parts is None:
+        return None
+    agent = parts[2]
+    if resp.get("status") == "OK" and resp.get("event") is not None:
+        return COMMAND_PREFIX + rid, Note(agent, resp.get("message") or "")
+    why = resp.get("error") or resp.get("status")
+    return COMMAND_PREFIX + rid + ON_ERROR_SUFFIX, Note(agent, f"(no answer: {why})")
+
+
+def answered_seq(command_id: str) -> int | None:
+    """The seq an agent command was chosen at; its event is the instance's next (seq + 1)."""
+    if not command_id.startswith(COMMAND_PREFIX):
+        return None
+    rid = command_id[len(COMMAND_PREFIX) :].removesuffix(ON_ERROR_SUFFIX)
+    parts = split_request_id(rid)
+    return None if parts is None else parts[1]
 
 
 @dataclass
@@ -134,6 +179,8 @@ class DriverStats:
     offers: int = 0
     dropped: int = 0
     on_error: int = 0
+    answered: int = 0  # OK answers (offered by the agent processor)
+    held: int = 0  # requests held until the previous answer's message was seen
 
 
 class AgentDriver(ProcessorBase):
@@ -162,6 +209,7 @@ class AgentDriver(ProcessorBase):
         self.codec = codec
         self.default_model = default_model
         self.insts: dict[str, Tracked] = {}
+        self.notes: dict[str, Note] = {}  # command id -> the agent's note
         self.stats = DriverStats()
         self.log = (logger or structlog.get_logger()).bind(processor=self.name)
         self._refreshed = False
@@ -221,10 +269,16 @@ class AgentDriver(ProcessorBase):
         t.system, t.version = rec["system"], int(rec["version"])
         seq = int(rec["seq"])
         if rec["kind"] != KIND_TAU and seq not in t.trace:
-            note = t.notes.get(seq)
+            cid = rec.get("command_id") or ""
+            chosen_at = answered_seq(cid)
+            note = None
+            if chosen_at is not None and chosen_at + 1 == seq:  # the event an agent chose
+                note = self.notes.get(cid)
+                if note is None:
+                    t.awaiting = (cid, seq)
             t.trace[seq] = TraceItem(
-                seq, rec["event"], tuple(rec.get("payload") or ()), note[0] if note else None,
-                note[1] if note else None,
+                seq, rec["event"], tuple(rec.get("payload") or ()), note.agent if note else None,
+                note.message if note else None,
             )  # fmt: skip
         if seq > t.seq:
             t.seq, t.state = seq, int(rec["state_after"])
@@ -251,8 +305,10 @@ class AgentDriver(ProcessorBase):
             elif rec.topic == self.runtime.events and name == "CspEvent":
                 t = self.apply_event(value)
             elif rec.topic == self.topics.responses and name == "AgentResponse":
-                self._on_response(value, rec.timestamp, out)
-                continue
+                got = self._on_response(value, rec.timestamp, out)
+                if got is None:
+                    continue
+                t = got
             elif rec.topic == self.topics.registry and name == "AgentRegistryRecord":
                 self.registry.apply(rec.offset, value)
                 continue
@@ -267,6 +323,9 @@ class AgentDriver(ProcessorBase):
 
     def _ask(self, t: Tracked, ts: int, out: list[OutRecord]) -> None:
         if not t.bound or not t.bindings or t.status != Status.RUNNING.value or t.seq < 0:
+            return
+        if t.awaiting is not None:  # the next prompt needs the last agent's message
+            self.stats.held += 1
             return
         dep = self._dep(t.system, t.version)
         if dep is None:
@@ -303,59 +362,75 @@ class AgentDriver(ProcessorBase):
                 "temperature": spec.temperature if spec else None,
                 "max_tokens": None,
                 "seed": None,
+                # the agent processor offers an OK answer's event itself, at this seq only
                 "params": {"mode": "choice", "allowed": json.dumps(allowed), "system": t.system,
-                           "seq": str(t.seq)},  # fmt: skip
+                           "seq": str(t.seq), "offer_topic": self.runtime.commands,
+                           "offer_partition": str(partition_for(t.instance_id, self.runtime.partitions))},  # fmt: skip
                 "requested_at": ts,
             }
             out.append(OutRecord(self.topics.requests, rid.encode(), "AgentRequest", req))
             self.stats.requests += 1
 
-    def _on_response(self, resp: Mapping[str, Any], ts: int, out: list[OutRecord]) -> None:
-        rid = resp["request_id"]
-        parts = split_request_id(rid)
-        if parts is None:
-            return  # not a driver request (a plain chat or a service binding)
-        iid, seq, agent = parts
+    def _record_note(self, resp: Mapping[str, Any]) -> tuple[str, Tracked | None] | None:
+        """Keep the answer's note; returns (command id, the instance whose held request it
+        releases, if any), or None for a response that is not a driver request's."""
+        got = note_of(resp)
+        if got is None:
+            return None
+        cid, note = got
+        self.notes[cid] = note
+        t = self.insts.get(str(resp.get("instance_id") or ""))
+        if t is None or t.awaiting is None or t.awaiting[0] != cid:
+            return cid, None
+        seq = t.awaiting[1]
+        t.awaiting = None
+        item = t.trace.get(seq)
+        if item is not None:
+            t.trace[seq] = dataclasses.replace(item, agent=note.agent, message=note.message)
+        return cid, t
+
+    def _on_response(self, resp: Mapping[str, Any], ts: int, out: list[OutRecord]) -> Tracked | None:
+        """Note the answer; offer the on_error event for a failed one. Returns an instance whose
+        next request may now be asked."""
+        got = self._record_note(resp)
+        if got is None:
+            return None
+        cid, released = got
+        if resp["status"] == "OK" and resp.get("event") is not None:
+            self.stats.answered += 1  # the agent processor offered it, with the seq precondition
+            return released
+        iid, seq, agent = split_request_id(resp["request_id"]) or ("", -1, "")
         t = self.insts.get(iid)
         if t is None or not t.bound or t.seq != seq or t.status != Status.RUNNING.value:
             self.stats.dropped += 1
-            return
+            return released
         dep = self._dep(t.system, t.version)
         binding = next((b for b in t.bindings if b.agent == agent), None)
         if dep is None or binding is None:
             self.stats.dropped += 1
-            return
-        allowed = ch.allowed_events(dep, t.state, binding.events)
-        event = resp.get("event")
-        command_id = COMMAND_PREFIX + rid
-        if resp["status"] == "OK" and event is not None:
-            if event not in allowed:  # cannot happen with the agent processor; checked anyway
-                self.log.error("agents.event_not_allowed", request_id=rid, event=event)
-                self.stats.dropped += 1
-                return
-            t.notes[seq + 1] = (agent, resp.get("message") or "")
-        else:
-            fallback = [e for e in (dep.acceptable(t.state) if ch.is_stable(dep, t.state) else [])
-                        if ch.matches(e, binding.on_error)]  # fmt: skip
-            if not fallback:
-                self.log.warning("agents.no_answer", request_id=rid, error=resp.get("error"))
-                self.stats.dropped += 1
-                return
-            event = fallback[0]
-            command_id += ":on_error"
-            t.notes[seq + 1] = (agent, f"(no answer: {resp.get('error') or resp['status']})")
-            self.stats.on_error += 1
-        value = command_record(command_id, iid, "OFFER", int(resp.get("timestamp") or ts), event=event,
-                               offer_id=rid)  # fmt: skip
+            return released
+        fallback = [e for e in (dep.acceptable(t.state) if ch.is_stable(dep, t.state) else [])
+                    if ch.matches(e, binding.on_error)]  # fmt: skip
+        if not fallback:
+            self.log.warning("agents.no_answer", request_id=resp["request_id"], error=resp.get("error"))
+            self.stats.dropped += 1
+            return released
+        self.stats.on_error += 1
+        value = command_record(cid, iid, "OFFER", int(resp.get("timestamp") or ts), event=fallback[0],
+                               offer_id=resp["request_id"], params={EXPECT_SEQ: str(seq)})  # fmt: skip
         part = partition_for(iid, self.runtime.partitions)
         out.append(OutRecord(self.runtime.commands, iid.encode(), "CspCommand", value, partition=part))
         self.stats.offers += 1
+        return released
 
     # -- recovery ---------------------------------------------------------------------------------
 
     def on_assign(self, partitions: Sequence[PartitionRef], ctx: AssignContext) -> None:
         if any(ref.topic == self.topics.registry for ref in partitions):
             self.registry.refresh()
+        for ref in partitions:  # the agents' messages first: the events' trace items carry them
+            if ref.topic == self.topics.responses:
+                self._replay(ref.topic, ref.partition, "AgentResponse", self._record_note)
         for ref in partitions:
             if ref.topic == self.runtime.snapshots:
                 self._replay(ref.topic, ref.partition, "CspSnapshot", self.apply_snapshot)

@@ -30,6 +30,15 @@ Request modes (``params["mode"]``):
   reason) up to ``choice_attempts`` times, then refused: an ERROR response whose ``event``
   is null. Only an allowed event is ever put in ``event``.
 
+  A choice request may name where the chosen event goes: ``params["offer_topic"]`` (the
+  runtime's commands topic), ``params["offer_partition"]`` and ``params["seq"]`` (the
+  instance's seq the choice was asked at). For an OK answer the processor then produces,
+  in the same transaction as the response, an ``OFFER`` of the event to the instance
+  (``request["instance_id"]``) with command id ``request["command_id"]``, offer id the
+  request id, and the precondition ``expect_seq`` = ``seq``: the runtime applies it only
+  while the instance is still there. Replaying a recorded answer produces the same offer,
+  which the runtime deduplicates on its command id.
+
 Timeouts, 429 and 5xx are retried with backoff within a budget (:mod:`.llm`); then the
 response is ERROR or TIMEOUT with the reason. Usage (summed over calls) and latency are
 recorded on every response.
@@ -52,6 +61,8 @@ from confluent_kafka import KafkaError, Message, Producer
 from processors.agents import choice as ch
 from processors.agents.llm import ERROR, OK, CallResult, RetryPolicy, Usage, call_model
 from processors.agents.topics import AgentTopics
+from processors.csp.runtime.records import command_record
+from processors.csp.runtime.step import EXPECT_SEQ
 from streams.clients import producer_config
 from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
 from streams.reader import read_records
@@ -72,10 +83,40 @@ class AgentStats:
     model_calls: int = 0
     replayed: int = 0
     refused: int = 0
+    offered: int = 0  # chosen events offered to the runtime
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def offer_target_error(req: Mapping[str, Any]) -> str | None:
+    """What is wrong with a request's offer target (``offer_topic`` ...); None: fine or none."""
+    params: Mapping[str, str] = req.get("params") or {}
+    if "offer_topic" not in params:
+        return None
+    if params.get("mode") != "choice":
+        return "params.offer_topic needs a choice request (params.mode = choice)"
+    for key in ("offer_partition", "seq"):
+        text = params.get(key) or ""
+        if not (text.isascii() and text.isdigit()):
+            return f"params.{key} must be a non-negative integer with params.offer_topic, got {text!r}"
+    if not req.get("instance_id") or not req.get("command_id"):
+        return "params.offer_topic needs the request's instance_id and command_id"
+    return None
+
+
+def offer_for(req: Mapping[str, Any], response: Mapping[str, Any]) -> OutRecord | None:
+    """The OFFER of an OK choice's event to the instance the request names, at its seq only."""
+    params: Mapping[str, str] = req.get("params") or {}
+    topic = params.get("offer_topic")
+    if not topic or response.get("status") != OK or response.get("event") is None:
+        return None
+    iid = str(req["instance_id"])
+    value = command_record(str(req["command_id"]), iid, "OFFER", int(response["timestamp"]),
+                           event=str(response["event"]), offer_id=str(req["request_id"]),
+                           params={EXPECT_SEQ: params["seq"]})  # fmt: skip
+    return OutRecord(topic, iid.encode(), "CspCommand", value, partition=int(params["offer_partition"]))
 
 
 class AgentProcessor(ProcessorBase):
@@ -149,7 +190,7 @@ class AgentProcessor(ProcessorBase):
 
     def process(self, batch: Sequence[InRecord], ctx: BatchContext) -> Iterable[OutRecord]:
         todo: dict[str, tuple[int, Mapping[str, Any]]] = {}
-        order: list[tuple[int, str]] = []
+        order: list[tuple[int, str, Mapping[str, Any]]] = []
         for rec in batch:
             name, value = rec.decoded()
             if name != REQUEST_SCHEMA:
@@ -159,6 +200,9 @@ class AgentProcessor(ProcessorBase):
             if not rid:
                 ctx.dead_letter(rec, "AgentRequest with an empty request_id")
                 continue
+            if (problem := offer_target_error(value)) is not None:
+                ctx.dead_letter(rec, f"AgentRequest {rid}: {problem}")
+                continue
             part = rec.partition
             known = self.recorded.setdefault(part, {})
             if rid in known:
@@ -166,14 +210,19 @@ class AgentProcessor(ProcessorBase):
                 self.log.info("agents.replayed", request_id=rid)
             elif rid not in todo:
                 todo[rid] = (part, value)
-            order.append((part, rid))
+            order.append((part, rid, value))
         self.stats.requests += len(order)
         if todo:
             self._answer_all(todo)
-        return [
-            OutRecord(self.topics.responses, rid.encode(), RESPONSE_SCHEMA, self.recorded[part][rid])
-            for part, rid in order
-        ]
+        out: list[OutRecord] = []
+        for part, rid, req in order:
+            response = self.recorded[part][rid]
+            out.append(OutRecord(self.topics.responses, rid.encode(), RESPONSE_SCHEMA, response))
+            offer = offer_for(req, response)
+            if offer is not None:
+                out.append(offer)
+                self.stats.offered += 1
+        return out
 
     def _answer_all(self, todo: Mapping[str, tuple[int, Mapping[str, Any]]]) -> None:
         futures: dict[Future[dict[str, Any]], tuple[int, str]] = {

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from agent_helpers import NEGOTIATION, AgentStack, agent_stack
+from runtime_helpers import wait_until
 
 from processors.agents.driver import Binding, bindings_param
 from processors.agents.registry import AgentRegistry, AgentSpec
@@ -43,8 +44,25 @@ def test_agents_negotiate_to_the_end(stack: AgentStack) -> None:
     mine = [r for r in responses if r["instance_id"] == iid]
     assert {r["agent"] for r in mine} == {"buyer", "seller"}
     assert all(r["status"] == "OK" and r["usage"]["total_tokens"] > 0 for r in mine)
-    req = next(r for r in stack.read(stack.topics.requests, "AgentRequest") if r["request_id"] == f"{iid}:0:buyer")
+    reqs = [r for r in stack.read(stack.topics.requests, "AgentRequest") if r["instance_id"] == iid]
+    req = next(r for r in reqs if r["request_id"] == f"{iid}:0:buyer")
     assert json.loads(req["params"]["allowed"]) == ["request.0", "request.1", "request.2"]
+    # every agent event was offered by the agent processor itself, with the seq it was chosen at
+    offers = [c for c in stack.read(stack.platform.topics.commands, "CspCommand")
+              if c["instance_id"] == iid and c["kind"] == "OFFER"]  # fmt: skip
+    assert len(offers) == len(mine)
+    for c in offers:
+        assert c["command_id"] == "agent:" + c["offer_id"]
+        assert c["params"] == {"expect_seq": c["offer_id"].split(":")[-2]}
+    # each prompt's trace shows the earlier agents' events with their messages
+    last = max(reqs, key=lambda r: int(r["params"]["seq"]))
+    prompt = last["messages"][-1]["content"]
+    earlier = [r for r in mine if int(r["request_id"].split(":")[-2]) < int(last["params"]["seq"])]
+    assert len(earlier) >= 2
+    for r in earlier:
+        seq = int(r["request_id"].split(":")[-2]) + 1
+        line = next(ln for ln in prompt.splitlines() if ln.startswith(f"{seq}. {r['event']}  "))
+        assert line.endswith(f"  — {r['agent']}: {r['message']}"), (line, r)
 
 
 def test_a_forbidden_event_never_reaches_csp_events(stack: AgentStack) -> None:
@@ -64,6 +82,41 @@ def test_a_forbidden_event_never_reaches_csp_events(stack: AgentStack) -> None:
     resp = next(r for r in stack.read(stack.topics.responses, "AgentResponse")
                 if r["instance_id"] == iid and r["request_id"].endswith(":buyer") and r["attempts"] > 1)  # fmt: skip
     assert resp["event"] in ("accept.0", "reject.0")
+
+
+def test_an_answer_for_a_state_the_instance_has_left_is_refused(stack: AgentStack) -> None:
+    """The runtime, not the driver, guards against stale answers: the agent processor's offer
+    carries the seq it was chosen at."""
+    from confluent_kafka import Producer
+
+    from processors.agents.driver import request_id
+    from processors.csp.runtime.partitioning import partition_for
+    from streams.clients import producer_config
+
+    iid = stack.platform.start("nego", params={"task": "no agents bound"}).instance_id
+    part = partition_for(iid, stack.platform.partitions)
+
+    def ask(agent: str) -> None:  # a choice asked at seq 0, as the driver asks it
+        rid = request_id(iid, 0, agent)
+        req = {
+            "request_id": rid, "instance_id": iid, "command_id": "agent:" + rid, "agent": agent, "model": "m",
+            "messages": [{"role": "user", "content": f"choose [[stale-{agent}]]"}], "temperature": None,
+            "max_tokens": None, "seed": None, "requested_at": 0,
+            "params": {"mode": "choice", "allowed": json.dumps(["request.0"]), "seq": "0",
+                       "offer_topic": stack.platform.topics.commands, "offer_partition": str(part)},
+        }  # fmt: skip
+        producer = Producer(producer_config(stack.platform.bootstrap))
+        producer.produce(stack.topics.requests, key=rid.encode(), value=stack.platform.codec.encode("AgentRequest", req))
+        assert producer.flush(10) == 0
+
+    ask("first")
+    wait_until(lambda: [e["event"] for e in stack.platform.events(iid)] == ["request.0"], 60, "the first answer")
+    ask("late")  # answered OK as well, but the instance has moved on from seq 0
+    wait_until(lambda: any(r["instance_id"] == iid for r in stack.platform.refusals()), 60, "the refusal")
+    (ref,) = [r for r in stack.platform.refusals() if r["instance_id"] == iid]
+    assert ref["command_id"] == "agent:" + request_id(iid, 0, "late") and ref["reason"] == "NOT_ACCEPTABLE"
+    assert "moved on to seq 1" in ref["message"]
+    assert [e["event"] for e in stack.platform.events(iid)] == ["request.0"]
 
 
 def test_refused_answers_then_the_protocol_timeout_fires(stack: AgentStack) -> None:

@@ -34,6 +34,12 @@ def test_offers_refusals_channels_replay(kafka_bootstrap: str, tmp_path: Path) -
         assert reasons["out.1"]["acceptable"] == ["in.0", "in.1", "in.2"]  # type: ignore[index]
         assert platform.offer("no-such-instance", "in.1").refusal["reason"] == "UNKNOWN_INSTANCE"  # type: ignore[index]
         assert inst.offer("in.0").accepted
+        # an offer with a seq precondition: applied at that seq, refused once the instance moved on
+        # (the first takes the runtime's fast path, the second its refusal path)
+        assert inst.offer("in.1", expect_seq=4).accepted
+        stale = inst.offer("in.1", expect_seq=4).refusal
+        assert stale is not None and stale["reason"] == "NOT_ACCEPTABLE" and "moved on to seq 6" in stale["message"]
+        assert inst.offer("in.0", expect_seq=6).accepted
         # deadlock, then offers refused as DEADLOCKED
         m = platform.start("misc")
         assert m.offer("go").accepted
@@ -80,13 +86,13 @@ def test_offers_refusals_channels_replay(kafka_bootstrap: str, tmp_path: Path) -
         assert prod.flush(10) == 0
 
         replay = inst.replay()
-        assert [e["event"] for e in replay.trace] == ["in.2", "out.2", "in.0", "out.0"]
+        assert [e["event"] for e in replay.trace] == ["in.2", "out.2", "in.0", "out.0", "in.1", "out.1", "in.0", "out.0"]
         assert replay.instance.status.value == "STOPPED"
         assert inst.replay(until=3).instance.state == 1
         msgs = list(platform.subscribe("out", system="buf", timeout_s=2.0))
         assert sorted(
             (m["instance_id"], m["values"][0]) for m in msgs if m["instance_id"] == inst.instance_id
-        ) == [(inst.instance_id, "0"), (inst.instance_id, "2")]
+        ) == [(inst.instance_id, "0"), (inst.instance_id, "0"), (inst.instance_id, "1"), (inst.instance_id, "2")]
 
         def dlq() -> list[dict]:  # type: ignore[type-arg]
             return platform.read(platform.topics.commands_dlq, "DeadLetter")

@@ -83,6 +83,26 @@ def test_malformed_records() -> None:
     assert isinstance(command_from_record({**ok, "kind": "START"}, b"i1"), Refusal)  # no system
 
 
+def test_offer_with_expect_seq_holds_only_at_that_seq() -> None:
+    dep = buffer_deployment()
+    lk = lookup_of(dep)
+    inst = apply(cmd("START", system="buf"), None, lk).instance
+    assert inst is not None and inst.seq == 0
+    moved = apply(cmd("OFFER", event="in.1", params={"expect_seq": "0"}), inst, lk)
+    assert moved.refusal is None and moved.instance is not None and moved.instance.seq == 2
+    # chosen at seq 0, but the instance is at seq 2 now: refused, the state untouched
+    stale = apply(cmd("OFFER", event="in.1", params={"expect_seq": "0"}), moved.instance, lk)
+    assert stale.refusal is not None and stale.refusal.reason == "NOT_ACCEPTABLE"
+    assert "moved on to seq 2" in stale.refusal.message and stale.instance == moved.instance
+    assert stale.refusal.acceptable == ("in.0", "in.1", "in.2")
+    assert apply(cmd("OFFER", event="in.1", params={"expect_seq": "2"}), moved.instance, lk).refusal is None
+    bad = records.command_record("c1", "i1", "OFFER", 5, event="in.1", params={"expect_seq": "x"})
+    ref = command_from_record(bad, b"i1")
+    assert isinstance(ref, Refusal) and ref.reason == "MALFORMED" and "expect_seq" in ref.message
+    direct = apply(cmd("OFFER", event="in.1", params={"expect_seq": "-1"}), moved.instance, lk)
+    assert direct.refusal is not None and direct.refusal.reason == "MALFORMED"
+
+
 def test_deadlock_terminate_divergence() -> None:
     dep = misc_deployment()
     lk = lookup_of(dep)

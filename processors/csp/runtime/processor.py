@@ -73,7 +73,7 @@ from processors.csp.runtime.model import (
 from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.records import COMPLETE_HEADER, COMPLETION_SCHEMA
 from processors.csp.runtime.registry import DeploymentStore
-from processors.csp.runtime.step import DEFAULT_BOUND, Refusal, apply, command_from_record
+from processors.csp.runtime.step import DEFAULT_BOUND, EXPECT_SEQ, Refusal, apply, command_from_record
 from processors.csp.runtime.topics import RuntimeTopics
 from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
 from streams.reader import read_to_end
@@ -257,7 +257,15 @@ class RuntimeProcessor(ProcessorBase):
                     iid = t[1]
                     inst = insts.get(iid)
                     event = t[6]
-                    if inst is not None and inst.status is running and t[2] == "OFFER" and event is not None:
+                    params = t[5]
+                    if (
+                        inst is not None
+                        and inst.status is running
+                        and t[2] == "OFFER"
+                        and event is not None
+                        # an offer with a seq precondition takes the fast path only when it holds
+                        and (not params or params.get(EXPECT_SEQ) in (None, str(inst.seq)))
+                    ):
                         dep = deps.get((inst.system, inst.version))
                         key = msg.key()
                         cached = None

@@ -2,7 +2,10 @@
 
 * ``START`` creates the instance in the deployment's initial state and settles it.
 * ``OFFER e`` is accepted iff the (settled) current state has an input transition
-  on ``e``; the instance then takes it and settles again.
+  on ``e``; the instance then takes it and settles again. An offer whose params carry
+  ``expect_seq`` is accepted only while the instance is at that seq (optimistic
+  concurrency, as an expected version in an event store): an offer chosen for a state the
+  instance has since left is refused NOT_ACCEPTABLE, never applied to the new state.
 * ``STOP`` halts the instance.
 
 *Settling* performs, one at a time, the transitions the process takes on its
@@ -33,6 +36,9 @@ DEFAULT_BOUND = 1000
 START = "START"
 OFFER = "OFFER"
 STOP = "STOP"
+
+# OFFER precondition: the instance's seq the offer was chosen at (a decimal string)
+EXPECT_SEQ = "expect_seq"
 
 DeploymentLookup = Callable[[str, int | None], Deployment | None]
 
@@ -113,6 +119,11 @@ def command_from_record(value: Mapping[str, Any], key: bytes | None) -> Command 
         return Refusal("MALFORMED", "OFFER command without an event", event, offer_id)
     if kind not in (START, OFFER, STOP):
         return Refusal("MALFORMED", f"unknown command kind {kind!r}", event, offer_id)
+    expect = (value.get("params") or {}).get(EXPECT_SEQ)
+    if kind == OFFER and expect is not None and not _is_seq(expect):
+        return Refusal(
+            "MALFORMED", f"params.{EXPECT_SEQ} must be a non-negative integer, got {expect!r}", event, offer_id
+        )
     return Command(
         command_id=value.get("command_id") or "",
         instance_id=iid,
@@ -124,6 +135,10 @@ def command_from_record(value: Mapping[str, Any], key: bytes | None) -> Command 
         offer_id=offer_id,
         issued_at=int(value.get("issued_at") or 0),
     )
+
+
+def _is_seq(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def settle(
@@ -206,6 +221,24 @@ def offer(dep: Deployment, inst: Instance, cmd: Command, bound: int = DEFAULT_BO
     if inst.status is not Status.RUNNING:
         return Outcome(inst, (), _status_refusal(inst, cmd))
     event = cmd.event or ""
+    expect = cmd.params.get(EXPECT_SEQ)
+    if expect is not None and not _is_seq(expect):
+        msg = f"params.{EXPECT_SEQ} must be a non-negative integer, got {expect!r}"
+        return Outcome(inst, (), Refusal("MALFORMED", msg, event, cmd.offer_id, (), inst.state))
+    if expect is not None and int(expect) != inst.seq:
+        return Outcome(
+            inst,
+            (),
+            Refusal(
+                "NOT_ACCEPTABLE",
+                f"{event!r} was offered for seq {int(expect)}; instance {inst.instance_id} has moved on to "
+                f"seq {inst.seq}",
+                event,
+                cmd.offer_id,
+                tuple(dep.acceptable(inst.state)),
+                inst.state,
+            ),
+        )
     label = dep.label_of.get(event)
     targets = None if label is None else dep.inputs(inst.state).get(label)
     if targets is None:
