@@ -293,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                 if label == "latency phase":
                     print("latency phase, p50 / max per hop: " + ", ".join(
                         f"{k} {percentile(v, 0.5):.0f} / {max(v):.0f} ms" for k, v in per.items()), flush=True)  # fmt: skip
+                    print("latency phase, p90 / p99 per hop: " + ", ".join(
+                        f"{k} {percentile(v, 0.9):.0f} / {percentile(v, 0.99):.0f} ms" for k, v in per.items()), flush=True)  # fmt: skip
             platform.close()
             # raw again, with the workers stopped (as they were not started for the first): the
             # machine's speed drifts between runs by ±20%; the baseline is the mean of the two

@@ -7,13 +7,19 @@ call is a side effect outside that transaction: if the worker dies (or the trans
 aborts) after the call, the batch is processed again. So the processor *records each
 result before using it*:
 
-1. for every request of the batch without a recorded result, the model is called
-   (concurrently, ``concurrency`` at a time);
+1. for every request of the batch without a recorded result or a call under way, the
+   model is called (concurrently, ``concurrency`` at a time);
 2. each result is written to ``agents.journal`` as soon as it arrives — same partition
    number as its request, key ``request_id``, an ``AgentResponse`` record — by a separate
-   idempotent producer **outside** the transaction; the batch then waits until the broker
-   acknowledged every journal record (a failed write fails the batch);
+   idempotent producer **outside** the transaction, and is used only once the broker
+   acknowledged it (a failed write fails the batch);
 3. only then are the responses produced on ``agents.responses`` in the batch transaction.
+
+Calls start early: an :class:`~processors.agents.early.EarlyReader` reads the assigned
+request partitions ahead of the engine and starts each request's call as soon as the
+request is produced, so a request that arrives while a batch is under way does not wait
+for that batch. The batch then takes the answer recorded (or being recorded) by then. A
+revoked partition's calls under way are journaled before the revocation completes.
 
 On assignment (start, rebalance, retried batch) the processor reads the journal partitions
 of its request partitions to their end and answers any request found there from the
@@ -46,11 +52,12 @@ recorded on every response.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +66,7 @@ import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
 from processors.agents import choice as ch
+from processors.agents.early import EarlyReader
 from processors.agents.llm import ERROR, OK, CallResult, RetryPolicy, Usage, call_model
 from processors.agents.topics import AgentTopics
 from processors.csp.runtime.records import command_record
@@ -71,6 +79,7 @@ from streams.records import InRecord, OutRecord
 REQUEST_SCHEMA = "AgentRequest"
 RESPONSE_SCHEMA = "AgentResponse"
 DEFAULT_CHOICE_ATTEMPTS = 3
+JOURNAL_TIMEOUT_S = 30.0
 
 
 class JournalError(RuntimeError):
@@ -83,6 +92,7 @@ class AgentStats:
     model_calls: int = 0
     replayed: int = 0
     refused: int = 0
+    early: int = 0  # calls started by the early reader
     offered: int = 0  # chosen events offered to the runtime
 
 
@@ -135,6 +145,7 @@ class AgentProcessor(ProcessorBase):
         concurrency: int = 8,
         group: str | None = None,
         logger: Any = None,
+        early: bool = True,
     ) -> None:
         self.topics = topics or AgentTopics()
         self.name = group or (f"{self.topics.namespace}.agents" if self.topics.namespace else "agents")
@@ -152,6 +163,11 @@ class AgentProcessor(ProcessorBase):
         self._clients = threading.local()  # one client (and connection pool) per call thread
         self._journal: Producer | None = None
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="agent-call")
+        self.early = early
+        self._early: EarlyReader | None = None
+        self._lock = threading.Lock()  # recorded, _inflight, _early_answered: the call threads share them
+        self._inflight: dict[str, tuple[int, Future[dict[str, Any]]]] = {}
+        self._early_answered: set[str] = set()  # answered early, not yet through a batch
 
     # -- state ----------------------------------------------------------------------------
 
@@ -165,6 +181,7 @@ class AgentProcessor(ProcessorBase):
         return client
 
     def on_assign(self, partitions: Sequence[PartitionRef], ctx: AssignContext) -> None:
+        early: dict[int, int] = {}
         for ref in partitions:
             if ref.topic != self.topics.requests:
                 continue
@@ -173,14 +190,31 @@ class AgentProcessor(ProcessorBase):
                 self.bootstrap, self.topics.journal, ref.partition, self.codec.decode, RESPONSE_SCHEMA
             ):
                 got.setdefault(rec["request_id"], rec)  # first recorded result wins
-            self.recorded[ref.partition] = got
+            with self._lock:
+                self.recorded[ref.partition] = got
+            early[ref.partition] = ctx.committed.get(ref, -1)
+        if early and self.early:
+            if self._early is None:
+                self._early = EarlyReader(self.bootstrap, self.topics.requests, f"{self.name}.early",
+                                          self.codec.decode, self._claim_early, self.log)  # fmt: skip
+            self._early.add(early)
 
     def on_revoke(self, partitions: Sequence[PartitionRef]) -> None:
-        for ref in partitions:
-            if ref.topic == self.topics.requests:
-                self.recorded.pop(ref.partition, None)
+        parts = {ref.partition for ref in partitions if ref.topic == self.topics.requests}
+        if not parts:
+            return
+        if self._early is not None:
+            self._early.remove(parts)
+        with self._lock:  # no new calls for these partitions from here on
+            for p in parts:
+                self.recorded.pop(p, None)
+            under_way = [fut for p, fut in self._inflight.values() if p in parts]
+        # calls under way are journaled before the next owner reads the journal: none is repeated
+        wait(under_way, timeout=self.policy.budget_s + 30)
 
     def close(self) -> None:
+        if self._early is not None:
+            self._early.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._journal is not None:
             self._journal.flush(10)
@@ -204,19 +238,19 @@ class AgentProcessor(ProcessorBase):
                 ctx.dead_letter(rec, f"AgentRequest {rid}: {problem}")
                 continue
             part = rec.partition
-            known = self.recorded.setdefault(part, {})
-            if rid in known:
+            with self._lock:
+                replay = rid in self.recorded.setdefault(part, {}) and rid not in self._early_answered
+            if replay:
                 self.stats.replayed += 1
                 self.log.info("agents.replayed", request_id=rid)
-            elif rid not in todo:
+            if rid not in todo:
                 todo[rid] = (part, value)
             order.append((part, rid, value))
         self.stats.requests += len(order)
-        if todo:
-            self._answer_all(todo)
+        answers = self._answers(todo)
         out: list[OutRecord] = []
-        for part, rid, req in order:
-            response = self.recorded[part][rid]
+        for _part, rid, req in order:
+            response = answers[rid]
             out.append(OutRecord(self.topics.responses, rid.encode(), RESPONSE_SCHEMA, response))
             offer = offer_for(req, response)
             if offer is not None:
@@ -224,48 +258,92 @@ class AgentProcessor(ProcessorBase):
                 self.stats.offered += 1
         return out
 
-    def _answer_all(self, todo: Mapping[str, tuple[int, Mapping[str, Any]]]) -> None:
-        futures: dict[Future[dict[str, Any]], tuple[int, str]] = {
-            self._pool.submit(self.answer, req): (part, rid) for rid, (part, req) in todo.items()
-        }
-        journal = self._journal_producer()
-        failures: list[str] = []
-        answered: list[tuple[int, str, dict[str, Any]]] = []
+    def _answers(self, todo: Mapping[str, tuple[int, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+        """The recorded answer of every request: from the journal, from a call the early reader
+        started, or from a call started now. Fails (after waiting for all) if any failed."""
+        futures = {rid: self._claim(part, req) for rid, (part, req) in todo.items()}
+        answers: dict[str, dict[str, Any]] = {}
         error: BaseException | None = None
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                failures.append(f"{msg.key()!r}: {err}")
-
-        for fut in as_completed(futures):
-            part, rid = futures[fut]
+        for rid, fut in futures.items():
             try:
-                response = fut.result()
-            except BaseException as exc:  # keep recording the others; fail the batch after
+                answers[rid] = fut.result()
+            except BaseException as exc:  # wait for the others (each is journaled); fail the batch after
                 error = error or exc
-                continue
-            # recorded as soon as it is known; the batch waits for every record's acknowledgement
-            journal.produce(self.topics.journal, key=rid.encode(), value=self.codec.encode(RESPONSE_SCHEMA, response),
-                            partition=part, on_delivery=delivered)  # fmt: skip
-            journal.poll(0)
-            answered.append((part, rid, response))
-        remaining = journal.flush(30)
-        if remaining or failures:
-            raise JournalError(
-                f"could not record {remaining + len(failures)} answer(s) on {self.topics.journal}: "
-                + "; ".join(failures[:3] or ["not acknowledged within 30s"])
-            )
-        for part, rid, response in answered:  # durable: now they may be used
-            self.recorded.setdefault(part, {})[rid] = response
+        with self._lock:
+            self._early_answered.difference_update(futures)
         if error is not None:
             raise error
+        return answers
+
+    def _claim(self, part: int, req: Mapping[str, Any], early: bool = False) -> Future[dict[str, Any]]:
+        """The answer to ``req`` (partition ``part``): recorded, under way, or a call started now.
+        Raises LookupError when ``part`` is not assigned."""
+        rid = str(req["request_id"])
+        with self._lock:
+            known = self.recorded.get(part)
+            if known is None:
+                raise LookupError(f"{self.topics.requests}[{part}] is not assigned to this processor")
+            if rid in known:
+                done: Future[dict[str, Any]] = Future()
+                done.set_result(known[rid])
+                return done
+            entry = self._inflight.get(rid)
+            if entry is not None:
+                return entry[1]
+            fut = self._pool.submit(self._answer_and_record, part, req)
+            self._inflight[rid] = (part, fut)
+            if early:
+                self._early_answered.add(rid)
+                self.stats.early += 1
+            return fut
+
+    def _claim_early(self, part: int, req: Mapping[str, Any]) -> None:
+        if offer_target_error(req) is not None:
+            return  # the engine dead-letters it
+        with contextlib.suppress(LookupError):  # revoked meanwhile
+            self._claim(part, req, early=True)
+
+    def _answer_and_record(self, part: int, req: Mapping[str, Any]) -> dict[str, Any]:
+        """Call the model, then record the result in the journal; only then may it be used."""
+        rid = str(req["request_id"])
+        try:
+            response = self.answer(req)
+            self._journal_write(part, rid, response)
+            with self._lock:
+                known = self.recorded.get(part)
+                if known is not None:
+                    response = known.setdefault(rid, response)
+            return response
+        finally:
+            with self._lock:
+                self._inflight.pop(rid, None)
+
+    def _journal_write(self, part: int, rid: str, response: Mapping[str, Any]) -> None:
+        journal = self._journal_producer()
+        acked = threading.Event()
+        failure: list[str] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failure.append(str(err))
+            acked.set()
+
+        journal.produce(self.topics.journal, key=rid.encode(), value=self.codec.encode(RESPONSE_SCHEMA, response),
+                        partition=part, on_delivery=delivered)  # fmt: skip
+        deadline = time.monotonic() + JOURNAL_TIMEOUT_S
+        while not acked.is_set() and time.monotonic() < deadline:
+            journal.poll(0.001)  # serves the delivery reports (of any call thread's records)
+        if failure or not acked.is_set():
+            why = failure[0] if failure else f"not acknowledged within {JOURNAL_TIMEOUT_S:g}s"
+            raise JournalError(f"could not record the answer to {rid} on {self.topics.journal}: {why}")
 
     def _journal_producer(self) -> Producer:
-        if self._journal is None:
-            # each journal record is flushed at once: no linger
-            linger: dict[str, Any] = {"linger.ms": 0}
-            self._journal = Producer(producer_config(self.bootstrap, **linger))
-        return self._journal
+        with self._lock:
+            if self._journal is None:
+                # each journal record is sent at once: no linger
+                linger: dict[str, Any] = {"linger.ms": 0}
+                self._journal = Producer(producer_config(self.bootstrap, **linger))
+            return self._journal
 
     # -- one request --------------------------------------------------------------------------
 

@@ -47,6 +47,11 @@ def test_agents_negotiate_to_the_end(stack: AgentStack) -> None:
     reqs = [r for r in stack.read(stack.topics.requests, "AgentRequest") if r["instance_id"] == iid]
     req = next(r for r in reqs if r["request_id"] == f"{iid}:0:buyer")
     assert json.loads(req["params"]["allowed"]) == ["request.0", "request.1", "request.2"]
+    # the early reader saw every request, and no request was sent to the model twice
+    reader = stack.proc._early
+    assert reader is not None and reader.claimed >= len(reqs)
+    for agent in ("buyer", "seller"):
+        assert stack.server.calls_for(f"happy-{agent}") == len({r["request_id"] for r in reqs if r["agent"] == agent})
     # every agent event was offered by the agent processor itself, with the seq it was chosen at
     offers = [c for c in stack.read(stack.platform.topics.commands, "CspCommand")
               if c["instance_id"] == iid and c["kind"] == "OFFER"]  # fmt: skip
