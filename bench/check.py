@@ -31,7 +31,12 @@ and the verdict. Then, measured in the same run:
   suite's model, 0.6 s of search) and at N = 13 (4,782,969 states);
   ``speedup_2_cores`` is N = 13's: scaling is a property of long searches, and
   in a 0.6 s search the forked workers' start (fresh heap pages, cold caches)
-  weighs more.
+  weighs more;
+* **the machine's ceiling**: two reference loops, each run alone and as two
+  processes at once (alternating, ``--repeat`` pairs, median of
+  2 x time(alone) / time(two)): a pure-Python compute loop, and random
+  gathers and scatters in a 256 MB table (the memory access pattern of the
+  search's visited set). The checker's speedup is printed as a share of each.
 
 The last line is ``RESULT refine_states_per_s=... deadlock_states_per_s=...
 bytes_per_state=... first_cex_ms=... speedup_2_cores=...``: the FD refinement
@@ -105,6 +110,10 @@ def suite(n: int, butlers: tuple[int, ...], tmp: Path) -> dict[str, dict[str, ob
     for b in butlers:
         text = with_n(BUTLER, b)
         jobs.append((f"butler{b}", f"butler N={b}: deadlock free [F]", text))
+    # one untimed command first: the first process of a run reads the interpreter's and the
+    # libraries' files from disk (the first row, RUNALL [T= SYS at N = 12, took 2.00 s in a
+    # run and 1.09-1.15 s when repeated)
+    whole_command(jobs[keys.index("first_cex")][2], tmp, "warm-up")
     for key, label, text in jobs:
         wall, entry = whole_command(text, tmp, key)
         stats = entry["stats"]
@@ -178,6 +187,41 @@ def speedup(n: int, repeat: int) -> float:
     return ratio
 
 
+# Reference workloads for the machine's own 2-process scaling: each child prints the seconds
+# its loop took. "compute" is a pure-Python loop; "memory" gathers and scatters at random in a
+# 256 MB table, as the search's visited-set probes do.
+REFERENCE = {
+    "compute": "s = 0\nfor i in range(12_000_000):\n    s += i * i",
+    "memory": (
+        "import numpy as np\nrng = np.random.default_rng(1)\ntable = np.zeros(1 << 25, np.uint64)\n"
+        "idx = rng.integers(0, 1 << 25, 1 << 22)\nt0 = time.perf_counter()\n"
+        "for _ in range(12):\n    table[idx] = table[idx] + 1\n    idx = (idx * 5 + 3) & ((1 << 25) - 1)"
+    ),
+}
+
+
+def _reference(kind: str, copies: int) -> float:
+    """Seconds of the slowest of ``copies`` concurrent runs of a reference loop."""
+    code = "import time\nt0 = time.perf_counter()\n" + REFERENCE[kind] + "\nprint(time.perf_counter() - t0)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+    return max(float(p.communicate()[0]) for p in procs)
+
+
+def machine_scaling(repeat: int) -> dict[str, float]:
+    """This machine's ceiling for 2 processes: median over alternating pairs of
+    2 x time(one copy alone) / time(two copies at once), per reference workload."""
+    out: dict[str, float] = {}
+    for kind in REFERENCE:
+        ratios = []
+        for _ in range(repeat):
+            alone = _reference(kind, 1)
+            ratios.append(2 * alone / _reference(kind, 2))
+        out[kind] = statistics.median(ratios)
+    print("machine, 2 processes at once vs one (median of "
+          f"{repeat}): " + ", ".join(f"{k} loop {v:.2f}x" for k, v in out.items()))  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=12, help="interleaved cycles - 1 (default 12: 1,594,323 states)")
@@ -204,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"store: {res.store_bytes:,} bytes for {res.states:,} states = {bps:.1f} bytes/state (hash set + level codes)")
     speedup(n, args.repeat)
     big = speedup(n + 1, args.repeat)
+    ceiling = machine_scaling(args.repeat)
+    print(f"checker speedup {big:.2f} = {big / ceiling['compute']:.0%} of the machine's compute-loop scaling, "
+          f"{big / ceiling['memory']:.0%} of its memory-loop scaling")  # fmt: skip
     print(f"# load average at end: {os.getloadavg()[0]:.2f}")
     deadlock = max((k for k in rows if k.startswith("butler")), key=lambda k: int(k[len("butler") :]))
     print(

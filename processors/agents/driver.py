@@ -274,7 +274,9 @@ class AgentDriver(ProcessorBase):
             note = None
             if chosen_at is not None and chosen_at + 1 == seq:  # the event an agent chose
                 note = self.notes.get(cid)
-                if note is None:
+                if note is None and cid.startswith(f"{COMMAND_PREFIX}{t.instance_id}:") and any(
+                    cid.removesuffix(ON_ERROR_SUFFIX).endswith(f":{b.agent}") for b in t.bindings
+                ):  # one of this instance's agents: its response is on agents.responses
                     t.awaiting = (cid, seq)
             t.trace[seq] = TraceItem(
                 seq, rec["event"], tuple(rec.get("payload") or ()), note.agent if note else None,
