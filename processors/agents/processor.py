@@ -166,6 +166,7 @@ class AgentProcessor(ProcessorBase):
         self.early = early
         self._early: EarlyReader | None = None
         self._lock = threading.Lock()  # recorded, _inflight, _early_answered: the call threads share them
+        self._closed = threading.Event()
         self._inflight: dict[str, tuple[int, Future[dict[str, Any]]]] = {}
         self._early_answered: set[str] = set()  # answered early, not yet through a batch
 
@@ -213,6 +214,7 @@ class AgentProcessor(ProcessorBase):
         wait(under_way, timeout=self.policy.budget_s + 30)
 
     def close(self) -> None:
+        self._closed.set()
         if self._early is not None:
             self._early.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -330,9 +332,7 @@ class AgentProcessor(ProcessorBase):
 
         journal.produce(self.topics.journal, key=rid.encode(), value=self.codec.encode(RESPONSE_SCHEMA, response),
                         partition=part, on_delivery=delivered)  # fmt: skip
-        deadline = time.monotonic() + JOURNAL_TIMEOUT_S
-        while not acked.is_set() and time.monotonic() < deadline:
-            journal.poll(0.001)  # serves the delivery reports (of any call thread's records)
+        acked.wait(JOURNAL_TIMEOUT_S)  # the journal thread serves the delivery reports
         if failure or not acked.is_set():
             why = failure[0] if failure else f"not acknowledged within {JOURNAL_TIMEOUT_S:g}s"
             raise JournalError(f"could not record the answer to {rid} on {self.topics.journal}: {why}")
@@ -343,7 +343,14 @@ class AgentProcessor(ProcessorBase):
                 # each journal record is sent at once: no linger
                 linger: dict[str, Any] = {"linger.ms": 0}
                 self._journal = Producer(producer_config(self.bootstrap, **linger))
+                threading.Thread(target=self._serve_journal, args=(self._journal,), name="agent-journal",
+                                 daemon=True).start()  # fmt: skip
             return self._journal
+
+    def _serve_journal(self, producer: Producer) -> None:
+        """Delivery reports of the journal records, as they come (the call threads wait on them)."""
+        while not self._closed.is_set():
+            producer.poll(0.05)
 
     # -- one request --------------------------------------------------------------------------
 
