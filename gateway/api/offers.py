@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from gateway.sdk import NoAnswer, OfferResult, Platform, PlatformError, is_complete, offer_result
 from processors.csp.runtime.partitioning import partition_for
 from processors.csp.runtime.records import COMPLETE_HEADER, command_record
+from processors.csp.runtime.step import EXPECT_SEQ
 from streams.clients import consume_available, consumer_config, producer_config
 
 
@@ -66,8 +67,11 @@ class OfferPump:
 
     # -- the request side (event loop) -------------------------------------------------
 
-    async def offer(self, instance_id: str, event: str, timeout_s: float = 30.0) -> OfferResult:
-        """Offer ``event`` to an instance; the accepted event (and what followed) or the refusal."""
+    async def offer(
+        self, instance_id: str, event: str, timeout_s: float = 30.0, expect_seq: int | None = None
+    ) -> OfferResult:
+        """Offer ``event`` to an instance; the accepted event (and what followed) or the refusal.
+        With ``expect_seq``, only while the instance is at that seq."""
         from processors.channels.message import instance_id_error
 
         if (err := instance_id_error(instance_id)) is not None:
@@ -80,7 +84,8 @@ class OfferPump:
         part = partition_for(instance_id, self.p.partitions)
         value = self.p.codec.encode(
             "CspCommand",
-            command_record(cid, instance_id, "OFFER", int(time.time() * 1000), event=event, offer_id=oid),
+            command_record(cid, instance_id, "OFFER", int(time.time() * 1000), event=event, offer_id=oid,
+                           params=None if expect_seq is None else {EXPECT_SEQ: str(expect_seq)}),  # fmt: skip
         )
         loop = asyncio.get_running_loop()
         pending = _Pending(loop, loop.create_future(), cid, oid, part)

@@ -333,6 +333,10 @@ def offer(
     instance_id: Annotated[str, typer.Argument(help="Instance id")],
     event: Annotated[str, typer.Argument(help="Event in CSPm syntax, e.g. c.1.true")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the runtime")] = 30.0,
+    expect_seq: Annotated[
+        int | None,
+        typer.Option(min=0, help="Only while the instance is at this seq (else refused NOT_ACCEPTABLE)"),
+    ] = None,
     as_json: Json = False,
     fmt: Fmt = "text",
     data_dir: DataDir = None,
@@ -345,7 +349,7 @@ def offer(
     _check_instance_id(instance_id)
     with _platform(data_dir, namespace) as platform:
         try:
-            res = platform.offer(instance_id, event, timeout_s=timeout)
+            res = platform.offer(instance_id, event, timeout_s=timeout, expect_seq=expect_seq)
         except PlatformError as exc:
             raise _fail(str(exc), EXIT_UNAVAILABLE) from None
     if fmt == "json":

@@ -55,6 +55,13 @@ def test_concurrent_offers_on_every_partition(api_env: ApiEnv) -> None:
             assert not doc["accepted"] and doc["refusal"]["instance_id"] == iid, doc  # type: ignore[index]
             assert doc["refusal"]["reason"] == "NOT_ACCEPTABLE"  # type: ignore[index]
     assert len(offer_ids) == len(results)
+    # an offer with a seq precondition: the instance is at its last event's seq
+    doc = next(d for i, ev, d in results if i == ids[0] and ev == "left.1")
+    seq = doc["follow"][-1]["seq"]  # type: ignore[index]
+    stale = c.post(f"/api/v1/instances/{ids[0]}/offer", headers=dev, json={"event": "left.0", "expect_seq": 0})
+    assert stale.status_code == 200 and f"moved on to seq {seq}" in stale.json()["refusal"]["message"], stale.text
+    ok = c.post(f"/api/v1/instances/{ids[0]}/offer", headers=dev, json={"event": "left.0", "expect_seq": seq})
+    assert ok.status_code == 200 and ok.json()["accepted"], ok.text
     pump = api_env.app.state.ctx.backend.offers
     assert not pump._by_id and not pump._by_pos and not pump._early  # nothing left behind
 

@@ -57,6 +57,8 @@ def test_cli_end_to_end(cli_env: tuple[str, Path], kafka_bootstrap: str) -> None
         assert code == 1 and "MALFORMED" in out
         code, out = csp("offer", "b1", "right.1", "--namespace", ns)
         assert code == 1 and "NOT_ACCEPTABLE" in out and "left.0, left.1, left.2" in out
+        code, out = csp("offer", "b1", "left.1", "--expect-seq", "0", "--namespace", ns)  # b1 is at seq 3
+        assert code == 1 and "NOT_ACCEPTABLE" in out and "moved on to seq 3" in out
         code, out = csp("deploy", str(ROOT / "examples/buffer/buffer.csp"), "--process", "BUFFER", "--name", "buf",
                         "--outputs", "right", "--namespace", ns)  # fmt: skip
         assert code == 0 and "deployed buf v2" in out

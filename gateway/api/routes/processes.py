@@ -47,6 +47,9 @@ class Start(BaseModel):
 class Offer(BaseModel):
     event: str = Field(min_length=1, max_length=1000, description="CSPm event, e.g. left.1")
     timeout_s: float = Field(default=30.0, gt=0, le=120)
+    expect_seq: int | None = Field(
+        default=None, ge=0, description="Only while the instance is at this seq; else refused NOT_ACCEPTABLE"
+    )
 
 
 class Send(BaseModel):
@@ -296,7 +299,7 @@ async def _offer(ctx: Context, instance_id: str, body: Offer) -> JSONResponse:
     # command and resolves this request's future when the command is complete
     t0 = time.perf_counter()
     try:
-        res = await ctx.backend.offers.offer(instance_id, body.event, body.timeout_s)
+        res = await ctx.backend.offers.offer(instance_id, body.event, body.timeout_s, body.expect_seq)
     except PlatformError as exc:
         raise _platform_error(exc) from None
     except ValueError as exc:
