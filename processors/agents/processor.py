@@ -80,6 +80,8 @@ REQUEST_SCHEMA = "AgentRequest"
 RESPONSE_SCHEMA = "AgentResponse"
 DEFAULT_CHOICE_ATTEMPTS = 3
 JOURNAL_TIMEOUT_S = 30.0
+# the early reader starts no more calls while this many per call thread are under way
+EARLY_LIMIT_PER_THREAD = 4
 
 
 class JournalError(RuntimeError):
@@ -302,6 +304,8 @@ class AgentProcessor(ProcessorBase):
     def _claim_early(self, part: int, req: Mapping[str, Any]) -> None:
         if offer_target_error(req) is not None:
             return  # the engine dead-letters it
+        if len(self._inflight) >= EARLY_LIMIT_PER_THREAD * self.concurrency:
+            return  # a backlog: the batches claim these themselves (memory stays bounded)
         with contextlib.suppress(LookupError):  # revoked meanwhile
             self._claim(part, req, early=True)
 
