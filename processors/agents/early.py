@@ -30,7 +30,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.clients import consume_available, consumer_config
 
-# what the engine's consumers use for the agents' hops (processors.agents.worker)
+# the agents' consumers (this reader and the engines of processors.agents.worker): a protocol
+# step crosses several hops, and short broker-side fetch waits keep each one quick; a batch is
+# returned when full or after POLL_TIMEOUT_S, so that a lone record moves on at once
 FETCH_WAIT_MS = 10
 POLL_TIMEOUT_S = 0.01
 MAX_RECORDS = 500

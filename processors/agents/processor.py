@@ -165,12 +165,13 @@ class AgentProcessor(ProcessorBase):
         self._clients = threading.local()  # one client (and connection pool) per call thread
         self._journal: Producer | None = None
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="agent-call")
-        self.early = early
+        self.early_start = early
         self._early: EarlyReader | None = None
-        self._lock = threading.Lock()  # recorded, _inflight, _early_answered: the call threads share them
+        self._lock = threading.Lock()  # recorded, _inflight, _early: the call threads share them
         self._closed = threading.Event()
         self._inflight: dict[str, tuple[int, Future[dict[str, Any]]]] = {}
-        self._early_answered: set[str] = set()  # answered early, not yet through a batch
+        # request id -> partition: started early, not yet through a batch (not "replayed" then)
+        self._early_answered: dict[str, int] = {}
 
     # -- state ----------------------------------------------------------------------------
 
@@ -196,7 +197,7 @@ class AgentProcessor(ProcessorBase):
             with self._lock:
                 self.recorded[ref.partition] = got
             early[ref.partition] = ctx.committed.get(ref, -1)
-        if early and self.early:
+        if early and self.early_start:
             if self._early is None:
                 self._early = EarlyReader(self.bootstrap, self.topics.requests, f"{self.name}.early",
                                           self.codec.decode, self._claim_early, self.log)  # fmt: skip
@@ -211,6 +212,8 @@ class AgentProcessor(ProcessorBase):
         with self._lock:  # no new calls for these partitions from here on
             for p in parts:
                 self.recorded.pop(p, None)
+            for rid in [r for r, p in self._early_answered.items() if p in parts]:
+                del self._early_answered[rid]
             under_way = [fut for p, fut in self._inflight.values() if p in parts]
         # calls under way are journaled before the next owner reads the journal: none is repeated
         wait(under_way, timeout=self.policy.budget_s + 30)
@@ -274,7 +277,8 @@ class AgentProcessor(ProcessorBase):
             except BaseException as exc:  # wait for the others (each is journaled); fail the batch after
                 error = error or exc
         with self._lock:
-            self._early_answered.difference_update(futures)
+            for rid in futures:
+                self._early_answered.pop(rid, None)
         if error is not None:
             raise error
         return answers
@@ -297,7 +301,7 @@ class AgentProcessor(ProcessorBase):
             fut = self._pool.submit(self._answer_and_record, part, req)
             self._inflight[rid] = (part, fut)
             if early:
-                self._early_answered.add(rid)
+                self._early_answered[rid] = part
                 self.stats.early += 1
             return fut
 

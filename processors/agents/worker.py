@@ -1,8 +1,9 @@
 """An agents worker: ``python -m processors.agents.worker``.
 
 Runs, each on its own engine (exactly-once), the agent processor (``agents.requests`` →
-model → ``agents.responses``, journaled) and the agent driver (instances bound to agents
-→ requests; answers → offers on ``csp.commands``), until SIGTERM/SIGINT.
+model → ``agents.responses``, journaled, and a chosen event's offer on ``csp.commands``)
+and the agent driver (instances bound to agents → requests; failed answers → the
+protocol's ``on_error`` event), until SIGTERM/SIGINT.
 The model endpoint is ``CSP_OPENAI_BASE_URL`` with ``CSP_OPENAI_API_KEY``.
 """
 
@@ -20,6 +21,7 @@ import openai
 
 from infra.settings import Settings
 from processors.agents.driver import AgentDriver
+from processors.agents.early import FETCH_WAIT_MS, POLL_TIMEOUT_S
 from processors.agents.llm import RetryPolicy
 from processors.agents.processor import AgentProcessor
 from processors.agents.registry import AgentRegistry
@@ -30,10 +32,6 @@ from schemas.codec import codec_from_settings
 from streams.admin import ensure_topics
 from streams.engine import Engine, EngineConfig
 from streams.logs import configure_logging
-
-FETCH_WAIT_MS = 10
-# a batch is returned when full or after this long: short, so that a lone record moves on at once
-POLL_TIMEOUT_S = 0.01
 
 
 class NoModelEndpoint(RuntimeError):
