@@ -8,11 +8,17 @@ every call. In the same run, on the same server:
 * **through Kafka**: ``--instances`` instances of a ``--steps``-step protocol, each bound to
   one LLM agent, run on a runtime worker, an agent processor and an agent driver (each
   exactly-once, each its own subprocess: ``csp agents worker --only processor|driver``;
-  ``--one-process`` runs the last two in one process, as ``csp agents worker`` does). One protocol step = driver → ``agents.requests`` →
-  agent processor: model (journaled), then ``agents.responses`` and the chosen event's
-  OFFER on ``csp.commands`` in one transaction → runtime → ``csp.events`` → driver: three
-  transactional hops (four until 2026-12-03, when the driver relayed each answer). ``steps_per_s`` counts accepted agent events per second from
-  the first START to the last event.
+  ``--one-process`` runs the last two in one process, as ``csp agents worker`` does). One
+  protocol step = driver → ``agents.requests`` → agent processor: model (journaled), then
+  ``agents.responses`` and the chosen event's OFFER on ``csp.commands`` in one transaction →
+  runtime → ``csp.events`` → driver: three transactional hops (four until 2026-12-03, when
+  the driver relayed each answer). With ``--one-process`` the driver has the agent processor
+  of its process call the model and puts request, response and offer out in its own
+  transaction: two hops (``--no-inline`` turns that off). ``steps_per_s`` counts accepted
+  agent events per second from the first START to the last event.
+
+The CPU time each process spent per step in the throughput phase is printed (Linux /proc),
+beside the raw baseline's CPU per call: on 2 cores, where the CPU goes is the throughput.
 
 Added latency per step: the time between two consecutive events of an instance minus the
 model call's own latency (the response's ``latency_ms``). The events' times are their Kafka
@@ -152,7 +158,7 @@ def hop_breakdown(
     req = {r["request_id"]: ts for r, ts in _stamps(platform, atopics.requests, "AgentRequest")}
     resp = {r["request_id"]: (ts, int(r["latency_ms"])) for r, ts in _stamps(platform, atopics.responses, "AgentResponse")}
     cmd = {r["command_id"]: ts for r, ts in _stamps(platform, platform.topics.commands, "CspCommand")}
-    sums = {"event->request (driver)": 0.0, "request->offer (agents, model included)": 0.0,
+    sums = {"event->request (driver; inline: model included)": 0.0, "request->offer (agents, model included)": 0.0,
             "model call": 0.0, "offer->event (runtime)": 0.0}  # fmt: skip
     n = 0
     for (iid, seq), t_ev in ev.items():
@@ -162,7 +168,7 @@ def hop_breakdown(
             continue
         t_req, lat = req[rid], resp[rid][1]
         t_cmd = cmd[f"agent:{rid}"]
-        hops = (("event->request (driver)", t_req - t_ev), ("request->offer (agents, model included)",
+        hops = (("event->request (driver; inline: model included)", t_req - t_ev), ("request->offer (agents, model included)",
                  t_cmd - t_req), ("model call", lat), ("offer->event (runtime)", nxt - t_cmd))  # fmt: skip
         for k, v in hops:
             sums[k] += v
@@ -170,6 +176,47 @@ def hop_breakdown(
                 samples.setdefault(k, []).append(float(v))
         n += 1
     return {k: v / max(1, n) for k, v in sums.items()}
+
+
+def _label(cmdline: list[str]) -> str:
+    joined = " ".join(cmdline)
+    for key, label in (("--only processor", "agent processor"), ("--only driver", "agent driver"),
+                       ("agents.worker", "agents worker"), ("runtime.worker", "runtime worker"),
+                       ("localmodel", "model server"), ("tansu", "broker"), ("weed", "s3")):  # fmt: skip
+        if key in joined:
+            return label
+    return joined[:40] or "other"
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) so far of this process and every process under it, by role
+    (Linux /proc); where a step's CPU goes, on a machine whose 2 cores are the bottleneck."""
+    if not Path("/proc/self/stat").exists():
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, float, list[str]]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        procs[int(d.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick,
+                              [c.decode(errors="replace") for c in argv if c])  # fmt: skip
+    me = os.getpid()
+    out: dict[str, float] = {}
+    for pid, (_ppid, cpu, cmd) in procs.items():
+        anc, seen = pid, 0
+        while anc not in (me, 0, 1) and anc in procs and seen < 64:
+            anc, seen = procs[anc][0], seen + 1
+        if anc != me:
+            continue
+        label = "bench (this process)" if pid == me else _label(cmd)
+        out[label] = out.get(label, 0.0) + cpu
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -188,14 +235,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=8, help="model calls in flight (raw and agents worker)")
     ap.add_argument("--one-process", action="store_true",
                     help="run the agent processor and the driver in one process (default: one process each)")
+    ap.add_argument("--no-inline", action="store_true",
+                    help="with --one-process: the driver does not answer in its own transaction (3 hops)")
     ap.add_argument("--bootstrap", default=None, help="external Kafka (default: embedded ephemeral Tansu)")
     args = ap.parse_args(argv)
     total_steps = args.instances * args.steps
     model, url = start_model_server()
     procs: list[subprocess.Popen[bytes]] = [model]
     try:
+        c0 = cpu_seconds()
         raw = raw_calls(url, max(500, total_steps), args.concurrency)
-        print(f"raw: {raw:.0f} openai calls/s ({args.concurrency} threads, zero-latency local server)", flush=True)
+        c1 = cpu_seconds()
+        per_call = ", ".join(f"{k} {(v - c0.get(k, 0.0)) * 1000 / max(500, total_steps):.2f}" for k, v in c1.items())
+        print(f"raw: {raw:.0f} openai calls/s ({args.concurrency} threads, zero-latency local server); CPU ms per "
+              f"call: {per_call}", flush=True)  # fmt: skip
         with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory(prefix="csp-bench-agents-") as tmp:
             ns = f"b{uuid.uuid4().hex[:8]}"
             settings = Settings(data_dir=Path(tmp), kafka_bootstrap=bootstrap)
@@ -213,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
             # the agent processor and the driver: one process each (--one-process: both in one,
             # sharing a GIL, as `csp agents worker` without --only runs them)
-            roles = [[]] if args.one_process else [["--only", "processor"], ["--only", "driver"]]
+            roles = ([["--no-inline"] if args.no_inline else []] if args.one_process
+                     else [["--only", "processor"], ["--only", "driver"]])  # fmt: skip
             for role in roles:
                 procs.append(subprocess.Popen([sys.executable, "-m", "processors.agents.worker", "--bootstrap",
                                                bootstrap, "--namespace", ns, "--base-url", url, "--concurrency",
@@ -263,7 +317,13 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(max(1, args.latency_rounds)):
                 lat_iids += run_phase(args.latency_instances, f"l{r}")[1]
             # throughput: many instances in flight
+            cpu0 = cpu_seconds()
             elapsed, iids = run_phase(args.instances, "t")
+            cpu1 = cpu_seconds()
+            cpu = {k: v - cpu0.get(k, 0.0) for k, v in cpu1.items()}
+            print(f"throughput phase, CPU ms per step ({elapsed:.1f}s on {os.cpu_count()} cores): " + ", ".join(
+                f"{k} {v * 1000 / total_steps:.2f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
+                + f"; total {sum(cpu.values()) * 1000 / total_steps:.2f}", flush=True)  # fmt: skip
             consumer.close()
             steps_per_s = total_steps / elapsed
             latency_ms: dict[tuple[str, int], int] = {}

@@ -44,12 +44,14 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from processors.agents import choice as ch
+from processors.agents.processor import inline, offer_for
 from processors.agents.prompts import TraceItem, render
 from processors.agents.registry import AgentRegistry, AgentSpec
 from processors.agents.topics import AgentTopics
@@ -59,12 +61,21 @@ from processors.csp.runtime.records import command_record
 from processors.csp.runtime.registry import DeploymentStore
 from processors.csp.runtime.step import EXPECT_SEQ
 from processors.csp.runtime.topics import RuntimeTopics
+from streams.catalog import spec_for
 from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
 from streams.reader import read_records
 from streams.records import InRecord, OutRecord
 
 COMMAND_PREFIX = "agent:"
 ON_ERROR_SUFFIX = ":on_error"
+# inline answers: the batch waits for its calls while one completes at least every this often
+INLINE_STALL_S = 0.05
+
+
+class InlineAnswerer(Protocol):
+    """The agent processor of this process (:meth:`.AgentProcessor.claim_inline`)."""
+
+    def claim_inline(self, part: int, req: Mapping[str, Any]) -> Future[dict[str, Any]] | None: ...
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,8 @@ class DriverStats:
     dropped: int = 0
     on_error: int = 0
     answered: int = 0  # OK answers (offered by the agent processor)
+    inline: int = 0  # answered in the driver's own transaction (request, response, offer)
+    handed_over: int = 0  # claimed inline, not answered in time: the agent processor answers them
     held: int = 0  # requests held until the previous answer's message was seen
 
 
@@ -198,8 +211,13 @@ class AgentDriver(ProcessorBase):
         registry_ttl_s: float = 5.0,
         group: str | None = None,
         logger: Any = None,
+        answerer: InlineAnswerer | None = None,
+        inline_stall_s: float = INLINE_STALL_S,
     ) -> None:
         self.registry_ttl_s = registry_ttl_s
+        self.answerer = answerer
+        self.inline_stall_s = inline_stall_s
+        self.request_partitions = spec_for("agents.requests").partitions
         self.runtime = runtime or RuntimeTopics()
         self.topics = topics or AgentTopics(self.runtime.namespace)
         self.name = group or (f"{self.topics.namespace}.agent-driver" if self.topics.namespace else "agent-driver")
@@ -214,6 +232,7 @@ class AgentDriver(ProcessorBase):
         self.log = (logger or structlog.get_logger()).bind(processor=self.name)
         self._refreshed = False
         self._registry_read_at = -1e9
+        self._inline: set[str] = set()  # request ids answered inline, their responses not read back yet
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -319,11 +338,48 @@ class AgentDriver(ProcessorBase):
                 continue
             touched[t.instance_id] = t
             last_ts[t.instance_id] = int(value.get("timestamp") or rec.timestamp)
+        claimed: list[tuple[OutRecord, Future[dict[str, Any]]]] = []
         for iid, t in touched.items():
-            self._ask(t, last_ts[iid], out)
+            self._ask(t, last_ts[iid], out, claimed)
+        if claimed:
+            self._answer_inline(claimed, last_ts, out)
         return out
 
-    def _ask(self, t: Tracked, ts: int, out: list[OutRecord]) -> None:
+    def _answer_inline(
+        self, claimed: list[tuple[OutRecord, Future[dict[str, Any]]]], last_ts: Mapping[str, int],
+        out: list[OutRecord],
+    ) -> None:  # fmt: skip
+        """Requests whose calls this process's agent processor runs: wait for the answers while
+        they keep coming (at least one per ``inline_stall_s``), then put each answered request
+        out with its response and offer, in this transaction: a step is two hops (runtime →
+        driver → runtime), not three. A request not answered by then goes out as usual, and the
+        agent processor answers it from the same call."""
+        pending = {fut for _rec, fut in claimed}
+        while pending:
+            done, pending = wait(pending, timeout=self.inline_stall_s, return_when=FIRST_COMPLETED)
+            if not done:
+                break
+        for rec, fut in claimed:
+            if not fut.done() or fut.exception() is not None:  # the processor's batch has it
+                out.append(rec)
+                self.stats.handed_over += 1
+                continue
+            assert rec.value is not None
+            req, response = inline(rec.value), fut.result()
+            rid = str(req["request_id"])
+            out.append(dataclasses.replace(rec, value=req))
+            out.append(OutRecord(self.topics.responses, rid.encode(), "AgentResponse", response))
+            offer = offer_for(req, response)
+            if offer is not None:
+                out.append(offer)
+            self._inline.add(rid)
+            self.stats.inline += 1
+            self._on_response(response, last_ts.get(str(req["instance_id"]), 0), out)
+
+    def _ask(
+        self, t: Tracked, ts: int, out: list[OutRecord],
+        claimed: list[tuple[OutRecord, Future[dict[str, Any]]]] | None = None,
+    ) -> None:  # fmt: skip
         if not t.bound or not t.bindings or t.status != Status.RUNNING.value or t.seq < 0:
             return
         if t.awaiting is not None:  # the next prompt needs the last agent's message
@@ -370,8 +426,16 @@ class AgentDriver(ProcessorBase):
                            "offer_partition": str(partition_for(t.instance_id, self.runtime.partitions))},  # fmt: skip
                 "requested_at": ts,
             }
-            out.append(OutRecord(self.topics.requests, rid.encode(), "AgentRequest", req))
+            part = partition_for(rid, self.request_partitions)
+            rec = OutRecord(self.topics.requests, rid.encode(), "AgentRequest", req, partition=part)
             self.stats.requests += 1
+            fut = None
+            if self.answerer is not None and claimed is not None:
+                fut = self.answerer.claim_inline(part, req)
+            if fut is not None and claimed is not None:
+                claimed.append((rec, fut))
+            else:
+                out.append(rec)
 
     def _record_note(self, resp: Mapping[str, Any]) -> tuple[str, Tracked | None] | None:
         """Keep the answer's note; returns (command id, the instance whose held request it
@@ -394,6 +458,11 @@ class AgentDriver(ProcessorBase):
     def _on_response(self, resp: Mapping[str, Any], ts: int, out: list[OutRecord]) -> Tracked | None:
         """Note the answer; offer the on_error event for a failed one. Returns an instance whose
         next request may now be asked."""
+        rid = str(resp.get("request_id") or "")
+        if rid in self._inline:  # this driver's own inline answer, read back: handled already
+            self._inline.discard(rid)
+            got = self._record_note(resp)
+            return None if got is None else got[1]
         got = self._record_note(resp)
         if got is None:
             return None
@@ -449,4 +518,5 @@ class AgentDriver(ProcessorBase):
         # a batch that is rolled back must be asked again when it is processed again
         for t in self.insts.values():
             t.requested.clear()
+        self._inline.clear()
 

@@ -82,6 +82,10 @@ DEFAULT_CHOICE_ATTEMPTS = 3
 JOURNAL_TIMEOUT_S = 30.0
 # the early reader starts no more calls while this many per call thread are under way
 EARLY_LIMIT_PER_THREAD = 4
+# params[ANSWERED_BY] = INLINE: a request the driver answered in its own transaction (with the
+# response and the offer); the processor passes it by
+ANSWERED_BY = "answered_by"
+INLINE = "driver"
 
 
 class JournalError(RuntimeError):
@@ -95,6 +99,8 @@ class AgentStats:
     replayed: int = 0
     refused: int = 0
     early: int = 0  # calls started by the early reader
+    inline: int = 0  # calls claimed by the driver of this process (answered in its transaction)
+    passed: int = 0  # requests the driver answered inline, passed by here
     offered: int = 0  # chosen events offered to the runtime
 
 
@@ -116,6 +122,15 @@ def offer_target_error(req: Mapping[str, Any]) -> str | None:
     if not req.get("instance_id") or not req.get("command_id"):
         return "params.offer_topic needs the request's instance_id and command_id"
     return None
+
+
+def inline(req: Mapping[str, Any]) -> dict[str, Any]:
+    """``req`` marked as answered in the driver's transaction (the processor passes it by)."""
+    return {**req, "params": {**(req.get("params") or {}), ANSWERED_BY: INLINE}}
+
+
+def is_inline(req: Mapping[str, Any]) -> bool:
+    return (req.get("params") or {}).get(ANSWERED_BY) == INLINE
 
 
 def offer_for(req: Mapping[str, Any], response: Mapping[str, Any]) -> OutRecord | None:
@@ -245,6 +260,11 @@ class AgentProcessor(ProcessorBase):
                 ctx.dead_letter(rec, f"AgentRequest {rid}: {problem}")
                 continue
             part = rec.partition
+            if is_inline(value):  # answered, responded and offered in the driver's transaction
+                self.stats.passed += 1
+                with self._lock:
+                    self._early_answered.pop(rid, None)
+                continue
             with self._lock:
                 replay = rid in self.recorded.setdefault(part, {}) and rid not in self._early_answered
             if replay:
@@ -283,9 +303,22 @@ class AgentProcessor(ProcessorBase):
             raise error
         return answers
 
-    def _claim(self, part: int, req: Mapping[str, Any], early: bool = False) -> Future[dict[str, Any]]:
-        """The answer to ``req`` (partition ``part``): recorded, under way, or a call started now.
-        Raises LookupError when ``part`` is not assigned."""
+    def claim_inline(self, part: int, req: Mapping[str, Any]) -> Future[dict[str, Any]] | None:
+        """For the driver of this process: the (recorded) answer to ``req``, to go out in the
+        driver's own transaction with its request (marked :func:`inline`), or in the processor's
+        when the driver does not wait for it. None: ``part`` is not this processor's (the
+        request takes the usual way)."""
+        if offer_target_error(req) is not None:
+            return None
+        try:
+            return self._claim(part, req, source="inline")
+        except LookupError:
+            return None
+
+    def _claim(self, part: int, req: Mapping[str, Any], source: str | None = None) -> Future[dict[str, Any]]:
+        """The answer to ``req`` (partition ``part``): recorded, under way, or a call started now
+        (``source``: by the early reader or the driver). Raises LookupError when ``part`` is not
+        assigned."""
         rid = str(req["request_id"])
         with self._lock:
             known = self.recorded.get(part)
@@ -300,18 +333,21 @@ class AgentProcessor(ProcessorBase):
                 return entry[1]
             fut = self._pool.submit(self._answer_and_record, part, req)
             self._inflight[rid] = (part, fut)
-            if early:
+            if source is not None:  # the batch that meets the request takes it: not a replay
                 self._early_answered[rid] = part
-                self.stats.early += 1
+                if source == "inline":
+                    self.stats.inline += 1
+                else:
+                    self.stats.early += 1
             return fut
 
     def _claim_early(self, part: int, req: Mapping[str, Any]) -> None:
-        if offer_target_error(req) is not None:
-            return  # the engine dead-letters it
+        if offer_target_error(req) is not None or is_inline(req):
+            return  # the engine dead-letters it / the driver answered it
         if len(self._inflight) >= EARLY_LIMIT_PER_THREAD * self.concurrency:
             return  # a backlog: the batches claim these themselves (memory stays bounded)
         with contextlib.suppress(LookupError):  # revoked meanwhile
-            self._claim(part, req, early=True)
+            self._claim(part, req, source="early")
 
     def _answer_and_record(self, part: int, req: Mapping[str, Any]) -> dict[str, Any]:
         """Call the model, then record the result in the journal; only then may it be used."""

@@ -69,9 +69,15 @@ def build_engines(
     driver: bool = True,
     processor: bool = True,
     policy: RetryPolicy | None = None,
+    inline: bool = True,
 ) -> tuple[list[Engine], AgentProcessor | None, AgentDriver | None]:
     """The agent processor's and the driver's engines (either alone: separate processes, each
-    with its own interpreter, share the machine's cores; in one process they share a GIL)."""
+    with its own interpreter, share the machine's cores; in one process they share a GIL).
+
+    Both in one process (and ``inline``): the driver has this process's agent processor call
+    the model for each request it asks and, when the answer comes while the driver's batch is
+    under way, puts the request, the response and the chosen event's offer out in its own
+    transaction: a protocol step is two transactional hops (runtime → driver → runtime)."""
     runtime = RuntimeTopics(namespace)
     topics = AgentTopics(namespace)
     ensure_topics(bootstrap, runtime.specs() + topics.specs())
@@ -96,7 +102,7 @@ def build_engines(
     if driver:
         store = DeploymentStore(bootstrap, codec, runtime)
         drv = AgentDriver(store, AgentRegistry(bootstrap, codec, topics), codec, runtime, topics,
-                          default_model=settings.agents_model)  # fmt: skip
+                          default_model=settings.agents_model, answerer=proc if inline else None)  # fmt: skip
         engines.append(Engine(drv, codec, config()))
     return engines, proc, drv
 
@@ -131,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-driver", action="store_true", help="run only the agent processor (= --only processor)")
     ap.add_argument("--only", choices=("processor", "driver"), default=None,
                     help="run one of the two engines (each in its own process: they do not share a GIL)")
+    ap.add_argument("--no-inline", action="store_true",
+                    help="with both engines: the driver only asks, the agent processor answers every "
+                         "request (three hops per step, not two)")
     args = ap.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
@@ -144,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap, settings, namespace=args.namespace, worker_id=args.worker_id, base_url=args.base_url,
             batch_size=args.batch_size, concurrency=args.concurrency,
             driver=not args.no_driver and args.only != "processor", processor=args.only != "driver",
+            inline=not args.no_inline,
         )  # fmt: skip
     except NoModelEndpoint as exc:
         print(f"error: {exc}", file=sys.stderr)

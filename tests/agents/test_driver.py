@@ -52,7 +52,14 @@ def test_agents_negotiate_to_the_end(stack: AgentStack) -> None:
     assert reader is not None and reader.claimed >= len(reqs)
     for agent in ("buyer", "seller"):
         assert stack.server.calls_for(f"happy-{agent}") == len({r["request_id"] for r in reqs if r["agent"] == agent})
-    # every agent event was offered by the agent processor itself, with the seq it was chosen at
+    # the driver and the agent processor share this process: the driver had the processor call
+    # the model and put request, response and offer out in its own transaction (marked on the
+    # request, which the processor passes by)
+    inline = [r for r in reqs if r["params"].get("answered_by") == "driver"]
+    assert inline and stack.driver.stats.inline >= len(inline) and stack.proc.stats.passed >= len(inline)
+    assert {r["request_id"] for r in mine} == {r["request_id"] for r in reqs}  # one response per request
+    # every agent event was offered with the seq it was chosen at (by the driver inline, or else
+    # by the agent processor)
     offers = [c for c in stack.read(stack.platform.topics.commands, "CspCommand")
               if c["instance_id"] == iid and c["kind"] == "OFFER"]  # fmt: skip
     assert len(offers) == len(mine)
@@ -87,6 +94,24 @@ def test_a_forbidden_event_never_reaches_csp_events(stack: AgentStack) -> None:
     resp = next(r for r in stack.read(stack.topics.responses, "AgentResponse")
                 if r["instance_id"] == iid and r["request_id"].endswith(":buyer") and r["attempts"] > 1)  # fmt: skip
     assert resp["event"] in ("accept.0", "reject.0")
+
+
+def test_a_slow_answer_is_handed_over_to_the_agent_processor(stack: AgentStack) -> None:
+    """The driver waits for inline answers only while they keep coming: a slow call goes on in
+    the agent processor, which answers the request from that same call (no second one)."""
+    stack.server.script["slowpoke-seller"] = ["slow:0.6"]
+    handed = stack.driver.stats.handed_over
+    iid = start(stack, "slowpoke")
+    events = stack.wait_terminated(iid)
+    assert events[0] == "request.0" and events[1].startswith("propose.0.") and events[-1] == "✓"
+    assert stack.driver.stats.handed_over > handed
+    reqs = [r for r in stack.read(stack.topics.requests, "AgentRequest") if r["instance_id"] == iid]
+    first = next(r for r in reqs if r["request_id"] == f"{iid}:1:seller")
+    assert "answered_by" not in first["params"]  # asked the usual way: the processor answered it
+    resps = [r for r in stack.read(stack.topics.responses, "AgentResponse") if r["request_id"] == first["request_id"]]
+    assert len(resps) == 1 and resps[0]["status"] == "OK" and resps[0]["latency_ms"] >= 500
+    seller_rids = {r["request_id"] for r in reqs if r["agent"] == "seller"}
+    assert stack.server.calls_for("slowpoke-seller") == len(seller_rids)
 
 
 def test_an_answer_for_a_state_the_instance_has_left_is_refused(stack: AgentStack) -> None:
