@@ -207,9 +207,17 @@ def worker(
         str | None,
         typer.Option("--only", help="processor | driver: run one of the two (e.g. one process each)"),
     ] = None,
+    no_inline: Annotated[
+        bool,
+        typer.Option("--no-inline", help="the driver only asks; the agent processor answers every request "
+                     "(three hops per step, not two)"),
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Run the agent processor and the agent driver until Ctrl-C (or one of them, --only)."""
+    """Run the agent processor and the agent driver until Ctrl-C (or one of them, --only).
+
+    In one process the driver has the processor call the model and answers in its own
+    transaction (two hops per step) unless --no-inline."""
     from processors.agents.worker import main
 
     if only not in (None, "processor", "driver"):
@@ -217,6 +225,8 @@ def worker(
     args = ["--namespace", namespace, "--worker-id", worker_id]
     if only:
         args += ["--only", only]
+    if no_inline:
+        args.append("--no-inline")
     if base_url:
         args += ["--base-url", base_url]
     if data_dir is not None:

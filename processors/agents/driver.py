@@ -27,6 +27,12 @@ saves a hop per step: the driver no longer relays answers. For an ERROR/TIMEOUT 
 driver offers the first acceptable event matching the binding's ``on_error`` patterns (the
 protocol's own ``timeout`` event), if any.
 
+With an ``answerer`` (the agent processor of this process) the driver claims each request's
+call from it and, for the answers that come while its batch is under way, puts request
+(marked :func:`.processor.inline`), response and offer out in its own transaction: two hops
+per step. An answer not in by then is handed over (the request goes out unmarked; the
+processor answers it from the same, journaled call).
+
 An agent's free-text ``message`` goes into the next prompts' trace beside the event it
 chose. The response is committed with the offer, before the runtime can perform the event,
 so the driver, which reads both, holds an instance's next request until it has seen the
