@@ -74,8 +74,10 @@ from streams.records import InRecord, OutRecord
 
 COMMAND_PREFIX = "agent:"
 ON_ERROR_SUFFIX = ":on_error"
-# inline answers: the batch waits for its calls while one completes at least every this often
+# inline answers: the batch waits for its calls while one completes at least every this often,
+# and no longer than INLINE_MAX_S in all
 INLINE_STALL_S = 0.05
+INLINE_MAX_S = 1.0
 
 
 class InlineAnswerer(Protocol):
@@ -356,14 +358,18 @@ class AgentDriver(ProcessorBase):
         out: list[OutRecord],
     ) -> None:  # fmt: skip
         """Requests whose calls this process's agent processor runs: wait for the answers while
-        they keep coming (at least one per ``inline_stall_s``), then put each answered request
+        they keep coming (at least one per ``inline_stall_s``, at most ``INLINE_MAX_S`` in all),
+        then put each answered request
         out with its response and offer, in this transaction: a step is two hops (runtime →
         driver → runtime), not three. A request not answered by then goes out as usual, and the
         agent processor answers it from the same call."""
         pending = {fut for _rec, fut in claimed}
+        deadline = time.monotonic() + INLINE_MAX_S
         while pending:
-            done, pending = wait(pending, timeout=self.inline_stall_s, return_when=FIRST_COMPLETED)
-            if not done:
+            left = deadline - time.monotonic()
+            done, pending = wait(pending, timeout=min(self.inline_stall_s, max(0.0, left)),
+                                 return_when=FIRST_COMPLETED)  # fmt: skip
+            if not done or left <= 0:
                 break
         for rec, fut in claimed:
             if not fut.done() or fut.exception() is not None:  # the processor's batch has it
