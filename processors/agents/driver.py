@@ -359,10 +359,9 @@ class AgentDriver(ProcessorBase):
     ) -> None:  # fmt: skip
         """Requests whose calls this process's agent processor runs: wait for the answers while
         they keep coming (at least one per ``inline_stall_s``, at most ``INLINE_MAX_S`` in all),
-        then put each answered request
-        out with its response and offer, in this transaction: a step is two hops (runtime →
-        driver → runtime), not three. A request not answered by then goes out as usual, and the
-        agent processor answers it from the same call."""
+        then put each answered request out with its response and offer, in this transaction: a
+        step is two hops (runtime → driver → runtime), not three. A request not answered by then
+        goes out as usual, and the agent processor answers it from the same call."""
         pending = {fut for _rec, fut in claimed}
         deadline = time.monotonic() + INLINE_MAX_S
         while pending:
@@ -384,9 +383,10 @@ class AgentDriver(ProcessorBase):
             offer = offer_for(req, response)
             if offer is not None:
                 out.append(offer)
-            self._inline.add(rid)
             self.stats.inline += 1
+            # the note; for a failed answer the on_error offer, in this transaction as well
             self._on_response(response, last_ts.get(str(req["instance_id"]), 0), out)
+            self._inline.add(rid)  # read back later: nothing more to do
 
     def _ask(
         self, t: Tracked, ts: int, out: list[OutRecord],
