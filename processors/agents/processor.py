@@ -19,7 +19,9 @@ Calls start early: an :class:`~processors.agents.early.EarlyReader` reads the as
 request partitions ahead of the engine and starts each request's call as soon as the
 request is produced, so a request that arrives while a batch is under way does not wait
 for that batch. The batch then takes the answer recorded (or being recorded) by then. A
-revoked partition's calls under way are journaled before the revocation completes.
+revoked partition's calls under way are journaled before the revocation completes. (Not
+when the driver of this process answers inline, :meth:`AgentProcessor.claim_inline`: it
+starts its requests' calls itself.)
 
 On assignment (start, rebalance, retried batch) the processor reads the journal partitions
 of its request partitions to their end and answers any request found there from the

@@ -77,7 +77,9 @@ def build_engines(
     Both in one process (and ``inline``): the driver has this process's agent processor call
     the model for each request it asks and, when the answer comes while the driver's batch is
     under way, puts the request, the response and the chosen event's offer out in its own
-    transaction: a protocol step is two transactional hops (runtime → driver → runtime)."""
+    transaction: a protocol step is two transactional hops (runtime → driver → runtime). The
+    processor then runs without an early reader: other requests (service bindings, chats)
+    start when its batch reads them."""
     runtime = RuntimeTopics(namespace)
     topics = AgentTopics(namespace)
     ensure_topics(bootstrap, runtime.specs() + topics.specs())
@@ -87,6 +89,9 @@ def build_engines(
         proc = AgentProcessor(
             bootstrap, codec, client_factory(settings, base_url), topics,
             policy=policy or policy_from(settings), default_model=settings.agents_model, concurrency=concurrency,
+            # answering inline, the driver starts its requests' calls itself: an early reader
+            # would add a consumer (broker polling, a thread) for the other requests' head start
+            early=not (driver and inline),
         )  # fmt: skip
 
     def config() -> EngineConfig:

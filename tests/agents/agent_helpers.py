@@ -52,12 +52,12 @@ class AgentStack:
 
 
 @contextmanager
-def agent_stack(bootstrap: str, tmp: Path) -> Iterator[AgentStack]:
+def agent_stack(bootstrap: str, tmp: Path, *, inline: bool = True) -> Iterator[AgentStack]:
     platform = new_platform(bootstrap, tmp)
     with FakeOpenAI() as server, thread_worker(platform):
         engines, proc, driver = build_engines(
             bootstrap, platform.settings, namespace=platform.topics.namespace, base_url=server.base_url,
-            batch_size=100, policy=FAST,
+            batch_size=100, policy=FAST, inline=inline,
         )  # fmt: skip
         assert driver is not None
         stop = threading.Event()

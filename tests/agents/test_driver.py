@@ -47,9 +47,7 @@ def test_agents_negotiate_to_the_end(stack: AgentStack) -> None:
     reqs = [r for r in stack.read(stack.topics.requests, "AgentRequest") if r["instance_id"] == iid]
     req = next(r for r in reqs if r["request_id"] == f"{iid}:0:buyer")
     assert json.loads(req["params"]["allowed"]) == ["request.0", "request.1", "request.2"]
-    # the early reader saw every request, and no request was sent to the model twice
-    reader = stack.proc._early
-    assert reader is not None and reader.claimed >= len(reqs)
+    # no request was sent to the model twice
     for agent in ("buyer", "seller"):
         assert stack.server.calls_for(f"happy-{agent}") == len({r["request_id"] for r in reqs if r["agent"] == agent})
     # the driver and the agent processor share this process: the driver had the processor call
@@ -57,6 +55,7 @@ def test_agents_negotiate_to_the_end(stack: AgentStack) -> None:
     # request, which the processor passes by)
     inline = [r for r in reqs if r["params"].get("answered_by") == "driver"]
     assert inline and stack.driver.stats.inline >= len(inline) and stack.proc.stats.passed >= len(inline)
+    assert stack.proc._early is None  # the driver starts the calls itself: no early reader
     assert {r["request_id"] for r in mine} == {r["request_id"] for r in reqs}  # one response per request
     # every agent event was offered with the seq it was chosen at (by the driver inline, or else
     # by the agent processor)
@@ -94,6 +93,31 @@ def test_a_forbidden_event_never_reaches_csp_events(stack: AgentStack) -> None:
     resp = next(r for r in stack.read(stack.topics.responses, "AgentResponse")
                 if r["instance_id"] == iid and r["request_id"].endswith(":buyer") and r["attempts"] > 1)  # fmt: skip
     assert resp["event"] in ("accept.0", "reject.0")
+
+
+def test_without_inline_answers_the_early_reader_starts_every_call_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Three hops (the driver only asks): the agent processor's early reader starts each call
+    as the request is produced; the processor offers the chosen event; one call per request."""
+    with agent_stack(kafka_bootstrap, tmp_path, inline=False) as s:
+        assert not s.platform.deploy(NEGOTIATION, "NEGOTIATION", name="nego", outputs=["deliver"]).refused
+        iid = start(s, "early")
+        events = s.wait_terminated(iid)
+        assert events[0] == "request.0" and events[-1] == "✓"
+        reqs = [r for r in s.read(s.topics.requests, "AgentRequest") if r["instance_id"] == iid]
+        assert reqs and not any("answered_by" in r["params"] for r in reqs)
+        assert s.driver.stats.inline == 0 and s.proc.stats.passed == 0
+        reader = s.proc._early
+        assert reader is not None and reader.claimed >= len(reqs) and s.proc.stats.early >= 1
+        for agent in ("buyer", "seller"):
+            assert s.server.calls_for(f"early-{agent}") == len({r["request_id"] for r in reqs if r["agent"] == agent})
+        offers = [c for c in s.read(s.platform.topics.commands, "CspCommand")
+                  if c["instance_id"] == iid and c["kind"] == "OFFER"]  # fmt: skip
+        resps = [r for r in s.read(s.topics.responses, "AgentResponse") if r["instance_id"] == iid]
+        assert {r["request_id"] for r in resps} == {r["request_id"] for r in reqs}
+        ok = {r["request_id"] for r in resps if r["status"] == "OK" and r["event"]}
+        assert ok and {c["offer_id"] for c in offers} >= ok
 
 
 def test_a_slow_answer_is_handed_over_to_the_agent_processor(stack: AgentStack) -> None:
