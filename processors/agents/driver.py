@@ -67,7 +67,6 @@ from processors.csp.runtime.records import command_record
 from processors.csp.runtime.registry import DeploymentStore
 from processors.csp.runtime.step import EXPECT_SEQ
 from processors.csp.runtime.topics import RuntimeTopics
-from streams.catalog import spec_for
 from streams.engine import AssignContext, BatchContext, Codec, PartitionRef, ProcessorBase
 from streams.reader import read_records
 from streams.records import InRecord, OutRecord
@@ -225,7 +224,6 @@ class AgentDriver(ProcessorBase):
         self.registry_ttl_s = registry_ttl_s
         self.answerer = answerer
         self.inline_stall_s = inline_stall_s
-        self.request_partitions = spec_for("agents.requests").partitions
         self.runtime = runtime or RuntimeTopics()
         self.topics = topics or AgentTopics(self.runtime.namespace)
         self.name = group or (f"{self.topics.namespace}.agent-driver" if self.topics.namespace else "agent-driver")
@@ -389,8 +387,7 @@ class AgentDriver(ProcessorBase):
             self._inline.add(rid)  # read back later: nothing more to do
 
     def _ask(
-        self, t: Tracked, ts: int, out: list[OutRecord],
-        claimed: list[tuple[OutRecord, Future[dict[str, Any]]]] | None = None,
+        self, t: Tracked, ts: int, out: list[OutRecord], claimed: list[tuple[OutRecord, Future[dict[str, Any]]]]
     ) -> None:  # fmt: skip
         if not t.bound or not t.bindings or t.status != Status.RUNNING.value or t.seq < 0:
             return
@@ -438,16 +435,14 @@ class AgentDriver(ProcessorBase):
                            "offer_partition": str(partition_for(t.instance_id, self.runtime.partitions))},  # fmt: skip
                 "requested_at": ts,
             }
-            part = partition_for(rid, self.request_partitions)
+            part = partition_for(rid, self.topics.request_partitions)
             rec = OutRecord(self.topics.requests, rid.encode(), "AgentRequest", req, partition=part)
             self.stats.requests += 1
-            fut = None
-            if self.answerer is not None and claimed is not None:
-                fut = self.answerer.claim_inline(part, req)
-            if fut is not None and claimed is not None:
-                claimed.append((rec, fut))
-            else:
+            fut = None if self.answerer is None else self.answerer.claim_inline(part, req)
+            if fut is None:
                 out.append(rec)
+            else:
+                claimed.append((rec, fut))
 
     def _record_note(self, resp: Mapping[str, Any]) -> tuple[str, Tracked | None] | None:
         """Keep the answer's note; returns (command id, the instance whose held request it

@@ -32,6 +32,11 @@ class AgentTopics:
     def registry(self) -> str:
         return self.name("agents.registry")
 
+    @property
+    def request_partitions(self) -> int:
+        """Partitions of ``agents.requests`` (and of ``agents.journal``, partition for partition)."""
+        return spec_for("agents.requests").partitions
+
     def specs(self) -> list[TopicSpec]:
         out: list[TopicSpec] = []
         for base in BASE_NAMES:
