@@ -85,7 +85,8 @@ JOURNAL_TIMEOUT_S = 30.0
 # the early reader starts no more calls while this many per call thread are under way
 EARLY_LIMIT_PER_THREAD = 4
 # params[ANSWERED_BY] = INLINE: a request the driver answered in its own transaction (with the
-# response and the offer); the processor passes it by
+# response and the offer); the processor passes it by if its journal holds the answer (the
+# driver's claim records it before the transaction), and answers it otherwise
 ANSWERED_BY = "answered_by"
 INLINE = "driver"
 
@@ -103,6 +104,7 @@ class AgentStats:
     early: int = 0  # calls started by the early reader
     inline: int = 0  # calls claimed by the driver of this process (answered in its transaction)
     passed: int = 0  # requests the driver answered inline, passed by here
+    unverified: int = 0  # marked as answered inline without a recorded answer: answered here
     offered: int = 0  # chosen events offered to the runtime
 
 
@@ -262,11 +264,19 @@ class AgentProcessor(ProcessorBase):
                 ctx.dead_letter(rec, f"AgentRequest {rid}: {problem}")
                 continue
             part = rec.partition
-            if is_inline(value):  # answered, responded and offered in the driver's transaction
-                self.stats.passed += 1
+            if is_inline(value):
                 with self._lock:
-                    self._early_answered.pop(rid, None)
-                continue
+                    # the driver's claim journaled the answer before its transaction: a marked
+                    # request without one was not answered there (a record made by hand)
+                    answered = rid in self.recorded.get(part, {})
+                    if answered:
+                        self._early_answered.pop(rid, None)
+                if answered:  # responded and offered in the driver's transaction
+                    self.stats.passed += 1
+                    continue
+                self.stats.unverified += 1
+                self.log.warning("agents.unverified_inline", request_id=rid,
+                                 detail=f"params.{ANSWERED_BY} = {INLINE} without a recorded answer: answered here")  # fmt: skip
             with self._lock:
                 replay = rid in self.recorded.setdefault(part, {}) and rid not in self._early_answered
             if replay:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agent_helpers import NEGOTIATION, AgentStack, agent_stack
+from confluent_kafka import Producer
 from runtime_helpers import wait_until
 
 from processors.agents.driver import Binding, bindings_param
 from processors.agents.registry import AgentRegistry, AgentSpec
+from streams.clients import producer_config
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +289,27 @@ def test_bad_requests_go_to_the_dead_letter_topic(stack: AgentStack) -> None:
     errors = sorted(str(r["error"]) for r in dead())
     assert "expected an AgentRequest record" in errors[0] + errors[1]
     assert any("undecodable" in e or "wire format" in e for e in errors)
+
+
+def test_a_request_marked_inline_by_hand_is_answered(stack: AgentStack) -> None:
+    """``params.answered_by = driver`` is the driver's mark, checked against the journal: a
+    request that carries it without a recorded answer is answered like any other."""
+    rid = f"forged-{os.urandom(4).hex()}"
+    req = {
+        "request_id": rid, "instance_id": None, "command_id": None, "agent": "a", "model": "m",
+        "messages": [{"role": "user", "content": f"answer [[{rid}]]"}], "temperature": None, "max_tokens": None,
+        "seed": None, "params": {"answered_by": "driver"}, "requested_at": int(time.time() * 1000),
+    }  # fmt: skip
+    unverified = stack.proc.stats.unverified
+    producer = Producer(producer_config(stack.platform.bootstrap))
+    producer.produce(stack.topics.requests, key=rid.encode(), value=stack.platform.codec.encode("AgentRequest", req))
+    assert producer.flush(30) == 0
+    del producer  # no client left to outlive the module's broker
+
+    def answered() -> list[dict[str, Any]]:
+        return [r for r in stack.read(stack.topics.responses, "AgentResponse") if r["request_id"] == rid]
+
+    wait_until(lambda: bool(answered()), 60, f"a response to the hand-made request {rid}")
+    got = answered()
+    assert len(got) == 1 and got[0]["status"] == "OK" and got[0]["content"] == f"ok: answer [[{rid}]]"
+    assert stack.server.calls_for(rid) == 1 and stack.proc.stats.unverified == unverified + 1
