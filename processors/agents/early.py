@@ -31,9 +31,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from streams.clients import consume_available, consumer_config
 
 # the agents' consumers (this reader and the engines of processors.agents.worker): a protocol
-# step crosses several hops, and short broker-side fetch waits keep each one quick; a batch is
-# returned when full or after POLL_TIMEOUT_S, so that a lone record moves on at once
-FETCH_WAIT_MS = 10
+# step crosses several hops; their broker-side fetch wait is the platform's
+# (CSP_KAFKA_FETCH_WAIT_MS, 10 ms), and a batch is returned when full or after POLL_TIMEOUT_S,
+# so that a lone record moves on at once
 POLL_TIMEOUT_S = 0.01
 MAX_RECORDS = 500
 
@@ -84,8 +84,7 @@ class EarlyReader:
             thread.join(timeout_s)
 
     def _run(self) -> None:
-        conf = consumer_config(self.bootstrap, self.group_id, read_committed=False,
-                               **{"fetch.wait.max.ms": FETCH_WAIT_MS})  # fmt: skip
+        conf = consumer_config(self.bootstrap, self.group_id, read_committed=False)
         consumer = Consumer(conf)
         assigned: set[int] = set()
         try:

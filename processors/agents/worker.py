@@ -21,7 +21,7 @@ import openai
 
 from infra.settings import Settings
 from processors.agents.driver import AgentDriver
-from processors.agents.early import FETCH_WAIT_MS, POLL_TIMEOUT_S
+from processors.agents.early import POLL_TIMEOUT_S
 from processors.agents.llm import RetryPolicy
 from processors.agents.processor import AgentProcessor
 from processors.agents.registry import AgentRegistry
@@ -95,11 +95,11 @@ def build_engines(
         )  # fmt: skip
 
     def config() -> EngineConfig:
-        # a protocol step crosses several hops: short broker-side fetch waits keep each one quick
+        # a protocol step crosses several hops: a lone record moves on at once (the broker-side
+        # fetch wait is the platform's, CSP_KAFKA_FETCH_WAIT_MS)
         return EngineConfig(
             bootstrap=bootstrap, batch_size=batch_size, worker_id=worker_id,
             session_timeout_ms=settings.session_timeout_ms, poll_timeout_s=POLL_TIMEOUT_S,
-            consumer_overrides={"fetch.wait.max.ms": FETCH_WAIT_MS},
         )  # fmt: skip
 
     engines = [Engine(proc, codec, config())] if proc is not None else []
