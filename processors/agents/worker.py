@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
         bootstrap = resolve_endpoints(settings).kafka_bootstrap
     try:
-        engines, _p, _d = build_engines(
+        engines, proc, _d = build_engines(
             bootstrap, settings, namespace=args.namespace, worker_id=args.worker_id, base_url=args.base_url,
             batch_size=args.batch_size, concurrency=args.concurrency,
             driver=not args.no_driver and args.only != "processor", processor=args.only != "driver",
@@ -173,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"agents worker {args.worker_id} on {bootstrap} (namespace {args.namespace or '-'})", flush=True)
-    errors = run_engines(engines, stop)
+    try:
+        errors = run_engines(engines, stop)
+    finally:
+        if proc is not None:  # its call threads, early reader and journal producer
+            proc.close()
     for err in errors:
         print(f"agents worker: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
     return 1 if errors else 0

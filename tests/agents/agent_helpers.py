@@ -78,5 +78,6 @@ def agent_stack(bootstrap: str, tmp: Path, *, inline: bool = True) -> Iterator[A
             stop.set()
             for t in threads:
                 t.join(60)
+            proc.close()
             platform.close()
             assert not errors, errors
