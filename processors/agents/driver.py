@@ -37,7 +37,9 @@ An agent's free-text ``message`` goes into the next prompts' trace beside the ev
 chose. The response is committed with the offer, before the runtime can perform the event,
 so the driver, which reads both, holds an instance's next request until it has seen the
 response behind the instance's last agent event (normally it has, in the same or an earlier
-batch).
+batch), when it asked that request itself. An agent's event it did not ask for (a command id
+made by hand, or a request asked before a restart) holds nothing: its note is added to the
+trace if and when its response comes.
 
 One driver per namespace: it keeps every instance it sees in memory, rebuilt on assignment
 by reading ``agents.responses`` (the agents' messages) and the assigned
@@ -158,6 +160,8 @@ class Tracked:
     requested: set[tuple[int, str]] = field(default_factory=set)
     # the agent's event (seq) whose response, with the agent's message, is not seen yet
     awaiting: tuple[str, int] | None = None  # (command id, seq)
+    # agents' events this driver did not ask for, without their note yet: command id -> seq
+    unnoted: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -299,10 +303,17 @@ class AgentDriver(ProcessorBase):
             note = None
             if chosen_at is not None and chosen_at + 1 == seq:  # the event an agent chose
                 note = self.notes.get(cid)
-                if note is None and cid.startswith(f"{COMMAND_PREFIX}{t.instance_id}:") and any(
-                    cid.removesuffix(ON_ERROR_SUFFIX).endswith(f":{b.agent}") for b in t.bindings
-                ):  # one of this instance's agents: its response is on agents.responses
-                    t.awaiting = (cid, seq)
+                agent = next((b.agent for b in t.bindings
+                              if cid.removesuffix(ON_ERROR_SUFFIX).endswith(f":{b.agent}")), None)  # fmt: skip
+                if note is None and agent is not None and cid.startswith(f"{COMMAND_PREFIX}{t.instance_id}:"):
+                    if (chosen_at, agent) in t.requested:
+                        # this driver asked: the response, committed with the offer, is on
+                        # agents.responses; the next prompt waits for the agent's message
+                        t.awaiting = (cid, seq)
+                    else:
+                        # not asked here (a command id made by hand, or asked before a restart):
+                        # nothing to wait for; a response that comes later still notes the event
+                        t.unnoted[cid] = seq
             t.trace[seq] = TraceItem(
                 seq, rec["event"], tuple(rec.get("payload") or ()), note.agent if note else None,
                 note.message if note else None,
@@ -453,7 +464,12 @@ class AgentDriver(ProcessorBase):
         cid, note = got
         self.notes[cid] = note
         t = self.insts.get(str(resp.get("instance_id") or ""))
-        if t is None or t.awaiting is None or t.awaiting[0] != cid:
+        if t is None:
+            return cid, None
+        late = t.unnoted.pop(cid, None)
+        if late is not None and late in t.trace:
+            t.trace[late] = dataclasses.replace(t.trace[late], agent=note.agent, message=note.message)
+        if t.awaiting is None or t.awaiting[0] != cid:
             return cid, None
         seq = t.awaiting[1]
         t.awaiting = None

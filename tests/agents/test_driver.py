@@ -313,3 +313,18 @@ def test_a_request_marked_inline_by_hand_is_answered(stack: AgentStack) -> None:
     got = answered()
     assert len(got) == 1 and got[0]["status"] == "OK" and got[0]["content"] == f"ok: answer [[{rid}]]"
     assert stack.server.calls_for(rid) == 1 and stack.proc.stats.unverified == unverified + 1
+
+
+def test_an_agent_command_id_made_by_hand_does_not_hold_the_instance(stack: AgentStack) -> None:
+    """An event whose command id names an agent's request the driver never asked (here the
+    seller's, at the buyer's turn) waits for no response: the agents go on to the end."""
+    stack.server.script["forged-buyer"] = ["slow:2"]  # the buyer's first answer comes late
+    iid = start(stack, "forged")
+    wait_until(lambda: stack.server.calls_for("forged-buyer") >= 1, 30, "the buyer asked at seq 0")
+    stack.platform.send(iid, "OFFER", command_id=f"agent:{iid}:0:seller", event="request.0")
+    events = stack.wait_terminated(iid)
+    assert events[0] == "request.0" and events[1].startswith("propose.0.") and events[-1] == "✓"
+    first = next(e for e in stack.platform.events(iid) if int(e["seq"]) == 1)
+    assert first["command_id"] == f"agent:{iid}:0:seller"  # the hand-made command performed request.0
+    reqs = [r for r in stack.read(stack.topics.requests, "AgentRequest") if r["instance_id"] == iid]
+    assert f"{iid}:1:seller" in {r["request_id"] for r in reqs}  # the seller was asked next
